@@ -1,0 +1,154 @@
+//! Typed backend configuration, loaded once at startup from the environment.
+
+use contact_list_cache_core::settings::{parse_flag, parse_number, require_secret, SettingError};
+use std::net::IpAddr;
+use std::time::Duration;
+
+/// Everything the backend reads from its environment, with the spec's defaults.
+#[derive(Clone)]
+pub struct Config {
+    /// `REDIS_PUBLIC_URL`, `redis://[user:password@]host:port`.
+    pub redis_url: String,
+    /// `REDIS_CLUSTER_ENABLED`: talk Redis Cluster protocol to `redis_url`.
+    pub redis_cluster_enabled: bool,
+    /// `CACHE_TTL_CONTACTS_LIST`, seconds (default 180).
+    pub ttl_contacts_list: u32,
+    /// `CACHE_TTL_CONTACT_COUNTS`, seconds (default 300).
+    pub ttl_contact_counts: u32,
+    /// `REDIS_TIMEOUT_MS`: the bound on any one Redis round trip (default 500).
+    pub redis_timeout: Duration,
+    /// `DATABASE_URL`: PostgreSQL for the fallback read path, when configured.
+    pub database_url: Option<String>,
+    /// `INTERNAL_AUTH_KEY`: the shared secret the worker sends as `X-Internal-Auth`.
+    pub internal_auth_key: String,
+    /// `HOST` (default 0.0.0.0) and `PORT` (default 8080; 0 picks a free port).
+    pub host: IpAddr,
+    pub port: u16,
+}
+
+impl std::fmt::Debug for Config {
+    /// Secrets and credentials in URLs are never printed.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("redis_cluster_enabled", &self.redis_cluster_enabled)
+            .field("ttl_contacts_list", &self.ttl_contacts_list)
+            .field("ttl_contact_counts", &self.ttl_contact_counts)
+            .field("redis_timeout", &self.redis_timeout)
+            .field("database_configured", &self.database_url.is_some())
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, SettingError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads configuration through `lookup`, so tests need not touch the process environment.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, SettingError> {
+        let get = |name: &str| lookup(name).filter(|value| !value.trim().is_empty());
+        let seconds = |name: &'static str, default: u32| {
+            get(name).map_or(Ok(default), |raw| parse_number(name, &raw, 1..=86_400))
+        };
+        let redis_url = get("REDIS_PUBLIC_URL").unwrap_or_else(|| "redis://127.0.0.1:6379".into());
+        if !(redis_url.starts_with("redis://") || redis_url.starts_with("rediss://")) {
+            return Err(SettingError::Invalid {
+                name: "REDIS_PUBLIC_URL",
+                expected: "a redis:// or rediss:// URL".into(),
+                got: redact_url(&redis_url),
+            });
+        }
+        let host = match get("HOST") {
+            None => IpAddr::from([0, 0, 0, 0]),
+            Some(raw) => raw.trim().parse().map_err(|_| SettingError::Invalid {
+                name: "HOST",
+                expected: "an IP address such as 127.0.0.1".into(),
+                got: raw,
+            })?,
+        };
+        Ok(Self {
+            redis_url,
+            redis_cluster_enabled: get("REDIS_CLUSTER_ENABLED")
+                .map_or(Ok(false), |raw| parse_flag("REDIS_CLUSTER_ENABLED", &raw))?,
+            ttl_contacts_list: seconds("CACHE_TTL_CONTACTS_LIST", 180)?,
+            ttl_contact_counts: seconds("CACHE_TTL_CONTACT_COUNTS", 300)?,
+            redis_timeout: Duration::from_millis(
+                get("REDIS_TIMEOUT_MS")
+                    .map_or(Ok(500), |raw| parse_number("REDIS_TIMEOUT_MS", &raw, 10..=60_000))?,
+            ),
+            database_url: get("DATABASE_URL"),
+            internal_auth_key: require_secret("INTERNAL_AUTH_KEY", get("INTERNAL_AUTH_KEY"))?,
+            host,
+            port: get("PORT").map_or(Ok(8080), |raw| parse_number("PORT", &raw, 0..=65_535))?,
+        })
+    }
+}
+
+/// A URL with any password replaced, fit for error messages and logs.
+fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            format!("{}://***{}", &url[..scheme_end], &url[at..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config, SettingError> {
+        let vars: HashMap<String, String> =
+            vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Config::from_lookup(|name| vars.get(name).cloned())
+    }
+
+    #[test]
+    fn defaults_follow_the_spec() {
+        let config = config(&[("INTERNAL_AUTH_KEY", "k")]).unwrap();
+        assert_eq!(config.redis_url, "redis://127.0.0.1:6379");
+        assert!(!config.redis_cluster_enabled);
+        assert_eq!(config.ttl_contacts_list, 180);
+        assert_eq!(config.ttl_contact_counts, 300);
+        assert_eq!(config.port, 8080);
+        assert_eq!(config.redis_timeout, Duration::from_millis(500));
+    }
+
+    #[test]
+    fn the_internal_auth_key_is_required() {
+        assert_eq!(
+            config(&[]).unwrap_err().to_string(),
+            "INTERNAL_AUTH_KEY is required but not set"
+        );
+    }
+
+    #[test]
+    fn bad_values_name_their_variable() {
+        let cases = [
+            ("REDIS_CLUSTER_ENABLED", "sometimes"),
+            ("CACHE_TTL_CONTACTS_LIST", "-5"),
+            ("CACHE_TTL_CONTACT_COUNTS", "soon"),
+            ("PORT", "99999"),
+            ("HOST", "localhost:80"),
+            ("REDIS_PUBLIC_URL", "http://example.com"),
+        ];
+        for (name, value) in cases {
+            let err = config(&[("INTERNAL_AUTH_KEY", "k"), (name, value)]).unwrap_err();
+            assert!(err.to_string().starts_with(name), "{name}: {err}");
+        }
+    }
+
+    #[test]
+    fn passwords_never_reach_messages() {
+        let err = config(&[("INTERNAL_AUTH_KEY", "k"), ("REDIS_PUBLIC_URL", "tcp://u:hunter2@h:1")])
+            .unwrap_err();
+        assert!(!err.to_string().contains("hunter2"), "{err}");
+        let debug = format!("{:?}", config(&[("INTERNAL_AUTH_KEY", "s3cret")]).unwrap());
+        assert!(!debug.contains("s3cret"), "{debug}");
+    }
+}

@@ -1,0 +1,15 @@
+//! Pure logic shared by the contact-list-cache worker and backend: no I/O, no clock, no runtime.
+//!
+//! Everything here compiles for `wasm32-unknown-unknown` and native targets alike, so the worker
+//! and the backend cannot disagree about formats, limits or rules.
+
+pub mod cors;
+pub mod envelope;
+pub mod settings;
+pub mod time;
+
+/// The product name, as reported by `/health` and `/metrics`.
+pub const WORKER_NAME: &str = "contact-list-cache";
+
+/// The version of this release, shared by the worker and the backend.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

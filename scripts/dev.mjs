@@ -1,0 +1,35 @@
+// Runs the local stack with the worker under `wrangler dev` and prints how to use it.
+import { startStack } from "./stack.mjs";
+
+const port = Number(process.env.WORKER_PORT ?? 8787);
+const stack = await startStack({ worker: "wrangler", workerPort: port, contacts: Number(process.env.SEED_CONTACTS ?? 100_000) });
+const { urls, tokens, demoUser } = stack;
+const workspace = (await import("./seed-ids.mjs")).seed.workspace(1);
+const board = (await import("./seed-ids.mjs")).seed.board(1, 1);
+
+console.log(`
+contact-list-cache is running locally.
+
+  worker     ${urls.worker}
+  backend    ${urls.backend}
+  postgrest  ${urls.postgrest}
+  redis      ${urls.redis}
+  postgres   ${urls.postgres}
+
+Demo user ${demoUser.email} (${demoUser.id}), member of workspace ${workspace}.
+export TOKEN=${tokens.demo}
+
+  # Health check
+  curl ${urls.worker}/health
+
+  # Test contact list endpoint
+  curl "${urls.worker}/api/boards/${board}/contacts?filter=open&page=1" \\
+    -H "Authorization: Bearer $TOKEN" -H "X-Workspace-ID: ${workspace}"
+
+  # Check metrics
+  curl ${urls.worker}/metrics
+
+Press Ctrl-C to stop everything.
+`);
+
+await new Promise(() => {}); // until a signal; stack.mjs stops everything on SIGINT/SIGTERM

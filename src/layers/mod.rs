@@ -1,0 +1,3 @@
+//! One adapter per cache layer.
+
+pub mod kv;

@@ -1,0 +1,40 @@
+//! Wiring only: which method and path go to which handler, plus CORS on every answer.
+
+use crate::config::Config;
+use crate::error::AppError;
+use crate::{clock, cors, handlers};
+use contact_list_cache_core::cors::CorsPolicy;
+use worker::{Context, Env, Method, Request, Response, Result};
+
+pub async fn handle(req: Request, env: Env, _ctx: Context) -> Result<Response> {
+    let started = clock::now();
+    let origin = req.headers().get("Origin")?;
+    let config = Config::from_env(&env);
+    let outcome = match &config {
+        Ok(config) => dispatch(&req, &env, config, started).await,
+        Err(err) => Err(AppError::Config(err.clone())),
+    };
+    let response = outcome.or_else(AppError::into_response)?;
+    let policy = config.map(|c| c.cors).unwrap_or(CorsPolicy::AnyOrigin);
+    cors::apply(response.headers(), &policy, origin.as_deref())?;
+    Ok(response)
+}
+
+async fn dispatch(
+    req: &Request,
+    env: &Env,
+    _config: &Config,
+    started: contact_list_cache_core::time::UnixMillis,
+) -> std::result::Result<Response, AppError> {
+    let path = req.path();
+    match (req.method(), path.as_str()) {
+        (Method::Options, _) => Ok(cors::preflight()?),
+        (Method::Get | Method::Head, "/health") => handlers::health::get(req, env, started).await,
+        (method, "/health") => Err(AppError::MethodNotAllowed {
+            method: method.to_string(),
+            path,
+            allow: "GET, HEAD, OPTIONS",
+        }),
+        (method, _) => Err(AppError::NotFound { method: method.to_string(), path }),
+    }
+}

@@ -1,0 +1,101 @@
+// The worker's /health, JSON errors and CORS, served by the built wasm in Miniflare.
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { after, describe, test } from "node:test";
+import { ROOT, freePort } from "../../scripts/stack.mjs";
+import { stack } from "./harness.mjs";
+
+const worker = stack.urls.worker;
+
+describe("GET /health", () => {
+  test("answers the spec's JSON with a working KV", async () => {
+    const before = Date.now();
+    const res = await fetch(`${worker}/health`);
+    assert.equal(res.status, 200);
+    assert.match(res.headers.get("content-type"), /application\/json/);
+    assert.equal(res.headers.get("cache-control"), "no-store");
+    const body = await res.json();
+    assert.deepEqual(Object.keys(body).sort(), [
+      "edge_location", "kv_available", "response_time", "status", "timestamp", "version", "worker",
+    ]);
+    assert.equal(body.status, "healthy");
+    assert.equal(body.worker, "contact-list-cache");
+    assert.equal(body.version, "1.0.0");
+    assert.equal(body.kv_available, true);
+    assert.equal(typeof body.edge_location, "string");
+    assert.ok(body.edge_location.length > 0);
+    assert.match(body.timestamp, /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$/);
+    const stamped = Date.parse(body.timestamp);
+    assert.ok(stamped >= before - 1000 && stamped <= Date.now() + 1000, `timestamp ${body.timestamp} is now`);
+    assert.match(body.response_time, /^\d+ms$/);
+  });
+
+  describe("without a KV namespace bound", () => {
+    let mf;
+    after(() => mf?.dispose());
+
+    test("reports kv_available false and status degraded, still 200", async () => {
+      const { Miniflare } = await import("miniflare");
+      mf = new Miniflare({
+        rootPath: ROOT,
+        scriptPath: join(ROOT, "build", "index.js"),
+        modules: true,
+        modulesRules: [{ type: "CompiledWasm", include: ["**/*.wasm"], fallthrough: true }],
+        compatibilityDate: "2026-04-01",
+        host: "127.0.0.1",
+        port: await freePort(),
+      });
+      const url = (await mf.ready).origin;
+      const res = await fetch(`${url}/health`);
+      assert.equal(res.status, 200);
+      const body = await res.json();
+      assert.equal(body.kv_available, false);
+      assert.equal(body.status, "degraded");
+    });
+  });
+});
+
+describe("errors", () => {
+  test("an unknown route is a JSON 404 naming the path", async () => {
+    const res = await fetch(`${worker}/no/such/route`);
+    assert.equal(res.status, 404);
+    assert.deepEqual(await res.json(), {
+      success: false,
+      error: { code: "not_found", message: "no route for GET /no/such/route" },
+    });
+  });
+
+  test("a wrong method on /health is a JSON 405 with Allow", async () => {
+    const res = await fetch(`${worker}/health`, { method: "POST" });
+    assert.equal(res.status, 405);
+    assert.equal(res.headers.get("allow"), "GET, HEAD, OPTIONS");
+    const body = await res.json();
+    assert.equal(body.success, false);
+    assert.equal(body.error.code, "method_not_allowed");
+  });
+});
+
+describe("CORS", () => {
+  test("a preflight gets 204 with the allowed methods and headers", async () => {
+    const res = await fetch(`${worker}/api/boards/x/contacts`, {
+      method: "OPTIONS",
+      headers: {
+        Origin: "https://app.example.com",
+        "Access-Control-Request-Method": "GET",
+        "Access-Control-Request-Headers": "authorization, x-workspace-id",
+      },
+    });
+    assert.equal(res.status, 204);
+    assert.equal(res.headers.get("access-control-allow-origin"), "*");
+    assert.equal(res.headers.get("access-control-allow-methods"), "GET, POST, OPTIONS");
+    assert.match(res.headers.get("access-control-allow-headers"), /Authorization/);
+    assert.match(res.headers.get("access-control-allow-headers"), /X-Workspace-ID/);
+    assert.equal(res.headers.get("access-control-allow-credentials"), null);
+  });
+
+  test("responses expose the cache headers to browser scripts", async () => {
+    const res = await fetch(`${worker}/health`, { headers: { Origin: "https://app.example.com" } });
+    assert.equal(res.headers.get("access-control-allow-origin"), "*");
+    assert.match(res.headers.get("access-control-expose-headers"), /X-Cache-Status/);
+  });
+});

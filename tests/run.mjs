@@ -1,0 +1,23 @@
+// End-to-end runner: starts one real stack (worker in Miniflare), runs every tests/e2e/*.test.mjs
+// with node's test runner against it, and always stops the stack.
+import { spawn } from "node:child_process";
+import { readdirSync } from "node:fs";
+import { join } from "node:path";
+import { ROOT, startStack } from "../scripts/stack.mjs";
+
+const files = readdirSync(join(ROOT, "tests", "e2e"))
+  .filter((f) => f.endsWith(".test.mjs"))
+  .sort()
+  .map((f) => join("tests", "e2e", f));
+
+const stack = await startStack({ worker: "miniflare", contacts: Number(process.env.SEED_CONTACTS ?? 100_000) });
+const { stop, stack: _internal, ...shared } = stack;
+
+const runner = spawn(process.execPath, ["--test", "--test-concurrency=1", ...files], {
+  cwd: ROOT,
+  stdio: "inherit",
+  env: { ...process.env, CONTACT_LIST_CACHE_STACK: JSON.stringify(shared) },
+});
+const code = await new Promise((res) => runner.on("exit", (c, signal) => res(c ?? (signal ? 1 : 0))));
+await stop();
+process.exit(code);
