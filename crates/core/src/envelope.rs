@@ -1,6 +1,139 @@
-//! The JSON bodies the API answers with: errors, and the `/health` report.
+//! The JSON bodies the API answers with: contact lists, counts, errors and `/health` reports.
 
+use crate::query::{ContactQuery, Filter, UserId, WorkspaceId};
+use crate::time::UnixMillis;
 use serde::{Deserialize, Serialize};
+
+/// One contact as listed: the spec's fields plus `created_at` (the default sort key). Timestamps
+/// are kept as the database encoded them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Contact {
+    pub id: String,
+    pub name: String,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub conversation_status: String,
+    pub priority: Option<String>,
+    pub last_message_time: Option<String>,
+    pub assigned_user_id: Option<String>,
+    pub board_column_id: Option<String>,
+    pub created_at: String,
+}
+
+/// `data.pagination`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pagination {
+    pub page: u32,
+    #[serde(rename = "pageSize")]
+    pub page_size: u8,
+    pub total: u64,
+    #[serde(rename = "totalPages")]
+    pub total_pages: u64,
+}
+
+/// `data.filters`: the filters applied, empty strings where none.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppliedFilters {
+    pub filter: String,
+    pub search: String,
+    #[serde(rename = "assignedTo")]
+    pub assigned_to: String,
+    #[serde(rename = "columnId")]
+    pub column_id: String,
+}
+
+/// `data.sort`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppliedSort {
+    #[serde(rename = "sortBy")]
+    pub sort_by: String,
+    #[serde(rename = "sortOrder")]
+    pub sort_order: String,
+}
+
+/// `data` of a contact list answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContactListData {
+    pub contacts: Vec<Contact>,
+    pub pagination: Pagination,
+    pub filters: AppliedFilters,
+    pub sort: AppliedSort,
+}
+
+/// The contact list answer, as in the spec: `{success, data, cached_at, cache_ttl}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContactListResponse {
+    pub success: bool,
+    pub data: ContactListData,
+    /// When this page was read from the database.
+    pub cached_at: String,
+    /// Seconds a cache may keep it.
+    pub cache_ttl: u32,
+}
+
+impl ContactListResponse {
+    /// The answer for `query` given one page of `contacts` out of `total`, read at `read_at`.
+    pub fn new(query: &ContactQuery, contacts: Vec<Contact>, total: u64, read_at: UnixMillis, cache_ttl: u32) -> Self {
+        let page_size = query.page_size.get();
+        Self {
+            success: true,
+            data: ContactListData {
+                contacts,
+                pagination: Pagination {
+                    page: query.page.get(),
+                    page_size,
+                    total,
+                    total_pages: total.div_ceil(u64::from(page_size)),
+                },
+                filters: AppliedFilters {
+                    filter: query.filter.as_str().to_owned(),
+                    search: query.search.as_ref().map(|s| s.as_str().to_owned()).unwrap_or_default(),
+                    assigned_to: query.assigned_to.as_ref().map(|id| id.to_string()).unwrap_or_default(),
+                    column_id: query.column_id.as_ref().map(|id| id.to_string()).unwrap_or_default(),
+                },
+                sort: AppliedSort {
+                    sort_by: query.sort_by.as_str().to_owned(),
+                    sort_order: query.sort_order.as_str().to_owned(),
+                },
+            },
+            cached_at: read_at.to_string(),
+            cache_ttl,
+        }
+    }
+}
+
+/// Per-filter counts for one user in one workspace (the sidebar badges), keyed by filter name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CountsResponse {
+    pub success: bool,
+    pub data: CountsData,
+    pub cached_at: String,
+    pub cache_ttl: u32,
+}
+
+/// `data` of a counts answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CountsData {
+    pub workspace_id: String,
+    pub user_id: String,
+    pub counts: std::collections::BTreeMap<String, u64>,
+}
+
+impl CountsResponse {
+    /// `counts` holds one number per [`Filter::ALL`] entry, in that order.
+    pub fn new(workspace: &WorkspaceId, user: &UserId, counts: [u64; 10], read_at: UnixMillis, cache_ttl: u32) -> Self {
+        Self {
+            success: true,
+            data: CountsData {
+                workspace_id: workspace.to_string(),
+                user_id: user.to_string(),
+                counts: Filter::ALL.iter().zip(counts).map(|(f, n)| (f.as_str().to_owned(), n)).collect(),
+            },
+            cached_at: read_at.to_string(),
+            cache_ttl,
+        }
+    }
+}
 
 /// `{"success": false, "error": {"code", "message", "field"?}}`: the one error shape of every
 /// endpoint, worker and backend alike.
@@ -81,6 +214,33 @@ mod tests {
             serde_json::to_value(&no_field).unwrap(),
             json!({"success": false, "error": {"code": "not_found", "message": "no route"}})
         );
+    }
+
+    #[test]
+    fn a_contact_list_matches_the_spec_shape() {
+        let query = ContactQuery::parse("b6495e04-5abb-e13f-48ee-5435e1e75895", "filter=open&sortBy=last_message_time").unwrap();
+        let body = ContactListResponse::new(&query, vec![], 150, UnixMillis(1_737_974_100_000), 180);
+        assert_eq!(
+            serde_json::to_value(&body).unwrap(),
+            json!({
+                "success": true,
+                "data": {
+                    "contacts": [],
+                    "pagination": {"page": 1, "pageSize": 50, "total": 150, "totalPages": 3},
+                    "filters": {"filter": "open", "search": "", "assignedTo": "", "columnId": ""},
+                    "sort": {"sortBy": "last_message_time", "sortOrder": "desc"}
+                },
+                "cached_at": "2025-01-27T10:35:00Z",
+                "cache_ttl": 180
+            })
+        );
+    }
+
+    #[test]
+    fn total_pages_round_up_and_are_zero_for_nothing() {
+        let query = ContactQuery::parse("b6495e04-5abb-e13f-48ee-5435e1e75895", "pageSize=50").unwrap();
+        let pages = |total| ContactListResponse::new(&query, vec![], total, UnixMillis(0), 180).data.pagination.total_pages;
+        assert_eq!((pages(0), pages(1), pages(50), pages(51)), (0, 1, 1, 2));
     }
 
     #[test]

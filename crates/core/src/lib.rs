@@ -3,9 +3,14 @@
 //! Everything here compiles for `wasm32-unknown-unknown` and native targets alike, so the worker
 //! and the backend cannot disagree about formats, limits or rules.
 
+pub mod cache_key;
 pub mod cors;
 pub mod envelope;
+pub mod invalidation;
+pub mod query;
+pub mod secure;
 pub mod settings;
+pub mod sql;
 pub mod time;
 
 /// The product name, as reported by `/health` and `/metrics`.

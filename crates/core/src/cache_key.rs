@@ -1,0 +1,107 @@
+//! Cache keys: deterministic from the normalized query, the workspace and (only for filters whose
+//! answer depends on who asks) the user. Search terms appear only as a SHA-256 prefix.
+//!
+//! Redis keys put the workspace in a hash tag (`{...}`), so all of one workspace's keys live on one
+//! Redis Cluster node and can be scanned and removed there.
+
+use crate::query::{ContactQuery, UserId, WorkspaceId};
+use crate::secure::sha256_hex;
+
+/// Hex digits of SHA-256 kept where a key carries a hash (128 bits).
+const HASH_HEX: usize = 32;
+
+/// The Redis key of one list page, in the spec's format
+/// `contacts:{workspace}:filter:board:…:page:1:limit:50:sort:created_at-desc`, followed by the
+/// optional parts `:column:…`, `:assigned:…`, `:search:<sha256>` and, for user-relative filters,
+/// `:user:…`.
+pub fn redis_list_key(workspace: &WorkspaceId, caller: &UserId, query: &ContactQuery) -> String {
+    let mut key = format!(
+        "contacts:{{{workspace}}}:{filter}:board:{board}:page:{page}:limit:{limit}:sort:{sort}-{order}",
+        filter = query.filter.as_str(),
+        board = query.board_id,
+        page = query.page.get(),
+        limit = query.page_size.get(),
+        sort = query.sort_by.as_str(),
+        order = query.sort_order.as_str(),
+    );
+    if let Some(column) = &query.column_id {
+        key.push_str(&format!(":column:{column}"));
+    }
+    if let Some(assigned) = &query.assigned_to {
+        key.push_str(&format!(":assigned:{assigned}"));
+    }
+    if let Some(search) = &query.search {
+        key.push_str(&format!(":search:{}", sha256_hex(search.as_str().as_bytes(), HASH_HEX)));
+    }
+    if query.is_user_relative() {
+        key.push_str(&format!(":user:{caller}"));
+    }
+    key
+}
+
+/// The Redis key of a user's per-filter counts: `counts:{workspace}:user`.
+pub fn redis_counts_key(workspace: &WorkspaceId, user: &UserId) -> String {
+    format!("counts:{{{workspace}}}:{user}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const WS: &str = "668953d2-25f2-b4fd-7d72-1e8cf024a277";
+    const BOARD: &str = "b6495e04-5abb-e13f-48ee-5435e1e75895";
+    const ME: &str = "d6d77053-92bc-7af6-3332-8bea8c4c6904";
+    const OTHER: &str = "9cbcc5ca-b7b0-4d3e-8a61-0c0d2c5f0a11";
+
+    fn key(query: &str, caller: &str) -> String {
+        redis_list_key(
+            &WorkspaceId::parse("ws", WS).unwrap(),
+            &UserId::parse("sub", caller).unwrap(),
+            &ContactQuery::parse(BOARD, query).unwrap(),
+        )
+    }
+
+    #[test]
+    fn the_default_list_key_is_pinned() {
+        assert_eq!(
+            key("", ME),
+            "contacts:{668953d2-25f2-b4fd-7d72-1e8cf024a277}:all:board:b6495e04-5abb-e13f-48ee-5435e1e75895:page:1:limit:50:sort:created_at-desc"
+        );
+    }
+
+    #[test]
+    fn every_optional_part_is_pinned() {
+        assert_eq!(
+            key(&format!("filter=assigned_to_me&page=2&pageSize=10&sortBy=last_message_time&sortOrder=asc&columnId={OTHER}&assignedTo={OTHER}&search=ann@example.com"), ME),
+            "contacts:{668953d2-25f2-b4fd-7d72-1e8cf024a277}:assigned_to_me:board:b6495e04-5abb-e13f-48ee-5435e1e75895:page:2:limit:10:sort:last_message_time-asc\
+             :column:9cbcc5ca-b7b0-4d3e-8a61-0c0d2c5f0a11:assigned:9cbcc5ca-b7b0-4d3e-8a61-0c0d2c5f0a11\
+             :search:71d4f55f72fa128dfb468a1a3901507c:user:d6d77053-92bc-7af6-3332-8bea8c4c6904"
+        );
+    }
+
+    #[test]
+    fn no_search_term_appears_in_a_key() {
+        let k = key("search=ann@example.com", ME);
+        assert!(!k.contains("ann") && !k.contains("example"), "{k}");
+    }
+
+    #[test]
+    fn only_user_relative_filters_are_per_user() {
+        assert_eq!(key("filter=open", ME), key("filter=open", OTHER));
+        assert_ne!(key("filter=favorites", ME), key("filter=favorites", OTHER));
+        assert_ne!(key("filter=assigned_to_me", ME), key("filter=assigned_to_me", OTHER));
+    }
+
+    #[test]
+    fn parameter_order_and_defaults_do_not_change_the_key() {
+        assert_eq!(key("sortOrder=desc&filter=open&page=1", ME), key("filter=open", ME));
+    }
+
+    #[test]
+    fn the_counts_key_is_pinned() {
+        assert_eq!(
+            redis_counts_key(&WorkspaceId::parse("ws", WS).unwrap(), &UserId::parse("u", ME).unwrap()),
+            "counts:{668953d2-25f2-b4fd-7d72-1e8cf024a277}:d6d77053-92bc-7af6-3332-8bea8c4c6904"
+        );
+    }
+}

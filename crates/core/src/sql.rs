@@ -1,0 +1,180 @@
+//! [`ContactQuery`] to parameterized PostgreSQL, for the backend's direct database path. Built
+//! from the same [`Condition`]s as the PostgREST translation, so both paths list the same rows.
+
+use crate::query::{Condition, ContactQuery, Filter, SortField, SortOrder, UserId, WorkspaceId};
+
+/// A statement with `$n` placeholders and its parameters, all bound as text (and cast in SQL),
+/// so no value is ever spliced into the statement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SqlQuery {
+    pub text: String,
+    pub params: Vec<String>,
+}
+
+#[derive(Default)]
+struct Params(Vec<String>);
+
+impl Params {
+    /// Binds `value` and returns its placeholder.
+    fn text(&mut self, value: impl Into<String>) -> String {
+        self.0.push(value.into());
+        format!("${}::text", self.0.len())
+    }
+
+    fn uuid(&mut self, value: &str) -> String {
+        format!("{}::uuid", self.text(value))
+    }
+}
+
+/// The caller's membership, checked in the same statement that reads the rows.
+fn member_sql(params: &mut Params, workspace: &WorkspaceId, caller: &UserId) -> String {
+    format!(
+        "exists (select 1 from public.workspace_members m where m.workspace_id = {} and m.user_id = {})",
+        params.uuid(workspace.as_str()),
+        params.uuid(caller.as_str())
+    )
+}
+
+fn condition_sql(params: &mut Params, condition: &Condition) -> String {
+    match condition {
+        Condition::Archived(archived) => format!("c.archived = {archived}"),
+        Condition::Status(status) => format!("c.conversation_status = {}", params.text(status.as_str())),
+        Condition::Priority(priority) => format!("c.priority = {}", params.text(priority.as_str())),
+        Condition::Unassigned => "c.assigned_user_id is null".to_owned(),
+        Condition::AssignedTo(user) => format!("c.assigned_user_id = {}", params.uuid(user.as_str())),
+        Condition::FavoriteOf(user) => format!(
+            "exists (select 1 from public.contact_favorites f where f.contact_id = c.id and f.user_id = {})",
+            params.uuid(user.as_str())
+        ),
+        Condition::Column(column) => format!("c.board_column_id = {}", params.uuid(column.as_str())),
+        Condition::Search(term) => {
+            let pattern = params.text(like_pattern(term.as_str()));
+            format!("(c.name ilike {pattern} or c.email ilike {pattern} or c.phone ilike {pattern})")
+        }
+    }
+}
+
+/// `%term%` with LIKE's wildcards and escape character taken literally.
+pub fn like_pattern(term: &str) -> String {
+    let mut pattern = String::with_capacity(term.len() + 2);
+    pattern.push('%');
+    for ch in term.chars() {
+        if matches!(ch, '\\' | '%' | '_') {
+            pattern.push('\\');
+        }
+        pattern.push(ch);
+    }
+    pattern.push('%');
+    pattern
+}
+
+/// `ORDER BY` terms for table alias `alias`; ties broken by id, nulls last in both directions.
+pub fn order_sql(alias: &str, field: SortField, order: SortOrder) -> String {
+    let dir = order.as_str();
+    let nulls = if field.nullable() { " nulls last" } else { "" };
+    format!("{alias}.{} {dir}{nulls}, {alias}.id {dir}", field.as_str())
+}
+
+/// The JSON object of one listed contact: the spec's fields plus `created_at`, encoded by
+/// PostgreSQL exactly as PostgREST encodes them.
+const CONTACT_JSON: &str = "json_build_object('id', p.id, 'name', p.name, 'email', p.email, \
+    'phone', p.phone, 'conversation_status', p.conversation_status, 'priority', p.priority, \
+    'last_message_time', p.last_message_time, 'assigned_user_id', p.assigned_user_id, \
+    'board_column_id', p.board_column_id, 'created_at', p.created_at)";
+
+/// One page of a board's contacts as one row: `(member bool, total bigint, contacts text)`,
+/// where `contacts` is a JSON array. Rows are read only within `workspace`, and `member` says
+/// whether `caller` belongs to it (callers answer 403 when it is false).
+pub fn contact_page(workspace: &WorkspaceId, caller: &UserId, query: &ContactQuery) -> SqlQuery {
+    let mut params = Params::default();
+    let member = member_sql(&mut params, workspace, caller);
+    let mut conditions = vec![
+        format!("c.workspace_id = $1::text::uuid"),
+        format!("c.board_id = {}", params.uuid(query.board_id.as_str())),
+    ];
+    for condition in query.conditions(caller) {
+        conditions.push(condition_sql(&mut params, &condition));
+    }
+    let filter = conditions.join(" and ");
+    let text = format!(
+        "select {member} as member, \
+           (select count(*) from public.contacts c where {filter}) as total, \
+           coalesce((select json_agg({CONTACT_JSON} order by {page_order}) from \
+             (select c.* from public.contacts c where {filter} order by {order} limit {limit} offset {offset}) p \
+           ), '[]'::json)::text as contacts",
+        page_order = order_sql("p", query.sort_by, query.sort_order),
+        order = order_sql("c", query.sort_by, query.sort_order),
+        limit = query.page_size.get(),
+        offset = query.offset(),
+    );
+    SqlQuery { text, params: params.0 }
+}
+
+/// Per-filter counts of a workspace for `caller`, as one row: `member bool` followed by one
+/// `bigint` per [`Filter::ALL`] entry, in that order.
+pub fn contact_counts(workspace: &WorkspaceId, caller: &UserId) -> SqlQuery {
+    let mut params = Params::default();
+    let member = member_sql(&mut params, workspace, caller);
+    let counts: Vec<String> = Filter::ALL
+        .iter()
+        .map(|filter| {
+            let conditions: Vec<String> =
+                filter.conditions(caller).iter().map(|c| condition_sql(&mut params, c)).collect();
+            format!("count(*) filter (where {})", conditions.join(" and "))
+        })
+        .collect();
+    let text = format!(
+        "select {member} as member, {} from public.contacts c where c.workspace_id = $1::text::uuid",
+        counts.join(", ")
+    );
+    SqlQuery { text, params: params.0 }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const WS: &str = "668953d2-25f2-b4fd-7d72-1e8cf024a277";
+    const BOARD: &str = "b6495e04-5abb-e13f-48ee-5435e1e75895";
+    const USER: &str = "d6d77053-92bc-7af6-3332-8bea8c4c6904";
+
+    fn ids() -> (WorkspaceId, UserId) {
+        (WorkspaceId::parse("ws", WS).unwrap(), UserId::parse("user", USER).unwrap())
+    }
+
+    #[test]
+    fn like_patterns_take_wildcards_literally() {
+        assert_eq!(like_pattern("ann"), "%ann%");
+        assert_eq!(like_pattern(r"50%_off\"), r"%50\%\_off\\%");
+    }
+
+    #[test]
+    fn nullable_sorts_put_nulls_last_both_ways() {
+        assert_eq!(
+            order_sql("c", SortField::LastMessageTime, SortOrder::Asc),
+            "c.last_message_time asc nulls last, c.id asc"
+        );
+        assert_eq!(order_sql("p", SortField::Name, SortOrder::Desc), "p.name desc, p.id desc");
+    }
+
+    #[test]
+    fn a_page_query_binds_every_value() {
+        let (ws, me) = ids();
+        let query = ContactQuery::parse(BOARD, "filter=favorites&search=o'brien%25&page=3&pageSize=20&sortBy=name&sortOrder=asc").unwrap();
+        let sql = contact_page(&ws, &me, &query);
+        assert_eq!(sql.params, vec![WS, USER, BOARD, USER, "%o'brien\\%%"]);
+        assert!(!sql.text.contains("brien"), "values are bound, never spliced");
+        assert!(sql.text.contains("c.workspace_id = $1::text::uuid and c.board_id = $3::text::uuid and c.archived = false"));
+        assert!(sql.text.contains("f.user_id = $4::text::uuid"));
+        assert!(sql.text.contains("order by c.name asc, c.id asc limit 20 offset 40"));
+    }
+
+    #[test]
+    fn counts_cover_every_filter_in_order() {
+        let (ws, me) = ids();
+        let sql = contact_counts(&ws, &me);
+        assert_eq!(sql.text.matches("count(*) filter").count(), Filter::ALL.len());
+        assert!(sql.text.contains("count(*) filter (where c.archived = true)"));
+        assert!(sql.text.ends_with("from public.contacts c where c.workspace_id = $1::text::uuid"));
+    }
+}
