@@ -17,8 +17,12 @@ pub struct Config {
     pub ttl_contact_counts: u32,
     /// `REDIS_TIMEOUT_MS`: the bound on any one Redis round trip (default 500).
     pub redis_timeout: Duration,
-    /// `DATABASE_URL`: PostgreSQL for the fallback read path, when configured.
+    /// `DATABASE_URL`: PostgreSQL for the fallback read path and counts, when configured.
     pub database_url: Option<String>,
+    /// `DATABASE_TIMEOUT_MS`: the bound on getting a connection and on any one statement (3000).
+    pub database_timeout: Duration,
+    /// `DATABASE_POOL_SIZE`: most connections held open (16).
+    pub database_pool_size: usize,
     /// `INTERNAL_AUTH_KEY`: the shared secret the worker sends as `X-Internal-Auth`.
     pub internal_auth_key: String,
     /// `HOST` (default 0.0.0.0) and `PORT` (default 8080; 0 picks a free port).
@@ -80,6 +84,12 @@ impl Config {
                     .map_or(Ok(500), |raw| parse_number("REDIS_TIMEOUT_MS", &raw, 10..=60_000))?,
             ),
             database_url: get("DATABASE_URL"),
+            database_timeout: Duration::from_millis(
+                get("DATABASE_TIMEOUT_MS")
+                    .map_or(Ok(3000), |raw| parse_number("DATABASE_TIMEOUT_MS", &raw, 10..=60_000))?,
+            ),
+            database_pool_size: get("DATABASE_POOL_SIZE")
+                .map_or(Ok(16), |raw| parse_number("DATABASE_POOL_SIZE", &raw, 1..=1000))?,
             internal_auth_key: require_secret("INTERNAL_AUTH_KEY", get("INTERNAL_AUTH_KEY"))?,
             host,
             port: get("PORT").map_or(Ok(8080), |raw| parse_number("PORT", &raw, 0..=65_535))?,
@@ -136,6 +146,8 @@ mod tests {
             ("PORT", "99999"),
             ("HOST", "localhost:80"),
             ("REDIS_PUBLIC_URL", "http://example.com"),
+            ("DATABASE_TIMEOUT_MS", "0"),
+            ("DATABASE_POOL_SIZE", "none"),
         ];
         for (name, value) in cases {
             let err = config(&[("INTERNAL_AUTH_KEY", "k"), (name, value)]).unwrap_err();

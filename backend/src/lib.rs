@@ -1,6 +1,10 @@
 //! The Redis cache service behind the contact-list-cache worker.
 
+pub mod auth;
 pub mod config;
+pub mod db;
+pub mod error;
 pub mod redis_store;
 pub mod routes;
 pub mod startup;
+pub mod stats;

@@ -1,9 +1,11 @@
 //! The Redis client wrapper: one connection (single node or cluster), made lazily, every call
 //! bounded by a timeout so a dead Redis costs milliseconds, never a hung request.
 
+use contact_list_cache_core::invalidation::KeyPattern;
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster_async::ClusterConnection;
-use redis::{Cmd, Pipeline, RedisFuture, Value};
+use redis::cluster_routing::{MultipleNodeRoutingInfo, Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
+use redis::{Cmd, FromRedisValue, Pipeline, RedisFuture, Value};
 use std::time::{Duration, Instant};
 use tokio::sync::Mutex;
 
@@ -89,6 +91,57 @@ impl RedisStore {
         Ok(started.elapsed())
     }
 
+    /// The value at `key`, `None` when absent or expired.
+    pub async fn get(&self, key: &str) -> Result<Option<String>, RedisError> {
+        let mut conn = self.connection().await?;
+        self.bounded(redis::cmd("GET").arg(key).query_async(&mut conn)).await
+    }
+
+    /// Stores `value` at `key` for `ttl_seconds`.
+    pub async fn set_ex(&self, key: &str, value: &str, ttl_seconds: u32) -> Result<(), RedisError> {
+        let mut conn = self.connection().await?;
+        let mut cmd = redis::cmd("SET");
+        cmd.arg(key).arg(value).arg("EX").arg(ttl_seconds);
+        self.bounded(cmd.query_async::<()>(&mut conn)).await
+    }
+
+    /// Removes every key matching `pattern` with SCAN + UNLINK (never KEYS), on the node that
+    /// holds the pattern's workspace; returns how many were removed. Each round trip is bounded.
+    pub async fn remove_matching(&self, pattern: &KeyPattern) -> Result<u64, RedisError> {
+        let mut conn = self.connection().await?;
+        let hash_tag = format!("{{{}}}", pattern.workspace);
+        let (mut cursor, mut removed) = (0u64, 0u64);
+        loop {
+            let mut scan = redis::cmd("SCAN");
+            scan.arg(cursor).arg("MATCH").arg(&pattern.glob).arg("COUNT").arg(1000);
+            let (next, keys): (u64, Vec<String>) = self.bounded(on_node_of(&mut conn, scan, &hash_tag)).await?;
+            if !keys.is_empty() {
+                let mut unlink = redis::cmd("UNLINK");
+                unlink.arg(&keys);
+                removed += self.bounded(on_node_of::<u64>(&mut conn, unlink, &hash_tag)).await?;
+            }
+            if next == 0 {
+                return Ok(removed);
+            }
+            cursor = next;
+        }
+    }
+
+    /// The text of `INFO` from every node (every primary of a cluster).
+    pub async fn info(&self) -> Result<Vec<String>, RedisError> {
+        let mut conn = self.connection().await?;
+        let value = match &mut conn {
+            RedisConnection::Single(single) => self.bounded(redis::cmd("INFO").query_async::<Value>(single)).await?,
+            RedisConnection::Cluster(cluster) => {
+                let all = RoutingInfo::MultiNode((MultipleNodeRoutingInfo::AllMasters, None));
+                self.bounded(cluster.route_command(redis::cmd("INFO"), all)).await?
+            }
+        };
+        let mut texts = Vec::new();
+        collect_info_texts(value, &mut texts);
+        Ok(texts)
+    }
+
     async fn connect(&self) -> redis::RedisResult<RedisConnection> {
         if self.cluster {
             let client = redis::cluster::ClusterClientBuilder::new(vec![self.url.as_str()])
@@ -114,5 +167,85 @@ impl RedisStore {
             Ok(result) => Ok(result?),
             Err(_) => Err(RedisError::Timeout(self.timeout)),
         }
+    }
+}
+
+/// Runs `cmd` on the node owning `hash_tag`'s slot (any command on a single node).
+async fn on_node_of<T: FromRedisValue>(conn: &mut RedisConnection, cmd: Cmd, hash_tag: &str) -> redis::RedisResult<T> {
+    match conn {
+        RedisConnection::Single(single) => cmd.query_async(single).await,
+        RedisConnection::Cluster(cluster) => {
+            let route = Route::with_key(hash_tag, SlotAddr::Master);
+            let routing = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(route));
+            Ok(redis::from_redis_value(cluster.route_command(cmd, routing).await?)?)
+        }
+    }
+}
+
+/// INFO answers are strings; a cluster nests them in a map keyed by node address.
+fn collect_info_texts(value: Value, out: &mut Vec<String>) {
+    match value {
+        Value::BulkString(bytes) => out.push(String::from_utf8_lossy(&bytes).into_owned()),
+        Value::VerbatimString { text, .. } => out.push(text),
+        Value::SimpleString(text) => out.push(text),
+        Value::Map(pairs) => pairs.into_iter().for_each(|(_, v)| collect_info_texts(v, out)),
+        Value::Array(items) | Value::Set(items) => items.into_iter().for_each(|v| collect_info_texts(v, out)),
+        _ => {}
+    }
+}
+
+/// Numbers summed over the nodes' INFO texts.
+#[derive(Debug, Default, Clone, PartialEq, serde::Serialize)]
+pub struct RedisInfo {
+    pub nodes: u64,
+    pub keys: u64,
+    pub used_memory_bytes: u64,
+    pub keyspace_hits: u64,
+    pub keyspace_misses: u64,
+    pub total_commands_processed: u64,
+    pub connected_clients: u64,
+    pub evicted_keys: u64,
+    pub expired_keys: u64,
+}
+
+impl RedisInfo {
+    /// Sums the fields of several INFO texts (`field:value` lines; `dbN:keys=..,...` lines).
+    pub fn from_texts(texts: &[String]) -> Self {
+        let mut info = Self { nodes: texts.len() as u64, ..Self::default() };
+        for line in texts.iter().flat_map(|text| text.lines()) {
+            let Some((field, value)) = line.trim().split_once(':') else { continue };
+            let number = || value.trim().parse::<u64>().unwrap_or(0);
+            match field {
+                "used_memory" => info.used_memory_bytes += number(),
+                "keyspace_hits" => info.keyspace_hits += number(),
+                "keyspace_misses" => info.keyspace_misses += number(),
+                "total_commands_processed" => info.total_commands_processed += number(),
+                "connected_clients" => info.connected_clients += number(),
+                "evicted_keys" => info.evicted_keys += number(),
+                "expired_keys" => info.expired_keys += number(),
+                db if db.starts_with("db") => {
+                    let keys = value.split(',').find_map(|kv| kv.strip_prefix("keys="));
+                    info.keys += keys.and_then(|n| n.parse::<u64>().ok()).unwrap_or(0);
+                }
+                _ => {}
+            }
+        }
+        info
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn info_texts_are_summed_over_nodes() {
+        let node = "# Memory\r\nused_memory:1000\r\n# Stats\r\nkeyspace_hits:5\r\nkeyspace_misses:2\r\n\
+                    # Keyspace\r\ndb0:keys=7,expires=7,avg_ttl=1000\r\n";
+        let info = RedisInfo::from_texts(&[node.to_owned(), node.to_owned()]);
+        assert_eq!(info.nodes, 2);
+        assert_eq!(info.used_memory_bytes, 2000);
+        assert_eq!((info.keyspace_hits, info.keyspace_misses), (10, 4));
+        assert_eq!(info.keys, 14);
     }
 }

@@ -1,11 +1,14 @@
 //! Building and running the service: bind (port 0 picks a free one), serve, shut down gracefully.
 
 use crate::config::Config;
+use crate::db::Database;
 use crate::redis_store::RedisStore;
-use crate::routes;
+use crate::stats::Stats;
+use crate::{auth, routes};
 use anyhow::Context;
-use axum::routing::get;
-use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use axum::{middleware, Router};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -15,7 +18,12 @@ use tokio::net::TcpListener;
 pub struct AppState {
     pub config: Config,
     pub redis: RedisStore,
+    pub db: Database,
+    pub stats: Stats,
 }
+
+/// The largest request body read; larger ones get 413 before any parsing.
+const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
 
 /// A bound, not yet serving, instance of the service.
 pub struct Application {
@@ -24,8 +32,8 @@ pub struct Application {
 }
 
 impl Application {
-    /// Binds the listener and builds the routes. Redis is not contacted here: the service starts
-    /// while Redis is down and connects on first use.
+    /// Binds the listener and builds the routes. Neither Redis nor PostgreSQL is contacted here:
+    /// the service starts while they are down and connects on first use.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         let addr = SocketAddr::new(config.host, config.port);
         let listener = TcpListener::bind(addr)
@@ -36,7 +44,8 @@ impl Application {
             config.redis_cluster_enabled,
             config.redis_timeout,
         );
-        let state = Arc::new(AppState { config, redis });
+        let db = Database::new(config.database_url.as_deref(), config.database_timeout, config.database_pool_size)?;
+        let state = Arc::new(AppState { config, redis, db, stats: Stats::default() });
         Ok(Self { listener, router: router(state) })
     }
 
@@ -59,9 +68,19 @@ impl Application {
 }
 
 fn router(state: Arc<AppState>) -> Router {
+    let internal = Router::new()
+        .route("/api/boards/{board_id}/contacts/cache", get(routes::contacts::cached))
+        .route("/api/boards/{board_id}/contacts", get(routes::contacts::fallback))
+        .route("/api/workspaces/{workspace_id}/counts", get(routes::counts::get))
+        .route("/api/cache/store", post(routes::cache::store))
+        .route("/api/cache/invalidate", post(routes::cache::invalidate))
+        .route("/api/cache/stats", get(routes::cache::stats))
+        .route_layer(middleware::from_fn_with_state(Arc::clone(&state), auth::require_internal_auth));
     Router::new()
         .route("/health", get(routes::health::get))
+        .merge(internal)
         .fallback(routes::not_found)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
 }

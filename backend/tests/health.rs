@@ -39,6 +39,7 @@ async fn health_reports_degraded_quickly_when_redis_is_unreachable() {
     assert_eq!(body["service"], "contact-list-cache-backend");
     assert_eq!(body["redis"]["status"], "down");
     assert_eq!(body["redis"]["mode"], "single");
+    assert_eq!(body["database"]["status"], "not_configured");
     assert!(started.elapsed() < std::time::Duration::from_secs(2), "health must not hang on a dead redis");
 }
 

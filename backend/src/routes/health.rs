@@ -1,12 +1,14 @@
-//! `GET /health`: the service and its Redis, answering `degraded` rather than failing.
+//! `GET /health`: the service, its Redis and its PostgreSQL, answering `degraded` rather than
+//! failing when a dependency is down. Both checks run concurrently, each bounded.
 
+use crate::routes::now;
 use crate::startup::AppState;
 use axum::extract::State;
 use axum::Json;
 use contact_list_cache_core::envelope::HealthStatus;
-use contact_list_cache_core::time::UnixMillis;
 use serde::Serialize;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// The backend's health body.
 #[derive(Debug, Serialize)]
@@ -15,40 +17,52 @@ pub struct BackendHealth {
     pub service: &'static str,
     pub version: &'static str,
     pub redis: DependencyHealth,
+    pub database: DependencyHealth,
     pub timestamp: String,
 }
 
-/// One dependency: `up` with its round-trip time, or `down`.
+/// One dependency: `up` with its round-trip time, `down`, or `not_configured`.
 #[derive(Debug, Serialize)]
 pub struct DependencyHealth {
     pub status: &'static str,
-    pub mode: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mode: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub latency_ms: Option<f64>,
 }
 
-pub async fn get(State(state): State<Arc<AppState>>) -> Json<BackendHealth> {
-    let ping = state.redis.ping().await;
-    if let Err(err) = &ping {
-        tracing::warn!(error = %err, "health: redis unreachable");
+impl DependencyHealth {
+    fn from_check<E: std::fmt::Display>(name: &str, check: Result<Duration, E>, mode: Option<&'static str>) -> Self {
+        if let Err(err) = &check {
+            tracing::warn!(error = %err, "health: {name} unreachable");
+        }
+        Self {
+            status: if check.is_ok() { "up" } else { "down" },
+            mode,
+            latency_ms: check.ok().map(|rtt| (rtt.as_secs_f64() * 1e5).round() / 100.0),
+        }
     }
-    let redis = DependencyHealth {
-        status: if ping.is_ok() { "up" } else { "down" },
-        mode: if state.redis.is_cluster() { "cluster" } else { "single" },
-        latency_ms: ping.as_ref().ok().map(|rtt| (rtt.as_secs_f64() * 1e5).round() / 100.0),
+
+    fn is_ok(&self) -> bool {
+        self.status != "down"
+    }
+}
+
+pub async fn get(State(state): State<Arc<AppState>>) -> Json<BackendHealth> {
+    let (redis_check, db_check) = tokio::join!(state.redis.ping(), state.db.ping());
+    let mode = if state.redis.is_cluster() { "cluster" } else { "single" };
+    let redis = DependencyHealth::from_check("redis", redis_check, Some(mode));
+    let database = if state.db.is_configured() {
+        DependencyHealth::from_check("database", db_check, None)
+    } else {
+        DependencyHealth { status: "not_configured", mode: None, latency_ms: None }
     };
     Json(BackendHealth {
-        status: HealthStatus::from_checks([ping.is_ok()]),
+        status: HealthStatus::from_checks([redis.is_ok(), database.is_ok()]),
         service: "contact-list-cache-backend",
         version: contact_list_cache_core::VERSION,
         redis,
+        database,
         timestamp: now().to_string(),
     })
-}
-
-fn now() -> UnixMillis {
-    let since_epoch = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    UnixMillis(since_epoch.as_millis() as u64)
 }

@@ -1,13 +1,73 @@
-//! HTTP routes of the backend, one module per endpoint family.
+//! HTTP routes of the backend, one module per endpoint family, and the request headers they share.
 
+pub mod cache;
+pub mod contacts;
+pub mod counts;
 pub mod health;
+pub mod read_through;
 
-use axum::http::{StatusCode, Uri};
+use crate::error::ApiError;
+use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use contact_list_cache_core::envelope::ErrorBody;
+use contact_list_cache_core::layer::{CacheLayer, CacheStatus};
+use contact_list_cache_core::query::{QueryError, UserId, WorkspaceId};
+use contact_list_cache_core::time::UnixMillis;
 
 /// Any unknown path: the shared JSON error shape with 404.
 pub async fn not_found(uri: Uri) -> (StatusCode, Json<ErrorBody>) {
     let message = format!("no route for {}", uri.path());
     (StatusCode::NOT_FOUND, Json(ErrorBody::new("not_found", message, None)))
+}
+
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|value| value.to_str().ok()).map(str::trim)
+}
+
+/// `X-Workspace-ID`: the workspace the worker verified the caller belongs to.
+pub fn workspace_header(headers: &HeaderMap) -> Result<WorkspaceId, ApiError> {
+    let raw = header(headers, "x-workspace-id").unwrap_or_default();
+    Ok(WorkspaceId::parse("X-Workspace-ID", raw)?)
+}
+
+/// `X-User-ID`: the caller (the JWT's `sub`), for membership and user-relative filters.
+pub fn user_header(headers: &HeaderMap) -> Result<UserId, ApiError> {
+    let raw = header(headers, "x-user-id").unwrap_or_default();
+    Ok(UserId::parse("X-User-ID", raw)?)
+}
+
+/// Whether the request asks to skip cached copies.
+pub fn wants_fresh(headers: &HeaderMap) -> bool {
+    contact_list_cache_core::layer::wants_fresh(header(headers, CACHE_CONTROL.as_str()))
+}
+
+/// Whether `X-Cache-Only: true` was sent.
+pub fn cache_only(headers: &HeaderMap) -> bool {
+    header(headers, "x-cache-only").is_some_and(|v| v.eq_ignore_ascii_case("true"))
+}
+
+/// A JSON body already serialized (as stored in Redis), with the cache headers.
+pub fn cached_json(body: String, status: CacheStatus, layer: CacheLayer, key: &str) -> Response {
+    let mut response = body.into_response();
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert("x-cache-status", HeaderValue::from_static(status.as_str()));
+    headers.insert("x-cache-layer", HeaderValue::from_static(layer.as_str()));
+    if let Ok(key) = HeaderValue::from_str(key) {
+        headers.insert("x-cache-key", key);
+    }
+    response
+}
+
+/// A request parameter error as an [`ApiError`].
+pub fn bad_request(field: &str, message: impl Into<String>) -> ApiError {
+    ApiError::BadRequest(QueryError::new(field, message))
+}
+
+/// Now, from the system clock (the core never reads it).
+pub fn now() -> UnixMillis {
+    let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    UnixMillis(since_epoch.as_millis() as u64)
 }

@@ -7,6 +7,7 @@ pub mod cache_key;
 pub mod cors;
 pub mod envelope;
 pub mod invalidation;
+pub mod layer;
 pub mod query;
 pub mod secure;
 pub mod settings;

@@ -1,0 +1,114 @@
+//! PostgreSQL for the fallback read path and the counts: a small pool, every call bounded, the
+//! statements built by `contact_list_cache_core::sql` so they mean what the worker's PostgREST
+//! queries mean.
+
+use contact_list_cache_core::envelope::Contact;
+use contact_list_cache_core::query::{ContactQuery, UserId, WorkspaceId};
+use contact_list_cache_core::sql::{self, SqlQuery};
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use std::time::{Duration, Instant};
+use tokio_postgres::types::ToSql;
+use tokio_postgres::NoTls;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("DATABASE_URL is not configured")]
+    NotConfigured,
+    #[error("database did not answer within {0:?}")]
+    Timeout(Duration),
+    #[error("database pool: {0}")]
+    Pool(String),
+    #[error("database: {0}")]
+    Query(#[from] tokio_postgres::Error),
+    #[error("decoding the database's JSON: {0}")]
+    Decode(#[from] serde_json::Error),
+}
+
+/// One page as read: whether the caller is a member, the total and the page's contacts.
+#[derive(Debug)]
+pub struct PageRead {
+    pub member: bool,
+    pub total: u64,
+    pub contacts: Vec<Contact>,
+}
+
+/// Per-filter counts as read, in `Filter::ALL` order.
+#[derive(Debug)]
+pub struct CountsRead {
+    pub member: bool,
+    pub counts: [u64; 10],
+}
+
+pub struct Database {
+    pool: Option<Pool>,
+    timeout: Duration,
+}
+
+impl Database {
+    /// A pool for `url` (connections are opened on first use), or an unconfigured database that
+    /// answers every call with [`DbError::NotConfigured`].
+    pub fn new(url: Option<&str>, timeout: Duration, max_connections: usize) -> anyhow::Result<Self> {
+        let Some(url) = url else {
+            return Ok(Self { pool: None, timeout });
+        };
+        let mut config: tokio_postgres::Config = url
+            .parse()
+            .map_err(|err| anyhow::anyhow!("DATABASE_URL is not a valid PostgreSQL URL: {err}"))?;
+        // UTC so timestamps encode exactly as PostgREST encodes them; a statement never outlives
+        // the caller's patience.
+        config
+            .options(&format!("-c timezone=UTC -c statement_timeout={}", timeout.as_millis()))
+            .connect_timeout(timeout)
+            .application_name("contact-list-cache-backend");
+        let manager = Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let pool = Pool::builder(manager)
+            .max_size(max_connections)
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(timeout))
+            .create_timeout(Some(timeout))
+            .recycle_timeout(Some(timeout))
+            .build()
+            .map_err(|err| anyhow::anyhow!("building the database pool: {err}"))?;
+        Ok(Self { pool: Some(pool), timeout })
+    }
+
+    pub fn is_configured(&self) -> bool {
+        self.pool.is_some()
+    }
+
+    /// Round-trip time of `select 1`.
+    pub async fn ping(&self) -> Result<Duration, DbError> {
+        let started = Instant::now();
+        self.query_one(&SqlQuery { text: "select 1".into(), params: vec![] }).await?;
+        Ok(started.elapsed())
+    }
+
+    pub async fn contact_page(&self, workspace: &WorkspaceId, caller: &UserId, query: &ContactQuery) -> Result<PageRead, DbError> {
+        let row = self.query_one(&sql::contact_page(workspace, caller, query)).await?;
+        Ok(PageRead {
+            member: row.try_get(0)?,
+            total: row.try_get::<_, i64>(1)?.max(0) as u64,
+            contacts: serde_json::from_str(row.try_get(2)?)?,
+        })
+    }
+
+    pub async fn contact_counts(&self, workspace: &WorkspaceId, caller: &UserId) -> Result<CountsRead, DbError> {
+        let row = self.query_one(&sql::contact_counts(workspace, caller)).await?;
+        let mut counts = [0u64; 10];
+        for (i, count) in counts.iter_mut().enumerate() {
+            *count = row.try_get::<_, i64>(i + 1)?.max(0) as u64;
+        }
+        Ok(CountsRead { member: row.try_get(0)?, counts })
+    }
+
+    async fn query_one(&self, query: &SqlQuery) -> Result<tokio_postgres::Row, DbError> {
+        let pool = self.pool.as_ref().ok_or(DbError::NotConfigured)?;
+        let call = async {
+            let client = pool.get().await.map_err(|err| DbError::Pool(err.to_string()))?;
+            let statement = client.prepare_cached(&query.text).await?;
+            let params: Vec<&(dyn ToSql + Sync)> = query.params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
+            Ok(client.query_one(&statement, &params).await?)
+        };
+        tokio::time::timeout(self.timeout, call).await.map_err(|_| DbError::Timeout(self.timeout))?
+    }
+}

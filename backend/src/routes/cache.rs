@@ -1,0 +1,99 @@
+//! `POST /api/cache/store`, `POST /api/cache/invalidate` and `GET /api/cache/stats`.
+
+use crate::error::ApiError;
+use crate::redis_store::RedisInfo;
+use crate::routes::bad_request;
+use crate::startup::AppState;
+use crate::stats::{hit_rate, StatsSnapshot};
+use axum::extract::rejection::JsonRejection;
+use axum::extract::State;
+use axum::Json;
+use contact_list_cache_core::invalidation::KeyPattern;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+/// The longest TTL a stored entry may ask for, in seconds.
+pub const MAX_TTL_SECONDS: i64 = 3600;
+/// The largest entry stored, serialized (a page of 100 contacts is about 30 KiB).
+pub const MAX_ENTRY_BYTES: usize = 512 * 1024;
+/// The longest key stored.
+pub const MAX_KEY_LEN: usize = 512;
+
+#[derive(Debug, Deserialize)]
+pub struct StoreRequest {
+    pub key: String,
+    pub data: Value,
+    pub ttl: Option<i64>,
+}
+
+/// Stores `data` at `key` for `ttl` seconds (default CACHE_TTL_CONTACTS_LIST, at most an hour).
+/// Keys must be in the `contacts:{workspace}…` or `counts:{workspace}…` namespaces.
+pub async fn store(State(state): State<Arc<AppState>>, body: Result<Json<StoreRequest>, JsonRejection>) -> Result<Json<Value>, ApiError> {
+    let Json(request) = body.map_err(|rejection| bad_request("body", rejection.body_text()))?;
+    let key_ok = request.key.len() <= MAX_KEY_LEN
+        && !request.key.contains('*')
+        && KeyPattern::parse(&request.key).is_ok_and(|pattern| pattern.glob == request.key);
+    if !key_ok {
+        return Err(bad_request(
+            "key",
+            "key must be contacts:{workspace-id}… or counts:{workspace-id}…, without wildcards, at most 512 characters",
+        ));
+    }
+    let ttl = request.ttl.unwrap_or(i64::from(state.config.ttl_contacts_list));
+    if !(1..=MAX_TTL_SECONDS).contains(&ttl) {
+        return Err(bad_request("ttl", format!("ttl must be from 1 to {MAX_TTL_SECONDS} seconds")));
+    }
+    let payload = serde_json::to_string(&request.data).expect("a JSON value serializes");
+    if payload.len() > MAX_ENTRY_BYTES {
+        return Err(bad_request("data", format!("data must be at most {MAX_ENTRY_BYTES} bytes serialized")));
+    }
+    state.redis.set_ex(&request.key, &payload, ttl as u32).await.inspect_err(|_| state.stats.redis_errors.increment())?;
+    state.stats.stores.increment();
+    Ok(Json(json!({"success": true, "data": {"key": request.key, "ttl": ttl, "bytes": payload.len()}})))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct InvalidateRequest {
+    pub pattern: String,
+}
+
+/// Removes the keys matching `pattern`, which must stay within one workspace.
+pub async fn invalidate(State(state): State<Arc<AppState>>, body: Result<Json<InvalidateRequest>, JsonRejection>) -> Result<Json<Value>, ApiError> {
+    let Json(request) = body.map_err(|rejection| bad_request("body", rejection.body_text()))?;
+    let pattern = KeyPattern::parse(&request.pattern).map_err(|err| bad_request("pattern", err.to_string()))?;
+    let removed = state.redis.remove_matching(&pattern).await.inspect_err(|_| state.stats.redis_errors.increment())?;
+    state.stats.invalidations.increment();
+    state.stats.keys_removed.add(removed);
+    tracing::info!(pattern = %pattern.glob, removed, "invalidated");
+    Ok(Json(json!({"success": true, "data": {"pattern": pattern.glob, "removed": removed}})))
+}
+
+#[derive(Debug, Serialize)]
+pub struct CacheStats {
+    pub service: StatsSnapshot,
+    pub redis: RedisStats,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RedisStats {
+    pub mode: &'static str,
+    #[serde(flatten)]
+    pub info: RedisInfo,
+    pub hit_rate: f64,
+}
+
+/// The service's counters since start and Redis's own numbers (summed over cluster primaries).
+pub async fn stats(State(state): State<Arc<AppState>>) -> Result<Json<Value>, ApiError> {
+    let texts = state.redis.info().await.inspect_err(|_| state.stats.redis_errors.increment())?;
+    let info = RedisInfo::from_texts(&texts);
+    let stats = CacheStats {
+        service: state.stats.snapshot(),
+        redis: RedisStats {
+            mode: if state.redis.is_cluster() { "cluster" } else { "single" },
+            hit_rate: hit_rate(info.keyspace_hits, info.keyspace_misses),
+            info,
+        },
+    };
+    Ok(Json(json!({"success": true, "data": stats})))
+}
