@@ -10,7 +10,7 @@
 
 import { spawn, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { chmodSync, chownSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
@@ -47,6 +47,25 @@ export async function waitFor(what, check, timeoutMs = 30_000) {
     await new Promise((r) => setTimeout(r, 100));
   }
   throw new Error(`${what} did not become ready in ${timeoutMs} ms${lastError ? `: ${lastError.message}` : ""}`);
+}
+
+/** A free port whose cluster bus port (port + 10000) is free and valid too. */
+async function freeClusterPort() {
+  for (;;) {
+    const port = await freePort();
+    if (port + 10000 > 65535) continue;
+    const bus = await new Promise((res) => {
+      const server = createServer();
+      server.once("error", () => res(false));
+      server.listen(port + 10000, "127.0.0.1", () => server.close(() => res(true)));
+    });
+    if (bus) return port;
+  }
+}
+
+/** `redis-cli -p port args...`, trimmed stdout ("" when it fails). */
+export function redisCli(port, ...args) {
+  return (spawnSync("redis-cli", ["-p", String(port), ...args], { encoding: "utf8" }).stdout ?? "").trim();
 }
 
 function postgresBinDir() {
@@ -116,7 +135,7 @@ class Stack {
     const port = await freePort();
     if (process.getuid?.() === 0) chownSync(this.dir, Number(run("id", ["-u", "postgres"]).trim()), 0);
     run(...asPostgresUser(`${bin}/initdb`, ["-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8", "--no-sync"]));
-    const opts = `-p ${port} -k ${this.dir} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200`;
+    const opts = `-p ${port} -k ${this.dir} -c listen_addresses=127.0.0.1 -c timezone=UTC -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200`;
     run(...asPostgresUser(`${bin}/pg_ctl`, ["-D", data, "-o", opts, "-l", join(this.dir, "postgres.log"), "-w", "-t", "60", "start"]));
     this.cleanups.push(() => {
       spawnSync(...asPostgresUser(`${bin}/pg_ctl`, ["-D", data, "-m", "immediate", "-w", "stop"]), { stdio: "ignore" });
@@ -154,17 +173,44 @@ class Stack {
     return url;
   }
 
-  async startRedis() {
-    const port = await freePort();
-    this.spawnService("redis", "redis-server", [
+  /** A single Redis server (on `port` when given, to restart one in place). */
+  async startRedis({ port, extraArgs = [], name = "redis" } = {}) {
+    port ??= await freePort();
+    const dir = join(this.dir, `redis-${port}`);
+    mkdirSync(dir, { recursive: true });
+    const child = this.spawnService(name, "redis-server", [
       "--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-      "--dir", this.dir, "--daemonize", "no",
+      "--dir", dir, "--daemonize", "no", ...extraArgs,
     ]);
-    await waitFor("Redis", () => spawnSync("redis-cli", ["-p", String(port), "ping"], { encoding: "utf8" }).stdout.trim() === "PONG");
-    return { port, url: `redis://127.0.0.1:${port}` };
+    await waitFor("Redis", () => redisCli(port, "ping") === "PONG");
+    return { port, url: `redis://127.0.0.1:${port}`, child };
   }
 
-  async startBackend({ redisUrl, internalAuthKey, databaseUrl }) {
+  /** A Redis Cluster of `masters` primaries (no replicas), ready when every slot is served. */
+  async startRedisCluster(masters = 3) {
+    const nodes = [];
+    for (let i = 0; i < masters; i++) {
+      const port = await freeClusterPort();
+      nodes.push(await this.startRedis({
+        port,
+        name: `redis-cluster-${i}`,
+        extraArgs: ["--cluster-enabled", "yes", "--cluster-config-file", `nodes-${port}.conf`, "--cluster-node-timeout", "2000"],
+      }));
+    }
+    run("redis-cli", ["--cluster", "create", ...nodes.map((n) => `127.0.0.1:${n.port}`), "--cluster-replicas", "0", "--cluster-yes"]);
+    await waitFor("the Redis Cluster", () => nodes.every((n) => redisCli(n.port, "cluster", "info").includes("cluster_state:ok")));
+    return { nodes, url: nodes[0].url };
+  }
+
+  /** Stops one service started by spawnService and waits for it to exit. */
+  async stopService(child) {
+    try {
+      process.kill(-child.pid, "SIGKILL");
+    } catch {}
+    await exited(child, 5000);
+  }
+
+  async startBackend({ redisUrl, internalAuthKey, databaseUrl, env = {} }) {
     const port = await freePort();
     const profile = process.env.BACKEND_PROFILE ?? "debug";
     const binary = join(ROOT, "target", profile, "contact-list-cache-backend");
@@ -175,10 +221,11 @@ class Stack {
       INTERNAL_AUTH_KEY: internalAuthKey,
       DATABASE_URL: databaseUrl,
       RUST_LOG: process.env.RUST_LOG ?? "info",
+      ...env,
     });
     const url = `http://127.0.0.1:${port}`;
     await waitFor("the backend", async () => (await fetch(`${url}/health`)).ok);
-    return url;
+    return { url, internalAuthKey };
   }
 
   async startMiniflare(bindings) {
@@ -290,6 +337,22 @@ function installExitHandlers() {
 }
 
 /**
+ * An empty stack to start pieces in (`startRedis`, `startRedisCluster`, `startBackend`, ...);
+ * stopped like a whole one, by `stop()` or at exit.
+ */
+export function newStack() {
+  installExitHandlers();
+  const stack = new Stack();
+  liveStacks.add(stack);
+  const stop = stack.stop.bind(stack);
+  stack.stop = async () => {
+    await stop();
+    liveStacks.delete(stack);
+  };
+  return stack;
+}
+
+/**
  * Starts the whole stack.
  * @param {object} options
  * @param {"miniflare"|"wrangler"|"none"} options.worker how to run the worker
@@ -297,9 +360,7 @@ function installExitHandlers() {
  * @param {number} options.workerPort fixed port for `wrangler dev` (default 8787)
  */
 export async function startStack({ worker = "miniflare", contacts = 100_000, workerPort = 8787 } = {}) {
-  installExitHandlers();
-  const stack = new Stack();
-  liveStacks.add(stack);
+  const stack = newStack();
   try {
     const jwtSecret = randomBytes(32).toString("hex");
     const internalAuthKey = randomBytes(24).toString("hex");
@@ -309,7 +370,7 @@ export async function startStack({ worker = "miniflare", contacts = 100_000, wor
     log(`PostgreSQL on ${pg.port}; seeding ${contacts} contacts`);
     stack.seed(contacts);
     const [postgrest, redis] = await Promise.all([stack.startPostgrest(jwtSecret), stack.startRedis()]);
-    const backend = await stack.startBackend({ redisUrl: redis.url, internalAuthKey, databaseUrl: pg.url });
+    const { url: backend } = await stack.startBackend({ redisUrl: redis.url, internalAuthKey, databaseUrl: pg.url });
     const secrets = {
       SUPABASE_URL: postgrest,
       SUPABASE_ANON_KEY: anonKey(jwtSecret),
@@ -334,16 +395,9 @@ export async function startStack({ worker = "miniflare", contacts = 100_000, wor
       demoUser,
       tokens: { demo: userToken(jwtSecret, { sub: demoUser.id, email: demoUser.email, ttlSeconds: 86_400 }) },
     };
-    return Object.assign(info, {
-      stop: async () => {
-        await stack.stop();
-        liveStacks.delete(stack);
-      },
-      stack,
-    });
+    return Object.assign(info, { stop: () => stack.stop(), stack });
   } catch (err) {
     await stack.stop();
-    liveStacks.delete(stack);
     throw err;
   }
 }

@@ -5,8 +5,10 @@ import { readdirSync } from "node:fs";
 import { join } from "node:path";
 import { ROOT, startStack } from "../scripts/stack.mjs";
 
+// `node tests/run.mjs [name ...]` runs only the files whose names contain one of the names.
+const only = process.argv.slice(2);
 const files = readdirSync(join(ROOT, "tests", "e2e"))
-  .filter((f) => f.endsWith(".test.mjs"))
+  .filter((f) => f.endsWith(".test.mjs") && (only.length === 0 || only.some((name) => f.includes(name))))
   .sort()
   .map((f) => join("tests", "e2e", f));
 

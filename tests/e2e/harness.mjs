@@ -22,3 +22,72 @@ export function tokenFor(sub, extra = {}) {
 }
 
 export { signJwt };
+
+/** Every filter of the API, and what it means in SQL for user `me` (written independently of
+ * the implementation, straight from the spec). */
+export const FILTERS = ["all", "open", "closed", "unassigned", "assigned_to_me", "high_priority", "medium_priority", "low_priority", "favorites", "archived"];
+export function filterSql(filter, me) {
+  const live = "not c.archived";
+  return {
+    all: live,
+    open: `${live} and c.conversation_status = 'Open'`,
+    closed: `${live} and c.conversation_status = 'Closed'`,
+    unassigned: `${live} and c.assigned_user_id is null`,
+    assigned_to_me: `${live} and c.assigned_user_id = '${me}'`,
+    high_priority: `${live} and c.priority = 'high'`,
+    medium_priority: `${live} and c.priority = 'medium'`,
+    low_priority: `${live} and c.priority = 'low'`,
+    favorites: `${live} and c.id in (select contact_id from contact_favorites where user_id = '${me}')`,
+    archived: "c.archived",
+  }[filter];
+}
+
+/** A literal for SQL text: single quotes doubled. */
+export const sqlLiteral = (text) => `'${text.replaceAll("'", "''")}'`;
+
+/**
+ * The page the API must answer, computed by SQL: ids in order, total, totalPages and the rows.
+ * `search` is matched as ILIKE on the literal term.
+ */
+export function expectedPage({ workspace, board, me, filter = "all", sortBy = "created_at", sortOrder = "desc", page = 1, pageSize = 50, search, columnId, assignedTo }) {
+  const where = [`c.workspace_id = '${workspace}'`, `c.board_id = '${board}'`, filterSql(filter, me)];
+  if (columnId) where.push(`c.board_column_id = '${columnId}'`);
+  if (assignedTo) where.push(`c.assigned_user_id = '${assignedTo}'`);
+  if (search !== undefined) {
+    const escaped = search.replaceAll("\\", "\\\\").replaceAll("%", "\\%").replaceAll("_", "\\_");
+    const pattern = sqlLiteral(`%${escaped}%`);
+    where.push(`(c.name ilike ${pattern} or c.email ilike ${pattern} or c.phone ilike ${pattern})`);
+  }
+  const nulls = sortBy === "last_message_time" ? " nulls last" : "";
+  const order = `c.${sortBy} ${sortOrder}${nulls}, c.id ${sortOrder}`;
+  const [[total]] = sql(`select count(*) from contacts c where ${where.join(" and ")}`);
+  const rows = sql(
+    `select c.id, c.name, coalesce(c.email, '<null>'), coalesce(c.phone, '<null>'), c.conversation_status,
+            coalesce(c.priority, '<null>'), coalesce(extract(epoch from c.last_message_time)::text, '<null>'),
+            coalesce(c.assigned_user_id::text, '<null>'), coalesce(c.board_column_id::text, '<null>'),
+            extract(epoch from c.created_at)::text
+     from contacts c where ${where.join(" and ")} order by ${order} limit ${pageSize} offset ${(page - 1) * pageSize}`,
+  );
+  return {
+    total: Number(total),
+    totalPages: Math.ceil(Number(total) / pageSize),
+    ids: rows.map((r) => r[0]),
+    rows: rows.map((r) => r.map((v) => (v === "<null>" ? null : v))),
+  };
+}
+
+/** An API contact in the shape of `expectedPage().rows`. */
+export function contactRow(c) {
+  const epoch = (t) => (t === null ? null : String(Date.parse(t) / 1000));
+  return [c.id, c.name, c.email, c.phone, c.conversation_status, c.priority, c.last_message_time, c.assigned_user_id, c.board_column_id, c.created_at]
+    .map((v, i) => (i === 6 || i === 9 ? epoch(v) : v));
+}
+
+/** Compares SQL epoch strings and API epochs numerically (microsecond text vs float). */
+export function sameRows(apiContacts, expectedRows) {
+  const api = apiContacts.map(contactRow);
+  if (api.length !== expectedRows.length) return false;
+  return api.every((row, i) =>
+    row.every((v, j) => ((j === 6 || j === 9) && v !== null ? Math.abs(Number(v) - Number(expectedRows[i][j])) < 1e-3 : v === expectedRows[i][j])),
+  );
+}
