@@ -39,6 +39,40 @@ pub fn redis_list_key(workspace: &WorkspaceId, caller: &UserId, query: &ContactQ
     key
 }
 
+/// The longest parameter part kept readable in a KV key; longer ones are hashed.
+const KV_PARAMS_MAX: usize = 128;
+
+/// The Workers KV key of one list page, in the spec's format
+/// `contacts:workspace:board:page=1&pageSize=50&filter=open&sortBy=created_at&sortOrder=desc`.
+/// The search term appears only as a hash, the caller only for user-relative filters, and a
+/// parameter part longer than 128 characters is replaced by its SHA-256 prefix.
+pub fn kv_list_key(workspace: &WorkspaceId, caller: &UserId, query: &ContactQuery) -> String {
+    let mut params = format!(
+        "page={}&pageSize={}&filter={}&sortBy={}&sortOrder={}",
+        query.page.get(),
+        query.page_size.get(),
+        query.filter.as_str(),
+        query.sort_by.as_str(),
+        query.sort_order.as_str()
+    );
+    if let Some(search) = &query.search {
+        params.push_str(&format!("&search={}", sha256_hex(search.as_str().as_bytes(), HASH_HEX)));
+    }
+    if let Some(assigned) = &query.assigned_to {
+        params.push_str(&format!("&assignedTo={assigned}"));
+    }
+    if let Some(column) = &query.column_id {
+        params.push_str(&format!("&columnId={column}"));
+    }
+    if query.is_user_relative() {
+        params.push_str(&format!("&user={caller}"));
+    }
+    if params.len() > KV_PARAMS_MAX {
+        params = sha256_hex(params.as_bytes(), HASH_HEX);
+    }
+    format!("contacts:{workspace}:{}:{params}", query.board_id)
+}
+
 /// The Redis key of a user's per-filter counts: `counts:{workspace}:user`.
 pub fn redis_counts_key(workspace: &WorkspaceId, user: &UserId) -> String {
     format!("counts:{{{workspace}}}:{user}")
@@ -95,6 +129,34 @@ mod tests {
     #[test]
     fn parameter_order_and_defaults_do_not_change_the_key() {
         assert_eq!(key("sortOrder=desc&filter=open&page=1", ME), key("filter=open", ME));
+    }
+
+    fn kv(query: &str, caller: &str) -> String {
+        kv_list_key(
+            &WorkspaceId::parse("ws", WS).unwrap(),
+            &UserId::parse("sub", caller).unwrap(),
+            &ContactQuery::parse(BOARD, query).unwrap(),
+        )
+    }
+
+    #[test]
+    fn kv_keys_follow_the_spec_format() {
+        assert_eq!(
+            kv("filter=open", ME),
+            "contacts:668953d2-25f2-b4fd-7d72-1e8cf024a277:b6495e04-5abb-e13f-48ee-5435e1e75895:page=1&pageSize=50&filter=open&sortBy=created_at&sortOrder=desc"
+        );
+        assert_eq!(
+            kv("filter=favorites&search=ann@example.com", ME),
+            "contacts:668953d2-25f2-b4fd-7d72-1e8cf024a277:b6495e04-5abb-e13f-48ee-5435e1e75895:bd71da194325096550aa83c2c52d558a"
+        );
+    }
+
+    #[test]
+    fn kv_keys_are_per_user_only_for_user_relative_filters() {
+        assert_eq!(kv("filter=open", ME), kv("filter=open", OTHER));
+        assert_ne!(kv("filter=favorites", ME), kv("filter=favorites", OTHER));
+        assert_eq!(kv("page=1&filter=open", ME), kv("filter=open&sortOrder=desc", ME));
+        assert!(!kv("search=ann@example.com", ME).contains("ann"));
     }
 
     #[test]

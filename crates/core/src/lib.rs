@@ -8,6 +8,7 @@ pub mod cors;
 pub mod envelope;
 pub mod invalidation;
 pub mod layer;
+pub mod postgrest;
 pub mod query;
 pub mod secure;
 pub mod settings;

@@ -1,0 +1,152 @@
+//! [`ContactQuery`] to PostgREST query parameters, for the worker's database layer. Built from
+//! the same [`Condition`]s as the SQL translation, so both paths list the same rows.
+
+use crate::query::{Condition, ContactQuery, SortField, SortOrder, UserId};
+
+/// The columns a listed contact has, in the envelope's order.
+pub const CONTACT_COLUMNS: &str = "id,name,email,phone,conversation_status,priority,last_message_time,\
+assigned_user_id,board_column_id,created_at";
+
+/// One page request: `select`, filters as `(name, value)` pairs, `order`, `limit` and `offset`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PostgrestQuery {
+    pub select: String,
+    pub filters: Vec<(String, String)>,
+    pub order: String,
+    pub limit: u8,
+    pub offset: u64,
+}
+
+/// The request for one page of `query` as `caller` sees it (PostgREST's RLS adds the workspace
+/// membership rule on top; the worker adds the workspace filter explicitly too).
+pub fn contact_page(workspace: &crate::query::WorkspaceId, caller: &UserId, query: &ContactQuery) -> PostgrestQuery {
+    let mut select = CONTACT_COLUMNS.to_owned();
+    let mut filters = vec![
+        ("workspace_id".to_owned(), format!("eq.{workspace}")),
+        ("board_id".to_owned(), format!("eq.{}", query.board_id)),
+    ];
+    for condition in query.conditions(caller) {
+        match condition {
+            Condition::Archived(archived) => filters.push(("archived".into(), format!("is.{archived}"))),
+            Condition::Status(status) => filters.push(("conversation_status".into(), format!("eq.{}", status.as_str()))),
+            Condition::Priority(priority) => filters.push(("priority".into(), format!("eq.{}", priority.as_str()))),
+            Condition::Unassigned => filters.push(("assigned_user_id".into(), "is.null".into())),
+            Condition::AssignedTo(user) => filters.push(("assigned_user_id".into(), format!("eq.{user}"))),
+            Condition::FavoriteOf(user) => {
+                // An inner join on the caller's favorites that returns no columns.
+                select.push_str(",contact_favorites!inner()");
+                filters.push(("contact_favorites.user_id".into(), format!("eq.{user}")));
+            }
+            Condition::Column(column) => filters.push(("board_column_id".into(), format!("eq.{column}"))),
+            Condition::Search(term) => {
+                let pattern = quote(&regex_literal(term.as_str()));
+                let any = ["name", "email", "phone"].map(|col| format!("{col}.imatch.{pattern}")).join(",");
+                filters.push(("or".into(), format!("({any})")));
+            }
+        }
+    }
+    PostgrestQuery {
+        select,
+        filters,
+        order: order(query.sort_by, query.sort_order),
+        limit: query.page_size.get(),
+        offset: query.offset(),
+    }
+}
+
+/// PostgREST's `order` value; ties broken by id, nulls last in both directions.
+pub fn order(field: SortField, order: SortOrder) -> String {
+    let dir = order.as_str();
+    let nulls = if field.nullable() { ".nullslast" } else { "" };
+    format!("{}.{dir}{nulls},id.{dir}", field.as_str())
+}
+
+/// A POSIX regular expression matching `term` literally: every ASCII character other than a
+/// letter or digit is escaped. (PostgREST turns `*` into `%` in `like`/`ilike` and offers no
+/// escape for it; a case-insensitive regular expression, `imatch`, has none of that.)
+pub fn regex_literal(term: &str) -> String {
+    let mut out = String::with_capacity(term.len() * 2);
+    for ch in term.chars() {
+        if ch.is_ascii() && !ch.is_ascii_alphanumeric() {
+            out.push('\\');
+        }
+        out.push(ch);
+    }
+    out
+}
+
+/// A value inside PostgREST's `or=(...)` syntax: double-quoted, with `\` and `"` escaped, so
+/// commas, parentheses and dots in it are data.
+pub fn quote(value: &str) -> String {
+    let mut out = String::with_capacity(value.len() + 2);
+    out.push('"');
+    for ch in value.chars() {
+        if matches!(ch, '\\' | '"') {
+            out.push('\\');
+        }
+        out.push(ch);
+    }
+    out.push('"');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::query::WorkspaceId;
+
+    const WS: &str = "668953d2-25f2-b4fd-7d72-1e8cf024a277";
+    const BOARD: &str = "b6495e04-5abb-e13f-48ee-5435e1e75895";
+    const ME: &str = "d6d77053-92bc-7af6-3332-8bea8c4c6904";
+
+    fn page(query: &str) -> PostgrestQuery {
+        contact_page(
+            &WorkspaceId::parse("ws", WS).unwrap(),
+            &UserId::parse("sub", ME).unwrap(),
+            &ContactQuery::parse(BOARD, query).unwrap(),
+        )
+    }
+
+    #[test]
+    fn the_default_page_is_pinned() {
+        let q = page("");
+        assert_eq!(q.select, CONTACT_COLUMNS);
+        assert_eq!(
+            q.filters,
+            vec![
+                ("workspace_id".to_owned(), format!("eq.{WS}")),
+                ("board_id".to_owned(), format!("eq.{BOARD}")),
+                ("archived".to_owned(), "is.false".to_owned()),
+            ]
+        );
+        assert_eq!(q.order, "created_at.desc,id.desc");
+        assert_eq!((q.limit, q.offset), (50, 0));
+    }
+
+    #[test]
+    fn favorites_join_the_callers_favorites() {
+        let q = page("filter=favorites&sortBy=last_message_time&sortOrder=asc&page=2&pageSize=10");
+        assert!(q.select.ends_with(",contact_favorites!inner()"));
+        assert!(q.filters.contains(&("contact_favorites.user_id".to_owned(), format!("eq.{ME}"))));
+        assert_eq!(q.order, "last_message_time.asc.nullslast,id.asc");
+        assert_eq!((q.limit, q.offset), (10, 10));
+    }
+
+    #[test]
+    fn search_terms_are_literal_whatever_they_contain() {
+        let q = page("search=a%2Cb(c)%22d%27e.f*g%25h%5Ci_j");
+        let (name, value) = q.filters.last().unwrap();
+        assert_eq!(name, "or");
+        let pattern = r#""a\\,b\\(c\\)\\\"d\\'e\\.f\\*g\\%h\\\\i\\_j""#;
+        assert_eq!(
+            value,
+            &format!("(name.imatch.{pattern},email.imatch.{pattern},phone.imatch.{pattern})")
+        );
+    }
+
+    #[test]
+    fn regex_literals_keep_letters_digits_and_non_ascii() {
+        assert_eq!(regex_literal("Zoë 42"), r"Zoë\ 42");
+        assert_eq!(quote(r#"a"b\c"#), r#""a\"b\\c""#);
+    }
+}
