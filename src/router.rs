@@ -6,12 +6,12 @@ use crate::{clock, cors, handlers};
 use contact_list_cache_core::cors::CorsPolicy;
 use worker::{Context, Env, Method, Request, Response, Result};
 
-pub async fn handle(req: Request, env: Env, _ctx: Context) -> Result<Response> {
+pub async fn handle(req: Request, env: Env, ctx: Context) -> Result<Response> {
     let started = clock::now();
     let origin = req.headers().get("Origin")?;
     let config = Config::from_env(&env);
     let outcome = match &config {
-        Ok(config) => dispatch(&req, &env, config, started).await,
+        Ok(config) => dispatch(&req, &env, &ctx, config, started).await,
         Err(err) => Err(AppError::Config(err.clone())),
     };
     let response = outcome.or_else(AppError::into_response)?;
@@ -23,18 +23,19 @@ pub async fn handle(req: Request, env: Env, _ctx: Context) -> Result<Response> {
 async fn dispatch(
     req: &Request,
     env: &Env,
+    ctx: &Context,
     _config: &Config,
     started: contact_list_cache_core::time::UnixMillis,
 ) -> std::result::Result<Response, AppError> {
     let path = req.path();
-    match (req.method(), path.as_str()) {
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let not_allowed = |allow| AppError::MethodNotAllowed { method: req.method().to_string(), path: path.clone(), allow };
+    match (req.method(), segments.as_slice()) {
         (Method::Options, _) => Ok(cors::preflight()?),
-        (Method::Get | Method::Head, "/health") => handlers::health::get(req, env, started).await,
-        (method, "/health") => Err(AppError::MethodNotAllowed {
-            method: method.to_string(),
-            path,
-            allow: "GET, HEAD, OPTIONS",
-        }),
-        (method, _) => Err(AppError::NotFound { method: method.to_string(), path }),
+        (Method::Get | Method::Head, ["health"]) => handlers::health::get(req, env, started).await,
+        (_, ["health"]) => Err(not_allowed("GET, HEAD, OPTIONS")),
+        (Method::Get, ["api", "boards", board, "contacts"]) => handlers::contacts::list(req, env, ctx, board, started).await,
+        (_, ["api", "boards", _, "contacts"]) => Err(not_allowed("GET, OPTIONS")),
+        (method, _) => Err(AppError::NotFound { method: method.to_string(), path: path.clone() }),
     }
 }

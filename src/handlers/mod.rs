@@ -1,3 +1,4 @@
 //! One module per endpoint family: parse, ask the core, call the layers, respond.
 
+pub mod contacts;
 pub mod health;

@@ -1,0 +1,140 @@
+//! `GET /api/boards/{boardId}/contacts`: authenticate, check membership, then KV, the backend's
+//! Redis and Supabase in turn, writing a miss back to the layers above after responding.
+
+use crate::auth::{self, Caller};
+use crate::clock;
+use crate::config::{Upstreams, CACHE_TTL_SECONDS};
+use crate::error::AppError;
+use crate::handlers::health::edge_location;
+use crate::layers::backend::{self, BackendPage};
+use crate::layers::{kv, supabase, within};
+use contact_list_cache_core::cache_key::{kv_list_key, redis_list_key};
+use contact_list_cache_core::envelope::ContactListResponse;
+use contact_list_cache_core::layer::{wants_fresh, CacheLayer, CacheStatus};
+use contact_list_cache_core::query::{ContactQuery, WorkspaceId};
+use contact_list_cache_core::time::UnixMillis;
+use worker::{Context, Env, Request, Response};
+
+/// The time budget of one KV read, in milliseconds.
+const KV_BUDGET_MS: u32 = 1000;
+
+/// A page and where it came from.
+struct Answer {
+    body: String,
+    status: CacheStatus,
+    layer: CacheLayer,
+}
+
+/// Everything the layers need to name one page.
+struct Page {
+    caller: Caller,
+    workspace: WorkspaceId,
+    query: ContactQuery,
+    kv_key: String,
+    redis_key: String,
+}
+
+pub async fn list(req: &Request, env: &Env, ctx: &Context, board: &str, started: UnixMillis) -> Result<Response, AppError> {
+    let upstreams = Upstreams::from_env(env)?;
+    let caller = auth::authenticate(req, &upstreams).await?;
+    let workspace = WorkspaceId::parse("X-Workspace-ID", req.headers().get("X-Workspace-ID")?.unwrap_or_default().trim())?;
+    let query = ContactQuery::parse(board, req.url()?.query().unwrap_or_default())?;
+    let membership = auth::is_member(&caller, &workspace, &upstreams).await?;
+    if membership == Some(false) {
+        return Err(AppError::Forbidden);
+    }
+    let fresh = wants_fresh(req.headers().get("Cache-Control")?.as_deref());
+    let page = Page {
+        kv_key: kv_list_key(&workspace, &caller.user_id, &query),
+        redis_key: redis_list_key(&workspace, &caller.user_id, &query),
+        caller,
+        workspace,
+        query,
+    };
+    // Caches are read only once membership is known: a cached page never reaches a non-member.
+    let cached = if membership == Some(true) && !fresh { from_caches(env, ctx, &upstreams, &page).await } else { None };
+    let answer = match cached {
+        Some(answer) => answer,
+        None => from_sources(env, ctx, &upstreams, &page, membership.is_some(), fresh).await?,
+    };
+    respond(req, answer, &page.kv_key, started)
+}
+
+async fn from_caches(env: &Env, ctx: &Context, upstreams: &Upstreams, page: &Page) -> Option<Answer> {
+    match within(KV_BUDGET_MS, kv::get(env, &page.kv_key)).await {
+        Ok(Some(body)) => return Some(Answer { body, status: CacheStatus::Hit, layer: CacheLayer::Kv }),
+        Ok(None) => {}
+        Err(err) => worker::console_warn!("KV read skipped: {err}"),
+    }
+    if !upstreams.redis_enabled {
+        return None;
+    }
+    let qs = page.query.canonical_query_string();
+    match backend::cached_page(upstreams, &page.query.board_id, &qs, &page.workspace, &page.caller.user_id).await {
+        Ok(Some(body)) => {
+            write_back(ctx, env, upstreams, page, &body, false);
+            Some(Answer { body, status: CacheStatus::Hit, layer: CacheLayer::Redis })
+        }
+        Ok(None) => None,
+        Err(err) => {
+            worker::console_warn!("Redis read skipped: {err}");
+            None
+        }
+    }
+}
+
+/// PostgREST (when membership could be checked there), else the backend's own read path.
+async fn from_sources(env: &Env, ctx: &Context, upstreams: &Upstreams, page: &Page, supabase_up: bool, fresh: bool) -> Result<Answer, AppError> {
+    let status = if fresh { CacheStatus::Bypass } else { CacheStatus::Miss };
+    if supabase_up {
+        match supabase::page(upstreams, &page.caller, &page.workspace, &page.query).await {
+            Ok((contacts, total)) => {
+                let envelope = ContactListResponse::new(&page.query, contacts, total, clock::now(), CACHE_TTL_SECONDS);
+                let body = serde_json::to_string(&envelope).expect("a response serializes");
+                write_back(ctx, env, upstreams, page, &body, upstreams.redis_enabled);
+                return Ok(Answer { body, status, layer: CacheLayer::Database });
+            }
+            Err(err) => worker::console_warn!("Supabase failed, using the backend fallback: {err}"),
+        }
+    }
+    let qs = page.query.canonical_query_string();
+    match backend::fallback_page(upstreams, &page.query.board_id, &qs, &page.workspace, &page.caller.user_id, fresh).await {
+        Ok(BackendPage::Found(body)) => {
+            write_back(ctx, env, upstreams, page, &body, false);
+            Ok(Answer { body, status, layer: CacheLayer::BackendFallback })
+        }
+        Ok(BackendPage::Forbidden) => Err(AppError::Forbidden),
+        Ok(BackendPage::Missing) => Err(AppError::Unavailable("the backend had no answer".into())),
+        Err(err) => Err(AppError::Unavailable(format!("backend fallback failed: {err}"))),
+    }
+}
+
+/// After the response: KV always, Redis when the page did not come from there.
+fn write_back(ctx: &Context, env: &Env, upstreams: &Upstreams, page: &Page, body: &str, to_redis: bool) {
+    let (env, upstreams, body) = (env.clone(), upstreams.clone(), body.to_owned());
+    let (kv_key, redis_key) = (page.kv_key.clone(), page.redis_key.clone());
+    ctx.wait_until(async move {
+        if let Err(err) = kv::put(&env, &kv_key, &body, CACHE_TTL_SECONDS).await {
+            worker::console_warn!("KV write-back skipped: {err}");
+        }
+        if to_redis {
+            if let Err(err) = backend::store(&upstreams, &redis_key, &body, CACHE_TTL_SECONDS).await {
+                worker::console_warn!("Redis write-back skipped: {err}");
+            }
+        }
+    });
+}
+
+fn respond(req: &Request, answer: Answer, kv_key: &str, started: UnixMillis) -> Result<Response, AppError> {
+    let response = Response::ok(answer.body)?;
+    let headers = response.headers();
+    headers.set("Content-Type", "application/json")?;
+    headers.set("Cache-Control", "private, no-store")?;
+    headers.set("Vary", "Authorization, X-Workspace-ID")?;
+    headers.set("X-Cache-Status", answer.status.as_str())?;
+    headers.set("X-Cache-Layer", answer.layer.as_str())?;
+    headers.set("X-Cache-Key", kv_key)?;
+    headers.set("X-Worker-Location", &edge_location(req))?;
+    headers.set("X-Response-Time", &format!("{}ms", clock::now().since(started)))?;
+    Ok(response)
+}

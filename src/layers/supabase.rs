@@ -1,0 +1,87 @@
+//! Supabase: PostgREST with the `postgrest` crate, forwarding the caller's token (and the anon
+//! key as `apikey`) so row-level security applies; and the project's JWKS.
+
+use crate::auth::Caller;
+use crate::config::Upstreams;
+use crate::layers::{within, LayerError};
+use contact_list_cache_core::envelope::Contact;
+use contact_list_cache_core::postgrest::contact_page;
+use contact_list_cache_core::query::{ContactQuery, WorkspaceId};
+use jsonwebtoken::jwk::JwkSet;
+use postgrest::Postgrest;
+
+fn client(upstreams: &Upstreams, caller: &Caller) -> Postgrest {
+    Postgrest::new(upstreams.rest_url())
+        .insert_header("apikey", &upstreams.supabase_anon_key)
+        .insert_header("Authorization", format!("Bearer {}", caller.token))
+}
+
+fn failed(err: impl std::fmt::Display) -> LayerError {
+    LayerError::Failed(err.to_string())
+}
+
+/// One page and the total count of matching rows.
+pub async fn page(upstreams: &Upstreams, caller: &Caller, workspace: &WorkspaceId, query: &ContactQuery) -> Result<(Vec<Contact>, u64), LayerError> {
+    let request = contact_page(workspace, &caller.user_id, query);
+    let mut builder = client(upstreams, caller).from("contacts").select(&request.select).order(request.order.clone()).exact_count();
+    for (name, value) in &request.filters {
+        builder = match value.split_once('.') {
+            _ if name == "or" => builder.or(value.trim_start_matches('(').trim_end_matches(')')),
+            Some(("eq", operand)) => builder.eq(name, operand),
+            Some(("is", operand)) => builder.is(name, operand),
+            _ => return Err(LayerError::Failed(format!("untranslatable filter {name}"))),
+        };
+    }
+    let http = builder.build().query(&[("limit", request.limit.to_string()), ("offset", request.offset.to_string())]);
+    within(upstreams.supabase_timeout_ms, async {
+        let response = http.send().await.map_err(failed)?;
+        let status = response.status().as_u16();
+        let total = response
+            .headers()
+            .get("content-range")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|range| range.rsplit('/').next())
+            .and_then(|total| total.parse::<u64>().ok());
+        match (status, total) {
+            // 416: the page is past the end; the range header still carries the total.
+            (416, Some(total)) => Ok((Vec::new(), total)),
+            (200 | 206, Some(total)) => Ok((response.json::<Vec<Contact>>().await.map_err(failed)?, total)),
+            (401, _) => Err(LayerError::Failed("PostgREST rejected the token".into())),
+            _ => Err(LayerError::Failed(format!("PostgREST answered {status}"))),
+        }
+    })
+    .await
+}
+
+/// Whether `workspace_members`, read with the caller's token, shows them in `workspace`.
+pub async fn is_member(caller: &Caller, workspace: &WorkspaceId, upstreams: &Upstreams) -> Result<bool, LayerError> {
+    let request = client(upstreams, caller)
+        .from("workspace_members")
+        .select("workspace_id")
+        .eq("workspace_id", workspace.as_str())
+        .eq("user_id", caller.user_id.as_str())
+        .limit(1)
+        .build();
+    within(upstreams.supabase_timeout_ms, async {
+        let response = request.send().await.map_err(failed)?;
+        if !response.status().is_success() {
+            return Err(LayerError::Failed(format!("membership check answered {}", response.status())));
+        }
+        let rows: Vec<serde_json::Value> = response.json().await.map_err(failed)?;
+        Ok(!rows.is_empty())
+    })
+    .await
+}
+
+/// The project's signing keys for ES256/RS256 tokens.
+pub async fn fetch_jwks(upstreams: &Upstreams) -> Result<JwkSet, LayerError> {
+    let url = upstreams.jwks_url();
+    within(upstreams.supabase_timeout_ms, async {
+        let response = reqwest::Client::new().get(&url).send().await.map_err(failed)?;
+        if !response.status().is_success() {
+            return Err(LayerError::Failed(format!("JWKS answered {}", response.status())));
+        }
+        response.json::<JwkSet>().await.map_err(failed)
+    })
+    .await
+}
