@@ -92,6 +92,12 @@ impl Database {
         })
     }
 
+    /// Whether `user` is a member of `workspace`.
+    pub async fn is_member(&self, workspace: &WorkspaceId, user: &UserId) -> Result<bool, DbError> {
+        let row = self.query_one(&sql::membership(workspace, user)).await?;
+        Ok(row.try_get(0)?)
+    }
+
     pub async fn contact_counts(&self, workspace: &WorkspaceId, caller: &UserId) -> Result<CountsRead, DbError> {
         let row = self.query_one(&sql::contact_counts(workspace, caller)).await?;
         let mut counts = [0u64; 10];

@@ -23,7 +23,14 @@ fn failed(err: impl std::fmt::Display) -> LayerError {
 /// One page and the total count of matching rows.
 pub async fn page(upstreams: &Upstreams, caller: &Caller, workspace: &WorkspaceId, query: &ContactQuery) -> Result<(Vec<Contact>, u64), LayerError> {
     let request = contact_page(workspace, &caller.user_id, query);
-    let mut builder = client(upstreams, caller).from("contacts").select(&request.select).order(request.order.clone()).exact_count();
+    // exact_count() asks for the total; range() (after it) asks for this page's rows.
+    let (low, high) = (request.offset as usize, request.offset as usize + usize::from(request.limit) - 1);
+    let mut builder = client(upstreams, caller)
+        .from("contacts")
+        .select(&request.select)
+        .order(request.order.clone())
+        .exact_count()
+        .range(low, high);
     for (name, value) in &request.filters {
         builder = match value.split_once('.') {
             _ if name == "or" => builder.or(value.trim_start_matches('(').trim_end_matches(')')),
@@ -32,7 +39,7 @@ pub async fn page(upstreams: &Upstreams, caller: &Caller, workspace: &WorkspaceI
             _ => return Err(LayerError::Failed(format!("untranslatable filter {name}"))),
         };
     }
-    let http = builder.build().query(&[("limit", request.limit.to_string()), ("offset", request.offset.to_string())]);
+    let http = builder.build();
     within(upstreams.supabase_timeout_ms, async {
         let response = http.send().await.map_err(failed)?;
         let status = response.status().as_u16();

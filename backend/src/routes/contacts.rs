@@ -21,8 +21,15 @@ pub async fn cached(state: State<Arc<AppState>>, board: Path<String>, query: Raw
     list(state, board, query, headers, policy).await
 }
 
-/// Redis, then PostgreSQL; `Cache-Control: no-cache` skips Redis and refreshes it.
+/// Redis, then PostgreSQL; `Cache-Control: no-cache` skips Redis and refreshes it. Membership is
+/// checked in PostgreSQL first, even for a Redis hit: the worker calls this when Supabase is
+/// unreachable, which may be exactly when it could not check membership itself.
 pub async fn fallback(state: State<Arc<AppState>>, board: Path<String>, query: RawQuery, headers: HeaderMap) -> Result<Response, ApiError> {
+    let workspace = workspace_header(&headers)?;
+    let caller = user_header(&headers)?;
+    if !state.db.is_member(&workspace, &caller).await? {
+        return Err(ApiError::NotAMember);
+    }
     let policy = policy_for(&headers);
     list(state, board, query, headers, policy).await
 }

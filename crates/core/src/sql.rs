@@ -110,6 +110,13 @@ pub fn contact_page(workspace: &WorkspaceId, caller: &UserId, query: &ContactQue
     SqlQuery { text, params: params.0 }
 }
 
+/// `select <member bool>`: whether `caller` belongs to `workspace`.
+pub fn membership(workspace: &WorkspaceId, caller: &UserId) -> SqlQuery {
+    let mut params = Params::default();
+    let member = member_sql(&mut params, workspace, caller);
+    SqlQuery { text: format!("select {member}"), params: params.0 }
+}
+
 /// Per-filter counts of a workspace for `caller`, as one row: `member bool` followed by one
 /// `bigint` per [`Filter::ALL`] entry, in that order.
 pub fn contact_counts(workspace: &WorkspaceId, caller: &UserId) -> SqlQuery {

@@ -1,0 +1,293 @@
+// The worker's GET /api/boards/{boardId}/contacts end to end: bodies equal SQL for every filter,
+// sort and order; the cache layers in turn; failing layers skipped; isolation; tokens; 400s and
+// hostile search terms.
+import assert from "node:assert/strict";
+import { after, before, describe, test } from "node:test";
+import { newStack, waitFor } from "../../scripts/stack.mjs";
+import { signJwt, signJwtWith } from "../../scripts/jwt.mjs";
+import { FILTERS, expectedPage, sameRows, seed, stack, tokenFor } from "./harness.mjs";
+
+const WS1 = seed.workspace(1);
+const WS5 = seed.workspace(5);
+const BOARD = seed.board(1, 1);
+const USER1 = seed.user(1); // workspace 1 only
+const USER6 = seed.user(6); // workspace 1 only
+const USER35 = seed.user(35); // workspaces 5 and 1
+const USER2 = seed.user(2); // workspace 2 only
+
+/** GET the list through the worker at `base`. */
+async function list(base, { board = BOARD, query = "", user = USER1, workspace = WS1, token, headers = {} } = {}) {
+  const all = { "X-Workspace-ID": workspace, ...headers };
+  const bearer = token === undefined ? tokenFor(user) : token;
+  if (bearer !== null) all.Authorization = `Bearer ${bearer}`;
+  const res = await fetch(`${base}/api/boards/${board}/contacts${query ? `?${query}` : ""}`, { headers: all });
+  const text = await res.text();
+  return { status: res.status, headers: res.headers, text, json: text ? JSON.parse(text) : undefined };
+}
+
+const cacheHeaders = (res) => [res.headers.get("x-cache-status"), res.headers.get("x-cache-layer")];
+
+/** Asserts that `res` is exactly the page SQL computes for `params`. */
+function assertMatchesSql(res, params, label) {
+  assert.equal(res.status, 200, `${label}: ${res.text.slice(0, 200)}`);
+  const expected = expectedPage({ workspace: WS1, board: BOARD, me: USER1, ...params });
+  const { data } = res.json;
+  assert.deepEqual(data.contacts.map((c) => c.id), expected.ids, `${label}: ids in order`);
+  assert.ok(sameRows(data.contacts, expected.rows), `${label}: every field equals SQL`);
+  assert.deepEqual(data.pagination, { page: params.page ?? 1, pageSize: params.pageSize ?? 50, total: expected.total, totalPages: expected.totalPages }, label);
+  return expected;
+}
+
+describe("bodies equal SQL", () => {
+  for (const filter of FILTERS) {
+    test(`filter=${filter}: every sort field and order, first, last and past-the-last pages`, async () => {
+      for (const sortBy of ["created_at", "last_message_time", "name"]) {
+        for (const sortOrder of ["asc", "desc"]) {
+          const pageSize = sortBy === "name" ? 100 : 37;
+          const base = { filter, sortBy, sortOrder, pageSize };
+          const first = await list(stack.urls.worker, { query: new URLSearchParams({ ...base, page: 1 }).toString() });
+          const expected = assertMatchesSql(first, { ...base, page: 1 }, `${filter} ${sortBy} ${sortOrder} p1`);
+          assert.deepEqual(first.json.data.sort, { sortBy, sortOrder });
+          assert.deepEqual(first.json.data.filters, { filter, search: "", assignedTo: "", columnId: "" });
+          assert.equal(first.json.success, true);
+          assert.equal(first.json.cache_ttl, 180);
+          assert.match(first.json.cached_at, /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$/);
+          const last = Math.max(expected.totalPages, 1);
+          for (const page of new Set([2, last, last + 1])) {
+            const res = await list(stack.urls.worker, { query: new URLSearchParams({ ...base, page }).toString() });
+            assertMatchesSql(res, { ...base, page }, `${filter} ${sortBy} ${sortOrder} p${page}`);
+          }
+        }
+      }
+    });
+  }
+
+  test("assignedTo and columnId narrow the filter", async () => {
+    const column = seed.column(1, 1, 2);
+    const res = await list(stack.urls.worker, { query: `filter=open&assignedTo=${USER6}&columnId=${column}&pageSize=100` });
+    assertMatchesSql(res, { filter: "open", assignedTo: USER6, columnId: column, pageSize: 100 }, "narrowed");
+    assert.deepEqual(res.json.data.filters, { filter: "open", search: "", assignedTo: USER6, columnId: column });
+  });
+});
+
+describe("headers", () => {
+  test("every answer carries the X-Cache-* headers, the response time and the location", async () => {
+    const res = await list(stack.urls.worker, { query: "filter=closed&page=4" });
+    assert.equal(res.status, 200);
+    assert.match(res.headers.get("x-cache-status"), /^(HIT|MISS|BYPASS)$/);
+    assert.match(res.headers.get("x-cache-layer"), /^(KV|REDIS|DATABASE|BACKEND-FALLBACK)$/);
+    assert.equal(
+      res.headers.get("x-cache-key"),
+      `contacts:${WS1}:${BOARD}:page=4&pageSize=50&filter=closed&sortBy=created_at&sortOrder=desc`,
+    );
+    assert.match(res.headers.get("x-response-time"), /^\d+ms$/);
+    assert.ok(res.headers.get("x-worker-location"));
+    assert.match(res.headers.get("content-type"), /application\/json/);
+  });
+
+  test("the same request with parameters in another order hits the same entry", async () => {
+    const a = await list(stack.urls.worker, { query: "sortBy=name&filter=low_priority&page=2" });
+    await waitFor("KV write-back", async () => (await list(stack.urls.worker, { query: "page=2&filter=low_priority&sortBy=name&sortOrder=desc" })).headers.get("x-cache-status") === "HIT", 5000);
+    const b = await list(stack.urls.worker, { query: "page=2&sortOrder=desc&filter=low_priority&sortBy=name" });
+    assert.equal(b.headers.get("x-cache-key"), a.headers.get("x-cache-key"));
+    assert.deepEqual(b.json, a.json);
+  });
+
+  test("Cache-Control: no-cache bypasses the caches and refreshes them", async () => {
+    const query = "filter=high_priority&page=3";
+    await list(stack.urls.worker, { query });
+    const res = await list(stack.urls.worker, { query, headers: { "Cache-Control": "no-cache" } });
+    assert.deepEqual(cacheHeaders(res), ["BYPASS", "DATABASE"]);
+    assertMatchesSql(res, { filter: "high_priority", page: 3 }, "bypass");
+  });
+});
+
+describe("the layers in turn, with their own worker and backend", () => {
+  const pieces = newStack();
+  let worker;
+  let backend;
+  let kv;
+  before(async () => {
+    backend = await pieces.startBackend({ redisUrl: stack.urls.redis, internalAuthKey: stack.secrets.INTERNAL_AUTH_KEY, databaseUrl: stack.urls.postgres });
+    worker = await pieces.startMiniflare({ ...stack.secrets, BACKEND_URL: backend.url, REDIS_ENABLED: "true" });
+    kv = await pieces.miniflare.getKVNamespace("CONTACT_CACHE");
+  });
+  after(() => pieces.stop());
+
+  test("MISS from the database, then HIT from KV, then with KV cleared HIT from Redis, then KV again", async () => {
+    const query = "filter=unassigned&sortBy=last_message_time&page=2";
+    const first = await list(worker, { query });
+    assert.deepEqual(cacheHeaders(first), ["MISS", "DATABASE"]);
+    assertMatchesSql(first, { filter: "unassigned", sortBy: "last_message_time", page: 2 }, "first");
+    await waitFor("KV write-back", async () => (await list(worker, { query })).headers.get("x-cache-layer") === "KV", 5000);
+    const second = await list(worker, { query });
+    assert.deepEqual(cacheHeaders(second), ["HIT", "KV"]);
+    assert.deepEqual(second.json, first.json);
+
+    await kv.delete(first.headers.get("x-cache-key"));
+    const third = await list(worker, { query });
+    assert.deepEqual(cacheHeaders(third), ["HIT", "REDIS"]);
+    assert.deepEqual(third.json, first.json);
+    await waitFor("KV refilled from Redis", async () => (await list(worker, { query })).headers.get("x-cache-layer") === "KV", 5000);
+  });
+
+  test("with the backend stopped, answers still come, correct, from the database", async () => {
+    await pieces.stopService(pieces.children.find((c) => c.name === "backend").child);
+    const query = "filter=medium_priority&sortBy=name&sortOrder=asc&page=5";
+    const res = await list(worker, { query });
+    assert.deepEqual(cacheHeaders(res), ["MISS", "DATABASE"]);
+    assertMatchesSql(res, { filter: "medium_priority", sortBy: "name", sortOrder: "asc", page: 5 }, "backend down");
+  });
+});
+
+describe("PostgREST stopped", () => {
+  const pieces = newStack();
+  let worker;
+  let postgrest;
+  before(async () => {
+    pieces.pg = { port: stack.ports.postgres };
+    const supabase = await pieces.startSupabase(stack.secrets.SUPABASE_JWT_SECRET, stack.signing);
+    postgrest = supabase.postgrest;
+    worker = await pieces.startMiniflare({ ...stack.secrets, SUPABASE_URL: supabase.url });
+    await pieces.stopService(postgrest.child);
+  });
+  after(() => pieces.stop());
+
+  test("the backend fallback answers with the same rows, and still refuses non-members", async () => {
+    for (const [filter, page] of [["open", 1], ["favorites", 1], ["archived", 2]]) {
+      const query = `filter=${filter}&page=${page}&pageSize=40`;
+      const res = await list(worker, { query, headers: { "Cache-Control": "no-cache" } });
+      assert.equal(res.headers.get("x-cache-layer"), "BACKEND-FALLBACK", query);
+      assertMatchesSql(res, { filter, page, pageSize: 40 }, `fallback ${query}`);
+    }
+    const outsider = await list(worker, { user: USER2, query: "filter=open" });
+    assert.equal(outsider.status, 403);
+  });
+});
+
+describe("isolation between workspaces", () => {
+  test("the same parameters in another workspace never return the first workspace's rows or cache entry", async () => {
+    const query = "filter=open&page=1";
+    const mine = await list(stack.urls.worker, { query, user: USER1 });
+    await waitFor("KV write-back", async () => (await list(stack.urls.worker, { query, user: USER1 })).headers.get("x-cache-status") === "HIT", 5000);
+    const other = await list(stack.urls.worker, { query, user: USER35, workspace: WS5 });
+    assert.equal(other.status, 200);
+    assert.deepEqual(other.json.data.contacts, []);
+    assert.equal(other.json.data.pagination.total, 0);
+    assert.notEqual(other.headers.get("x-cache-key"), mine.headers.get("x-cache-key"));
+    const colleague = await list(stack.urls.worker, { query, user: USER6 });
+    assert.deepEqual(cacheHeaders(colleague), ["HIT", "KV"]);
+    assert.deepEqual(colleague.json.data.contacts, mine.json.data.contacts);
+  });
+
+  test("user-relative filters are per user, each equal to SQL for that user", async () => {
+    for (const filter of ["favorites", "assigned_to_me"]) {
+      const a = await list(stack.urls.worker, { query: `filter=${filter}`, user: USER1 });
+      const b = await list(stack.urls.worker, { query: `filter=${filter}`, user: USER6 });
+      assert.notEqual(a.headers.get("x-cache-key"), b.headers.get("x-cache-key"));
+      assert.deepEqual(a.json.data.contacts.map((c) => c.id), expectedPage({ workspace: WS1, board: BOARD, me: USER1, filter }).ids);
+      assert.deepEqual(b.json.data.contacts.map((c) => c.id), expectedPage({ workspace: WS1, board: BOARD, me: USER6, filter }).ids);
+    }
+  });
+
+  test("a member of A naming workspace B gets 403, even for a page cached for B", async () => {
+    const boardB = seed.board(2, 1);
+    const member = await list(stack.urls.worker, { board: boardB, workspace: seed.workspace(2), user: USER2, query: "filter=all" });
+    assert.equal(member.status, 200);
+    const res = await list(stack.urls.worker, { board: boardB, workspace: seed.workspace(2), user: USER1, query: "filter=all" });
+    assert.equal(res.status, 403);
+    assert.deepEqual(res.json, { success: false, error: { code: "forbidden", message: "you are not a member of this workspace", field: "X-Workspace-ID" } });
+  });
+});
+
+describe("tokens", () => {
+  const now = Math.floor(Date.now() / 1000);
+  const claims = { sub: USER1, role: "authenticated", aud: "authenticated", iat: now, exp: now + 600 };
+  const secret = stack.secrets.SUPABASE_JWT_SECRET;
+  const b64 = (o) => Buffer.from(JSON.stringify(o)).toString("base64url");
+
+  test("HS256, ES256 and RS256 tokens of the project are accepted", async () => {
+    for (const token of [signJwt(claims, secret), signJwtWith(claims, stack.signing.ec), signJwtWith(claims, stack.signing.rsa)]) {
+      const res = await list(stack.urls.worker, { token, query: "filter=closed" });
+      assert.equal(res.status, 200, res.text);
+    }
+  });
+
+  const bad = {
+    missing: null,
+    garbage: "not.a.jwt",
+    empty: "",
+    forged: signJwt(claims, "some-other-secret"),
+    expired: signJwt({ ...claims, exp: now - 3600 }, secret),
+    "not yet valid": signJwt({ ...claims, nbf: now + 3600 }, secret),
+    "wrong audience": signJwt({ ...claims, aud: "someone-else" }, secret),
+    "no subject": signJwt({ ...claims, sub: undefined }, secret),
+    "alg none": `${b64({ alg: "none", typ: "JWT" })}.${b64(claims)}.`,
+    "alg none with a signature": `${b64({ alg: "none", typ: "JWT" })}.${b64(claims)}.${Buffer.from("x").toString("base64url")}`,
+    "HS256 signed with the public key": signJwt(claims, JSON.stringify(stack.signing.ec.jwk)),
+    "ES256 with an unknown key id": signJwtWith(claims, { ...stack.signing.ec, kid: "unknown" }),
+  };
+  for (const [what, token] of Object.entries(bad)) {
+    test(`a ${what} token gets 401`, async () => {
+      const res = await list(stack.urls.worker, { token, query: "filter=all" });
+      assert.equal(res.status, 401, res.text);
+      assert.equal(res.json.success, false);
+      assert.equal(res.json.error.code, "unauthorized");
+    });
+  }
+});
+
+describe("invalid parameters", () => {
+  const cases = [
+    ["page=0", "page"],
+    ["page=abc", "page"],
+    ["page=10001", "page"],
+    ["pageSize=0", "pageSize"],
+    ["pageSize=101", "pageSize"],
+    ["filter=everything", "filter"],
+    ["sortBy=email", "sortBy"],
+    ["sortOrder=sideways", "sortOrder"],
+    ["assignedTo=bob", "assignedTo"],
+    ["columnId=col_1", "columnId"],
+    [`search=${"x".repeat(101)}`, "search"],
+    ["page=1&page=2", "page"],
+  ];
+  for (const [query, field] of cases) {
+    test(`${query.slice(0, 40)} gets 400 naming ${field}`, async () => {
+      const res = await list(stack.urls.worker, { query });
+      assert.equal(res.status, 400);
+      assert.equal(res.json.success, false);
+      assert.equal(res.json.error.code, "invalid_parameter");
+      assert.equal(res.json.error.field, field);
+      assert.ok(res.json.error.message.includes(field));
+    });
+  }
+
+  test("a malformed board id and a missing workspace get 400 naming them", async () => {
+    const board = await list(stack.urls.worker, { board: "board_123" });
+    assert.equal(board.status, 400);
+    assert.equal(board.json.error.field, "boardId");
+    const workspace = await list(stack.urls.worker, { workspace: "" });
+    assert.equal(workspace.status, 400);
+    assert.equal(workspace.json.error.field, "X-Workspace-ID");
+  });
+});
+
+describe("hostile search terms", () => {
+  const terms = [
+    "mensah", "MENSAH", ".mensah", "emma.m", "+1", ".com", "a,b", "(", ")", "a)b,(c", '"', "'", "o'brien",
+    ".", "*", "*@example.com", "%", "%a%", "_", "\\", "\\\\", "a\\%", "'; drop table contacts; --",
+    "name.eq.x", "or=(id.eq.1)", "éé", "  spaced  ",
+  ];
+  for (const term of terms) {
+    test(`search ${JSON.stringify(term)} returns exactly what ILIKE on the literal term returns`, async () => {
+      const res = await list(stack.urls.worker, { query: new URLSearchParams({ search: term, pageSize: "100" }).toString() });
+      assert.equal(res.status, 200, res.text);
+      const expected = expectedPage({ workspace: WS1, board: BOARD, me: USER1, search: term.trim(), pageSize: 100 });
+      assert.deepEqual(res.json.data.contacts.map((c) => c.id), expected.ids);
+      assert.equal(res.json.data.pagination.total, expected.total);
+      assert.equal(res.json.data.filters.search, term.trim());
+      if (/^[a-z]+$/i.test(term)) assert.ok(!res.headers.get("x-cache-key").toLowerCase().includes(term.toLowerCase()), "no term in a key");
+    });
+  }
+});
