@@ -4,6 +4,7 @@
 //! Redis keys put the workspace in a hash tag (`{...}`), so all of one workspace's keys live on one
 //! Redis Cluster node and can be scanned and removed there.
 
+use crate::generation::Generation;
 use crate::query::{ContactQuery, UserId, WorkspaceId};
 use crate::secure::sha256_hex;
 
@@ -13,8 +14,8 @@ const HASH_HEX: usize = 32;
 /// The Redis key of one list page, in the spec's format
 /// `contacts:{workspace}:filter:board:…:page:1:limit:50:sort:created_at-desc`, followed by the
 /// optional parts `:column:…`, `:assigned:…`, `:search:<sha256>` and, for user-relative filters,
-/// `:user:…`.
-pub fn redis_list_key(workspace: &WorkspaceId, caller: &UserId, query: &ContactQuery) -> String {
+/// `:user:…`, and last the generation of the filter's scope, `:gen:…`.
+pub fn redis_list_key(workspace: &WorkspaceId, caller: &UserId, query: &ContactQuery, generation: &Generation) -> String {
     let mut key = format!(
         "contacts:{{{workspace}}}:{filter}:board:{board}:page:{page}:limit:{limit}:sort:{sort}-{order}",
         filter = query.filter.as_str(),
@@ -36,17 +37,19 @@ pub fn redis_list_key(workspace: &WorkspaceId, caller: &UserId, query: &ContactQ
     if query.is_user_relative() {
         key.push_str(&format!(":user:{caller}"));
     }
+    key.push_str(&format!(":gen:{generation}"));
     key
 }
 
 /// The longest parameter part kept readable in a KV key; longer ones are hashed.
-const KV_PARAMS_MAX: usize = 128;
+const KV_PARAMS_MAX: usize = 160;
 
 /// The Workers KV key of one list page, in the spec's format
 /// `contacts:workspace:board:page=1&pageSize=50&filter=open&sortBy=created_at&sortOrder=desc`.
-/// The search term appears only as a hash, the caller only for user-relative filters, and a
-/// parameter part longer than 128 characters is replaced by its SHA-256 prefix.
-pub fn kv_list_key(workspace: &WorkspaceId, caller: &UserId, query: &ContactQuery) -> String {
+/// The search term appears only as a hash, the caller only for user-relative filters, the
+/// generation of the filter's scope last (`&gen=…`), and a parameter part longer than 160
+/// characters is replaced by its SHA-256 prefix.
+pub fn kv_list_key(workspace: &WorkspaceId, caller: &UserId, query: &ContactQuery, generation: &Generation) -> String {
     let mut params = format!(
         "page={}&pageSize={}&filter={}&sortBy={}&sortOrder={}",
         query.page.get(),
@@ -67,15 +70,16 @@ pub fn kv_list_key(workspace: &WorkspaceId, caller: &UserId, query: &ContactQuer
     if query.is_user_relative() {
         params.push_str(&format!("&user={caller}"));
     }
+    params.push_str(&format!("&gen={generation}"));
     if params.len() > KV_PARAMS_MAX {
         params = sha256_hex(params.as_bytes(), HASH_HEX);
     }
     format!("contacts:{workspace}:{}:{params}", query.board_id)
 }
 
-/// The Redis key of a user's per-filter counts: `counts:{workspace}:user`.
-pub fn redis_counts_key(workspace: &WorkspaceId, user: &UserId) -> String {
-    format!("counts:{{{workspace}}}:{user}")
+/// The Redis key of a user's per-filter counts: `counts:{workspace}:user:gen:…`.
+pub fn redis_counts_key(workspace: &WorkspaceId, user: &UserId, generation: &Generation) -> String {
+    format!("counts:{{{workspace}}}:{user}:gen:{generation}")
 }
 
 #[cfg(test)]
@@ -87,11 +91,16 @@ mod tests {
     const ME: &str = "d6d77053-92bc-7af6-3332-8bea8c4c6904";
     const OTHER: &str = "9cbcc5ca-b7b0-4d3e-8a61-0c0d2c5f0a11";
 
+    fn gen0() -> Generation {
+        Generation::initial()
+    }
+
     fn key(query: &str, caller: &str) -> String {
         redis_list_key(
             &WorkspaceId::parse("ws", WS).unwrap(),
             &UserId::parse("sub", caller).unwrap(),
             &ContactQuery::parse(BOARD, query).unwrap(),
+            &gen0(),
         )
     }
 
@@ -99,7 +108,7 @@ mod tests {
     fn the_default_list_key_is_pinned() {
         assert_eq!(
             key("", ME),
-            "contacts:{668953d2-25f2-b4fd-7d72-1e8cf024a277}:all:board:b6495e04-5abb-e13f-48ee-5435e1e75895:page:1:limit:50:sort:created_at-desc"
+            "contacts:{668953d2-25f2-b4fd-7d72-1e8cf024a277}:all:board:b6495e04-5abb-e13f-48ee-5435e1e75895:page:1:limit:50:sort:created_at-desc:gen:0"
         );
     }
 
@@ -109,7 +118,7 @@ mod tests {
             key(&format!("filter=assigned_to_me&page=2&pageSize=10&sortBy=last_message_time&sortOrder=asc&columnId={OTHER}&assignedTo={OTHER}&search=ann@example.com"), ME),
             "contacts:{668953d2-25f2-b4fd-7d72-1e8cf024a277}:assigned_to_me:board:b6495e04-5abb-e13f-48ee-5435e1e75895:page:2:limit:10:sort:last_message_time-asc\
              :column:9cbcc5ca-b7b0-4d3e-8a61-0c0d2c5f0a11:assigned:9cbcc5ca-b7b0-4d3e-8a61-0c0d2c5f0a11\
-             :search:71d4f55f72fa128dfb468a1a3901507c:user:d6d77053-92bc-7af6-3332-8bea8c4c6904"
+             :search:71d4f55f72fa128dfb468a1a3901507c:user:d6d77053-92bc-7af6-3332-8bea8c4c6904:gen:0"
         );
     }
 
@@ -136,6 +145,7 @@ mod tests {
             &WorkspaceId::parse("ws", WS).unwrap(),
             &UserId::parse("sub", caller).unwrap(),
             &ContactQuery::parse(BOARD, query).unwrap(),
+            &gen0(),
         )
     }
 
@@ -143,12 +153,25 @@ mod tests {
     fn kv_keys_follow_the_spec_format() {
         assert_eq!(
             kv("filter=open", ME),
-            "contacts:668953d2-25f2-b4fd-7d72-1e8cf024a277:b6495e04-5abb-e13f-48ee-5435e1e75895:page=1&pageSize=50&filter=open&sortBy=created_at&sortOrder=desc"
+            "contacts:668953d2-25f2-b4fd-7d72-1e8cf024a277:b6495e04-5abb-e13f-48ee-5435e1e75895:page=1&pageSize=50&filter=open&sortBy=created_at&sortOrder=desc&gen=0"
         );
         assert_eq!(
-            kv("filter=favorites&search=ann@example.com", ME),
-            "contacts:668953d2-25f2-b4fd-7d72-1e8cf024a277:b6495e04-5abb-e13f-48ee-5435e1e75895:bd71da194325096550aa83c2c52d558a"
+            kv(&format!("filter=favorites&search=ann@example.com&assignedTo={OTHER}"), ME),
+            "contacts:668953d2-25f2-b4fd-7d72-1e8cf024a277:b6495e04-5abb-e13f-48ee-5435e1e75895:c30bf1293d9dd4de2772cdefe8cb2091"
         );
+    }
+
+    #[test]
+    fn a_new_generation_makes_a_new_key() {
+        let (ws, me, q) = (
+            WorkspaceId::parse("ws", WS).unwrap(),
+            UserId::parse("sub", ME).unwrap(),
+            ContactQuery::parse(BOARD, "filter=open").unwrap(),
+        );
+        let next = Generation::new(1, 2);
+        assert_ne!(kv_list_key(&ws, &me, &q, &gen0()), kv_list_key(&ws, &me, &q, &next));
+        assert_ne!(redis_list_key(&ws, &me, &q, &gen0()), redis_list_key(&ws, &me, &q, &next));
+        assert!(redis_list_key(&ws, &me, &q, &next).ends_with(":gen:1-00000002"));
     }
 
     #[test]
@@ -162,8 +185,8 @@ mod tests {
     #[test]
     fn the_counts_key_is_pinned() {
         assert_eq!(
-            redis_counts_key(&WorkspaceId::parse("ws", WS).unwrap(), &UserId::parse("u", ME).unwrap()),
-            "counts:{668953d2-25f2-b4fd-7d72-1e8cf024a277}:d6d77053-92bc-7af6-3332-8bea8c4c6904"
+            redis_counts_key(&WorkspaceId::parse("ws", WS).unwrap(), &UserId::parse("u", ME).unwrap(), &gen0()),
+            "counts:{668953d2-25f2-b4fd-7d72-1e8cf024a277}:d6d77053-92bc-7af6-3332-8bea8c4c6904:gen:0"
         );
     }
 }

@@ -1,6 +1,10 @@
-//! What may be invalidated: cache key patterns confined to one workspace.
+//! What to invalidate: events (API calls and database changes) mapped to the generation scopes
+//! they affect, and cache key patterns confined to one workspace.
 
-use crate::query::WorkspaceId;
+use crate::generation::Scope;
+use crate::query::{Filter, WorkspaceId};
+use serde::Deserialize;
+use std::collections::BTreeSet;
 
 /// Characters a pattern may use after its workspace: key characters and the `*` wildcard. Redis
 /// glob syntax beyond `*` (`?`, `[...]`, `\`) and hash-tag braces are refused.
@@ -60,6 +64,202 @@ impl KeyPattern {
     }
 }
 
+impl KeyPattern {
+    /// The scopes a pattern covers: the filter named after the workspace (`contacts:ws:open:*`),
+    /// every list scope for any other `contacts:` pattern, the counts for `counts:` patterns.
+    pub fn scopes(&self) -> Vec<Scope> {
+        let after = |prefix: &str| self.glob.strip_prefix(&format!("{prefix}:{{{}}}", self.workspace)).map(str::to_owned);
+        if after("counts").is_some() {
+            return vec![Scope::Counts];
+        }
+        let tail = after("contacts").unwrap_or_default();
+        let named = tail.strip_prefix(':').and_then(|t| t.split(':').next()).and_then(|f| Filter::parse(f).ok());
+        match named {
+            Some(filter) => vec![Scope::List(filter)],
+            None => Scope::all_lists(),
+        }
+    }
+}
+
+/// What is known of a contact before or after a change. Missing fields are unknown, and an
+/// unknown field is assumed to take any value, so the mapping errs towards invalidating more.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct ContactState {
+    #[serde(default, alias = "status")]
+    pub conversation_status: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    pub priority: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    pub assigned_user_id: Option<Option<String>>,
+    #[serde(default)]
+    pub archived: Option<bool>,
+}
+
+/// Distinguishes a field that is absent (`None`) from one that is `null` (`Some(None)`).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(d).map(Some)
+}
+
+impl ContactState {
+    /// The filters whose lists hold a contact in this state (`favorites` aside: it depends on
+    /// who favorited it, which a contact's row does not say).
+    pub fn filters(&self) -> BTreeSet<Filter> {
+        let mut filters = BTreeSet::new();
+        if self.archived != Some(false) {
+            filters.insert(Filter::Archived);
+        }
+        if self.archived == Some(true) {
+            return filters;
+        }
+        filters.insert(Filter::All);
+        match self.conversation_status.as_deref() {
+            Some("Open") => {
+                filters.insert(Filter::Open);
+            }
+            Some("Closed") => {
+                filters.insert(Filter::Closed);
+            }
+            _ => filters.extend([Filter::Open, Filter::Closed]),
+        }
+        match &self.priority {
+            Some(Some(p)) if p == "high" => {
+                filters.insert(Filter::HighPriority);
+            }
+            Some(Some(p)) if p == "medium" => {
+                filters.insert(Filter::MediumPriority);
+            }
+            Some(Some(p)) if p == "low" => {
+                filters.insert(Filter::LowPriority);
+            }
+            Some(None) => {}
+            _ => filters.extend([Filter::HighPriority, Filter::MediumPriority, Filter::LowPriority]),
+        }
+        match &self.assigned_user_id {
+            Some(Some(_)) => {
+                filters.insert(Filter::AssignedToMe);
+            }
+            Some(None) => {
+                filters.insert(Filter::Unassigned);
+            }
+            None => filters.extend([Filter::Unassigned, Filter::AssignedToMe]),
+        }
+        filters
+    }
+}
+
+/// The spec's invalidation events, with what each needs to know.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(tag = "type")]
+pub enum Event {
+    #[serde(rename = "contact:created")]
+    ContactCreated {
+        #[serde(default, flatten)]
+        contact: ContactState,
+    },
+    #[serde(rename = "contact:updated")]
+    ContactUpdated {
+        #[serde(default)]
+        old: Option<ContactState>,
+        #[serde(default, rename = "new")]
+        new: Option<ContactState>,
+    },
+    #[serde(rename = "contact:deleted")]
+    ContactDeleted {
+        #[serde(default, flatten)]
+        contact: Option<ContactState>,
+    },
+    #[serde(rename = "contact:moved")]
+    ContactMoved,
+    #[serde(rename = "contact:assigned")]
+    ContactAssigned,
+    #[serde(rename = "contact:unassigned")]
+    ContactUnassigned,
+    #[serde(rename = "contact:favorited")]
+    ContactFavorited,
+    #[serde(rename = "board:updated")]
+    BoardUpdated,
+    #[serde(rename = "board:deleted")]
+    BoardDeleted,
+    #[serde(rename = "column:created")]
+    ColumnCreated,
+    #[serde(rename = "column:deleted")]
+    ColumnDeleted,
+}
+
+impl Event {
+    /// The generation scopes this event makes stale. This is the table in README.md.
+    pub fn scopes(&self) -> BTreeSet<Scope> {
+        let lists = |filters: BTreeSet<Filter>| filters.into_iter().map(Scope::List).collect::<BTreeSet<_>>();
+        let with_counts = |mut scopes: BTreeSet<Scope>| {
+            scopes.insert(Scope::Counts);
+            scopes
+        };
+        match self {
+            Event::ContactCreated { contact } => with_counts(lists(contact.filters())),
+            Event::ContactUpdated { old: Some(old), new: Some(new) } => {
+                let mut filters = old.filters();
+                filters.extend(new.filters());
+                filters.insert(Filter::Favorites);
+                with_counts(lists(filters))
+            }
+            Event::ContactUpdated { .. } | Event::ContactDeleted { contact: None } => Scope::all().into_iter().collect(),
+            Event::ContactDeleted { contact: Some(contact) } => {
+                let mut filters = contact.filters();
+                filters.insert(Filter::Favorites);
+                with_counts(lists(filters))
+            }
+            Event::ContactMoved | Event::BoardDeleted => Scope::all().into_iter().collect(),
+            Event::ContactAssigned | Event::ContactUnassigned => {
+                with_counts(lists([Filter::Unassigned, Filter::AssignedToMe].into()))
+            }
+            Event::ContactFavorited => with_counts(lists([Filter::Favorites].into())),
+            Event::BoardUpdated | Event::ColumnDeleted => Scope::all_lists().into_iter().collect(),
+            Event::ColumnCreated => BTreeSet::new(),
+        }
+    }
+}
+
+/// A row change as PostgreSQL triggers and Supabase Database Webhooks describe it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct RowChange {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub table: String,
+    #[serde(default)]
+    pub schema: Option<String>,
+    #[serde(default)]
+    pub record: Option<serde_json::Value>,
+    #[serde(default)]
+    pub old_record: Option<serde_json::Value>,
+}
+
+impl RowChange {
+    /// The workspace and event a change means, or `None` for changes that affect no cached list
+    /// (other tables, a new board).
+    pub fn event(&self) -> Option<(WorkspaceId, Event)> {
+        let row = self.record.as_ref().or(self.old_record.as_ref())?;
+        let workspace = WorkspaceId::parse("workspace_id", row.get("workspace_id")?.as_str()?).ok()?;
+        let state = |value: &Option<serde_json::Value>| value.as_ref().and_then(|v| serde_json::from_value::<ContactState>(v.clone()).ok());
+        let changed = |field: &str| {
+            let get = |v: &Option<serde_json::Value>| v.as_ref().and_then(|v| v.get(field).cloned());
+            get(&self.record) != get(&self.old_record)
+        };
+        let event = match (self.table.as_str(), self.kind.as_str()) {
+            ("contacts", "INSERT") => Event::ContactCreated { contact: state(&self.record)? },
+            ("contacts", "DELETE") => Event::ContactDeleted { contact: state(&self.old_record) },
+            ("contacts", "UPDATE") if changed("board_id") || changed("board_column_id") => Event::ContactMoved,
+            ("contacts", "UPDATE") => Event::ContactUpdated { old: state(&self.old_record), new: state(&self.record) },
+            ("contact_favorites", "INSERT" | "DELETE") => Event::ContactFavorited,
+            ("boards", "UPDATE") => Event::BoardUpdated,
+            ("boards", "DELETE") => Event::BoardDeleted,
+            ("board_columns", "INSERT") => Event::ColumnCreated,
+            ("board_columns", "DELETE") => Event::ColumnDeleted,
+            _ => return None,
+        };
+        Some((workspace, event))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -103,5 +303,76 @@ mod tests {
         for raw in hostile {
             assert!(KeyPattern::parse(raw).is_err(), "{raw}");
         }
+    }
+
+    fn names(scopes: BTreeSet<Scope>) -> Vec<&'static str> {
+        scopes.into_iter().map(Scope::as_str).collect()
+    }
+
+    fn event(json: serde_json::Value) -> Event {
+        serde_json::from_value(json).unwrap()
+    }
+
+    #[test]
+    fn the_spec_events_map_to_the_spec_patterns() {
+        use serde_json::json;
+        let created = event(json!({"type": "contact:created", "status": "Open", "priority": "high", "assigned_user_id": null, "archived": false}));
+        assert_eq!(names(created.scopes()), ["all", "open", "unassigned", "high_priority", "counts"]);
+        let assigned = event(json!({"type": "contact:assigned"}));
+        assert_eq!(names(assigned.scopes()), ["unassigned", "assigned_to_me", "counts"]);
+        assert_eq!(event(json!({"type": "contact:moved"})).scopes().len(), 11);
+        assert!(event(json!({"type": "column:created"})).scopes().is_empty());
+        assert_eq!(names(event(json!({"type": "column:deleted"})).scopes()).len(), 10);
+    }
+
+    #[test]
+    fn unknown_fields_invalidate_every_value_they_could_have() {
+        let created = event(serde_json::json!({"type": "contact:created", "status": "Closed"}));
+        assert_eq!(
+            names(created.scopes()),
+            ["all", "closed", "unassigned", "assigned_to_me", "high_priority", "medium_priority", "low_priority", "archived", "counts"]
+        );
+    }
+
+    #[test]
+    fn an_update_covers_the_lists_before_and_after() {
+        let updated = event(serde_json::json!({
+            "type": "contact:updated",
+            "old": {"conversation_status": "Open", "priority": "low", "assigned_user_id": "u", "archived": false},
+            "new": {"conversation_status": "Closed", "priority": "low", "assigned_user_id": "u", "archived": false}
+        }));
+        assert_eq!(names(updated.scopes()), ["all", "open", "closed", "assigned_to_me", "low_priority", "favorites", "counts"]);
+        let archived = event(serde_json::json!({
+            "type": "contact:updated",
+            "old": {"conversation_status": "Open", "priority": null, "assigned_user_id": null, "archived": false},
+            "new": {"conversation_status": "Open", "priority": null, "assigned_user_id": null, "archived": true}
+        }));
+        assert_eq!(names(archived.scopes()), ["all", "open", "unassigned", "favorites", "archived", "counts"]);
+    }
+
+    #[test]
+    fn database_changes_become_events() {
+        use serde_json::json;
+        let row = |status: &str, board: &str| json!({"workspace_id": WS, "board_id": board, "board_column_id": null,
+            "conversation_status": status, "priority": "medium", "assigned_user_id": null, "archived": false});
+        let change = |kind: &str, table: &str, record, old| RowChange { kind: kind.into(), table: table.into(), schema: Some("public".into()), record, old_record: old };
+        let (ws, created) = change("INSERT", "contacts", Some(row("Open", "b1")), None).event().unwrap();
+        assert_eq!(ws.as_str(), WS);
+        assert!(matches!(created, Event::ContactCreated { .. }));
+        let (_, moved) = change("UPDATE", "contacts", Some(row("Open", "b2")), Some(row("Open", "b1"))).event().unwrap();
+        assert_eq!(moved, Event::ContactMoved);
+        let (_, updated) = change("UPDATE", "contacts", Some(row("Closed", "b1")), Some(row("Open", "b1"))).event().unwrap();
+        assert_eq!(names(updated.scopes()), ["all", "open", "closed", "unassigned", "medium_priority", "favorites", "counts"]);
+        assert!(change("INSERT", "boards", Some(json!({"workspace_id": WS})), None).event().is_none());
+        assert!(change("INSERT", "contacts", Some(json!({"no": "workspace"})), None).event().is_none());
+    }
+
+    #[test]
+    fn patterns_name_their_scopes() {
+        let scopes = |raw: &str| KeyPattern::parse(raw).unwrap().scopes().into_iter().map(Scope::as_str).collect::<Vec<_>>();
+        assert_eq!(scopes(&format!("contacts:{WS}:open:*")), ["open"]);
+        assert_eq!(scopes(&format!("counts:{WS}*")), ["counts"]);
+        assert_eq!(scopes(&format!("contacts:{WS}:*")).len(), 10);
+        assert_eq!(scopes(&format!("contacts:{WS}:*:*")).len(), 10);
     }
 }
