@@ -289,9 +289,9 @@ class Stack {
     return { url, internalAuthKey };
   }
 
-  async startMiniflare(bindings) {
+  async startMiniflare(bindings, port) {
     const { Miniflare } = await import("miniflare");
-    const port = await freePort();
+    port ??= await freePort();
     const mf = new Miniflare({
       rootPath: ROOT,
       scriptPath: join(ROOT, "build", "index.js"),
@@ -426,27 +426,36 @@ export async function startStack({ worker = "miniflare", contacts = 100_000, wor
     const jwtSecret = randomBytes(32).toString("hex");
     const signing = signingKeys();
     const internalAuthKey = randomBytes(24).toString("hex");
+    const webhookSecret = randomBytes(24).toString("hex");
+    // The worker's port is chosen first so the backend's change capture knows where to post.
+    const port = worker === "wrangler" ? workerPort : await freePort();
     log(`temp dir ${stack.dir}`);
     const pg = await stack.startPostgres();
     stack.migrate();
     log(`PostgreSQL on ${pg.port}; seeding ${contacts} contacts`);
     stack.seed(contacts);
     const [supabase, redis] = await Promise.all([stack.startSupabase(jwtSecret, signing), stack.startRedis()]);
-    const { url: backend } = await stack.startBackend({ redisUrl: redis.url, internalAuthKey, databaseUrl: pg.url });
+    const { url: backend } = await stack.startBackend({
+      redisUrl: redis.url,
+      internalAuthKey,
+      databaseUrl: pg.url,
+      env: { WORKER_WEBHOOK_URL: `http://127.0.0.1:${port}/api/cache/webhook`, WEBHOOK_SECRET: webhookSecret },
+    });
     const secrets = {
       SUPABASE_URL: supabase.url,
       SUPABASE_ANON_KEY: anonKey(jwtSecret),
       SUPABASE_JWT_SECRET: jwtSecret,
       BACKEND_URL: backend,
       INTERNAL_AUTH_KEY: internalAuthKey,
+      WEBHOOK_SECRET: webhookSecret,
     };
     let workerUrl = null;
     if (worker === "miniflare") {
-      workerUrl = await stack.startMiniflare({ ENVIRONMENT: "test", REDIS_ENABLED: "true", CORS_ALLOWED_ORIGINS: "*", ...secrets });
+      workerUrl = await stack.startMiniflare({ ENVIRONMENT: "test", REDIS_ENABLED: "true", CORS_ALLOWED_ORIGINS: "*", ...secrets }, port);
     } else if (worker === "wrangler") {
       const devVars = Object.entries(secrets).map(([k, v]) => `${k}=${v}`).join("\n");
       writeFileSync(join(ROOT, ".dev.vars"), `# Written by scripts/dev.sh for the local stack; git-ignored.\n${devVars}\n`, { mode: 0o600 });
-      workerUrl = await stack.startWranglerDev(workerPort);
+      workerUrl = await stack.startWranglerDev(port);
     }
     const demoUser = { id: seed.user(1), email: "user1@example.test" };
     const info = {

@@ -11,7 +11,7 @@ pub async fn handle(req: Request, env: Env, ctx: Context) -> Result<Response> {
     let origin = req.headers().get("Origin")?;
     let config = Config::from_env(&env);
     let outcome = match &config {
-        Ok(config) => dispatch(&req, &env, &ctx, config, started).await,
+        Ok(config) => dispatch(req, &env, &ctx, config, started).await,
         Err(err) => Err(AppError::Config(err.clone())),
     };
     let response = outcome.or_else(AppError::into_response)?;
@@ -21,7 +21,7 @@ pub async fn handle(req: Request, env: Env, ctx: Context) -> Result<Response> {
 }
 
 async fn dispatch(
-    req: &Request,
+    req: Request,
     env: &Env,
     ctx: &Context,
     _config: &Config,
@@ -32,10 +32,16 @@ async fn dispatch(
     let not_allowed = |allow| AppError::MethodNotAllowed { method: req.method().to_string(), path: path.clone(), allow };
     match (req.method(), segments.as_slice()) {
         (Method::Options, _) => Ok(cors::preflight()?),
-        (Method::Get | Method::Head, ["health"]) => handlers::health::get(req, env, started).await,
+        (Method::Get | Method::Head, ["health"]) => handlers::health::get(&req, env, started).await,
         (_, ["health"]) => Err(not_allowed("GET, HEAD, OPTIONS")),
-        (Method::Get, ["api", "boards", board, "contacts"]) => handlers::contacts::list(req, env, ctx, board, started).await,
+        (Method::Get, ["api", "boards", board, "contacts"]) => handlers::contacts::list(&req, env, ctx, board, started).await,
         (_, ["api", "boards", _, "contacts"]) => Err(not_allowed("GET, OPTIONS")),
+        (Method::Get, ["api", "workspaces", workspace, "counts"]) => handlers::counts::get(&req, env, workspace, started).await,
+        (_, ["api", "workspaces", _, "counts"]) => Err(not_allowed("GET, OPTIONS")),
+        (Method::Post, ["api", "cache", "invalidate"]) => handlers::invalidate::invalidate(req, env).await,
+        (Method::Post, ["api", "cache", "webhook"]) => handlers::invalidate::webhook(req, env).await,
+        (Method::Post, ["api", "cache", "warm"]) => handlers::invalidate::warm(req, env, ctx).await,
+        (_, ["api", "cache", "invalidate" | "webhook" | "warm"]) => Err(not_allowed("POST, OPTIONS")),
         (method, _) => Err(AppError::NotFound { method: method.to_string(), path: path.clone() }),
     }
 }

@@ -1,6 +1,6 @@
 //! Typed backend configuration, loaded once at startup from the environment.
 
-use contact_list_cache_core::settings::{parse_flag, parse_number, require_secret, SettingError};
+use contact_list_cache_core::settings::{parse_base_url, parse_flag, parse_number, require_secret, SettingError};
 use std::net::IpAddr;
 use std::time::Duration;
 
@@ -25,6 +25,10 @@ pub struct Config {
     pub database_pool_size: usize,
     /// `INTERNAL_AUTH_KEY`: the shared secret the worker sends as `X-Internal-Auth`.
     pub internal_auth_key: String,
+    /// `WORKER_WEBHOOK_URL` and `WEBHOOK_SECRET`: where change capture forwards database changes
+    /// (the worker's `/api/cache/webhook`) and the secret it sends. Both, with `DATABASE_URL`,
+    /// turn change capture on.
+    pub webhook: Option<(String, String)>,
     /// `HOST` (default 0.0.0.0) and `PORT` (default 8080; 0 picks a free port).
     pub host: IpAddr,
     pub port: u16,
@@ -39,6 +43,7 @@ impl std::fmt::Debug for Config {
             .field("ttl_contact_counts", &self.ttl_contact_counts)
             .field("redis_timeout", &self.redis_timeout)
             .field("database_configured", &self.database_url.is_some())
+            .field("change_capture", &self.webhook.as_ref().map(|(url, _)| url))
             .field("host", &self.host)
             .field("port", &self.port)
             .finish_non_exhaustive()
@@ -91,6 +96,12 @@ impl Config {
             database_pool_size: get("DATABASE_POOL_SIZE")
                 .map_or(Ok(16), |raw| parse_number("DATABASE_POOL_SIZE", &raw, 1..=1000))?,
             internal_auth_key: require_secret("INTERNAL_AUTH_KEY", get("INTERNAL_AUTH_KEY"))?,
+            webhook: match (get("WORKER_WEBHOOK_URL"), get("WEBHOOK_SECRET")) {
+                (None, None) => None,
+                (Some(url), Some(secret)) => Some((parse_base_url("WORKER_WEBHOOK_URL", &url)?, secret)),
+                (Some(_), None) => return Err(SettingError::Missing { name: "WEBHOOK_SECRET" }),
+                (None, Some(_)) => return Err(SettingError::Missing { name: "WORKER_WEBHOOK_URL" }),
+            },
             host,
             port: get("PORT").map_or(Ok(8080), |raw| parse_number("PORT", &raw, 0..=65_535))?,
         })

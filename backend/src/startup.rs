@@ -45,6 +45,10 @@ impl Application {
             config.redis_timeout,
         );
         let db = Database::new(config.database_url.as_deref(), config.database_timeout, config.database_pool_size)?;
+        if let (Some(database_url), Some((url, secret))) = (&config.database_url, &config.webhook) {
+            let forwarder = crate::listener::Forwarder::new(url.clone(), secret.clone());
+            tokio::spawn(crate::listener::run(database_url.clone(), forwarder));
+        }
         let state = Arc::new(AppState { config, redis, db, stats: Stats::default() });
         Ok(Self { listener, router: router(state) })
     }

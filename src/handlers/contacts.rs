@@ -6,17 +6,18 @@ use crate::clock;
 use crate::config::{Upstreams, CACHE_TTL_SECONDS};
 use crate::error::AppError;
 use crate::handlers::health::edge_location;
-use crate::layers::backend::{self, BackendPage};
+use crate::layers::backend::{self, BackendPage, Scoped};
 use crate::layers::{kv, supabase, within};
 use contact_list_cache_core::cache_key::{kv_list_key, redis_list_key};
 use contact_list_cache_core::envelope::ContactListResponse;
+use contact_list_cache_core::generation::{Generation, Scope};
 use contact_list_cache_core::layer::{wants_fresh, CacheLayer, CacheStatus};
 use contact_list_cache_core::query::{ContactQuery, WorkspaceId};
 use contact_list_cache_core::time::UnixMillis;
 use worker::{Context, Env, Request, Response};
 
 /// The time budget of one KV read, in milliseconds.
-const KV_BUDGET_MS: u32 = 1000;
+pub const KV_BUDGET_MS: u32 = 1000;
 
 /// A page and where it came from.
 struct Answer {
@@ -26,12 +27,41 @@ struct Answer {
 }
 
 /// Everything the layers need to name one page.
-struct Page {
+pub struct Page {
     caller: Caller,
     workspace: WorkspaceId,
     query: ContactQuery,
+    /// The generation of the page's scope; `None` when it could not be read, and then no cache
+    /// is read or written for this request.
+    generation: Option<Generation>,
     kv_key: String,
     redis_key: String,
+}
+
+impl Page {
+    /// Reads the generation of the query's scope and derives the keys from it.
+    pub async fn new(env: &Env, caller: Caller, workspace: WorkspaceId, query: ContactQuery) -> Self {
+        let generation = match within(KV_BUDGET_MS, kv::generation(env, &workspace, Scope::List(query.filter))).await {
+            Ok(generation) => Some(generation),
+            Err(err) => {
+                worker::console_warn!("generation unknown, caches skipped: {err}");
+                None
+            }
+        };
+        let keyed = generation.clone().unwrap_or_else(Generation::initial);
+        Self {
+            kv_key: kv_list_key(&workspace, &caller.user_id, &query, &keyed),
+            redis_key: redis_list_key(&workspace, &caller.user_id, &query, &keyed),
+            caller,
+            workspace,
+            query,
+            generation,
+        }
+    }
+
+    fn scoped(&self) -> Option<Scoped<'_>> {
+        self.generation.as_ref().map(|generation| Scoped { workspace: &self.workspace, user: &self.caller.user_id, generation })
+    }
 }
 
 pub async fn list(req: &Request, env: &Env, ctx: &Context, board: &str, started: UnixMillis) -> Result<Response, AppError> {
@@ -44,13 +74,7 @@ pub async fn list(req: &Request, env: &Env, ctx: &Context, board: &str, started:
         return Err(AppError::Forbidden);
     }
     let fresh = wants_fresh(req.headers().get("Cache-Control")?.as_deref());
-    let page = Page {
-        kv_key: kv_list_key(&workspace, &caller.user_id, &query),
-        redis_key: redis_list_key(&workspace, &caller.user_id, &query),
-        caller,
-        workspace,
-        query,
-    };
+    let page = Page::new(env, caller, workspace, query).await;
     // Caches are read only once membership is known: a cached page never reaches a non-member.
     let cached = if membership == Some(true) && !fresh { from_caches(env, ctx, &upstreams, &page).await } else { None };
     let answer = match cached {
@@ -61,6 +85,7 @@ pub async fn list(req: &Request, env: &Env, ctx: &Context, board: &str, started:
 }
 
 async fn from_caches(env: &Env, ctx: &Context, upstreams: &Upstreams, page: &Page) -> Option<Answer> {
+    let scoped = page.scoped()?;
     match within(KV_BUDGET_MS, kv::get(env, &page.kv_key)).await {
         Ok(Some(body)) => return Some(Answer { body, status: CacheStatus::Hit, layer: CacheLayer::Kv }),
         Ok(None) => {}
@@ -70,7 +95,7 @@ async fn from_caches(env: &Env, ctx: &Context, upstreams: &Upstreams, page: &Pag
         return None;
     }
     let qs = page.query.canonical_query_string();
-    match backend::cached_page(upstreams, &page.query.board_id, &qs, &page.workspace, &page.caller.user_id).await {
+    match backend::cached_page(upstreams, &page.query.board_id, &qs, &scoped).await {
         Ok(Some(body)) => {
             write_back(ctx, env, upstreams, page, &body, false);
             Some(Answer { body, status: CacheStatus::Hit, layer: CacheLayer::Redis })
@@ -81,6 +106,11 @@ async fn from_caches(env: &Env, ctx: &Context, upstreams: &Upstreams, page: &Pag
             None
         }
     }
+}
+
+/// Reads a page from its sources and refreshes the caches with it (cache warming).
+pub async fn refresh(env: &Env, ctx: &Context, upstreams: &Upstreams, page: &Page) -> Result<CacheLayer, AppError> {
+    Ok(from_sources(env, ctx, upstreams, page, true, true).await?.layer)
 }
 
 /// PostgREST (when membership could be checked there), else the backend's own read path.
@@ -98,7 +128,10 @@ async fn from_sources(env: &Env, ctx: &Context, upstreams: &Upstreams, page: &Pa
         }
     }
     let qs = page.query.canonical_query_string();
-    match backend::fallback_page(upstreams, &page.query.board_id, &qs, &page.workspace, &page.caller.user_id, fresh).await {
+    // With the generation unknown, Redis may hold a page older than an invalidation: skip it.
+    let initial = Generation::initial();
+    let scoped = page.scoped().unwrap_or(Scoped { workspace: &page.workspace, user: &page.caller.user_id, generation: &initial });
+    match backend::fallback_page(upstreams, &page.query.board_id, &qs, &scoped, fresh || page.generation.is_none()).await {
         Ok(BackendPage::Found(body)) => {
             write_back(ctx, env, upstreams, page, &body, false);
             Ok(Answer { body, status, layer: CacheLayer::BackendFallback })
@@ -109,8 +142,12 @@ async fn from_sources(env: &Env, ctx: &Context, upstreams: &Upstreams, page: &Pa
     }
 }
 
-/// After the response: KV always, Redis when the page did not come from there.
+/// After the response: KV always, Redis when the page did not come from there; nothing when the
+/// generation is unknown.
 fn write_back(ctx: &Context, env: &Env, upstreams: &Upstreams, page: &Page, body: &str, to_redis: bool) {
+    if page.generation.is_none() {
+        return;
+    }
     let (env, upstreams, body) = (env.clone(), upstreams.clone(), body.to_owned());
     let (kv_key, redis_key) = (page.kv_key.clone(), page.redis_key.clone());
     ctx.wait_until(async move {

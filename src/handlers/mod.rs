@@ -1,4 +1,6 @@
 //! One module per endpoint family: parse, ask the core, call the layers, respond.
 
 pub mod contacts;
+pub mod counts;
 pub mod health;
+pub mod invalidate;

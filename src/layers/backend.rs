@@ -4,6 +4,7 @@
 
 use crate::config::Upstreams;
 use crate::layers::{within, LayerError};
+use contact_list_cache_core::generation::Generation;
 use contact_list_cache_core::query::{BoardId, UserId, WorkspaceId};
 use worker::{Fetch, Headers, Method, Request, RequestInit};
 
@@ -15,11 +16,19 @@ pub enum BackendPage {
     Forbidden,
 }
 
-fn headers(upstreams: &Upstreams, workspace: &WorkspaceId, user: &UserId) -> Result<Headers, LayerError> {
+/// Who asks and for which generation: the headers of every list and counts call.
+pub struct Scoped<'a> {
+    pub workspace: &'a WorkspaceId,
+    pub user: &'a UserId,
+    pub generation: &'a Generation,
+}
+
+fn headers(upstreams: &Upstreams, scoped: &Scoped) -> Result<Headers, LayerError> {
     let headers = Headers::new();
     headers.set("X-Internal-Auth", &upstreams.internal_auth_key)?;
-    headers.set("X-Workspace-ID", workspace.as_str())?;
-    headers.set("X-User-ID", user.as_str())?;
+    headers.set("X-Workspace-ID", scoped.workspace.as_str())?;
+    headers.set("X-User-ID", scoped.user.as_str())?;
+    headers.set("X-Cache-Generation", scoped.generation.as_str())?;
     Ok(headers)
 }
 
@@ -40,8 +49,8 @@ async fn get(upstreams: &Upstreams, path: &str, headers: Headers) -> Result<Back
 }
 
 /// The page cached in Redis, if any (`X-Cache-Only: true`: never touches the database).
-pub async fn cached_page(upstreams: &Upstreams, board: &BoardId, query_string: &str, workspace: &WorkspaceId, user: &UserId) -> Result<Option<String>, LayerError> {
-    let headers = headers(upstreams, workspace, user)?;
+pub async fn cached_page(upstreams: &Upstreams, board: &BoardId, query_string: &str, scoped: &Scoped<'_>) -> Result<Option<String>, LayerError> {
+    let headers = headers(upstreams, scoped)?;
     headers.set("X-Cache-Only", "true")?;
     match get(upstreams, &format!("/api/boards/{board}/contacts/cache?{query_string}"), headers).await? {
         BackendPage::Found(body) => Ok(Some(body)),
@@ -51,12 +60,21 @@ pub async fn cached_page(upstreams: &Upstreams, board: &BoardId, query_string: &
 }
 
 /// The page from the backend's own read path (Redis, then PostgreSQL), which checks membership.
-pub async fn fallback_page(upstreams: &Upstreams, board: &BoardId, query_string: &str, workspace: &WorkspaceId, user: &UserId, fresh: bool) -> Result<BackendPage, LayerError> {
-    let headers = headers(upstreams, workspace, user)?;
+pub async fn fallback_page(upstreams: &Upstreams, board: &BoardId, query_string: &str, scoped: &Scoped<'_>, fresh: bool) -> Result<BackendPage, LayerError> {
+    let headers = headers(upstreams, scoped)?;
     if fresh {
         headers.set("Cache-Control", "no-cache")?;
     }
     get(upstreams, &format!("/api/boards/{board}/contacts?{query_string}"), headers).await
+}
+
+/// The caller's per-filter counts (the backend's read-through cache over PostgreSQL).
+pub async fn counts(upstreams: &Upstreams, scoped: &Scoped<'_>, fresh: bool) -> Result<BackendPage, LayerError> {
+    let headers = headers(upstreams, scoped)?;
+    if fresh {
+        headers.set("Cache-Control", "no-cache")?;
+    }
+    get(upstreams, &format!("/api/workspaces/{}/counts", scoped.workspace), headers).await
 }
 
 /// Stores `body` (a JSON document) in Redis at `key` for `ttl_seconds`.

@@ -2,6 +2,8 @@
 
 use crate::config::KV_BINDING;
 use crate::layers::LayerError;
+use contact_list_cache_core::generation::{Generation, Scope};
+use contact_list_cache_core::query::WorkspaceId;
 use worker::{js_sys, Env};
 
 /// The shortest expiration KV accepts, in seconds; probe keys vanish on their own.
@@ -30,4 +32,42 @@ pub async fn probe(env: &Env) -> bool {
     let key = format!("health:probe:{nonce}");
     put(env, &key, &nonce, PROBE_TTL_SECONDS as u32).await.is_ok()
         && matches!(get(env, &key).await, Ok(Some(read)) if read == nonce)
+}
+
+/// How long a generation key lives without being bumped: far longer than any cached page, so
+/// a page can never outlive the generation that made it reachable.
+const GENERATION_TTL_SECONDS: u32 = 86_400;
+/// Attempts at writing one generation (KV allows one write per second to a key).
+const GENERATION_WRITE_ATTEMPTS: u32 = 3;
+
+/// The current generation of `scope` in `workspace` (the initial one when never bumped).
+pub async fn generation(env: &Env, workspace: &WorkspaceId, scope: Scope) -> Result<Generation, LayerError> {
+    match get(env, &scope.generation_key(workspace)).await? {
+        None => Ok(Generation::initial()),
+        Some(raw) => Generation::parse("generation", &raw).map_err(|err| LayerError::Failed(err.to_string())),
+    }
+}
+
+/// Writes `generation` for every scope, retrying a rejected write after a second (KV's
+/// per-key write rate). Returns the number of KV writes made. Costs one write per scope, however
+/// many pages are cached.
+pub async fn bump(env: &Env, workspace: &WorkspaceId, scopes: &[Scope], generation: &Generation) -> Result<u32, LayerError> {
+    let mut writes = 0;
+    for scope in scopes {
+        let key = scope.generation_key(workspace);
+        let mut attempt = 1;
+        loop {
+            writes += 1;
+            match put(env, &key, generation.as_str(), GENERATION_TTL_SECONDS).await {
+                Ok(()) => break,
+                Err(err) if attempt < GENERATION_WRITE_ATTEMPTS => {
+                    worker::console_warn!("generation write retried: {err}");
+                    worker::Delay::from(std::time::Duration::from_millis(1100)).await;
+                    attempt += 1;
+                }
+                Err(err) => return Err(err),
+            }
+        }
+    }
+    Ok(writes)
 }

@@ -75,10 +75,11 @@ describe("headers", () => {
     const res = await list(stack.urls.worker, { query: "filter=closed&page=4" });
     assert.equal(res.status, 200);
     assert.match(res.headers.get("x-cache-status"), /^(HIT|MISS|BYPASS)$/);
+    assert.match(res.headers.get("x-cache-key"), /&gen=[0-9a-z-]+$/);
     assert.match(res.headers.get("x-cache-layer"), /^(KV|REDIS|DATABASE|BACKEND-FALLBACK)$/);
     assert.equal(
       res.headers.get("x-cache-key"),
-      `contacts:${WS1}:${BOARD}:page=4&pageSize=50&filter=closed&sortBy=created_at&sortOrder=desc`,
+      `contacts:${WS1}:${BOARD}:page=4&pageSize=50&filter=closed&sortBy=created_at&sortOrder=desc&gen=${res.headers.get("x-cache-key").split("&gen=")[1]}`,
     );
     assert.match(res.headers.get("x-response-time"), /^\d+ms$/);
     assert.ok(res.headers.get("x-worker-location"));

@@ -5,7 +5,7 @@
 
 use crate::error::ApiError;
 use crate::routes::read_through::{self, CachePolicy};
-use crate::routes::{cache_only, now, user_header, wants_fresh, workspace_header};
+use crate::routes::{cache_only, generation_header, now, user_header, wants_fresh, workspace_header};
 use crate::startup::AppState;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::HeaderMap;
@@ -52,7 +52,7 @@ async fn list(
     let query = ContactQuery::parse(&board, raw.as_deref().unwrap_or_default())?;
     let workspace = workspace_header(&headers)?;
     let caller = user_header(&headers)?;
-    let key = redis_list_key(&workspace, &caller, &query);
+    let key = redis_list_key(&workspace, &caller, &query, &generation_header(&headers)?);
     let ttl = state.config.ttl_contacts_list;
     read_through::serve(&state, key, ttl, policy, || async {
         let read = state.db.contact_page(&workspace, &caller, &query).await?;

@@ -3,7 +3,7 @@
 
 use crate::error::ApiError;
 use crate::routes::read_through::{self, CachePolicy};
-use crate::routes::{now, user_header, wants_fresh};
+use crate::routes::{generation_header, now, user_header, wants_fresh};
 use crate::startup::AppState;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
@@ -16,7 +16,7 @@ use std::sync::Arc;
 pub async fn get(State(state): State<Arc<AppState>>, Path(workspace): Path<String>, headers: HeaderMap) -> Result<Response, ApiError> {
     let workspace = WorkspaceId::parse("workspaceId", &workspace)?;
     let user = user_header(&headers)?;
-    let key = redis_counts_key(&workspace, &user);
+    let key = redis_counts_key(&workspace, &user, &generation_header(&headers)?);
     let ttl = state.config.ttl_contact_counts;
     let policy = if wants_fresh(&headers) { CachePolicy::Refresh } else { CachePolicy::ReadThrough };
     read_through::serve(&state, key, ttl, policy, || async {

@@ -13,6 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use contact_list_cache_core::envelope::ErrorBody;
 use contact_list_cache_core::layer::{CacheLayer, CacheStatus};
+use contact_list_cache_core::generation::Generation;
 use contact_list_cache_core::query::{QueryError, UserId, WorkspaceId};
 use contact_list_cache_core::time::UnixMillis;
 
@@ -36,6 +37,16 @@ pub fn workspace_header(headers: &HeaderMap) -> Result<WorkspaceId, ApiError> {
 pub fn user_header(headers: &HeaderMap) -> Result<UserId, ApiError> {
     let raw = header(headers, "x-user-id").unwrap_or_default();
     Ok(UserId::parse("X-User-ID", raw)?)
+}
+
+/// `X-Cache-Generation`: the generation of the request's scope, as the worker read it (the
+/// initial generation when absent). Part of every Redis key, so an invalidation at the edge makes
+/// older Redis entries unreachable too.
+pub fn generation_header(headers: &HeaderMap) -> Result<Generation, ApiError> {
+    match header(headers, "x-cache-generation") {
+        None | Some("") => Ok(Generation::initial()),
+        Some(raw) => Ok(Generation::parse("X-Cache-Generation", raw)?),
+    }
 }
 
 /// Whether the request asks to skip cached copies.

@@ -1,0 +1,156 @@
+//! `POST /api/cache/invalidate` (callers), `POST /api/cache/webhook` (database changes) and
+//! `POST /api/cache/warm`. Invalidation writes one new generation per affected scope to KV: a
+//! constant number of writes, whatever is cached, which makes the older entries in KV and in
+//! Redis unreachable at once.
+
+use crate::auth::{self, Caller};
+use crate::clock;
+use crate::config::Upstreams;
+use crate::error::AppError;
+use crate::handlers::contacts::{self, Page};
+use crate::layers::kv;
+use contact_list_cache_core::generation::{Generation, Scope};
+use contact_list_cache_core::invalidation::{Event, KeyPattern, RowChange};
+use contact_list_cache_core::query::{BoardId, ContactQuery, Filter, QueryError, WorkspaceId};
+use contact_list_cache_core::secure::secrets_match;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::collections::BTreeSet;
+use worker::{js_sys, Context, Env, Request, Response};
+
+/// The most events one call may carry.
+const MAX_EVENTS: usize = 100;
+
+#[derive(Deserialize)]
+struct InvalidateBody {
+    workspace_id: String,
+    #[serde(default)]
+    board_id: Option<String>,
+    #[serde(default)]
+    filter: Option<String>,
+    #[serde(default)]
+    pattern: Option<String>,
+    #[serde(default)]
+    event: Option<Value>,
+    #[serde(default)]
+    events: Option<Vec<Value>>,
+}
+
+async fn json_body<T: serde::de::DeserializeOwned>(req: &mut Request) -> Result<T, AppError> {
+    let text = req.text().await?;
+    serde_json::from_str(&text).map_err(|err| AppError::BadRequest(QueryError::new("body", format!("body is not valid: {err}"))))
+}
+
+fn event(value: Value) -> Result<Event, AppError> {
+    serde_json::from_value(value).map_err(|err| AppError::BadRequest(QueryError::new("event", format!("event is not valid: {err}"))))
+}
+
+/// The caller must be a verified member of the workspace.
+async fn member(caller: &Caller, workspace: &WorkspaceId, upstreams: &Upstreams) -> Result<(), AppError> {
+    match auth::is_member(caller, workspace, upstreams).await? {
+        Some(true) => Ok(()),
+        Some(false) => Err(AppError::Forbidden),
+        None => Err(AppError::Unavailable("membership cannot be checked".into())),
+    }
+}
+
+/// Writes a new generation for `scopes` and answers what was done.
+async fn bump(env: &Env, workspace: &WorkspaceId, scopes: BTreeSet<Scope>) -> Result<Value, AppError> {
+    let scopes: Vec<Scope> = scopes.into_iter().collect();
+    let generation = Generation::new(clock::now().0, (js_sys::Math::random() * f64::from(u32::MAX)) as u32);
+    let writes = kv::bump(env, workspace, &scopes, &generation)
+        .await
+        .map_err(|err| AppError::Unavailable(format!("writing generations: {err}")))?;
+    Ok(json!({
+        "workspace_id": workspace,
+        "scopes": scopes.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
+        "generation": generation.as_str(),
+        "operations": {"kv_writes": writes, "kv_lists": 0, "redis": 0},
+    }))
+}
+
+/// `{workspace_id, board_id?, filter?, pattern?, event?, events?}`: with none of filter, pattern
+/// and events, every scope of the workspace.
+pub async fn invalidate(mut req: Request, env: &Env) -> Result<Response, AppError> {
+    let upstreams = Upstreams::from_env(env)?;
+    let caller = auth::authenticate(&req, &upstreams).await?;
+    let body: InvalidateBody = json_body(&mut req).await?;
+    let workspace = WorkspaceId::parse("workspace_id", &body.workspace_id)?;
+    if let Some(board) = &body.board_id {
+        BoardId::parse("board_id", board)?;
+    }
+    member(&caller, &workspace, &upstreams).await?;
+    let mut scopes = BTreeSet::new();
+    if let Some(filter) = &body.filter {
+        let filter = Filter::parse(filter)?;
+        scopes.insert(Scope::List(filter));
+    }
+    if let Some(raw) = &body.pattern {
+        let pattern = KeyPattern::parse(raw).map_err(|err| AppError::BadRequest(QueryError::new("pattern", err.to_string())))?;
+        if pattern.workspace != workspace {
+            return Err(AppError::BadRequest(QueryError::new("pattern", "pattern must be within workspace_id's keys")));
+        }
+        scopes.extend(pattern.scopes());
+    }
+    let events: Vec<Value> = body.event.into_iter().chain(body.events.unwrap_or_default()).collect();
+    if events.len() > MAX_EVENTS {
+        return Err(AppError::BadRequest(QueryError::new("events", format!("at most {MAX_EVENTS} events per call"))));
+    }
+    for value in events.iter().cloned() {
+        scopes.extend(event(value)?.scopes());
+    }
+    if body.filter.is_none() && body.pattern.is_none() && events.is_empty() {
+        scopes.extend(Scope::all());
+    }
+    let data = bump(env, &workspace, scopes).await?;
+    Ok(Response::from_json(&json!({"success": true, "data": data}))?)
+}
+
+/// A database change (from the backend's listener, or a Supabase Database Webhook), authenticated
+/// with `WEBHOOK_SECRET` in `X-Webhook-Secret` or as a bearer token.
+pub async fn webhook(mut req: Request, env: &Env) -> Result<Response, AppError> {
+    let secret = env.var("WEBHOOK_SECRET").map(|v| v.to_string()).ok().filter(|s| !s.is_empty());
+    let secret = secret.ok_or_else(|| AppError::Config(contact_list_cache_core::settings::SettingError::Missing { name: "WEBHOOK_SECRET" }))?;
+    let given = match req.headers().get("X-Webhook-Secret")? {
+        Some(given) => given,
+        None => req.headers().get("Authorization")?.and_then(|h| h.strip_prefix("Bearer ").map(str::to_owned)).unwrap_or_default(),
+    };
+    if !secrets_match(given.as_bytes(), secret.as_bytes()) {
+        return Err(AppError::Unauthorized("missing or wrong webhook secret"));
+    }
+    let change: RowChange = json_body(&mut req).await?;
+    let data = match change.event() {
+        Some((workspace, event)) => bump(env, &workspace, event.scopes()).await?,
+        None => json!({"scopes": [], "ignored": format!("{} {} affects no cached list", change.kind, change.table)}),
+    };
+    Ok(Response::from_json(&json!({"success": true, "data": data}))?)
+}
+
+#[derive(Deserialize)]
+struct WarmBody {
+    board_id: String,
+}
+
+/// The spec's common queries, page 1: all, open, unassigned, assigned_to_me.
+const WARM_QUERIES: [&str; 4] = ["filter=all", "filter=open", "filter=unassigned", "filter=assigned_to_me"];
+
+/// `{board_id}`: reads the common queries for the caller's workspace and fills KV and Redis.
+pub async fn warm(mut req: Request, env: &Env, ctx: &Context) -> Result<Response, AppError> {
+    let upstreams = Upstreams::from_env(env)?;
+    let caller = auth::authenticate(&req, &upstreams).await?;
+    let workspace = WorkspaceId::parse("X-Workspace-ID", req.headers().get("X-Workspace-ID")?.unwrap_or_default().trim())?;
+    let body: WarmBody = json_body(&mut req).await?;
+    member(&caller, &workspace, &upstreams).await?;
+    let mut warmed = Vec::new();
+    for raw in WARM_QUERIES {
+        let query = ContactQuery::parse(&body.board_id, raw).map_err(|err| match err.field.as_str() {
+            "boardId" => AppError::BadRequest(QueryError::new("board_id", "board_id must be a UUID")),
+            _ => AppError::BadRequest(err),
+        })?;
+        let filter = query.filter.as_str();
+        let page = Page::new(env, caller.clone(), workspace.clone(), query).await;
+        let layer = contacts::refresh(env, ctx, &upstreams, &page).await?;
+        warmed.push(json!({"filter": filter, "page": 1, "source": layer.as_str()}));
+    }
+    Ok(Response::from_json(&json!({"success": true, "data": {"workspace_id": workspace, "warmed": warmed}}))?)
+}
