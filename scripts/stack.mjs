@@ -241,7 +241,7 @@ class Stack {
     mkdirSync(dir, { recursive: true });
     const child = this.spawnService(name, "redis-server", [
       "--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-      "--dir", dir, "--daemonize", "no", ...extraArgs,
+      "--dir", dir, "--daemonize", "no", "--enable-debug-command", "local", ...extraArgs,
     ]);
     await waitFor("Redis", () => redisCli(port, "ping") === "PONG");
     return { port, url: `redis://127.0.0.1:${port}`, child };
@@ -289,18 +289,27 @@ class Stack {
     return { url, internalAuthKey };
   }
 
-  async startMiniflare(bindings, port) {
+  /**
+   * The built worker in Miniflare (workerd) with its KV namespace. `extraWorkers` run beside it
+   * in the same runtime, for tests that need to reach its KV from inside workerd.
+   */
+  async startMiniflare(bindings, port, extraWorkers = []) {
     const { Miniflare } = await import("miniflare");
     port ??= await freePort();
-    const mf = new Miniflare({
+    const kvNamespaces = { CONTACT_CACHE: "contact-cache" };
+    const app = {
+      name: "contact-list-cache",
       rootPath: ROOT,
       scriptPath: join(ROOT, "build", "index.js"),
       modules: true,
       modulesRules: [{ type: "CompiledWasm", include: ["**/*.wasm"], fallthrough: true }],
       compatibilityDate: "2026-04-01",
-      kvNamespaces: ["CONTACT_CACHE"],
-      kvPersist: join(this.dir, "kv"),
+      kvNamespaces,
       bindings,
+    };
+    const mf = new Miniflare({
+      workers: [app, ...extraWorkers.map((w) => ({ compatibilityDate: "2026-04-01", modules: true, kvNamespaces, ...w }))],
+      kvPersist: join(this.dir, "kv"),
       host: "127.0.0.1",
       port,
     });

@@ -1,0 +1,252 @@
+// Invalidation and freshness: events refresh exactly the lists they affect (in KV and Redis), direct
+// database writes reach the edge through change capture, invalidation costs the same whatever is
+// cached, bursts succeed, and only members invalidate their own workspace.
+import assert from "node:assert/strict";
+import { after, before, describe, test } from "node:test";
+import { newStack, redisCli, waitFor } from "../../scripts/stack.mjs";
+import { FILTERS, expectedPage, seed, sql, stack, tokenFor } from "./harness.mjs";
+
+const WS = seed.workspace(3);
+const BOARD = seed.board(3, 1);
+const ME = seed.user(3); // member of workspace 3 only
+const OUTSIDER = seed.user(1); // member of workspace 1 only
+
+async function list(base, filter, { user = ME, extra = "" } = {}) {
+  const res = await fetch(`${base}/api/boards/${BOARD}/contacts?filter=${filter}${extra}`, {
+    headers: { Authorization: `Bearer ${tokenFor(user)}`, "X-Workspace-ID": WS },
+  });
+  return { status: res.status, cache: `${res.headers.get("x-cache-status")}/${res.headers.get("x-cache-layer")}`, key: res.headers.get("x-cache-key"), json: await res.json() };
+}
+
+async function post(base, path, body, { user = ME, headers = {} } = {}) {
+  const res = await fetch(`${base}${path}`, {
+    method: "POST",
+    headers: { Authorization: `Bearer ${tokenFor(user)}`, "Content-Type": "application/json", "X-Workspace-ID": WS, ...headers },
+    body: JSON.stringify(body),
+  });
+  return { status: res.status, json: await res.json() };
+}
+
+/** Reads every filter's first page until each is served from KV. */
+async function warmAll(base) {
+  for (const filter of FILTERS) {
+    await waitFor(`${filter} cached`, async () => (await list(base, filter)).cache === "HIT/KV", 5000);
+  }
+}
+
+/** Which filters an event must refresh: the table in README.md, written out independently. */
+const EXPECTED = [
+  [{ type: "contact:created", status: "Open", priority: "high", assigned_user_id: null, archived: false }, ["all", "open", "unassigned", "high_priority"]],
+  [{ type: "contact:created", status: "Closed" }, ["all", "closed", "unassigned", "assigned_to_me", "high_priority", "medium_priority", "low_priority", "archived"]],
+  [{ type: "contact:updated", old: { status: "Open", priority: "low", assigned_user_id: ME, archived: false }, new: { status: "Closed", priority: "low", assigned_user_id: ME, archived: false } }, ["all", "open", "closed", "assigned_to_me", "low_priority", "favorites"]],
+  [{ type: "contact:updated" }, FILTERS],
+  [{ type: "contact:deleted", status: "Open", priority: "medium", assigned_user_id: null, archived: false }, ["all", "open", "unassigned", "medium_priority", "favorites"]],
+  [{ type: "contact:moved" }, FILTERS],
+  [{ type: "contact:assigned" }, ["unassigned", "assigned_to_me"]],
+  [{ type: "contact:unassigned" }, ["unassigned", "assigned_to_me"]],
+  [{ type: "board:updated" }, FILTERS],
+  [{ type: "column:created" }, []],
+  [{ type: "column:deleted" }, FILTERS],
+];
+
+describe("events refresh exactly the affected lists", () => {
+  for (const [event, affected] of EXPECTED) {
+    test(`${JSON.stringify(event).slice(0, 90)} refreshes ${affected.length === 10 ? "every list" : affected.join(", ") || "nothing"}`, async () => {
+      await warmAll(stack.urls.worker);
+      const res = await post(stack.urls.worker, "/api/cache/invalidate", { workspace_id: WS, event });
+      assert.equal(res.status, 200, JSON.stringify(res.json));
+      for (const filter of FILTERS) {
+        const after = await list(stack.urls.worker, filter);
+        const expected = affected.includes(filter) ? "MISS/DATABASE" : "HIT/KV";
+        assert.equal(after.cache, expected, `${filter} after ${event.type}`);
+      }
+    });
+  }
+
+  test("a batch of events refreshes the union of their lists, and counts follow their own generation", async () => {
+    await warmAll(stack.urls.worker);
+    const res = await post(stack.urls.worker, "/api/cache/invalidate", {
+      workspace_id: WS,
+      events: [{ type: "contact:assigned" }, { type: "contact:created", status: "Open", priority: "low", assigned_user_id: null, archived: false }],
+    });
+    assert.equal(res.status, 200);
+    assert.deepEqual(res.json.data.scopes.sort(), ["all", "assigned_to_me", "counts", "low_priority", "open", "unassigned"]);
+    for (const filter of FILTERS) {
+      const expected = ["all", "assigned_to_me", "low_priority", "open", "unassigned"].includes(filter) ? "MISS/DATABASE" : "HIT/KV";
+      assert.equal((await list(stack.urls.worker, filter)).cache, expected, filter);
+    }
+  });
+
+  test("filter and pattern forms, and the whole workspace", async () => {
+    await warmAll(stack.urls.worker);
+    assert.equal((await post(stack.urls.worker, "/api/cache/invalidate", { workspace_id: WS, filter: "closed" })).status, 200);
+    assert.equal((await list(stack.urls.worker, "closed")).cache, "MISS/DATABASE");
+    assert.equal((await list(stack.urls.worker, "open")).cache, "HIT/KV");
+    assert.equal((await post(stack.urls.worker, "/api/cache/invalidate", { workspace_id: WS, pattern: `contacts:${WS}:archived:*` })).status, 200);
+    assert.equal((await list(stack.urls.worker, "archived")).cache, "MISS/DATABASE");
+    const all = await post(stack.urls.worker, "/api/cache/invalidate", { workspace_id: WS });
+    assert.equal(all.json.data.scopes.length, 11);
+    for (const filter of ["open", "favorites"]) assert.equal((await list(stack.urls.worker, filter)).cache, "MISS/DATABASE");
+  });
+});
+
+describe("writes made directly in PostgreSQL", () => {
+  const visible = (check) => waitFor("the change at the edge", check, 2000);
+
+  test("an UPDATE, an INSERT and a DELETE run with psql become visible through the worker within 2 s", async () => {
+    await warmAll(stack.urls.worker);
+    const [[id]] = sql(`select id from contacts where board_id = '${BOARD}' and not archived order by created_at desc, id desc limit 1`);
+    sql(`update contacts set name = 'Renamed By Psql' where id = '${id}'`);
+    await visible(async () => (await list(stack.urls.worker, "all")).json.data.contacts[0].name === "Renamed By Psql");
+
+    const [[newId]] = sql(
+      `insert into contacts (workspace_id, board_id, name, email, conversation_status, priority, created_at)
+       values ('${WS}', '${BOARD}', 'Inserted By Psql', 'psql@example.test', 'Open', 'high', now() + interval '1 day') returning id`,
+    );
+    await visible(async () => (await list(stack.urls.worker, "high_priority")).json.data.contacts[0]?.id === newId);
+    assert.equal((await list(stack.urls.worker, "open")).json.data.contacts[0].id, newId);
+
+    sql(`delete from contacts where id = '${newId}'`);
+    await visible(async () => !(await list(stack.urls.worker, "all")).json.data.contacts.some((c) => c.id === newId));
+    const page = await list(stack.urls.worker, "all");
+    assert.deepEqual(page.json.data.contacts.map((c) => c.id), expectedPage({ workspace: WS, board: BOARD, me: ME }).ids);
+  });
+
+  test("favoriting in the database refreshes the favorites list", async () => {
+    await warmAll(stack.urls.worker);
+    const [[id]] = sql(
+      `select id from contacts c where board_id = '${BOARD}' and not archived
+       and not exists (select 1 from contact_favorites f where f.contact_id = c.id and f.user_id = '${ME}')
+       order by created_at desc limit 1`,
+    );
+    sql(`insert into contact_favorites (user_id, contact_id, workspace_id) values ('${ME}', '${id}', '${WS}')`);
+    await visible(async () => (await list(stack.urls.worker, "favorites")).json.data.contacts.some((c) => c.id === id));
+    assert.equal((await list(stack.urls.worker, "closed")).cache, "HIT/KV", "other lists stay cached");
+  });
+
+  test("the webhook takes Supabase Database Webhook payloads and refuses a wrong secret", async () => {
+    await warmAll(stack.urls.worker);
+    const payload = { type: "UPDATE", table: "contacts", schema: "public", record: { workspace_id: WS, board_id: BOARD, board_column_id: null, conversation_status: "Open", priority: null, assigned_user_id: null, archived: false }, old_record: { workspace_id: WS, board_id: BOARD, board_column_id: null, conversation_status: "Closed", priority: null, assigned_user_id: null, archived: false } };
+    const wrong = await fetch(`${stack.urls.worker}/api/cache/webhook`, { method: "POST", headers: { "X-Webhook-Secret": "nope" }, body: JSON.stringify(payload) });
+    assert.equal(wrong.status, 401);
+    assert.equal((await list(stack.urls.worker, "open")).cache, "HIT/KV");
+    const right = await fetch(`${stack.urls.worker}/api/cache/webhook`, { method: "POST", headers: { Authorization: `Bearer ${stack.secrets.WEBHOOK_SECRET}` }, body: JSON.stringify(payload) });
+    assert.equal(right.status, 200);
+    assert.equal((await list(stack.urls.worker, "open")).cache, "MISS/DATABASE");
+    assert.equal((await list(stack.urls.worker, "low_priority")).cache, "HIT/KV");
+  });
+});
+
+describe("bursts, permissions and hostile patterns", () => {
+  test("200 invalidations for one workspace within one second all succeed", async () => {
+    const started = Date.now();
+    const results = await Promise.all(
+      Array.from({ length: 200 }, (_, i) => post(stack.urls.worker, "/api/cache/invalidate", { workspace_id: WS, filter: FILTERS[i % 10] })),
+    );
+    assert.deepEqual(results.map((r) => r.status), Array(200).fill(200));
+    assert.ok(results.every((r) => r.json.success));
+    assert.ok(Date.now() - started < 10_000);
+  });
+
+  test("a member of A cannot invalidate B", async () => {
+    const res = await post(stack.urls.worker, "/api/cache/invalidate", { workspace_id: WS }, { user: OUTSIDER });
+    assert.equal(res.status, 403);
+    assert.equal(res.json.error.code, "forbidden");
+  });
+
+  test("hostile or foreign patterns get 400 naming pattern", async () => {
+    const other = seed.workspace(1);
+    for (const pattern of ["*", "contacts:*", "counts:*", `contacts:${other}:*`, `counts:${other}*`, `contacts:${WS}:[a-z]*`, `contacts:${WS}x*`, "contacts:{*}:*"]) {
+      const res = await post(stack.urls.worker, "/api/cache/invalidate", { workspace_id: WS, pattern });
+      assert.equal(res.status, 400, pattern);
+      assert.equal(res.json.error.field, "pattern", pattern);
+    }
+    const unknownEvent = await post(stack.urls.worker, "/api/cache/invalidate", { workspace_id: WS, event: { type: "contact:exploded" } });
+    assert.equal(unknownEvent.status, 400);
+    assert.equal(unknownEvent.json.error.field, "event");
+    const noAuth = await fetch(`${stack.urls.worker}/api/cache/invalidate`, { method: "POST", body: JSON.stringify({ workspace_id: WS }) });
+    assert.equal(noAuth.status, 401);
+  });
+});
+
+describe("cost does not grow with the cache", () => {
+  const pieces = newStack();
+  let worker;
+  let kv;
+  // Fills the worker's KV from inside workerd, far faster than through Miniflare's Node API.
+  const filler = {
+    name: "kv-filler",
+    script: `export default {
+      async fetch(request, env) {
+        const { prefix, from, count } = await request.json();
+        await Promise.all(Array.from({ length: count }, (_, i) => env.CONTACT_CACHE.put(prefix + (from + i), "{}", { expirationTtl: 600 })));
+        return new Response("ok");
+      },
+    };`,
+  };
+  let fill;
+  before(async () => {
+    worker = await pieces.startMiniflare({ ...stack.secrets }, undefined, [filler]);
+    kv = await pieces.miniflare.getKVNamespace("CONTACT_CACHE");
+    const fillerWorker = await pieces.miniflare.getWorker("kv-filler");
+    fill = (body) => fillerWorker.fetch("http://filler/", { method: "POST", body: JSON.stringify(body) });
+  });
+  after(() => pieces.stop());
+
+  async function invalidationCost() {
+    const redisBefore = Number(/total_commands_processed:(\d+)/.exec(redisCli(stack.ports.redis, "info", "stats"))[1]);
+    const res = await post(worker, "/api/cache/invalidate", { workspace_id: WS });
+    const redisAfter = Number(/total_commands_processed:(\d+)/.exec(redisCli(stack.ports.redis, "info", "stats"))[1]);
+    assert.equal(res.status, 200);
+    // The INFO call itself is the one command between the two readings.
+    return { kv: res.json.data.operations, redis: redisAfter - redisBefore - 1 };
+  }
+
+  test("invalidating with 100,000 cached entries costs the same KV and Redis operations as with 10", async () => {
+    await warmAll(worker);
+    const small = await invalidationCost();
+
+    const prefix = `contacts:${WS}:${BOARD}:filler-`;
+    for (let from = 0; from < 100_000; from += 1000) {
+      assert.equal((await fill({ prefix, from, count: 1000 })).status, 200);
+    }
+    let listed = 0;
+    let cursor;
+    do {
+      const page = await kv.list({ prefix, cursor });
+      listed += page.keys.length;
+      cursor = page.list_complete ? undefined : page.cursor;
+    } while (cursor);
+    assert.equal(listed, 100_000, "KV holds 100,000 entries");
+    redisCli(stack.ports.redis, "debug", "populate", "100000", `contacts:{${WS}}:all:board:${BOARD}:filler`, "64");
+    assert.ok(Number(redisCli(stack.ports.redis, "dbsize")) >= 100_000);
+    await warmAll(worker);
+    const large = await invalidationCost();
+
+    assert.deepEqual(large, small);
+    assert.equal(large.kv.kv_writes, 11, "one generation write per scope");
+    assert.equal(large.kv.kv_lists, 0);
+    assert.equal(large.redis, 0, "the request path sends Redis nothing");
+    for (const filter of ["all", "open"]) assert.equal((await list(worker, filter)).cache, "MISS/DATABASE", `${filter} was invalidated`);
+  });
+});
+
+describe("cache warming", () => {
+  test("warming makes the four common queries HIT", async () => {
+    await post(stack.urls.worker, "/api/cache/invalidate", { workspace_id: WS });
+    const res = await post(stack.urls.worker, "/api/cache/warm", { board_id: BOARD });
+    assert.equal(res.status, 200, JSON.stringify(res.json));
+    assert.deepEqual(res.json.data.warmed.map((w) => w.filter), ["all", "open", "unassigned", "assigned_to_me"]);
+    for (const filter of ["all", "open", "unassigned", "assigned_to_me"]) {
+      await waitFor(`${filter} warmed`, async () => (await list(stack.urls.worker, filter)).cache === "HIT/KV", 3000);
+    }
+    assert.equal((await list(stack.urls.worker, "closed")).cache, "MISS/DATABASE", "only the common queries are warmed");
+  });
+
+  test("warming needs a member and a valid board", async () => {
+    assert.equal((await post(stack.urls.worker, "/api/cache/warm", { board_id: BOARD }, { user: OUTSIDER })).status, 403);
+    const bad = await post(stack.urls.worker, "/api/cache/warm", { board_id: "board_456" });
+    assert.equal(bad.status, 400);
+    assert.equal(bad.json.error.field, "board_id");
+  });
+});
