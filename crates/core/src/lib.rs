@@ -9,6 +9,7 @@ pub mod envelope;
 pub mod generation;
 pub mod invalidation;
 pub mod layer;
+pub mod metrics;
 pub mod postgrest;
 pub mod query;
 pub mod secure;

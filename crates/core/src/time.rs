@@ -4,7 +4,7 @@ use std::fmt;
 
 /// A point in time in milliseconds since the Unix epoch. The core never reads the clock:
 /// callers pass `now` in (`Date::now()` in the worker, `SystemTime` in the backend).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct UnixMillis(pub u64);
 
 impl UnixMillis {
