@@ -293,7 +293,7 @@ class Stack {
    * The built worker in Miniflare (workerd) with its KV namespace. `extraWorkers` run beside it
    * in the same runtime, for tests that need to reach its KV from inside workerd.
    */
-  async startMiniflare(bindings, port, extraWorkers = []) {
+  async startMiniflare(bindings, port, extraWorkers = [], options = {}) {
     const { Miniflare } = await import("miniflare");
     port ??= await freePort();
     const kvNamespaces = { CONTACT_CACHE: "contact-cache" };
@@ -312,6 +312,7 @@ class Stack {
       kvPersist: join(this.dir, "kv"),
       host: "127.0.0.1",
       port,
+      ...options,
     });
     const url = (await mf.ready).origin;
     this.cleanups.push(() => mf.dispose());

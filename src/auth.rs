@@ -9,6 +9,7 @@ use crate::clock;
 use crate::config::Upstreams;
 use crate::error::AppError;
 use crate::layers::supabase;
+use crate::metrics::Trace;
 use contact_list_cache_core::query::{UserId, WorkspaceId};
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
@@ -121,7 +122,7 @@ async fn signing_key(kid: Option<&str>, alg: Algorithm, upstreams: &Upstreams) -
 /// Whether the caller may read `workspace`: vouched for by the token's `app_metadata`, or found
 /// in `workspace_members` read with the caller's own token (so row-level security answers).
 /// `Ok(None)` means the membership could not be checked (Supabase unreachable).
-pub async fn is_member(caller: &Caller, workspace: &WorkspaceId, upstreams: &Upstreams) -> Result<Option<bool>, AppError> {
+pub async fn is_member(caller: &Caller, workspace: &WorkspaceId, upstreams: &Upstreams, trace: &Trace) -> Result<Option<bool>, AppError> {
     if caller.workspaces_claim.iter().any(|id| id.eq_ignore_ascii_case(workspace.as_str())) {
         return Ok(Some(true));
     }
@@ -131,6 +132,7 @@ pub async fn is_member(caller: &Caller, workspace: &WorkspaceId, upstreams: &Ups
     if cached.is_some() {
         return Ok(cached);
     }
+    trace.database_query();
     match supabase::is_member(caller, workspace, upstreams).await {
         Ok(member) => {
             MEMBERSHIP.with(|cell| {
@@ -141,7 +143,7 @@ pub async fn is_member(caller: &Caller, workspace: &WorkspaceId, upstreams: &Ups
             Ok(Some(member))
         }
         Err(err) => {
-            worker::console_warn!("membership check skipped: {err}");
+            trace.failed(format!("membership check: {err}"));
             Ok(None)
         }
     }

@@ -55,11 +55,13 @@ impl AppError {
         }
     }
 
-    /// The JSON response for this error; logs the details of server-side failures.
+    /// Whether this is the server's fault (its details then go to the error log).
+    pub fn is_server_error(&self) -> bool {
+        self.status() >= 500
+    }
+
+    /// The JSON response for this error.
     pub fn into_response(self) -> worker::Result<Response> {
-        if self.status() >= 500 {
-            worker::console_error!("{self}");
-        }
         let response = Response::from_json(&self.body())?.with_status(self.status());
         if let Self::MethodNotAllowed { allow, .. } = &self {
             response.headers().set("Allow", allow)?;

@@ -7,6 +7,7 @@ mod cors;
 mod error;
 mod handlers;
 mod layers;
+mod metrics;
 mod router;
 
 use worker::{event, Context, Env, Request, Response, Result};

@@ -8,6 +8,7 @@ use crate::error::AppError;
 use crate::handlers::health::edge_location;
 use crate::layers::backend::{self, BackendPage, Scoped};
 use crate::layers::{kv, supabase, within};
+use crate::metrics::Trace;
 use contact_list_cache_core::cache_key::{kv_list_key, redis_list_key};
 use contact_list_cache_core::envelope::ContactListResponse;
 use contact_list_cache_core::generation::{Generation, Scope};
@@ -26,8 +27,9 @@ struct Answer {
     layer: CacheLayer,
 }
 
-/// Everything the layers need to name one page.
-pub struct Page {
+/// Everything the layers need to name one page, and the request's trace.
+pub struct Page<'a> {
+    trace: &'a Trace,
     caller: Caller,
     workspace: WorkspaceId,
     query: ContactQuery,
@@ -38,18 +40,20 @@ pub struct Page {
     redis_key: String,
 }
 
-impl Page {
+impl<'a> Page<'a> {
     /// Reads the generation of the query's scope and derives the keys from it.
-    pub async fn new(env: &Env, caller: Caller, workspace: WorkspaceId, query: ContactQuery) -> Self {
+    pub async fn new(env: &Env, caller: Caller, workspace: WorkspaceId, query: ContactQuery, trace: &'a Trace) -> Self {
+        trace.kv_operation();
         let generation = match within(KV_BUDGET_MS, kv::generation(env, &workspace, Scope::List(query.filter))).await {
             Ok(generation) => Some(generation),
             Err(err) => {
-                worker::console_warn!("generation unknown, caches skipped: {err}");
+                trace.failed(format!("KV generation read: {err}"));
                 None
             }
         };
         let keyed = generation.clone().unwrap_or_else(Generation::initial);
         Self {
+            trace,
             kv_key: kv_list_key(&workspace, &caller.user_id, &query, &keyed),
             redis_key: redis_list_key(&workspace, &caller.user_id, &query, &keyed),
             caller,
@@ -64,59 +68,73 @@ impl Page {
     }
 }
 
-pub async fn list(req: &Request, env: &Env, ctx: &Context, board: &str, started: UnixMillis) -> Result<Response, AppError> {
+pub async fn list(req: &Request, env: &Env, ctx: &Context, board: &str, started: UnixMillis, trace: &Trace) -> Result<Response, AppError> {
     let upstreams = Upstreams::from_env(env)?;
     let caller = auth::authenticate(req, &upstreams).await?;
     let workspace = WorkspaceId::parse("X-Workspace-ID", req.headers().get("X-Workspace-ID")?.unwrap_or_default().trim())?;
     let query = ContactQuery::parse(board, req.url()?.query().unwrap_or_default())?;
-    let membership = auth::is_member(&caller, &workspace, &upstreams).await?;
+    trace.scope(Some(query.board_id.as_str()), workspace.as_str());
+    let membership = auth::is_member(&caller, &workspace, &upstreams, trace).await?;
     if membership == Some(false) {
         return Err(AppError::Forbidden);
     }
     let fresh = wants_fresh(req.headers().get("Cache-Control")?.as_deref());
-    let page = Page::new(env, caller, workspace, query).await;
+    let page = Page::new(env, caller, workspace, query, trace).await;
     // Caches are read only once membership is known: a cached page never reaches a non-member.
     let cached = if membership == Some(true) && !fresh { from_caches(env, ctx, &upstreams, &page).await } else { None };
     let answer = match cached {
         Some(answer) => answer,
         None => from_sources(env, ctx, &upstreams, &page, membership.is_some(), fresh).await?,
     };
+    trace.answered(answer.status, answer.layer);
     respond(req, answer, &page.kv_key, started)
 }
 
-async fn from_caches(env: &Env, ctx: &Context, upstreams: &Upstreams, page: &Page) -> Option<Answer> {
+async fn from_caches(env: &Env, ctx: &Context, upstreams: &Upstreams, page: &Page<'_>) -> Option<Answer> {
     let scoped = page.scoped()?;
+    let trace = page.trace;
+    trace.kv_operation();
     match within(KV_BUDGET_MS, kv::get(env, &page.kv_key)).await {
-        Ok(Some(body)) => return Some(Answer { body, status: CacheStatus::Hit, layer: CacheLayer::Kv }),
-        Ok(None) => {}
-        Err(err) => worker::console_warn!("KV read skipped: {err}"),
+        Ok(Some(body)) => {
+            trace.lookup(CacheLayer::Kv, true);
+            return Some(Answer { body, status: CacheStatus::Hit, layer: CacheLayer::Kv });
+        }
+        Ok(None) => trace.lookup(CacheLayer::Kv, false),
+        Err(err) => trace.failed(format!("KV read: {err}")),
     }
     if !upstreams.redis_enabled {
         return None;
     }
     let qs = page.query.canonical_query_string();
+    trace.redis_operation();
     match backend::cached_page(upstreams, &page.query.board_id, &qs, &scoped).await {
         Ok(Some(body)) => {
+            trace.lookup(CacheLayer::Redis, true);
             write_back(ctx, env, upstreams, page, &body, false);
             Some(Answer { body, status: CacheStatus::Hit, layer: CacheLayer::Redis })
         }
-        Ok(None) => None,
+        Ok(None) => {
+            trace.lookup(CacheLayer::Redis, false);
+            None
+        }
         Err(err) => {
-            worker::console_warn!("Redis read skipped: {err}");
+            trace.failed(format!("Redis read: {err}"));
             None
         }
     }
 }
 
 /// Reads a page from its sources and refreshes the caches with it (cache warming).
-pub async fn refresh(env: &Env, ctx: &Context, upstreams: &Upstreams, page: &Page) -> Result<CacheLayer, AppError> {
+pub async fn refresh(env: &Env, ctx: &Context, upstreams: &Upstreams, page: &Page<'_>) -> Result<CacheLayer, AppError> {
     Ok(from_sources(env, ctx, upstreams, page, true, true).await?.layer)
 }
 
 /// PostgREST (when membership could be checked there), else the backend's own read path.
-async fn from_sources(env: &Env, ctx: &Context, upstreams: &Upstreams, page: &Page, supabase_up: bool, fresh: bool) -> Result<Answer, AppError> {
+async fn from_sources(env: &Env, ctx: &Context, upstreams: &Upstreams, page: &Page<'_>, supabase_up: bool, fresh: bool) -> Result<Answer, AppError> {
     let status = if fresh { CacheStatus::Bypass } else { CacheStatus::Miss };
+    let trace = page.trace;
     if supabase_up {
+        trace.database_query();
         match supabase::page(upstreams, &page.caller, &page.workspace, &page.query).await {
             Ok((contacts, total)) => {
                 let envelope = ContactListResponse::new(&page.query, contacts, total, clock::now(), CACHE_TTL_SECONDS);
@@ -124,13 +142,14 @@ async fn from_sources(env: &Env, ctx: &Context, upstreams: &Upstreams, page: &Pa
                 write_back(ctx, env, upstreams, page, &body, upstreams.redis_enabled);
                 return Ok(Answer { body, status, layer: CacheLayer::Database });
             }
-            Err(err) => worker::console_warn!("Supabase failed, using the backend fallback: {err}"),
+            Err(err) => trace.failed(format!("Supabase: {err}")),
         }
     }
     let qs = page.query.canonical_query_string();
     // With the generation unknown, Redis may hold a page older than an invalidation: skip it.
     let initial = Generation::initial();
     let scoped = page.scoped().unwrap_or(Scoped { workspace: &page.workspace, user: &page.caller.user_id, generation: &initial });
+    trace.database_query();
     match backend::fallback_page(upstreams, &page.query.board_id, &qs, &scoped, fresh || page.generation.is_none()).await {
         Ok(BackendPage::Found(body)) => {
             write_back(ctx, env, upstreams, page, &body, false);
@@ -144,9 +163,13 @@ async fn from_sources(env: &Env, ctx: &Context, upstreams: &Upstreams, page: &Pa
 
 /// After the response: KV always, Redis when the page did not come from there; nothing when the
 /// generation is unknown.
-fn write_back(ctx: &Context, env: &Env, upstreams: &Upstreams, page: &Page, body: &str, to_redis: bool) {
+fn write_back(ctx: &Context, env: &Env, upstreams: &Upstreams, page: &Page<'_>, body: &str, to_redis: bool) {
     if page.generation.is_none() {
         return;
+    }
+    page.trace.kv_operation();
+    if to_redis {
+        page.trace.redis_operation();
     }
     let (env, upstreams, body) = (env.clone(), upstreams.clone(), body.to_owned());
     let (kv_key, redis_key) = (page.kv_key.clone(), page.redis_key.clone());

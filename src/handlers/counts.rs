@@ -9,19 +9,23 @@ use crate::handlers::contacts::KV_BUDGET_MS;
 use crate::handlers::health::edge_location;
 use crate::layers::backend::{self, BackendPage, Scoped};
 use crate::layers::{kv, within};
+use crate::metrics::Trace;
 use contact_list_cache_core::generation::Scope;
 use contact_list_cache_core::layer::wants_fresh;
 use contact_list_cache_core::query::WorkspaceId;
 use contact_list_cache_core::time::UnixMillis;
 use worker::{Env, Request, Response};
 
-pub async fn get(req: &Request, env: &Env, workspace: &str, started: UnixMillis) -> Result<Response, AppError> {
+pub async fn get(req: &Request, env: &Env, workspace: &str, started: UnixMillis, trace: &Trace) -> Result<Response, AppError> {
     let upstreams = Upstreams::from_env(env)?;
     let caller = auth::authenticate(req, &upstreams).await?;
     let workspace = WorkspaceId::parse("workspaceId", workspace)?;
-    if auth::is_member(&caller, &workspace, &upstreams).await? == Some(false) {
+    trace.scope(None, workspace.as_str());
+    if auth::is_member(&caller, &workspace, &upstreams, trace).await? == Some(false) {
         return Err(AppError::Forbidden);
     }
+    trace.kv_operation();
+    trace.redis_operation();
     let generation = within(KV_BUDGET_MS, kv::generation(env, &workspace, Scope::Counts)).await;
     let fresh = wants_fresh(req.headers().get("Cache-Control")?.as_deref()) || generation.is_err();
     let generation = generation.unwrap_or_else(|_| contact_list_cache_core::generation::Generation::initial());

@@ -9,6 +9,7 @@ use crate::config::Upstreams;
 use crate::error::AppError;
 use crate::handlers::contacts::{self, Page};
 use crate::layers::kv;
+use crate::metrics::Trace;
 use contact_list_cache_core::generation::{Generation, Scope};
 use contact_list_cache_core::invalidation::{Event, KeyPattern, RowChange};
 use contact_list_cache_core::query::{BoardId, ContactQuery, Filter, QueryError, WorkspaceId};
@@ -46,8 +47,9 @@ fn event(value: Value) -> Result<Event, AppError> {
 }
 
 /// The caller must be a verified member of the workspace.
-async fn member(caller: &Caller, workspace: &WorkspaceId, upstreams: &Upstreams) -> Result<(), AppError> {
-    match auth::is_member(caller, workspace, upstreams).await? {
+async fn member(caller: &Caller, workspace: &WorkspaceId, upstreams: &Upstreams, trace: &Trace) -> Result<(), AppError> {
+    trace.scope(None, workspace.as_str());
+    match auth::is_member(caller, workspace, upstreams, trace).await? {
         Some(true) => Ok(()),
         Some(false) => Err(AppError::Forbidden),
         None => Err(AppError::Unavailable("membership cannot be checked".into())),
@@ -55,12 +57,15 @@ async fn member(caller: &Caller, workspace: &WorkspaceId, upstreams: &Upstreams)
 }
 
 /// Writes a new generation for `scopes` and answers what was done.
-async fn bump(env: &Env, workspace: &WorkspaceId, scopes: BTreeSet<Scope>) -> Result<Value, AppError> {
+async fn bump(env: &Env, workspace: &WorkspaceId, scopes: BTreeSet<Scope>, trace: &Trace) -> Result<Value, AppError> {
     let scopes: Vec<Scope> = scopes.into_iter().collect();
     let generation = Generation::new(clock::now().0, (js_sys::Math::random() * f64::from(u32::MAX)) as u32);
     let writes = kv::bump(env, workspace, &scopes, &generation)
         .await
         .map_err(|err| AppError::Unavailable(format!("writing generations: {err}")))?;
+    for _ in 0..writes {
+        trace.kv_operation();
+    }
     Ok(json!({
         "workspace_id": workspace,
         "scopes": scopes.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
@@ -71,7 +76,7 @@ async fn bump(env: &Env, workspace: &WorkspaceId, scopes: BTreeSet<Scope>) -> Re
 
 /// `{workspace_id, board_id?, filter?, pattern?, event?, events?}`: with none of filter, pattern
 /// and events, every scope of the workspace.
-pub async fn invalidate(mut req: Request, env: &Env) -> Result<Response, AppError> {
+pub async fn invalidate(mut req: Request, env: &Env, trace: &Trace) -> Result<Response, AppError> {
     let upstreams = Upstreams::from_env(env)?;
     let caller = auth::authenticate(&req, &upstreams).await?;
     let body: InvalidateBody = json_body(&mut req).await?;
@@ -79,7 +84,7 @@ pub async fn invalidate(mut req: Request, env: &Env) -> Result<Response, AppErro
     if let Some(board) = &body.board_id {
         BoardId::parse("board_id", board)?;
     }
-    member(&caller, &workspace, &upstreams).await?;
+    member(&caller, &workspace, &upstreams, trace).await?;
     let mut scopes = BTreeSet::new();
     if let Some(filter) = &body.filter {
         let filter = Filter::parse(filter)?;
@@ -102,13 +107,13 @@ pub async fn invalidate(mut req: Request, env: &Env) -> Result<Response, AppErro
     if body.filter.is_none() && body.pattern.is_none() && events.is_empty() {
         scopes.extend(Scope::all());
     }
-    let data = bump(env, &workspace, scopes).await?;
+    let data = bump(env, &workspace, scopes, trace).await?;
     Ok(Response::from_json(&json!({"success": true, "data": data}))?)
 }
 
 /// A database change (from the backend's listener, or a Supabase Database Webhook), authenticated
 /// with `WEBHOOK_SECRET` in `X-Webhook-Secret` or as a bearer token.
-pub async fn webhook(mut req: Request, env: &Env) -> Result<Response, AppError> {
+pub async fn webhook(mut req: Request, env: &Env, trace: &Trace) -> Result<Response, AppError> {
     let secret = env.var("WEBHOOK_SECRET").map(|v| v.to_string()).ok().filter(|s| !s.is_empty());
     let secret = secret.ok_or_else(|| AppError::Config(contact_list_cache_core::settings::SettingError::Missing { name: "WEBHOOK_SECRET" }))?;
     let given = match req.headers().get("X-Webhook-Secret")? {
@@ -120,7 +125,10 @@ pub async fn webhook(mut req: Request, env: &Env) -> Result<Response, AppError> 
     }
     let change: RowChange = json_body(&mut req).await?;
     let data = match change.event() {
-        Some((workspace, event)) => bump(env, &workspace, event.scopes()).await?,
+        Some((workspace, event)) => {
+            trace.scope(None, workspace.as_str());
+            bump(env, &workspace, event.scopes(), trace).await?
+        }
         None => json!({"scopes": [], "ignored": format!("{} {} affects no cached list", change.kind, change.table)}),
     };
     Ok(Response::from_json(&json!({"success": true, "data": data}))?)
@@ -135,12 +143,12 @@ struct WarmBody {
 const WARM_QUERIES: [&str; 4] = ["filter=all", "filter=open", "filter=unassigned", "filter=assigned_to_me"];
 
 /// `{board_id}`: reads the common queries for the caller's workspace and fills KV and Redis.
-pub async fn warm(mut req: Request, env: &Env, ctx: &Context) -> Result<Response, AppError> {
+pub async fn warm(mut req: Request, env: &Env, ctx: &Context, trace: &Trace) -> Result<Response, AppError> {
     let upstreams = Upstreams::from_env(env)?;
     let caller = auth::authenticate(&req, &upstreams).await?;
     let workspace = WorkspaceId::parse("X-Workspace-ID", req.headers().get("X-Workspace-ID")?.unwrap_or_default().trim())?;
     let body: WarmBody = json_body(&mut req).await?;
-    member(&caller, &workspace, &upstreams).await?;
+    member(&caller, &workspace, &upstreams, trace).await?;
     let mut warmed = Vec::new();
     for raw in WARM_QUERIES {
         let query = ContactQuery::parse(&body.board_id, raw).map_err(|err| match err.field.as_str() {
@@ -148,7 +156,7 @@ pub async fn warm(mut req: Request, env: &Env, ctx: &Context) -> Result<Response
             _ => AppError::BadRequest(err),
         })?;
         let filter = query.filter.as_str();
-        let page = Page::new(env, caller.clone(), workspace.clone(), query).await;
+        let page = Page::new(env, caller.clone(), workspace.clone(), query, trace).await;
         let layer = contacts::refresh(env, ctx, &upstreams, &page).await?;
         warmed.push(json!({"filter": filter, "page": 1, "source": layer.as_str()}));
     }

@@ -4,3 +4,4 @@ pub mod contacts;
 pub mod counts;
 pub mod health;
 pub mod invalidate;
+pub mod metrics;

@@ -16,6 +16,7 @@ fn client(upstreams: &Upstreams, caller: &Caller) -> Postgrest {
         .insert_header("Authorization", format!("Bearer {}", caller.token))
 }
 
+/// A failed call, without its URL: URLs carry the search term, which logs must never hold.
 fn failed(err: impl std::fmt::Display) -> LayerError {
     LayerError::Failed(err.to_string())
 }
@@ -41,7 +42,7 @@ pub async fn page(upstreams: &Upstreams, caller: &Caller, workspace: &WorkspaceI
     }
     let http = builder.build();
     within(upstreams.supabase_timeout_ms, async {
-        let response = http.send().await.map_err(failed)?;
+        let response = http.send().await.map_err(|err| failed(err.without_url()))?;
         let status = response.status().as_u16();
         let total = response
             .headers()
@@ -52,7 +53,7 @@ pub async fn page(upstreams: &Upstreams, caller: &Caller, workspace: &WorkspaceI
         match (status, total) {
             // 416: the page is past the end; the range header still carries the total.
             (416, Some(total)) => Ok((Vec::new(), total)),
-            (200 | 206, Some(total)) => Ok((response.json::<Vec<Contact>>().await.map_err(failed)?, total)),
+            (200 | 206, Some(total)) => Ok((response.json::<Vec<Contact>>().await.map_err(|err| failed(err.without_url()))?, total)),
             (401, _) => Err(LayerError::Failed("PostgREST rejected the token".into())),
             _ => Err(LayerError::Failed(format!("PostgREST answered {status}"))),
         }
@@ -70,11 +71,11 @@ pub async fn is_member(caller: &Caller, workspace: &WorkspaceId, upstreams: &Ups
         .limit(1)
         .build();
     within(upstreams.supabase_timeout_ms, async {
-        let response = request.send().await.map_err(failed)?;
+        let response = request.send().await.map_err(|err| failed(err.without_url()))?;
         if !response.status().is_success() {
             return Err(LayerError::Failed(format!("membership check answered {}", response.status())));
         }
-        let rows: Vec<serde_json::Value> = response.json().await.map_err(failed)?;
+        let rows: Vec<serde_json::Value> = response.json().await.map_err(|err| failed(err.without_url()))?;
         Ok(!rows.is_empty())
     })
     .await
@@ -84,11 +85,11 @@ pub async fn is_member(caller: &Caller, workspace: &WorkspaceId, upstreams: &Ups
 pub async fn fetch_jwks(upstreams: &Upstreams) -> Result<JwkSet, LayerError> {
     let url = upstreams.jwks_url();
     within(upstreams.supabase_timeout_ms, async {
-        let response = reqwest::Client::new().get(&url).send().await.map_err(failed)?;
+        let response = reqwest::Client::new().get(&url).send().await.map_err(|err| failed(err.without_url()))?;
         if !response.status().is_success() {
             return Err(LayerError::Failed(format!("JWKS answered {}", response.status())));
         }
-        response.json::<JwkSet>().await.map_err(failed)
+        response.json::<JwkSet>().await.map_err(|err| failed(err.without_url()))
     })
     .await
 }

@@ -8,9 +8,6 @@ use serde::Serialize;
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt::Write;
 
-/// The cache layers that can hit or miss, in lookup order.
-const CACHES: [CacheLayer; 2] = [CacheLayer::Kv, CacheLayer::Redis];
-
 /// What one request did.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Sample {
@@ -187,7 +184,7 @@ fn rate(hits: u64, misses: u64) -> f64 {
     if hits + misses == 0 {
         0.0
     } else {
-        round2(hits as f64 / (hits + misses) as f64 * 100.0) / 100.0
+        round2(hits as f64 / (hits + misses) as f64)
     }
 }
 
@@ -241,27 +238,18 @@ fn escape_label(value: &str) -> String {
     value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }
 
-/// Which caches a list answer looked up, given where it came from (caches are tried in order).
-pub fn lookups_for(status: CacheStatus, layer: CacheLayer, redis_enabled: bool) -> Vec<(CacheLayer, bool)> {
-    if status == CacheStatus::Bypass {
-        return Vec::new();
-    }
-    let consulted: Vec<CacheLayer> = CACHES.iter().copied().filter(|c| *c != CacheLayer::Redis || redis_enabled).collect();
-    match layer {
-        CacheLayer::Kv | CacheLayer::Redis => {
-            let upto = consulted.iter().position(|c| *c == layer).map_or(0, |i| i + 1);
-            consulted[..upto].iter().map(|c| (*c, *c == layer)).collect()
-        }
-        CacheLayer::Database | CacheLayer::BackendFallback => consulted.iter().map(|c| (*c, false)).collect(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// A sample whose caches were looked up in order until the one that answered.
     fn sample(at: u64, millis: u64, answer: Option<(CacheStatus, CacheLayer)>) -> Sample {
-        let lookups = answer.map(|(s, l)| lookups_for(s, l, true)).unwrap_or_default();
+        let lookups = match answer {
+            Some((_, CacheLayer::Kv)) => vec![(CacheLayer::Kv, true)],
+            Some((_, CacheLayer::Redis)) => vec![(CacheLayer::Kv, false), (CacheLayer::Redis, true)],
+            Some(_) => vec![(CacheLayer::Kv, false), (CacheLayer::Redis, false)],
+            None => vec![],
+        };
         Sample { at: UnixMillis(at), millis, answer, lookups, ..Sample::default() }
     }
 
@@ -277,6 +265,7 @@ mod tests {
         assert_eq!(snap.analytics.total_requests, 5);
         assert_eq!((snap.analytics.cache_hits, snap.analytics.cache_misses), (3, 1));
         assert_eq!(snap.analytics.hit_rate, 0.75);
+        assert_eq!(super::rate(2, 1), 0.67);
         assert_eq!(snap.metrics.errors, 1);
         assert_eq!(snap.metrics.requests_per_minute, 5.0);
         assert_eq!(snap.analytics.average_response_time, 25.4);
@@ -301,14 +290,6 @@ mod tests {
         assert_eq!(percentile(&values, 95.0), 95.0);
         assert_eq!(percentile(&values, 99.0), 99.0);
         assert_eq!(percentile(&[], 99.0), 0.0);
-    }
-
-    #[test]
-    fn lookups_follow_the_layer_order() {
-        assert_eq!(lookups_for(CacheStatus::Hit, CacheLayer::Kv, true), vec![(CacheLayer::Kv, true)]);
-        assert_eq!(lookups_for(CacheStatus::Hit, CacheLayer::Redis, true), vec![(CacheLayer::Kv, false), (CacheLayer::Redis, true)]);
-        assert_eq!(lookups_for(CacheStatus::Miss, CacheLayer::Database, false), vec![(CacheLayer::Kv, false)]);
-        assert!(lookups_for(CacheStatus::Bypass, CacheLayer::Database, true).is_empty());
     }
 
     #[test]

@@ -1,0 +1,46 @@
+//! `GET /metrics`: this isolate's numbers over the last five minutes, as the spec's JSON or in the
+//! Prometheus text format (`?format=prometheus` or `Accept: text/plain`). Protected by a bearer
+//! token when `METRICS_TOKEN` is set.
+
+use crate::clock;
+use crate::error::AppError;
+use crate::handlers::health::edge_location;
+use crate::metrics;
+use contact_list_cache_core::metrics::prometheus;
+use contact_list_cache_core::secure::secrets_match;
+use contact_list_cache_core::WORKER_NAME;
+use serde_json::json;
+use worker::{Env, Request, Response};
+
+pub async fn get(req: &Request, env: &Env) -> Result<Response, AppError> {
+    if let Some(token) = env.var("METRICS_TOKEN").ok().map(|v| v.to_string()).filter(|t| !t.is_empty()) {
+        let given = req.headers().get("Authorization")?.unwrap_or_default();
+        let given = given.strip_prefix("Bearer ").unwrap_or_default();
+        if !secrets_match(given.as_bytes(), token.as_bytes()) {
+            return Err(AppError::Unauthorized("metrics need Authorization: Bearer <METRICS_TOKEN>"));
+        }
+    }
+    let url = req.url()?;
+    let wants_text = url.query_pairs().any(|(k, v)| k == "format" && v == "prometheus")
+        || req.headers().get("Accept")?.is_some_and(|accept| accept.contains("text/plain") && !accept.contains("application/json"));
+    let location = edge_location(req);
+    let snapshot = metrics::snapshot();
+    let response = if wants_text {
+        let response = Response::ok(prometheus(&snapshot, &location))?;
+        response.headers().set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")?;
+        response
+    } else {
+        Response::from_json(&json!({
+            "worker": WORKER_NAME,
+            "edge_location": location,
+            "scope": snapshot.scope,
+            "metrics": snapshot.metrics,
+            "analytics": snapshot.analytics,
+            "layers": snapshot.layers,
+            "latency": snapshot.latency,
+            "timestamp": clock::now().to_string(),
+        }))?
+    };
+    response.headers().set("Cache-Control", "no-store")?;
+    Ok(response)
+}
