@@ -9,7 +9,7 @@ export WASM_OPT_BIN="${WASM_OPT_BIN:-$PWD/node_modules/binaryen/bin/wasm-opt}"
 
 inputs_hash() {
   {
-    find src crates/core -type f \( -name '*.rs' -o -name Cargo.toml \) | LC_ALL=C sort | xargs cat
+    find src crates/core -type f \( -name '*.rs' -o -name '*.html' -o -name Cargo.toml \) | LC_ALL=C sort | xargs cat
     cat Cargo.toml Cargo.lock
     worker-build --version
     "$WASM_BINDGEN_BIN" --version

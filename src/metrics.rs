@@ -165,3 +165,34 @@ pub fn log(trace: &Trace, entry: &RequestLog<'_>) {
         worker::console_error!("{line}");
     }
 }
+
+/// The Workers Analytics Engine dataset binding; when configured, one data point per request is
+/// written there, for figures across isolates and locations.
+pub const ANALYTICS_BINDING: &str = "ANALYTICS";
+
+/// Writes the request's data point: index the workspace; blobs layer, status and location;
+/// doubles response time, HTTP status and the operation counts.
+pub fn write_analytics(env: &worker::Env, trace: &Trace, status: u16, millis: u64, edge_location: &str) {
+    let Ok(dataset) = env.analytics_engine(ANALYTICS_BINDING) else {
+        return;
+    };
+    let answer = trace.answer();
+    let workspace = trace.workspace_id().unwrap_or_default();
+    let point = worker::AnalyticsEngineDataPointBuilder::new()
+        .indexes([workspace.as_str()].as_slice())
+        .blobs([
+            answer.map_or("", |(_, layer)| layer.as_str()).to_owned(),
+            answer.map_or("", |(status, _)| status.as_str()).to_owned(),
+            edge_location.to_owned(),
+        ])
+        .doubles([
+            millis as f64,
+            f64::from(status),
+            f64::from(trace.kv_operations.get()),
+            f64::from(trace.redis_operations.get()),
+            f64::from(trace.database_queries.get()),
+        ]);
+    if let Err(err) = point.write_to(&dataset) {
+        worker::console_warn!("analytics engine write skipped: {err}");
+    }
+}

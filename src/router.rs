@@ -35,8 +35,9 @@ pub async fn handle(req: Request, env: Env, ctx: Context) -> Result<Response> {
     let elapsed = clock::now().since(started);
     let status = response.status_code();
     // The observers' own routes stay out of the numbers they report.
-    if !matches!(path.as_str(), "/metrics" | "/dashboard") && method != Method::Options {
+    if !matches!(path.as_str(), "/metrics" | "/dashboard" | "/api/cache/stats") && method != Method::Options {
         trace.record(elapsed, status >= 500 || !trace.failures().is_empty());
+        metrics::write_analytics(&env, &trace, status, elapsed, &location);
     }
     metrics::log(&trace, &RequestLog {
         request_id: &request_id,
@@ -67,6 +68,8 @@ async fn dispatch(
         (_, ["health"]) => Err(not_allowed("GET, HEAD, OPTIONS")),
         (Method::Get, ["metrics"]) => handlers::metrics::get(&req, env).await,
         (_, ["metrics"]) => Err(not_allowed("GET, OPTIONS")),
+        (Method::Get, ["dashboard"]) => handlers::dashboard::get(),
+        (Method::Get, ["api", "cache", "stats"]) => handlers::metrics::stats(&req, env).await,
         (Method::Get, ["api", "boards", board, "contacts"]) => handlers::contacts::list(&req, env, ctx, board, started, trace).await,
         (_, ["api", "boards", _, "contacts"]) => Err(not_allowed("GET, OPTIONS")),
         (Method::Get, ["api", "workspaces", workspace, "counts"]) => handlers::counts::get(&req, env, workspace, started, trace).await,

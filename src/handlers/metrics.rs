@@ -1,9 +1,11 @@
 //! `GET /metrics`: this isolate's numbers over the last five minutes, as the spec's JSON or in the
-//! Prometheus text format (`?format=prometheus` or `Accept: text/plain`). Protected by a bearer
-//! token when `METRICS_TOKEN` is set.
+//! Prometheus text format (`?format=prometheus` or `Accept: text/plain`), and the edge's
+//! `/api/cache/stats`. Protected by a bearer token when `METRICS_TOKEN` is set.
 
 use crate::clock;
+use crate::config::Upstreams;
 use crate::error::AppError;
+use crate::layers::backend;
 use crate::handlers::health::edge_location;
 use crate::metrics;
 use contact_list_cache_core::metrics::prometheus;
@@ -12,7 +14,8 @@ use contact_list_cache_core::WORKER_NAME;
 use serde_json::json;
 use worker::{Env, Request, Response};
 
-pub async fn get(req: &Request, env: &Env) -> Result<Response, AppError> {
+/// With `METRICS_TOKEN` set, the caller must send it as a bearer token.
+fn guard(req: &Request, env: &Env) -> Result<(), AppError> {
     if let Some(token) = env.var("METRICS_TOKEN").ok().map(|v| v.to_string()).filter(|t| !t.is_empty()) {
         let given = req.headers().get("Authorization")?.unwrap_or_default();
         let given = given.strip_prefix("Bearer ").unwrap_or_default();
@@ -20,6 +23,11 @@ pub async fn get(req: &Request, env: &Env) -> Result<Response, AppError> {
             return Err(AppError::Unauthorized("metrics need Authorization: Bearer <METRICS_TOKEN>"));
         }
     }
+    Ok(())
+}
+
+pub async fn get(req: &Request, env: &Env) -> Result<Response, AppError> {
+    guard(req, env)?;
     let url = req.url()?;
     let wants_text = url.query_pairs().any(|(k, v)| k == "format" && v == "prometheus")
         || req.headers().get("Accept")?.is_some_and(|accept| accept.contains("text/plain") && !accept.contains("application/json"));
@@ -41,6 +49,34 @@ pub async fn get(req: &Request, env: &Env) -> Result<Response, AppError> {
             "timestamp": clock::now().to_string(),
         }))?
     };
+    response.headers().set("Cache-Control", "no-store")?;
+    Ok(response)
+}
+
+/// `GET /api/cache/stats` at the edge: the backend's Redis statistics (the worker adds the
+/// internal auth) beside this isolate's own numbers. Guarded like `/metrics`.
+pub async fn stats(req: &Request, env: &Env) -> Result<Response, AppError> {
+    guard(req, env)?;
+    let upstreams = Upstreams::from_env(env)?;
+    let backend = match backend::stats(&upstreams).await {
+        Ok(body) => body.get("data").cloned().unwrap_or(body),
+        Err(err) => json!({"status": "unreachable", "error": err.to_string()}),
+    };
+    let snapshot = metrics::snapshot();
+    let response = Response::from_json(&json!({
+        "success": true,
+        "data": {
+            "edge": {
+                "edge_location": edge_location(req),
+                "scope": snapshot.scope,
+                "analytics": snapshot.analytics,
+                "layers": snapshot.layers,
+                "latency": snapshot.latency,
+            },
+            "backend": backend,
+        },
+        "timestamp": clock::now().to_string(),
+    }))?;
     response.headers().set("Cache-Control", "no-store")?;
     Ok(response)
 }

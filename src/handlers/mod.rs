@@ -2,6 +2,7 @@
 
 pub mod contacts;
 pub mod counts;
+pub mod dashboard;
 pub mod health;
 pub mod invalidate;
 pub mod metrics;

@@ -68,6 +68,34 @@ pub async fn fallback_page(upstreams: &Upstreams, board: &BoardId, query_string:
     get(upstreams, &format!("/api/boards/{board}/contacts?{query_string}"), headers).await
 }
 
+/// Whether the backend's `/health` answers 200 within `budget_ms`.
+pub async fn reachable(upstreams: &Upstreams, budget_ms: u32) -> bool {
+    let url = format!("{}/health", upstreams.backend_url);
+    within(budget_ms, async {
+        let response = Fetch::Url(url.parse().map_err(|_| LayerError::Failed("bad URL".into()))?).send().await?;
+        Ok(response.status_code() == 200)
+    })
+    .await
+    .unwrap_or(false)
+}
+
+/// The backend's Redis statistics (`GET /api/cache/stats`), as it sent them.
+pub async fn stats(upstreams: &Upstreams) -> Result<serde_json::Value, LayerError> {
+    let url = format!("{}/api/cache/stats", upstreams.backend_url);
+    let headers = Headers::new();
+    headers.set("X-Internal-Auth", &upstreams.internal_auth_key)?;
+    let mut init = RequestInit::new();
+    init.with_method(Method::Get).with_headers(headers);
+    within(upstreams.backend_timeout_ms, async {
+        let mut response = Fetch::Request(Request::new_with_init(&url, &init)?).send().await?;
+        match response.status_code() {
+            200 => Ok(response.json().await?),
+            status => Err(LayerError::Failed(format!("backend stats answered {status}"))),
+        }
+    })
+    .await
+}
+
 /// The caller's per-filter counts (the backend's read-through cache over PostgreSQL).
 pub async fn counts(upstreams: &Upstreams, scoped: &Scoped<'_>, fresh: bool) -> Result<BackendPage, LayerError> {
     let headers = headers(upstreams, scoped)?;

@@ -81,6 +81,17 @@ pub async fn is_member(caller: &Caller, workspace: &WorkspaceId, upstreams: &Ups
     .await
 }
 
+/// Whether PostgREST answers (any status below 500) within `budget_ms`.
+pub async fn reachable(upstreams: &Upstreams, budget_ms: u32) -> bool {
+    let request = reqwest::Client::new().get(format!("{}/", upstreams.rest_url())).header("apikey", &upstreams.supabase_anon_key);
+    within(budget_ms, async {
+        let response = request.send().await.map_err(|err| failed(err.without_url()))?;
+        Ok(response.status().as_u16() < 500)
+    })
+    .await
+    .unwrap_or(false)
+}
+
 /// The project's signing keys for ES256/RS256 tokens.
 pub async fn fetch_jwks(upstreams: &Upstreams) -> Result<JwkSet, LayerError> {
     let url = upstreams.jwks_url();

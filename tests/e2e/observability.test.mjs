@@ -1,9 +1,12 @@
 // /metrics, request logs and X-Request-ID, on a fresh worker isolate driven through a known mix of
 // KV hits, a Redis hit, database reads, 4xx answers and an upstream failure.
 import assert from "node:assert/strict";
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
+import { chromium } from "playwright-core";
 import parsePrometheus from "parse-prometheus-text-format";
-import { newStack, redisCli, waitFor } from "../../scripts/stack.mjs";
+import { ROOT, newStack, redisCli, waitFor } from "../../scripts/stack.mjs";
 import { seed, stack, tokenFor } from "./harness.mjs";
 
 const WS = seed.workspace(4);
@@ -151,8 +154,56 @@ describe("metrics and logs over a known mix", () => {
     assert.match(errored.headers.get("x-request-id"), /^[0-9a-f]{32}$/);
   });
 
+  test("/health is degraded, not failing, with the backend down", async () => {
+    const res = await fetch(`${worker}/health`);
+    assert.equal(res.status, 200);
+    const body = await res.json();
+    assert.equal(body.status, "degraded");
+    assert.equal(body.backend_available, false);
+    assert.equal(body.supabase_available, true);
+    assert.equal(body.kv_available, true);
+  });
+
+  test("the dashboard shows the numbers in headless Chromium", async () => {
+    const expected = await metrics();
+    const browser = await chromium.launch({
+      executablePath: "/usr/bin/chromium",
+      args: ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking", "--disable-quic", "--no-first-run", "--disable-component-update", "--disable-sync"],
+    });
+    try {
+      const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+      await page.goto(`${worker}/dashboard#token=${METRICS_TOKEN}`);
+      await page.waitForSelector("body[data-ready='true']", { timeout: 10_000 });
+      assert.equal(await page.textContent("#total-requests"), String(expected.analytics.totalRequests));
+      assert.equal(await page.textContent("#hit-rate"), `${Math.round(expected.analytics.hitRate * 100)}%`);
+      assert.equal(await page.textContent("#errors"), String(expected.metrics.errors));
+      assert.equal(await page.locator("#layers rect").count(), 2, "a hit-rate bar for KV and for Redis");
+      assert.match(await page.textContent("#latency"), new RegExp(`${expected.latency.p99} ms`));
+      const dir = join(ROOT, "tests", "artifacts");
+      mkdirSync(dir, { recursive: true });
+      await page.screenshot({ path: join(dir, "dashboard.png"), fullPage: true });
+    } finally {
+      await browser.close();
+    }
+  });
+
   test("METRICS_TOKEN protects /metrics", async () => {
     assert.equal((await fetch(`${worker}/metrics`)).status, 401);
     assert.equal((await fetch(`${worker}/metrics`, { headers: { Authorization: "Bearer wrong" } })).status, 401);
+  });
+});
+
+describe("edge cache statistics", () => {
+  test("GET /api/cache/stats merges the backend's Redis numbers with the edge's own, without leaking the internal key", async () => {
+    const res = await fetch(`${stack.urls.worker}/api/cache/stats`);
+    assert.equal(res.status, 200);
+    const text = await res.text();
+    assert.ok(!text.includes(stack.secrets.INTERNAL_AUTH_KEY));
+    const body = JSON.parse(text);
+    assert.equal(typeof body.data.backend.redis.keys, "number");
+    assert.equal(body.data.backend.redis.mode, "single");
+    assert.equal(typeof body.data.backend.service.hits, "number");
+    assert.equal(typeof body.data.edge.analytics.totalRequests, "number");
+    assert.ok(body.data.edge.layers.KV);
   });
 });

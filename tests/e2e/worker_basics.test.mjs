@@ -16,8 +16,10 @@ describe("GET /health", () => {
     assert.equal(res.headers.get("cache-control"), "no-store");
     const body = await res.json();
     assert.deepEqual(Object.keys(body).sort(), [
-      "edge_location", "kv_available", "response_time", "status", "timestamp", "version", "worker",
+      "backend_available", "edge_location", "kv_available", "response_time", "status", "supabase_available", "timestamp", "version", "worker",
     ]);
+    assert.equal(body.backend_available, true);
+    assert.equal(body.supabase_available, true);
     assert.equal(body.status, "healthy");
     assert.equal(body.worker, "contact-list-cache");
     assert.equal(body.version, "1.0.0");
@@ -50,6 +52,7 @@ describe("GET /health", () => {
       assert.equal(res.status, 200);
       const body = await res.json();
       assert.equal(body.kv_available, false);
+      assert.equal(body.backend_available, false, "no BACKEND_URL configured");
       assert.equal(body.status, "degraded");
     });
   });

@@ -190,6 +190,10 @@ pub struct WorkerHealth {
     pub version: String,
     pub edge_location: String,
     pub kv_available: bool,
+    /// Whether the backend's `/health` answered within its short budget.
+    pub backend_available: bool,
+    /// Whether Supabase's PostgREST answered within its short budget.
+    pub supabase_available: bool,
     pub timestamp: String,
     /// Milliseconds spent answering, as `"5ms"`.
     pub response_time: String,
@@ -258,6 +262,8 @@ mod tests {
             version: "1.0.0".into(),
             edge_location: "SFO".into(),
             kv_available: true,
+            backend_available: true,
+            supabase_available: true,
             timestamp: "2025-01-27T10:35:00Z".into(),
             response_time: "5ms".into(),
         };
@@ -266,6 +272,7 @@ mod tests {
             json!({
                 "status": "healthy", "worker": "contact-list-cache", "version": "1.0.0",
                 "edge_location": "SFO", "kv_available": true,
+                "backend_available": true, "supabase_available": true,
                 "timestamp": "2025-01-27T10:35:00Z", "response_time": "5ms"
             })
         );
