@@ -271,7 +271,7 @@ class Stack {
     await exited(child, 5000);
   }
 
-  async startBackend({ redisUrl, internalAuthKey, databaseUrl, env = {} }) {
+  async startBackend({ redisUrl, internalAuthKey, databaseUrl, encryptionKey, env = {} }) {
     const port = await freePort();
     const profile = process.env.BACKEND_PROFILE ?? "debug";
     const binary = join(ROOT, "target", profile, "contact-list-cache-backend");
@@ -280,6 +280,7 @@ class Stack {
       PORT: String(port),
       REDIS_PUBLIC_URL: redisUrl,
       INTERNAL_AUTH_KEY: internalAuthKey,
+      CACHE_ENCRYPTION_KEY: encryptionKey,
       DATABASE_URL: databaseUrl,
       RUST_LOG: process.env.RUST_LOG ?? "info",
       ...env,
@@ -437,6 +438,7 @@ export async function startStack({ worker = "miniflare", contacts = 100_000, wor
     const signing = signingKeys();
     const internalAuthKey = randomBytes(24).toString("hex");
     const webhookSecret = randomBytes(24).toString("hex");
+    const encryptionKey = `local1:${randomBytes(32).toString("base64")}`;
     // The worker's port is chosen first so the backend's change capture knows where to post.
     const port = worker === "wrangler" ? workerPort : await freePort();
     log(`temp dir ${stack.dir}`);
@@ -449,6 +451,7 @@ export async function startStack({ worker = "miniflare", contacts = 100_000, wor
       redisUrl: redis.url,
       internalAuthKey,
       databaseUrl: pg.url,
+      encryptionKey,
       env: { WORKER_WEBHOOK_URL: `http://127.0.0.1:${port}/api/cache/webhook`, WEBHOOK_SECRET: webhookSecret },
     });
     const secrets = {
@@ -458,6 +461,7 @@ export async function startStack({ worker = "miniflare", contacts = 100_000, wor
       BACKEND_URL: backend,
       INTERNAL_AUTH_KEY: internalAuthKey,
       WEBHOOK_SECRET: webhookSecret,
+      CACHE_ENCRYPTION_KEY: encryptionKey,
     };
     let workerUrl = null;
     if (worker === "miniflare") {

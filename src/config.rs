@@ -1,6 +1,7 @@
 //! Typed worker configuration read once per request from vars and secrets; binding names live here.
 
 use contact_list_cache_core::cors::CorsPolicy;
+use contact_list_cache_core::sealed::Keyring;
 use contact_list_cache_core::settings::{parse_base_url, parse_flag, parse_number, require_secret, SettingError};
 use worker::Env;
 
@@ -46,6 +47,8 @@ pub struct Upstreams {
     /// `SUPABASE_TIMEOUT_MS` (default 5000) and `BACKEND_TIMEOUT_MS` (default 2000).
     pub supabase_timeout_ms: u32,
     pub backend_timeout_ms: u32,
+    /// `CACHE_ENCRYPTION_KEY`: seals every page stored in KV (see `contact_list_cache_core::sealed`).
+    pub keyring: Keyring,
 }
 
 impl std::fmt::Debug for Upstreams {
@@ -74,6 +77,7 @@ impl Upstreams {
             redis_enabled: var(env, "REDIS_ENABLED").map_or(Ok(true), |raw| parse_flag("REDIS_ENABLED", &raw))?,
             supabase_timeout_ms: millis("SUPABASE_TIMEOUT_MS", 5000)?,
             backend_timeout_ms: millis("BACKEND_TIMEOUT_MS", 2000)?,
+            keyring: Keyring::parse("CACHE_ENCRYPTION_KEY", &require_secret("CACHE_ENCRYPTION_KEY", var(env, "CACHE_ENCRYPTION_KEY"))?)?,
         })
     }
 

@@ -1,5 +1,6 @@
 //! Typed backend configuration, loaded once at startup from the environment.
 
+use contact_list_cache_core::sealed::Keyring;
 use contact_list_cache_core::settings::{parse_base_url, parse_flag, parse_number, require_secret, SettingError};
 use std::net::IpAddr;
 use std::time::Duration;
@@ -29,6 +30,8 @@ pub struct Config {
     /// (the worker's `/api/cache/webhook`) and the secret it sends. Both, with `DATABASE_URL`,
     /// turn change capture on.
     pub webhook: Option<(String, String)>,
+    /// `CACHE_ENCRYPTION_KEY`: seals every value stored in Redis.
+    pub keyring: Keyring,
     /// `HOST` (default 0.0.0.0) and `PORT` (default 8080; 0 picks a free port).
     pub host: IpAddr,
     pub port: u16,
@@ -102,6 +105,7 @@ impl Config {
                 (Some(_), None) => return Err(SettingError::Missing { name: "WEBHOOK_SECRET" }),
                 (None, Some(_)) => return Err(SettingError::Missing { name: "WORKER_WEBHOOK_URL" }),
             },
+            keyring: Keyring::parse("CACHE_ENCRYPTION_KEY", &require_secret("CACHE_ENCRYPTION_KEY", get("CACHE_ENCRYPTION_KEY"))?)?,
             host,
             port: get("PORT").map_or(Ok(8080), |raw| parse_number("PORT", &raw, 0..=65_535))?,
         })
@@ -124,8 +128,9 @@ mod tests {
     use std::collections::HashMap;
 
     fn config(vars: &[(&str, &str)]) -> Result<Config, SettingError> {
-        let vars: HashMap<String, String> =
+        let mut vars: HashMap<String, String> =
             vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        vars.entry("CACHE_ENCRYPTION_KEY".into()).or_insert_with(|| format!("k1:{}", "A".repeat(43) + "="));
         Config::from_lookup(|name| vars.get(name).cloned())
     }
 

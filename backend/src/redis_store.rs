@@ -2,6 +2,7 @@
 //! bounded by a timeout so a dead Redis costs milliseconds, never a hung request.
 
 use contact_list_cache_core::invalidation::KeyPattern;
+use contact_list_cache_core::sealed::{Keyring, OpenError, NONCE_LEN};
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{MultipleNodeRoutingInfo, Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
@@ -97,6 +98,25 @@ impl RedisStore {
         self.bounded(redis::cmd("GET").arg(key).query_async(&mut conn)).await
     }
 
+    /// The value at `key`, opened with `keyring`. An entry that does not open (tampered, unknown key
+    /// id, written for another key) is reported as [`Sealed::Refused`] and never served.
+    pub async fn get_sealed(&self, keyring: &Keyring, key: &str) -> Result<Sealed, RedisError> {
+        Ok(match self.get(key).await? {
+            None => Sealed::Missing,
+            Some(sealed) => match keyring.open(key, &sealed) {
+                Ok(plain) => Sealed::Found(plain),
+                Err(err) => Sealed::Refused(err),
+            },
+        })
+    }
+
+    /// Stores `value` at `key` for `ttl_seconds`, sealed with the current key of `keyring`.
+    pub async fn set_sealed(&self, keyring: &Keyring, key: &str, value: &str, ttl_seconds: u32) -> Result<(), RedisError> {
+        let mut nonce = [0u8; NONCE_LEN];
+        getrandom::getrandom(&mut nonce).expect("the OS provides randomness");
+        self.set_ex(key, &keyring.seal(key, value, nonce), ttl_seconds).await
+    }
+
     /// Stores `value` at `key` for `ttl_seconds`.
     pub async fn set_ex(&self, key: &str, value: &str, ttl_seconds: u32) -> Result<(), RedisError> {
         let mut conn = self.connection().await?;
@@ -168,6 +188,14 @@ impl RedisStore {
             Err(_) => Err(RedisError::Timeout(self.timeout)),
         }
     }
+}
+
+/// A sealed value as read.
+#[derive(Debug)]
+pub enum Sealed {
+    Found(String),
+    Missing,
+    Refused(OpenError),
 }
 
 /// Runs `cmd` on the node owning `hash_tag`'s slot (any command on a single node).

@@ -32,6 +32,8 @@ pub struct Stats {
     pub database_queries: Counter,
     pub redis_errors: Counter,
     pub unauthorized: Counter,
+    /// Entries that did not open (tampered, unknown key id) and were treated as misses.
+    pub refused_entries: Counter,
 }
 
 /// A snapshot of [`Stats`] as JSON.
@@ -46,6 +48,7 @@ pub struct StatsSnapshot {
     pub database_queries: u64,
     pub redis_errors: u64,
     pub unauthorized: u64,
+    pub refused_entries: u64,
 }
 
 /// `hits / (hits + misses)`, 0 when nothing was looked up.
@@ -71,6 +74,7 @@ impl Stats {
             database_queries: self.database_queries.get(),
             redis_errors: self.redis_errors.get(),
             unauthorized: self.unauthorized.get(),
+            refused_entries: self.refused_entries.get(),
         }
     }
 }

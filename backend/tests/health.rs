@@ -12,6 +12,7 @@ async fn spawn_app(redis_url: &str) -> String {
         ("PORT", "0"),
         ("REDIS_PUBLIC_URL", redis_url),
         ("REDIS_TIMEOUT_MS", "200"),
+        ("CACHE_ENCRYPTION_KEY", "k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="),
     ];
     let config = Config::from_lookup(|name| {
         vars.iter().find(|(key, _)| *key == name).map(|(_, value)| value.to_string())

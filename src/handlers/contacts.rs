@@ -94,13 +94,16 @@ async fn from_caches(env: &Env, ctx: &Context, upstreams: &Upstreams, page: &Pag
     let scoped = page.scoped()?;
     let trace = page.trace;
     trace.kv_operation();
-    match within(KV_BUDGET_MS, kv::get(env, &page.kv_key)).await {
+    match within(KV_BUDGET_MS, kv::get_sealed(env, &upstreams.keyring, &page.kv_key)).await {
         Ok(Some(body)) => {
             trace.lookup(CacheLayer::Kv, true);
             return Some(Answer { body, status: CacheStatus::Hit, layer: CacheLayer::Kv });
         }
         Ok(None) => trace.lookup(CacheLayer::Kv, false),
-        Err(err) => trace.failed(format!("KV read: {err}")),
+        Err(err) => {
+            trace.lookup(CacheLayer::Kv, false);
+            trace.failed(format!("KV read: {err}"));
+        }
     }
     if !upstreams.redis_enabled {
         return None;
@@ -174,7 +177,7 @@ fn write_back(ctx: &Context, env: &Env, upstreams: &Upstreams, page: &Page<'_>, 
     let (env, upstreams, body) = (env.clone(), upstreams.clone(), body.to_owned());
     let (kv_key, redis_key) = (page.kv_key.clone(), page.redis_key.clone());
     ctx.wait_until(async move {
-        if let Err(err) = kv::put(&env, &kv_key, &body, CACHE_TTL_SECONDS).await {
+        if let Err(err) = kv::put_sealed(&env, &upstreams.keyring, &kv_key, &body, CACHE_TTL_SECONDS).await {
             worker::console_warn!("KV write-back skipped: {err}");
         }
         if to_redis {

@@ -4,6 +4,7 @@ use crate::config::KV_BINDING;
 use crate::layers::LayerError;
 use contact_list_cache_core::generation::{Generation, Scope};
 use contact_list_cache_core::query::WorkspaceId;
+use contact_list_cache_core::sealed::{Keyring, NONCE_LEN};
 use worker::{js_sys, Env};
 
 /// The shortest expiration KV accepts, in seconds; probe keys vanish on their own.
@@ -13,6 +14,22 @@ const PROBE_TTL_SECONDS: u64 = 60;
 pub async fn get(env: &Env, key: &str) -> Result<Option<String>, LayerError> {
     let store = env.kv(KV_BINDING)?;
     store.get(key).text().await.map_err(|err| LayerError::Failed(err.to_string()))
+}
+
+/// A cached page at `key`, opened with `keyring`; an entry that does not open (tampered, unknown
+/// key id, written for another key) is refused as `Err`, never served.
+pub async fn get_sealed(env: &Env, keyring: &Keyring, key: &str) -> Result<Option<String>, LayerError> {
+    match get(env, key).await? {
+        None => Ok(None),
+        Some(sealed) => keyring.open(key, &sealed).map(Some).map_err(|err| LayerError::Failed(format!("KV entry refused: {err}"))),
+    }
+}
+
+/// Stores a page at `key`, sealed with the current key of `keyring`.
+pub async fn put_sealed(env: &Env, keyring: &Keyring, key: &str, body: &str, ttl_seconds: u32) -> Result<(), LayerError> {
+    let mut nonce = [0u8; NONCE_LEN];
+    getrandom::getrandom(&mut nonce).map_err(|err| LayerError::Failed(format!("no randomness for a nonce: {err}")))?;
+    put(env, key, &keyring.seal(key, body, nonce), ttl_seconds).await
 }
 
 /// Stores `body` at `key` for `ttl_seconds` (at least KV's minimum of 60).

@@ -267,7 +267,7 @@ describe("Redis Cluster (3 primaries)", () => {
   let clusterCall;
   before(async () => {
     cluster = await pieces.startRedisCluster(3);
-    const backend = await pieces.startBackend({
+    const backend = await pieces.startBackend({ encryptionKey: stack.secrets.CACHE_ENCRYPTION_KEY,
       redisUrl: cluster.url,
       internalAuthKey: "cluster-key",
       databaseUrl: stack.urls.postgres,
@@ -311,7 +311,7 @@ describe("Redis stopped and restarted mid-test", () => {
   let own;
   before(async () => {
     redis = await pieces.startRedis({ name: "redis-flaky" });
-    const backend = await pieces.startBackend({
+    const backend = await pieces.startBackend({ encryptionKey: stack.secrets.CACHE_ENCRYPTION_KEY,
       redisUrl: redis.url,
       internalAuthKey: "flaky-key",
       databaseUrl: stack.urls.postgres,

@@ -22,7 +22,7 @@ describe("metrics and logs over a known mix", () => {
   let kv;
   let backend;
   before(async () => {
-    backend = await pieces.startBackend({ redisUrl: stack.urls.redis, internalAuthKey: stack.secrets.INTERNAL_AUTH_KEY, databaseUrl: stack.urls.postgres });
+    backend = await pieces.startBackend({ encryptionKey: stack.secrets.CACHE_ENCRYPTION_KEY, redisUrl: stack.urls.redis, internalAuthKey: stack.secrets.INTERNAL_AUTH_KEY, databaseUrl: stack.urls.postgres });
     const capture = (stream) => {
       let rest = "";
       stream.on("data", (chunk) => {

@@ -109,7 +109,7 @@ describe("the layers in turn, with their own worker and backend", () => {
   let backend;
   let kv;
   before(async () => {
-    backend = await pieces.startBackend({ redisUrl: stack.urls.redis, internalAuthKey: stack.secrets.INTERNAL_AUTH_KEY, databaseUrl: stack.urls.postgres });
+    backend = await pieces.startBackend({ encryptionKey: stack.secrets.CACHE_ENCRYPTION_KEY, redisUrl: stack.urls.redis, internalAuthKey: stack.secrets.INTERNAL_AUTH_KEY, databaseUrl: stack.urls.postgres });
     worker = await pieces.startMiniflare({ ...stack.secrets, BACKEND_URL: backend.url, REDIS_ENABLED: "true" });
     kv = await pieces.miniflare.getKVNamespace("CONTACT_CACHE");
   });

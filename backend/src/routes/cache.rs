@@ -48,7 +48,7 @@ pub async fn store(State(state): State<Arc<AppState>>, body: Result<Json<StoreRe
     if payload.len() > MAX_ENTRY_BYTES {
         return Err(bad_request("data", format!("data must be at most {MAX_ENTRY_BYTES} bytes serialized")));
     }
-    state.redis.set_ex(&request.key, &payload, ttl as u32).await.inspect_err(|_| state.stats.redis_errors.increment())?;
+    state.redis.set_sealed(&state.config.keyring, &request.key, &payload, ttl as u32).await.inspect_err(|_| state.stats.redis_errors.increment())?;
     state.stats.stores.increment();
     Ok(Json(json!({"success": true, "data": {"key": request.key, "ttl": ttl, "bytes": payload.len()}})))
 }

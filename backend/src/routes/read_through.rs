@@ -2,6 +2,7 @@
 //! writing the database's answer back to Redis without delaying the response.
 
 use crate::error::ApiError;
+use crate::redis_store::Sealed;
 use crate::routes::cached_json;
 use crate::startup::AppState;
 use axum::response::Response;
@@ -28,12 +29,17 @@ where
     Fut: Future<Output = Result<String, ApiError>>,
 {
     if policy != CachePolicy::Refresh {
-        match state.redis.get(&key).await {
-            Ok(Some(body)) => {
+        match state.redis.get_sealed(&state.config.keyring, &key).await {
+            Ok(Sealed::Found(body)) => {
                 state.stats.hits.increment();
                 return Ok(cached_json(body, CacheStatus::Hit, CacheLayer::Redis, &key));
             }
-            Ok(None) => state.stats.misses.increment(),
+            Ok(Sealed::Missing) => state.stats.misses.increment(),
+            Ok(Sealed::Refused(err)) => {
+                state.stats.misses.increment();
+                state.stats.refused_entries.increment();
+                tracing::warn!(error = %err, "a Redis entry was refused");
+            }
             Err(err) if policy == CachePolicy::CacheOnly => {
                 state.stats.redis_errors.increment();
                 return Err(err.into());
@@ -52,7 +58,7 @@ where
     let writer = Arc::clone(state);
     let (stored_key, stored_body) = (key.clone(), body.clone());
     tokio::spawn(async move {
-        match writer.redis.set_ex(&stored_key, &stored_body, ttl_seconds).await {
+        match writer.redis.set_sealed(&writer.config.keyring, &stored_key, &stored_body, ttl_seconds).await {
             Ok(()) => writer.stats.stores.increment(),
             Err(err) => {
                 writer.stats.redis_errors.increment();

@@ -12,6 +12,7 @@ pub mod layer;
 pub mod metrics;
 pub mod postgrest;
 pub mod query;
+pub mod sealed;
 pub mod secure;
 pub mod settings;
 pub mod sql;

@@ -1,0 +1,144 @@
+//! Encryption at rest for cached entries: AES-256-GCM under a keyring (`CACHE_ENCRYPTION_KEY`),
+//! bound to the entry's cache key, so an entry can be read only with a known key and only under
+//! the key it was written for. Anything else (tampered, unknown key id, moved) is a miss.
+//!
+//! Sealed form: `v1.<key id>.<base64url nonce>.<base64url ciphertext+tag>`.
+
+use crate::settings::SettingError;
+use aes_gcm::aead::{Aead, KeyInit, Payload};
+use aes_gcm::{Aes256Gcm, Nonce};
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::Engine;
+
+/// The bytes of a nonce; the caller supplies fresh random ones for every seal.
+pub const NONCE_LEN: usize = 12;
+
+/// The keys entries may be sealed with: the first seals, all of them open (for rotation).
+#[derive(Clone)]
+pub struct Keyring {
+    keys: Vec<(String, Aes256Gcm)>,
+}
+
+impl std::fmt::Debug for Keyring {
+    /// Key material is never printed.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Keyring").field("key_ids", &self.keys.iter().map(|(id, _)| id).collect::<Vec<_>>()).finish()
+    }
+}
+
+/// Why a sealed entry could not be opened.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OpenError {
+    #[error("not a sealed entry")]
+    Malformed,
+    #[error("sealed under an unknown key id")]
+    UnknownKey,
+    #[error("failed authentication (tampered, or not written for this cache key)")]
+    Forged,
+}
+
+impl Keyring {
+    /// Parses `CACHE_ENCRYPTION_KEY`: comma-separated `<key id>:<base64 of 32 bytes>`, the current
+    /// key first. Key ids are 1 to 16 of `[A-Za-z0-9_-]`.
+    pub fn parse(name: &'static str, raw: &str) -> Result<Self, SettingError> {
+        let invalid = || SettingError::Invalid {
+            name,
+            expected: "comma-separated <key id>:<base64 of 32 bytes>, the current key first".into(),
+            got: "(hidden)".into(),
+        };
+        let mut keys = Vec::new();
+        for entry in raw.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+            let (id, key) = entry.split_once(':').ok_or_else(invalid)?;
+            let id_ok = (1..=16).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+            let bytes = STANDARD.decode(key.trim()).or_else(|_| URL_SAFE_NO_PAD.decode(key.trim())).map_err(|_| invalid())?;
+            if !id_ok || bytes.len() != 32 || keys.iter().any(|(known, _)| known == id) {
+                return Err(invalid());
+            }
+            keys.push((id.to_owned(), Aes256Gcm::new_from_slice(&bytes).map_err(|_| invalid())?));
+        }
+        if keys.is_empty() {
+            return Err(invalid());
+        }
+        Ok(Self { keys })
+    }
+
+    /// Seals `plaintext` for `cache_key` with the current key and `nonce`.
+    pub fn seal(&self, cache_key: &str, plaintext: &str, nonce: [u8; NONCE_LEN]) -> String {
+        let (id, cipher) = &self.keys[0];
+        let ciphertext = cipher
+            .encrypt(Nonce::from_slice(&nonce), Payload { msg: plaintext.as_bytes(), aad: cache_key.as_bytes() })
+            .expect("AES-GCM encrypts any message of cache size");
+        format!("v1.{id}.{}.{}", URL_SAFE_NO_PAD.encode(nonce), URL_SAFE_NO_PAD.encode(ciphertext))
+    }
+
+    /// Opens an entry stored at `cache_key`.
+    pub fn open(&self, cache_key: &str, sealed: &str) -> Result<String, OpenError> {
+        let mut parts = sealed.splitn(4, '.');
+        let (Some("v1"), Some(id), Some(nonce), Some(ciphertext)) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+            return Err(OpenError::Malformed);
+        };
+        let (_, cipher) = self.keys.iter().find(|(known, _)| known == id).ok_or(OpenError::UnknownKey)?;
+        let nonce = URL_SAFE_NO_PAD.decode(nonce).map_err(|_| OpenError::Malformed)?;
+        let ciphertext = URL_SAFE_NO_PAD.decode(ciphertext).map_err(|_| OpenError::Malformed)?;
+        if nonce.len() != NONCE_LEN {
+            return Err(OpenError::Malformed);
+        }
+        let plaintext = cipher
+            .decrypt(Nonce::from_slice(&nonce), Payload { msg: &ciphertext, aad: cache_key.as_bytes() })
+            .map_err(|_| OpenError::Forged)?;
+        String::from_utf8(plaintext).map_err(|_| OpenError::Malformed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const K1: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+    const K2: &str = "HxwdHhscGhkYFxYVFBMSERAPDg0MCwoJCAcGBQQDAgE=";
+
+    fn ring(raw: &str) -> Keyring {
+        Keyring::parse("CACHE_ENCRYPTION_KEY", raw).unwrap()
+    }
+
+    #[test]
+    fn a_sealed_entry_opens_under_its_cache_key_only() {
+        let keys = ring(&format!("k1:{K1}"));
+        let sealed = keys.seal("contacts:a", r#"{"name":"Ann"}"#, [7; 12]);
+        assert!(sealed.starts_with("v1.k1."));
+        assert!(!sealed.contains("Ann"));
+        assert_eq!(keys.open("contacts:a", &sealed).unwrap(), r#"{"name":"Ann"}"#);
+        assert_eq!(keys.open("contacts:b", &sealed), Err(OpenError::Forged));
+    }
+
+    #[test]
+    fn tampering_and_unknown_keys_are_refused() {
+        let keys = ring(&format!("k1:{K1}"));
+        let sealed = keys.seal("k", "secret", [1; 12]);
+        let mut bytes = sealed.clone().into_bytes();
+        let last = bytes.len() - 2;
+        bytes[last] = if bytes[last] == b'A' { b'B' } else { b'A' };
+        assert_eq!(keys.open("k", &String::from_utf8(bytes).unwrap()), Err(OpenError::Forged));
+        assert_eq!(ring(&format!("k2:{K2}")).open("k", &sealed), Err(OpenError::UnknownKey));
+        assert_eq!(keys.open("k", "{\"plain\":true}"), Err(OpenError::Malformed));
+        assert_eq!(keys.open("k", "v1.k1.short.x"), Err(OpenError::Malformed));
+    }
+
+    #[test]
+    fn rotation_reads_old_entries_and_writes_with_the_new_key() {
+        let old = ring(&format!("k1:{K1}"));
+        let rotated = ring(&format!("k2:{K2}, k1:{K1}"));
+        let sealed_before = old.seal("k", "v", [2; 12]);
+        assert_eq!(rotated.open("k", &sealed_before).unwrap(), "v");
+        assert!(rotated.seal("k", "v", [3; 12]).starts_with("v1.k2."));
+    }
+
+    #[test]
+    fn bad_keyrings_are_refused_without_echoing_them() {
+        for raw in ["", "k1", "k1:notbase64!", "k1:AAEC", &format!("k1:{K1},k1:{K2}"), &format!("bad id:{K1}")] {
+            let err = Keyring::parse("CACHE_ENCRYPTION_KEY", raw).unwrap_err();
+            assert!(!err.to_string().contains(K1), "{err}");
+        }
+        assert!(format!("{:?}", ring(&format!("k1:{K1}"))).contains("k1"));
+    }
+}
