@@ -11,7 +11,7 @@
 import { spawn, spawnSync } from "node:child_process";
 import { generateKeyPairSync, randomBytes } from "node:crypto";
 import { createServer as createHttpServer, request as httpRequest, Agent } from "node:http";
-import { chmodSync, chownSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, createWriteStream, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
@@ -308,7 +308,14 @@ class Stack {
       kvNamespaces,
       bindings,
     };
+    // The worker's logs (a JSON line per request) go to a file in the stack dir unless asked for.
+    const logFile = createWriteStream(join(this.dir, `worker-${port}.log`));
+    const toFile = (stdout, stderr) => {
+      stdout.pipe(logFile, { end: false });
+      stderr.pipe(logFile, { end: false });
+    };
     const mf = new Miniflare({
+      handleRuntimeStdio: toFile,
       workers: [app, ...extraWorkers.map((w) => ({ compatibilityDate: "2026-04-01", modules: true, kvNamespaces, ...w }))],
       kvPersist: join(this.dir, "kv"),
       host: "127.0.0.1",

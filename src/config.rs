@@ -8,6 +8,10 @@ use worker::Env;
 /// The Workers KV namespace that holds cached pages (`[[kv_namespaces]] binding` in wrangler.toml).
 pub const KV_BINDING: &str = "CONTACT_CACHE";
 
+/// The optional Workers Analytics Engine dataset; when bound, one data point per request is
+/// written there, for figures across isolates and locations.
+pub const ANALYTICS_BINDING: &str = "ANALYTICS";
+
 /// Seconds a cached page lives in KV and Redis (the spec's 3 minutes).
 pub const CACHE_TTL_SECONDS: u32 = 180;
 

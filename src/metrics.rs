@@ -166,14 +166,10 @@ pub fn log(trace: &Trace, entry: &RequestLog<'_>) {
     }
 }
 
-/// The Workers Analytics Engine dataset binding; when configured, one data point per request is
-/// written there, for figures across isolates and locations.
-pub const ANALYTICS_BINDING: &str = "ANALYTICS";
-
 /// Writes the request's data point: index the workspace; blobs layer, status and location;
 /// doubles response time, HTTP status and the operation counts.
 pub fn write_analytics(env: &worker::Env, trace: &Trace, status: u16, millis: u64, edge_location: &str) {
-    let Ok(dataset) = env.analytics_engine(ANALYTICS_BINDING) else {
+    let Ok(dataset) = env.analytics_engine(crate::config::ANALYTICS_BINDING) else {
         return;
     };
     let answer = trace.answer();

@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { newStack, redisCli, waitFor } from "../../scripts/stack.mjs";
-import { FILTERS, expectedPage, seed, sql, stack, tokenFor } from "./harness.mjs";
+import { FILTERS, expectedPage, filterSql, seed, sql, stack, tokenFor } from "./harness.mjs";
 
 const WS = seed.workspace(3);
 const BOARD = seed.board(3, 1);
@@ -134,6 +134,37 @@ describe("writes made directly in PostgreSQL", () => {
     assert.equal(right.status, 200);
     assert.equal((await list(stack.urls.worker, "open")).cache, "MISS/DATABASE");
     assert.equal((await list(stack.urls.worker, "low_priority")).cache, "HIT/KV");
+  });
+});
+
+describe("counts at the edge", () => {
+  const counts = async () => {
+    const res = await fetch(`${stack.urls.worker}/api/workspaces/${WS}/counts`, { headers: { Authorization: `Bearer ${tokenFor(ME)}` } });
+    assert.equal(res.status, 200);
+    return (await res.json()).data.counts;
+  };
+
+  test("the caller's counts equal SQL and follow a direct database write", async () => {
+    const before = await counts();
+    for (const filter of FILTERS) {
+      const [[n]] = sql(`select count(*) from contacts c where c.workspace_id = '${WS}' and ${filterSql(filter, ME)}`);
+      assert.equal(before[filter], Number(n), filter);
+    }
+    const [[id]] = sql(
+      `insert into contacts (workspace_id, board_id, name, conversation_status, priority)
+       values ('${WS}', '${BOARD}', 'Counted By Psql', 'Open', 'low') returning id`,
+    );
+    await waitFor("counts refreshed", async () => (await counts()).open === before.open + 1, 2000);
+    const after = await counts();
+    assert.equal(after.low_priority, before.low_priority + 1);
+    assert.equal(after.closed, before.closed);
+    sql(`delete from contacts where id = '${id}'`);
+    await waitFor("counts refreshed again", async () => (await counts()).open === before.open, 2000);
+  });
+
+  test("a non-member gets 403", async () => {
+    const res = await fetch(`${stack.urls.worker}/api/workspaces/${WS}/counts`, { headers: { Authorization: `Bearer ${tokenFor(OUTSIDER)}` } });
+    assert.equal(res.status, 403);
   });
 });
 
