@@ -1,6 +1,7 @@
 //! Typed worker configuration read once per request from vars and secrets; binding names live here.
 
 use contact_list_cache_core::cors::CorsPolicy;
+use contact_list_cache_core::freshness::FreshnessPolicy;
 use contact_list_cache_core::sealed::Keyring;
 use contact_list_cache_core::settings::{parse_base_url, parse_flag, parse_number, require_secret, SettingError};
 use worker::Env;
@@ -53,6 +54,11 @@ pub struct Upstreams {
     pub backend_timeout_ms: u32,
     /// `CACHE_ENCRYPTION_KEY`: seals every page stored in KV (see `contact_list_cache_core::sealed`).
     pub keyring: Keyring,
+    /// `KV_TIMEOUT_MS` (default 1000): time budget of one KV read.
+    pub kv_timeout_ms: u32,
+    /// The TTL (180 s), `STALE_WHILE_REVALIDATE_SECONDS` (default 30) and
+    /// `STALE_IF_ERROR_SECONDS` (default 600) of KV copies.
+    pub freshness: FreshnessPolicy,
 }
 
 impl std::fmt::Debug for Upstreams {
@@ -72,6 +78,9 @@ impl Upstreams {
         let millis = |name: &'static str, default: u32| {
             var(env, name).map_or(Ok(default), |raw| parse_number(name, &raw, 10..=60_000))
         };
+        let seconds = |name: &'static str, default: u64| {
+            var(env, name).map_or(Ok(default), |raw| parse_number(name, &raw, 0..=86_400))
+        };
         Ok(Self {
             supabase_url: url("SUPABASE_URL")?,
             supabase_anon_key: require_secret("SUPABASE_ANON_KEY", var(env, "SUPABASE_ANON_KEY"))?,
@@ -82,6 +91,12 @@ impl Upstreams {
             supabase_timeout_ms: millis("SUPABASE_TIMEOUT_MS", 5000)?,
             backend_timeout_ms: millis("BACKEND_TIMEOUT_MS", 2000)?,
             keyring: Keyring::parse("CACHE_ENCRYPTION_KEY", &require_secret("CACHE_ENCRYPTION_KEY", var(env, "CACHE_ENCRYPTION_KEY"))?)?,
+            kv_timeout_ms: millis("KV_TIMEOUT_MS", 1000)?,
+            freshness: FreshnessPolicy {
+                ttl_ms: u64::from(CACHE_TTL_SECONDS) * 1000,
+                revalidate_ms: seconds("STALE_WHILE_REVALIDATE_SECONDS", 30)? * 1000,
+                grace_ms: seconds("STALE_IF_ERROR_SECONDS", 600)? * 1000,
+            },
         })
     }
 

@@ -1,5 +1,7 @@
 //! `GET /api/boards/{boardId}/contacts`: authenticate, check membership, then KV, the backend's
-//! Redis and Supabase in turn, writing a miss back to the layers above after responding.
+//! Redis and Supabase in turn, writing a miss back to the layers above after responding. A KV copy
+//! just past its TTL is served while it is refreshed in the background; an older one is kept to be
+//! served, labelled STALE with its Age, only when no source of fresh data answers.
 
 use crate::auth::{self, Caller};
 use crate::clock;
@@ -11,20 +13,48 @@ use crate::layers::{kv, supabase, within};
 use crate::metrics::Trace;
 use contact_list_cache_core::cache_key::{kv_list_key, redis_list_key};
 use contact_list_cache_core::envelope::ContactListResponse;
+use contact_list_cache_core::freshness::{age_seconds, Freshness};
 use contact_list_cache_core::generation::{Generation, Scope};
 use contact_list_cache_core::layer::{wants_fresh, CacheLayer, CacheStatus};
 use contact_list_cache_core::query::{ContactQuery, WorkspaceId};
 use contact_list_cache_core::time::UnixMillis;
 use worker::{Context, Env, Request, Response};
 
-/// The time budget of one KV read, in milliseconds.
-pub const KV_BUDGET_MS: u32 = 1000;
-
-/// A page and where it came from.
+/// A page, where it came from, and its age in seconds when served from a cache past its TTL.
 struct Answer {
     body: String,
     status: CacheStatus,
     layer: CacheLayer,
+    age: Option<u64>,
+}
+
+impl Answer {
+    fn new(body: String, status: CacheStatus, layer: CacheLayer) -> Self {
+        Self { body, status, layer, age: None }
+    }
+}
+
+/// A KV copy past its freshness, kept in case no source answers.
+struct StaleCopy {
+    body: String,
+    stored_at: UnixMillis,
+}
+
+thread_local! {
+    /// KV keys being revalidated in the background by this isolate, and since when.
+    static REVALIDATING: std::cell::RefCell<std::collections::HashMap<String, u64>> = Default::default();
+}
+
+/// How long one background refresh of a key holds off others, in milliseconds.
+const REVALIDATION_LEASE_MS: u64 = 10_000;
+
+/// When the page in `body` was read from the database, from its `cached_at`.
+fn read_at(body: &str) -> Option<UnixMillis> {
+    #[derive(serde::Deserialize)]
+    struct CachedAt {
+        cached_at: String,
+    }
+    serde_json::from_str::<CachedAt>(body).ok().and_then(|c| UnixMillis::parse_rfc3339(&c.cached_at))
 }
 
 /// Everything the layers need to name one page, and the request's trace.
@@ -42,9 +72,9 @@ pub struct Page<'a> {
 
 impl<'a> Page<'a> {
     /// Reads the generation of the query's scope and derives the keys from it.
-    pub async fn new(env: &Env, caller: Caller, workspace: WorkspaceId, query: ContactQuery, trace: &'a Trace) -> Self {
+    pub async fn new(env: &Env, upstreams: &Upstreams, caller: Caller, workspace: WorkspaceId, query: ContactQuery, trace: &'a Trace) -> Self {
         trace.kv_operation();
-        let generation = match within(KV_BUDGET_MS, kv::generation(env, &workspace, Scope::List(query.filter))).await {
+        let generation = match within(upstreams.kv_timeout_ms, kv::generation(env, &workspace, Scope::List(query.filter))).await {
             Ok(generation) => Some(generation),
             Err(err) => {
                 trace.failed(format!("KV generation read: {err}"));
@@ -79,25 +109,54 @@ pub async fn list(req: &Request, env: &Env, ctx: &Context, board: &str, started:
         return Err(AppError::Forbidden);
     }
     let fresh = wants_fresh(req.headers().get("Cache-Control")?.as_deref());
-    let page = Page::new(env, caller, workspace, query, trace).await;
+    let page = Page::new(env, &upstreams, caller, workspace, query, trace).await;
     // Caches are read only once membership is known: a cached page never reaches a non-member.
-    let cached = if membership == Some(true) && !fresh { from_caches(env, ctx, &upstreams, &page).await } else { None };
+    let (cached, stale) = if membership == Some(true) && !fresh { from_caches(env, ctx, &upstreams, &page).await } else { (None, None) };
     let answer = match cached {
         Some(answer) => answer,
-        None => from_sources(env, ctx, &upstreams, &page, membership.is_some(), fresh).await?,
+        None => match from_sources(env, ctx, &upstreams, &page, membership.is_some(), fresh).await {
+            Ok(answer) => answer,
+            Err(AppError::Unavailable(reason)) => match stale {
+                Some(copy) => {
+                    trace.failed(format!("served a stale copy: {reason}"));
+                    let age = Some(age_seconds(copy.stored_at, clock::now()));
+                    Answer { body: copy.body, status: CacheStatus::Stale, layer: CacheLayer::Kv, age }
+                }
+                None => return Err(AppError::Unavailable(reason)),
+            },
+            Err(err) => return Err(err),
+        },
     };
     trace.answered(answer.status, answer.layer);
     respond(req, answer, &page.kv_key, started)
 }
 
-async fn from_caches(env: &Env, ctx: &Context, upstreams: &Upstreams, page: &Page<'_>) -> Option<Answer> {
-    let scoped = page.scoped()?;
+/// A fresh (or revalidating) cached answer, and else a stale KV copy to fall back on.
+async fn from_caches(env: &Env, ctx: &Context, upstreams: &Upstreams, page: &Page<'_>) -> (Option<Answer>, Option<StaleCopy>) {
+    let Some(scoped) = page.scoped() else { return (None, None) };
     let trace = page.trace;
+    let mut stale = None;
     trace.kv_operation();
-    match within(KV_BUDGET_MS, kv::get_sealed(env, &upstreams.keyring, &page.kv_key)).await {
-        Ok(Some(body)) => {
-            trace.lookup(CacheLayer::Kv, true);
-            return Some(Answer { body, status: CacheStatus::Hit, layer: CacheLayer::Kv });
+    match within(upstreams.kv_timeout_ms, kv::get_sealed(env, &upstreams.keyring, &page.kv_key)).await {
+        Ok(Some((body, stored_at))) => {
+            let now = clock::now();
+            match upstreams.freshness.of(stored_at, now) {
+                Freshness::Fresh => {
+                    trace.lookup(CacheLayer::Kv, true);
+                    return (Some(Answer::new(body, CacheStatus::Hit, CacheLayer::Kv)), None);
+                }
+                Freshness::Revalidate => {
+                    trace.lookup(CacheLayer::Kv, true);
+                    revalidate(ctx, env, upstreams, page);
+                    let age = Some(age_seconds(stored_at, now));
+                    return (Some(Answer { body, status: CacheStatus::Hit, layer: CacheLayer::Kv, age }), None);
+                }
+                Freshness::StaleIfError => {
+                    trace.lookup(CacheLayer::Kv, false);
+                    stale = Some(StaleCopy { body, stored_at });
+                }
+                Freshness::Expired => trace.lookup(CacheLayer::Kv, false),
+            }
         }
         Ok(None) => trace.lookup(CacheLayer::Kv, false),
         Err(err) => {
@@ -106,15 +165,17 @@ async fn from_caches(env: &Env, ctx: &Context, upstreams: &Upstreams, page: &Pag
         }
     }
     if !upstreams.redis_enabled {
-        return None;
+        return (None, stale);
     }
     let qs = page.query.canonical_query_string();
     trace.redis_operation();
-    match backend::cached_page(upstreams, &page.query.board_id, &qs, &scoped).await {
+    let found = match backend::cached_page(upstreams, &page.query.board_id, &qs, &scoped).await {
         Ok(Some(body)) => {
             trace.lookup(CacheLayer::Redis, true);
-            write_back(ctx, env, upstreams, page, &body, false);
-            Some(Answer { body, status: CacheStatus::Hit, layer: CacheLayer::Redis })
+            if let Some(read) = read_at(&body) {
+                write_back(ctx, env, upstreams, page, &body, read, false);
+            }
+            Some(Answer::new(body, CacheStatus::Hit, CacheLayer::Redis))
         }
         Ok(None) => {
             trace.lookup(CacheLayer::Redis, false);
@@ -124,7 +185,36 @@ async fn from_caches(env: &Env, ctx: &Context, upstreams: &Upstreams, page: &Pag
             trace.failed(format!("Redis read: {err}"));
             None
         }
+    };
+    (found, stale)
+}
+
+/// Refreshes a page past its TTL after the response, at most once per lease in this isolate.
+fn revalidate(ctx: &Context, env: &Env, upstreams: &Upstreams, page: &Page<'_>) {
+    let now = clock::now().0;
+    let claimed = REVALIDATING.with(|cell| {
+        let mut map = cell.borrow_mut();
+        map.retain(|_, since| now.saturating_sub(*since) < REVALIDATION_LEASE_MS);
+        map.insert(page.kv_key.clone(), now).is_none()
+    });
+    if !claimed {
+        return;
     }
+    let (env, upstreams) = (env.clone(), upstreams.clone());
+    let (caller, workspace, query) = (page.caller.clone(), page.workspace.clone(), page.query.clone());
+    ctx.wait_until(async move {
+        let trace = Trace::default();
+        let page = Page::new(&env, &upstreams, caller, workspace, query, &trace).await;
+        match supabase::page(&upstreams, &page.caller, &page.workspace, &page.query).await {
+            Ok((contacts, total)) => {
+                let read = clock::now();
+                let body = serde_json::to_string(&ContactListResponse::new(&page.query, contacts, total, read, CACHE_TTL_SECONDS))
+                    .expect("a response serializes");
+                store(&env, &upstreams, &page.kv_key, &page.redis_key, &body, read, upstreams.redis_enabled).await;
+            }
+            Err(err) => worker::console_warn!("revalidation skipped: {err}"),
+        }
+    });
 }
 
 /// Reads a page from its sources and refreshes the caches with it (cache warming).
@@ -140,10 +230,11 @@ async fn from_sources(env: &Env, ctx: &Context, upstreams: &Upstreams, page: &Pa
         trace.database_query();
         match supabase::page(upstreams, &page.caller, &page.workspace, &page.query).await {
             Ok((contacts, total)) => {
-                let envelope = ContactListResponse::new(&page.query, contacts, total, clock::now(), CACHE_TTL_SECONDS);
+                let read = clock::now();
+                let envelope = ContactListResponse::new(&page.query, contacts, total, read, CACHE_TTL_SECONDS);
                 let body = serde_json::to_string(&envelope).expect("a response serializes");
-                write_back(ctx, env, upstreams, page, &body, upstreams.redis_enabled);
-                return Ok(Answer { body, status, layer: CacheLayer::Database });
+                write_back(ctx, env, upstreams, page, &body, read, upstreams.redis_enabled);
+                return Ok(Answer::new(body, status, CacheLayer::Database));
             }
             Err(err) => trace.failed(format!("Supabase: {err}")),
         }
@@ -155,8 +246,10 @@ async fn from_sources(env: &Env, ctx: &Context, upstreams: &Upstreams, page: &Pa
     trace.database_query();
     match backend::fallback_page(upstreams, &page.query.board_id, &qs, &scoped, fresh || page.generation.is_none()).await {
         Ok(BackendPage::Found(body)) => {
-            write_back(ctx, env, upstreams, page, &body, false);
-            Ok(Answer { body, status, layer: CacheLayer::BackendFallback })
+            if let Some(read) = read_at(&body) {
+                write_back(ctx, env, upstreams, page, &body, read, false);
+            }
+            Ok(Answer::new(body, status, CacheLayer::BackendFallback))
         }
         Ok(BackendPage::Forbidden) => Err(AppError::Forbidden),
         Ok(BackendPage::Missing) => Err(AppError::Unavailable("the backend had no answer".into())),
@@ -166,7 +259,7 @@ async fn from_sources(env: &Env, ctx: &Context, upstreams: &Upstreams, page: &Pa
 
 /// After the response: KV always, Redis when the page did not come from there; nothing when the
 /// generation is unknown.
-fn write_back(ctx: &Context, env: &Env, upstreams: &Upstreams, page: &Page<'_>, body: &str, to_redis: bool) {
+fn write_back(ctx: &Context, env: &Env, upstreams: &Upstreams, page: &Page<'_>, body: &str, read: UnixMillis, to_redis: bool) {
     if page.generation.is_none() {
         return;
     }
@@ -176,16 +269,21 @@ fn write_back(ctx: &Context, env: &Env, upstreams: &Upstreams, page: &Page<'_>, 
     }
     let (env, upstreams, body) = (env.clone(), upstreams.clone(), body.to_owned());
     let (kv_key, redis_key) = (page.kv_key.clone(), page.redis_key.clone());
-    ctx.wait_until(async move {
-        if let Err(err) = kv::put_sealed(&env, &upstreams.keyring, &kv_key, &body, CACHE_TTL_SECONDS).await {
-            worker::console_warn!("KV write-back skipped: {err}");
+    ctx.wait_until(async move { store(&env, &upstreams, &kv_key, &redis_key, &body, read, to_redis).await });
+}
+
+/// Writes a page read from its source at `read` to KV (kept through the stale-if-error grace
+/// period) and, when asked, to Redis. A rejected write (such as KV's rate limit) is dropped.
+async fn store(env: &Env, upstreams: &Upstreams, kv_key: &str, redis_key: &str, body: &str, read: UnixMillis, to_redis: bool) {
+    let retention = upstreams.freshness.retention_seconds();
+    if let Err(err) = kv::put_sealed(env, &upstreams.keyring, kv_key, body, read, retention).await {
+        worker::console_warn!("KV write-back skipped: {err}");
+    }
+    if to_redis {
+        if let Err(err) = backend::store(upstreams, redis_key, body, CACHE_TTL_SECONDS).await {
+            worker::console_warn!("Redis write-back skipped: {err}");
         }
-        if to_redis {
-            if let Err(err) = backend::store(&upstreams, &redis_key, &body, CACHE_TTL_SECONDS).await {
-                worker::console_warn!("Redis write-back skipped: {err}");
-            }
-        }
-    });
+    }
 }
 
 fn respond(req: &Request, answer: Answer, kv_key: &str, started: UnixMillis) -> Result<Response, AppError> {
@@ -199,5 +297,8 @@ fn respond(req: &Request, answer: Answer, kv_key: &str, started: UnixMillis) -> 
     headers.set("X-Cache-Key", kv_key)?;
     headers.set("X-Worker-Location", &edge_location(req))?;
     headers.set("X-Response-Time", &format!("{}ms", clock::now().since(started)))?;
+    if let Some(age) = answer.age {
+        headers.set("Age", &age.to_string())?;
+    }
     Ok(response)
 }

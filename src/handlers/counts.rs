@@ -5,7 +5,6 @@ use crate::auth;
 use crate::clock;
 use crate::config::Upstreams;
 use crate::error::AppError;
-use crate::handlers::contacts::KV_BUDGET_MS;
 use crate::handlers::health::edge_location;
 use crate::layers::backend::{self, BackendPage, Scoped};
 use crate::layers::{kv, within};
@@ -26,7 +25,7 @@ pub async fn get(req: &Request, env: &Env, workspace: &str, started: UnixMillis,
     }
     trace.kv_operation();
     trace.redis_operation();
-    let generation = within(KV_BUDGET_MS, kv::generation(env, &workspace, Scope::Counts)).await;
+    let generation = within(upstreams.kv_timeout_ms, kv::generation(env, &workspace, Scope::Counts)).await;
     let fresh = wants_fresh(req.headers().get("Cache-Control")?.as_deref()) || generation.is_err();
     let generation = generation.unwrap_or_else(|_| contact_list_cache_core::generation::Generation::initial());
     let scoped = Scoped { workspace: &workspace, user: &caller.user_id, generation: &generation };

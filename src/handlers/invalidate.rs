@@ -156,7 +156,7 @@ pub async fn warm(mut req: Request, env: &Env, ctx: &Context, trace: &Trace) -> 
             _ => AppError::BadRequest(err),
         })?;
         let filter = query.filter.as_str();
-        let page = Page::new(env, caller.clone(), workspace.clone(), query, trace).await;
+        let page = Page::new(env, &upstreams, caller.clone(), workspace.clone(), query, trace).await;
         let layer = contacts::refresh(env, ctx, &upstreams, &page).await?;
         warmed.push(json!({"filter": filter, "page": 1, "source": layer.as_str()}));
     }

@@ -5,6 +5,7 @@ use crate::layers::LayerError;
 use contact_list_cache_core::generation::{Generation, Scope};
 use contact_list_cache_core::query::WorkspaceId;
 use contact_list_cache_core::sealed::{Keyring, NONCE_LEN};
+use contact_list_cache_core::time::UnixMillis;
 use worker::{js_sys, Env};
 
 /// The shortest expiration KV accepts, in seconds; probe keys vanish on their own.
@@ -16,20 +17,37 @@ pub async fn get(env: &Env, key: &str) -> Result<Option<String>, LayerError> {
     store.get(key).text().await.map_err(|err| LayerError::Failed(err.to_string()))
 }
 
-/// A cached page at `key`, opened with `keyring`; an entry that does not open (tampered, unknown
-/// key id, written for another key) is refused as `Err`, never served.
-pub async fn get_sealed(env: &Env, keyring: &Keyring, key: &str) -> Result<Option<String>, LayerError> {
-    match get(env, key).await? {
-        None => Ok(None),
-        Some(sealed) => keyring.open(key, &sealed).map(Some).map_err(|err| LayerError::Failed(format!("KV entry refused: {err}"))),
-    }
+/// When a page was stored, kept in the KV entry's metadata.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Stored {
+    /// Milliseconds since the epoch at which the page was read from its source.
+    t: u64,
 }
 
-/// Stores a page at `key`, sealed with the current key of `keyring`.
-pub async fn put_sealed(env: &Env, keyring: &Keyring, key: &str, body: &str, ttl_seconds: u32) -> Result<(), LayerError> {
+/// A cached page at `key`, opened with `keyring`, and when it was read from its source (the epoch
+/// when unknown, which no freshness window accepts). An entry that does not open (tampered, unknown
+/// key id, written for another key) is refused as `Err`, never served.
+pub async fn get_sealed(env: &Env, keyring: &Keyring, key: &str) -> Result<Option<(String, UnixMillis)>, LayerError> {
+    let store = env.kv(KV_BINDING)?;
+    let (value, stored) = store.get(key).text_with_metadata::<Stored>().await.map_err(|err| LayerError::Failed(err.to_string()))?;
+    let Some(sealed) = value else { return Ok(None) };
+    let body = keyring.open(key, &sealed).map_err(|err| LayerError::Failed(format!("KV entry refused: {err}")))?;
+    Ok(Some((body, UnixMillis(stored.map_or(0, |s| s.t)))))
+}
+
+/// Stores a page at `key`, sealed with the current key of `keyring`, read from its source at
+/// `stored_at`, kept for `retention_seconds`.
+pub async fn put_sealed(env: &Env, keyring: &Keyring, key: &str, body: &str, stored_at: UnixMillis, retention_seconds: u32) -> Result<(), LayerError> {
     let mut nonce = [0u8; NONCE_LEN];
     getrandom::getrandom(&mut nonce).map_err(|err| LayerError::Failed(format!("no randomness for a nonce: {err}")))?;
-    put(env, key, &keyring.seal(key, body, nonce), ttl_seconds).await
+    let store = env.kv(KV_BINDING)?;
+    let put = store.put(key, keyring.seal(key, body, nonce)).map_err(|err| LayerError::Failed(err.to_string()))?;
+    put.metadata(Stored { t: stored_at.0 })
+        .map_err(|err| LayerError::Failed(err.to_string()))?
+        .expiration_ttl(u64::from(retention_seconds).max(PROBE_TTL_SECONDS))
+        .execute()
+        .await
+        .map_err(|err| LayerError::Failed(err.to_string()))
 }
 
 /// Stores `body` at `key` for `ttl_seconds` (at least KV's minimum of 60).

@@ -1,23 +1,14 @@
 // Encryption at rest: pages in KV and Redis are AES-256-GCM sealed, bound to their cache key;
 // tampered, moved or unknown-key entries are misses, never served; rotated keys still read.
 import assert from "node:assert/strict";
-import { createCipheriv, randomBytes } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import { after, before, describe, test } from "node:test";
 import { newStack, redisCli, waitFor } from "../../scripts/stack.mjs";
-import { expectedPage, seed, stack, tokenFor } from "./harness.mjs";
+import { expectedPage, seal, seed, stack, storedAgo, tokenFor } from "./harness.mjs";
 
 const WS = seed.workspace(4);
 const BOARD = seed.board(4, 1);
 const ME = seed.user(4);
-
-/** Seals like `contact_list_cache_core::sealed`: v1.<kid>.<nonce>.<ciphertext+tag>, AAD = cache key. */
-function seal(kid, keyBase64, cacheKey, plaintext) {
-  const nonce = randomBytes(12);
-  const cipher = createCipheriv("aes-256-gcm", Buffer.from(keyBase64, "base64"), nonce);
-  cipher.setAAD(Buffer.from(cacheKey));
-  const body = Buffer.concat([cipher.update(plaintext, "utf8"), cipher.final(), cipher.getAuthTag()]);
-  return `v1.${kid}.${nonce.toString("base64url")}.${body.toString("base64url")}`;
-}
 
 describe("encryption at rest", () => {
   const pieces = newStack();
@@ -64,7 +55,7 @@ describe("encryption at rest", () => {
     await waitFor("write-back", async () => (await kv.get(kvKey)) !== null, 5000);
     const raw = await kv.get(kvKey);
     const flipped = raw.slice(0, -3) + (raw.at(-3) === "A" ? "B" : "A") + raw.slice(-2);
-    await kv.put(kvKey, flipped);
+    await kv.put(kvKey, flipped, storedAgo(0));
     const res = await list(query);
     assert.notEqual(layer(res), "HIT/KV");
     const expected = expectedPage({ workspace: WS, board: BOARD, me: ME, filter: "open", page: 4 });
@@ -76,13 +67,13 @@ describe("encryption at rest", () => {
     const b = await list("filter=all&page=6");
     const [keyA, keyB] = [a.headers.get("x-cache-key"), b.headers.get("x-cache-key")];
     await waitFor("write-back", async () => (await kv.get(keyA)) !== null && (await kv.get(keyB)) !== null, 5000);
-    await kv.put(keyB, await kv.get(keyA));
+    await kv.put(keyB, await kv.get(keyA), storedAgo(0));
     const moved = await list("filter=all&page=6");
     assert.notEqual(layer(moved), "HIT/KV");
     assert.equal((await moved.json()).data.pagination.page, 6);
 
-    const forged = seal("ghost", randomBytes(32).toString("base64"), keyA, JSON.stringify({ success: true, data: { contacts: [{ id: "forged" }] } }));
-    await kv.put(keyA, forged);
+    const forged = seal(`ghost:${randomBytes(32).toString("base64")}`, keyA, JSON.stringify({ success: true, data: { contacts: [{ id: "forged" }] } }));
+    await kv.put(keyA, forged, storedAgo(0));
     const res = await list("filter=all&page=5");
     assert.notEqual(layer(res), "HIT/KV");
     assert.ok(!(await res.text()).includes("forged"));
@@ -92,9 +83,8 @@ describe("encryption at rest", () => {
     const query = "filter=low_priority&page=2";
     const probe = await list(query);
     const kvKey = probe.headers.get("x-cache-key");
-    const [kid, key] = oldKey.split(":");
     const page = { success: true, data: { marker: "sealed-with-the-old-key" } };
-    await kv.put(kvKey, seal(kid, key, kvKey, JSON.stringify(page)));
+    await kv.put(kvKey, seal(oldKey, kvKey, JSON.stringify(page)), storedAgo(0));
     const res = await list(query);
     assert.equal(layer(res), "HIT/KV");
     assert.deepEqual(await res.json(), page);

@@ -1,4 +1,5 @@
 // Shared by every end-to-end test: the running stack (started by tests/run.mjs) and helpers.
+import { createCipheriv, randomBytes } from "node:crypto";
 import { userToken, signJwt } from "../../scripts/jwt.mjs";
 import { psql } from "../../scripts/stack.mjs";
 export { seed } from "../../scripts/seed-ids.mjs";
@@ -91,3 +92,17 @@ export function sameRows(apiContacts, expectedRows) {
     row.every((v, j) => ((j === 6 || j === 9) && v !== null ? Math.abs(Number(v) - Number(expectedRows[i][j])) < 1e-3 : v === expectedRows[i][j])),
   );
 }
+
+/** Seals like `contact_list_cache_core::sealed`: v1.<kid>.<nonce>.<ciphertext+tag>, AAD = cache key.
+ * `keyring` is a `CACHE_ENCRYPTION_KEY` value; its first key seals. */
+export function seal(keyring, cacheKey, plaintext) {
+  const [kid, keyBase64] = keyring.split(",")[0].trim().split(":");
+  const nonce = randomBytes(12);
+  const cipher = createCipheriv("aes-256-gcm", Buffer.from(keyBase64, "base64"), nonce);
+  cipher.setAAD(Buffer.from(cacheKey));
+  const body = Buffer.concat([cipher.update(plaintext, "utf8"), cipher.final(), cipher.getAuthTag()]);
+  return `v1.${kid}.${nonce.toString("base64url")}.${body.toString("base64url")}`;
+}
+
+/** KV metadata saying a page was read from its source `secondsAgo` seconds ago. */
+export const storedAgo = (secondsAgo) => ({ metadata: { t: Date.now() - secondsAgo * 1000 }, expirationTtl: 3600 });

@@ -6,6 +6,7 @@
 pub mod cache_key;
 pub mod cors;
 pub mod envelope;
+pub mod freshness;
 pub mod generation;
 pub mod invalidation;
 pub mod layer;
