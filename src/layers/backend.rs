@@ -81,19 +81,12 @@ pub async fn reachable(upstreams: &Upstreams, budget_ms: u32) -> bool {
 
 /// The backend's Redis statistics (`GET /api/cache/stats`), as it sent them.
 pub async fn stats(upstreams: &Upstreams) -> Result<serde_json::Value, LayerError> {
-    let url = format!("{}/api/cache/stats", upstreams.backend_url);
     let headers = Headers::new();
     headers.set("X-Internal-Auth", &upstreams.internal_auth_key)?;
-    let mut init = RequestInit::new();
-    init.with_method(Method::Get).with_headers(headers);
-    within(upstreams.backend_timeout_ms, async {
-        let mut response = Fetch::Request(Request::new_with_init(&url, &init)?).send().await?;
-        match response.status_code() {
-            200 => Ok(response.json().await?),
-            status => Err(LayerError::Failed(format!("backend stats answered {status}"))),
-        }
-    })
-    .await
+    match get(upstreams, "/api/cache/stats", headers).await? {
+        BackendPage::Found(body) => serde_json::from_str(&body).map_err(|err| LayerError::Failed(format!("backend stats: {err}"))),
+        BackendPage::Missing | BackendPage::Forbidden => Err(LayerError::Failed("backend stats refused".into())),
+    }
 }
 
 /// The caller's per-filter counts (the backend's read-through cache over PostgreSQL).

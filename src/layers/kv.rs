@@ -40,24 +40,22 @@ pub async fn get_sealed(env: &Env, keyring: &Keyring, key: &str) -> Result<Optio
 pub async fn put_sealed(env: &Env, keyring: &Keyring, key: &str, body: &str, stored_at: UnixMillis, retention_seconds: u32) -> Result<(), LayerError> {
     let mut nonce = [0u8; NONCE_LEN];
     getrandom::getrandom(&mut nonce).map_err(|err| LayerError::Failed(format!("no randomness for a nonce: {err}")))?;
-    let store = env.kv(KV_BINDING)?;
-    let put = store.put(key, keyring.seal(key, body, nonce)).map_err(|err| LayerError::Failed(err.to_string()))?;
-    put.metadata(Stored { t: stored_at.0 })
-        .map_err(|err| LayerError::Failed(err.to_string()))?
-        .expiration_ttl(u64::from(retention_seconds).max(PROBE_TTL_SECONDS))
-        .execute()
-        .await
-        .map_err(|err| LayerError::Failed(err.to_string()))
+    write(env, key, &keyring.seal(key, body, nonce), Some(Stored { t: stored_at.0 }), retention_seconds).await
 }
 
 /// Stores `body` at `key` for `ttl_seconds` (at least KV's minimum of 60).
 pub async fn put(env: &Env, key: &str, body: &str, ttl_seconds: u32) -> Result<(), LayerError> {
-    let store = env.kv(KV_BINDING)?;
-    let put = store.put(key, body).map_err(|err| LayerError::Failed(err.to_string()))?;
-    put.expiration_ttl(u64::from(ttl_seconds).max(PROBE_TTL_SECONDS))
-        .execute()
-        .await
-        .map_err(|err| LayerError::Failed(err.to_string()))
+    write(env, key, body, None, ttl_seconds).await
+}
+
+/// One KV write, with optional metadata, expiring after `ttl_seconds` (at least 60).
+async fn write(env: &Env, key: &str, value: &str, stored: Option<Stored>, ttl_seconds: u32) -> Result<(), LayerError> {
+    let failed = |err: worker::kv::KvError| LayerError::Failed(err.to_string());
+    let mut put = env.kv(KV_BINDING)?.put(key, value).map_err(failed)?;
+    if let Some(stored) = stored {
+        put = put.metadata(stored).map_err(failed)?;
+    }
+    put.expiration_ttl(u64::from(ttl_seconds).max(PROBE_TTL_SECONDS)).execute().await.map_err(failed)
 }
 
 /// Whether KV accepts a write and returns it on read. Each probe uses its own key, so concurrent
