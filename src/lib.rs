@@ -2,6 +2,7 @@
 
 mod auth;
 mod clock;
+mod coalesce;
 mod config;
 mod cors;
 mod error;

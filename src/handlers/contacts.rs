@@ -5,6 +5,7 @@
 
 use crate::auth::{self, Caller};
 use crate::clock;
+use crate::coalesce::{self, Source};
 use crate::config::{Upstreams, CACHE_TTL_SECONDS};
 use crate::error::AppError;
 use crate::handlers::health::edge_location;
@@ -12,26 +13,39 @@ use crate::layers::backend::{self, BackendPage, Scoped};
 use crate::layers::{kv, supabase, within};
 use crate::metrics::Trace;
 use contact_list_cache_core::cache_key::{kv_list_key, redis_list_key};
+use contact_list_cache_core::coalesce::Flights;
 use contact_list_cache_core::envelope::ContactListResponse;
 use contact_list_cache_core::freshness::{age_seconds, Freshness};
 use contact_list_cache_core::generation::{Generation, Scope};
 use contact_list_cache_core::layer::{wants_fresh, CacheLayer, CacheStatus};
 use contact_list_cache_core::query::{ContactQuery, WorkspaceId};
 use contact_list_cache_core::time::UnixMillis;
+use std::rc::Rc;
 use worker::{Context, Env, Request, Response};
 
-/// A page, where it came from, and its age in seconds when served from a cache past its TTL.
+/// A page, where it came from, its age in seconds when served from a cache past its TTL, and
+/// whether a concurrent identical request read it.
+#[derive(Clone)]
 struct Answer {
     body: String,
     status: CacheStatus,
     layer: CacheLayer,
     age: Option<u64>,
+    source: Source,
 }
 
 impl Answer {
     fn new(body: String, status: CacheStatus, layer: CacheLayer) -> Self {
-        Self { body, status, layer, age: None }
+        Self { body, status, layer, age: None, source: Source::Own }
     }
+}
+
+/// A source read's result, as concurrent identical requests share it.
+type SharedRead = Result<Answer, Rc<AppError>>;
+
+thread_local! {
+    /// Source reads in progress in this isolate, by page key.
+    static SOURCE_READS: Flights<SharedRead> = Flights::default();
 }
 
 /// A KV copy past its freshness, kept in case no source answers.
@@ -114,13 +128,13 @@ pub async fn list(req: &Request, env: &Env, ctx: &Context, board: &str, started:
     let (cached, stale) = if membership == Some(true) && !fresh { from_caches(env, ctx, &upstreams, &page).await } else { (None, None) };
     let answer = match cached {
         Some(answer) => answer,
-        None => match from_sources(env, ctx, &upstreams, &page, membership.is_some(), fresh).await {
+        None => match coalesced_from_sources(env, ctx, &upstreams, &page, membership.is_some(), fresh).await {
             Ok(answer) => answer,
             Err(AppError::Unavailable(reason)) => match stale {
                 Some(copy) => {
                     trace.failed(format!("served a stale copy: {reason}"));
                     let age = Some(age_seconds(copy.stored_at, clock::now()));
-                    Answer { body: copy.body, status: CacheStatus::Stale, layer: CacheLayer::Kv, age }
+                    Answer { age, ..Answer::new(copy.body, CacheStatus::Stale, CacheLayer::Kv) }
                 }
                 None => return Err(AppError::Unavailable(reason)),
             },
@@ -136,8 +150,14 @@ async fn from_caches(env: &Env, ctx: &Context, upstreams: &Upstreams, page: &Pag
     let Some(scoped) = page.scoped() else { return (None, None) };
     let trace = page.trace;
     let mut stale = None;
-    trace.kv_operation();
-    match within(upstreams.kv_timeout_ms, kv::get_sealed(env, &upstreams.keyring, &page.kv_key)).await {
+    let kv_read = async {
+        if !upstreams.kv_cache_enabled {
+            return Ok(None);
+        }
+        trace.kv_operation();
+        within(upstreams.kv_timeout_ms, kv::get_sealed(env, &upstreams.keyring, &page.kv_key)).await
+    };
+    match kv_read.await {
         Ok(Some((body, stored_at))) => {
             let now = clock::now();
             match upstreams.freshness.of(stored_at, now) {
@@ -149,7 +169,7 @@ async fn from_caches(env: &Env, ctx: &Context, upstreams: &Upstreams, page: &Pag
                     trace.lookup(CacheLayer::Kv, true);
                     revalidate(ctx, env, upstreams, page);
                     let age = Some(age_seconds(stored_at, now));
-                    return (Some(Answer { body, status: CacheStatus::Hit, layer: CacheLayer::Kv, age }), None);
+                    return (Some(Answer { age, ..Answer::new(body, CacheStatus::Hit, CacheLayer::Kv) }), None);
                 }
                 Freshness::StaleIfError => {
                     trace.lookup(CacheLayer::Kv, false);
@@ -158,7 +178,8 @@ async fn from_caches(env: &Env, ctx: &Context, upstreams: &Upstreams, page: &Pag
                 Freshness::Expired => trace.lookup(CacheLayer::Kv, false),
             }
         }
-        Ok(None) => trace.lookup(CacheLayer::Kv, false),
+        Ok(None) if upstreams.kv_cache_enabled => trace.lookup(CacheLayer::Kv, false),
+        Ok(None) => {}
         Err(err) => {
             trace.lookup(CacheLayer::Kv, false);
             trace.failed(format!("KV read: {err}"));
@@ -222,6 +243,22 @@ pub async fn refresh(env: &Env, ctx: &Context, upstreams: &Upstreams, page: &Pag
     Ok(from_sources(env, ctx, upstreams, page, true, true).await?.layer)
 }
 
+/// [`from_sources`], shared with concurrent identical misses in this isolate: one of them reads,
+/// the others take its answer (or its failure). A fresh read (`Cache-Control: no-cache`) is never
+/// shared: it must start after its request did.
+async fn coalesced_from_sources(env: &Env, ctx: &Context, upstreams: &Upstreams, page: &Page<'_>, supabase_up: bool, fresh: bool) -> Result<Answer, AppError> {
+    if fresh {
+        return from_sources(env, ctx, upstreams, page, supabase_up, fresh).await;
+    }
+    let key = format!("{}|supabase={supabase_up}", page.kv_key);
+    let patience = upstreams.supabase_timeout_ms.saturating_add(upstreams.backend_timeout_ms);
+    let read = || async { from_sources(env, ctx, upstreams, page, supabase_up, fresh).await.map_err(Rc::new) };
+    match coalesce::once(&SOURCE_READS, &key, patience, read).await {
+        (Ok(answer), source) => Ok(Answer { source, ..answer }),
+        (Err(err), _) => Err(Rc::try_unwrap(err).unwrap_or_else(|shared| shared.replay())),
+    }
+}
+
 /// PostgREST (when membership could be checked there), else the backend's own read path.
 async fn from_sources(env: &Env, ctx: &Context, upstreams: &Upstreams, page: &Page<'_>, supabase_up: bool, fresh: bool) -> Result<Answer, AppError> {
     let status = if fresh { CacheStatus::Bypass } else { CacheStatus::Miss };
@@ -260,10 +297,12 @@ async fn from_sources(env: &Env, ctx: &Context, upstreams: &Upstreams, page: &Pa
 /// After the response: KV always, Redis when the page did not come from there; nothing when the
 /// generation is unknown.
 fn write_back(ctx: &Context, env: &Env, upstreams: &Upstreams, page: &Page<'_>, body: &str, read: UnixMillis, to_redis: bool) {
-    if page.generation.is_none() {
+    if page.generation.is_none() || !(upstreams.kv_cache_enabled || to_redis) {
         return;
     }
-    page.trace.kv_operation();
+    if upstreams.kv_cache_enabled {
+        page.trace.kv_operation();
+    }
     if to_redis {
         page.trace.redis_operation();
     }
@@ -276,8 +315,10 @@ fn write_back(ctx: &Context, env: &Env, upstreams: &Upstreams, page: &Page<'_>, 
 /// period) and, when asked, to Redis. A rejected write (such as KV's rate limit) is dropped.
 async fn store(env: &Env, upstreams: &Upstreams, kv_key: &str, redis_key: &str, body: &str, read: UnixMillis, to_redis: bool) {
     let retention = upstreams.freshness.retention_seconds();
-    if let Err(err) = kv::put_sealed(env, &upstreams.keyring, kv_key, body, read, retention).await {
-        worker::console_warn!("KV write-back skipped: {err}");
+    if upstreams.kv_cache_enabled {
+        if let Err(err) = kv::put_sealed(env, &upstreams.keyring, kv_key, body, read, retention).await {
+            worker::console_warn!("KV write-back skipped: {err}");
+        }
     }
     if to_redis {
         if let Err(err) = backend::store(upstreams, redis_key, body, CACHE_TTL_SECONDS).await {
@@ -299,6 +340,9 @@ fn respond(req: &Request, answer: Answer, kv_key: &str, started: UnixMillis) -> 
     headers.set("X-Response-Time", &format!("{}ms", clock::now().since(started)))?;
     if let Some(age) = answer.age {
         headers.set("Age", &age.to_string())?;
+    }
+    if answer.source == Source::Shared {
+        headers.set("X-Cache-Coalesced", "true")?;
     }
     Ok(response)
 }

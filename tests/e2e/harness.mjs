@@ -11,11 +11,15 @@ if (!process.env.CONTACT_LIST_CACHE_STACK) {
 /** URLs, secrets and tokens of the stack under test. */
 export const stack = JSON.parse(process.env.CONTACT_LIST_CACHE_STACK);
 
-/** Runs a query as the database superuser and returns its rows as arrays of strings. */
-export function sql(query) {
-  const out = psql({ port: stack.ports.postgres }, { command: query });
+/** A function running queries as the superuser of the PostgreSQL on `port`, returning rows as
+ * arrays of strings. */
+export const sqlOn = (port) => (query) => {
+  const out = psql({ port }, { command: query });
   return out.split("\n").filter(Boolean).map((line) => line.split("|"));
-}
+};
+
+/** Runs a query as the database superuser and returns its rows as arrays of strings. */
+export const sql = sqlOn(stack.ports.postgres);
 
 /** An access token for the user with id `sub`, signed with the project's JWT secret. */
 export function tokenFor(sub, extra = {}) {
@@ -47,10 +51,10 @@ export function filterSql(filter, me) {
 export const sqlLiteral = (text) => `'${text.replaceAll("'", "''")}'`;
 
 /**
- * The page the API must answer, computed by SQL: ids in order, total, totalPages and the rows.
- * `search` is matched as ILIKE on the literal term.
+ * The page the API must answer, computed by SQL (`query`, the stack's database by default): ids
+ * in order, total, totalPages and the rows. `search` is matched as ILIKE on the literal term.
  */
-export function expectedPage({ workspace, board, me, filter = "all", sortBy = "created_at", sortOrder = "desc", page = 1, pageSize = 50, search, columnId, assignedTo }) {
+export function expectedPage({ workspace, board, me, filter = "all", sortBy = "created_at", sortOrder = "desc", page = 1, pageSize = 50, search, columnId, assignedTo }, query = sql) {
   const where = [`c.workspace_id = '${workspace}'`, `c.board_id = '${board}'`, filterSql(filter, me)];
   if (columnId) where.push(`c.board_column_id = '${columnId}'`);
   if (assignedTo) where.push(`c.assigned_user_id = '${assignedTo}'`);
@@ -61,8 +65,8 @@ export function expectedPage({ workspace, board, me, filter = "all", sortBy = "c
   }
   const nulls = sortBy === "last_message_time" ? " nulls last" : "";
   const order = `c.${sortBy} ${sortOrder}${nulls}, c.id ${sortOrder}`;
-  const [[total]] = sql(`select count(*) from contacts c where ${where.join(" and ")}`);
-  const rows = sql(
+  const [[total]] = query(`select count(*) from contacts c where ${where.join(" and ")}`);
+  const rows = query(
     `select c.id, c.name, coalesce(c.email, '<null>'), coalesce(c.phone, '<null>'), c.conversation_status,
             coalesce(c.priority, '<null>'), coalesce(extract(epoch from c.last_message_time)::text, '<null>'),
             coalesce(c.assigned_user_id::text, '<null>'), coalesce(c.board_column_id::text, '<null>'),

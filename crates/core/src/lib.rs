@@ -4,6 +4,7 @@
 //! and the backend cannot disagree about formats, limits or rules.
 
 pub mod cache_key;
+pub mod coalesce;
 pub mod cors;
 pub mod envelope;
 pub mod freshness;

@@ -1,0 +1,250 @@
+// Faults while requests run: Redis, PostgREST, the backend and PostgreSQL are stopped one at a
+// time and then all together, under a steady load of list requests, and started again. Every
+// response is checked as it arrives: a 200 carries exactly the rows SQL gives (the data does not
+// change during the test), a stale one says STALE and its Age, anything else is the 503 JSON
+// error; and after each restart the service answers fresh from its normal layers again by
+// itself. This file runs its own stack (a small seed) so it can stop PostgreSQL.
+import assert from "node:assert/strict";
+import { after, before, describe, test } from "node:test";
+import { newStack, waitFor } from "../../scripts/stack.mjs";
+import { expectedPage, sameRows, seal, seed, sqlOn, stack, storedAgo, tokenFor } from "./harness.mjs";
+
+const WS = seed.workspace(2);
+const BOARD = seed.board(2, 1);
+const ME = seed.user(2); // member of workspace 2
+const UNAVAILABLE = { success: false, error: { code: "unavailable", message: "the contact list is temporarily unavailable; retry shortly" } };
+
+/** The queries the load cycles through: a warm set (in KV before the faults start) and a cold
+ * set that misses every cache the first time it is asked. */
+const FILTERS = ["all", "open", "high_priority", "unassigned", "favorites"];
+const queryOf = ({ filter, sortBy, page, pageSize = 50 }) => `filter=${filter}&sortBy=${sortBy}&sortOrder=desc&page=${page}&pageSize=${pageSize}`;
+const WARM = FILTERS.flatMap((filter) => ["created_at", "name"].map((sortBy) => ({ filter, sortBy, page: 1 })));
+const COLD = FILTERS.flatMap((filter) => [2, 3, 4, 5, 6].map((page) => ({ filter, sortBy: "name", page })));
+/** Pages only the stale-if-error check asks for, planted in KV as old copies. */
+const KEPT = FILTERS.map((filter) => ({ filter, sortBy: "created_at", page: 7 }));
+
+describe("faults under load", { timeout: 600_000 }, () => {
+  const pieces = newStack();
+  let worker;
+  let kv;
+  let supabase;
+  let redis;
+  let backend;
+  let backendOptions;
+  let sql;
+  const truth = new Map();
+  const claimToken = tokenFor(ME, { app_metadata: { workspace_ids: [WS] } });
+  const plainToken = tokenFor(ME);
+
+  before(async () => {
+    const pg = await pieces.startPostgres();
+    pieces.migrate();
+    pieces.seed(5000);
+    sql = sqlOn(pg.port);
+    supabase = await pieces.startSupabase(stack.secrets.SUPABASE_JWT_SECRET, stack.signing);
+    redis = await pieces.startRedis();
+    backendOptions = { encryptionKey: stack.secrets.CACHE_ENCRYPTION_KEY, redisUrl: redis.url, internalAuthKey: stack.secrets.INTERNAL_AUTH_KEY, databaseUrl: pg.url };
+    backend = await pieces.startBackend(backendOptions);
+    worker = await pieces.startMiniflare({
+      ...stack.secrets,
+      SUPABASE_URL: supabase.url,
+      BACKEND_URL: backend.url,
+      REDIS_ENABLED: "true",
+      SUPABASE_TIMEOUT_MS: "1500",
+      BACKEND_TIMEOUT_MS: "1500",
+    });
+    kv = await pieces.miniflare.getKVNamespace("CONTACT_CACHE");
+    for (const q of [...WARM, ...COLD, ...KEPT]) {
+      truth.set(queryOf(q), expectedPage({ workspace: WS, board: BOARD, me: ME, filter: q.filter, sortBy: q.sortBy, sortOrder: "desc", page: q.page }, sql));
+    }
+    for (const q of WARM) {
+      const res = await list(queryOf(q), claimToken);
+      assert.equal(res.status, 200);
+    }
+  });
+  after(() => pieces.stop());
+
+  function list(query, token, headers = {}) {
+    return fetch(`${worker}/api/boards/${BOARD}/contacts?${query}`, {
+      headers: { Authorization: `Bearer ${token}`, "X-Workspace-ID": WS, ...headers },
+      signal: AbortSignal.timeout(15_000),
+    });
+  }
+  const label = (res) => `${res.headers.get("x-cache-status")}/${res.headers.get("x-cache-layer")}`;
+
+  /** Checks one response against the truth; returns its label, or "503", and throws on anything
+   * wrong. */
+  async function verdict(query, res) {
+    const body = await res.json();
+    if (res.status === 503) {
+      assert.deepEqual(body, UNAVAILABLE, `${query}: a 503 is the JSON error`);
+      assert.match(res.headers.get("content-type"), /application\/json/);
+      return "503";
+    }
+    assert.equal(res.status, 200, `${query}: ${JSON.stringify(body)}`);
+    const expected = truth.get(query);
+    assert.ok(sameRows(body.data.contacts, expected.rows), `${query} (${label(res)}): rows differ from SQL`);
+    assert.equal(body.data.pagination.total, expected.total, `${query}: total`);
+    if (res.headers.get("x-cache-status") === "STALE") {
+      assert.ok(Number(res.headers.get("age")) > 0, `${query}: a stale answer carries its Age`);
+    }
+    return label(res);
+  }
+
+  /**
+   * Keeps `concurrency` clients requesting until `stop()`: warm and cold pages, a fifth of them
+   * with `Cache-Control: no-cache`, half with a plain token (membership checked at Supabase) and
+   * half with one whose `app_metadata` names the workspace. Returns the tally of labels.
+   */
+  function load(pool, concurrency = 6) {
+    const tally = {};
+    const failures = [];
+    let running = true;
+    let n = 0;
+    const client = async () => {
+      while (running) {
+        const i = n++;
+        const query = queryOf(pool[i % pool.length]);
+        const token = i % 2 ? claimToken : plainToken;
+        const headers = i % 5 === 0 ? { "Cache-Control": "no-cache" } : {};
+        try {
+          const seen = await verdict(query, await list(query, token, headers));
+          tally[seen] = (tally[seen] ?? 0) + 1;
+        } catch (err) {
+          failures.push(err);
+        }
+      }
+    };
+    const clients = Array.from({ length: concurrency }, client);
+    return {
+      tally,
+      async stop() {
+        running = false;
+        await Promise.all(clients);
+        if (failures.length) throw failures[0];
+        return tally;
+      },
+    };
+  }
+
+  const pause = (ms) => new Promise((r) => setTimeout(r, ms));
+  let fresh = 11;
+  /**
+   * Waits until the service answers as it does when healthy: a page never asked before is read
+   * from the database (MISS/DATABASE, SQL's rows), written back to Redis, and served from Redis
+   * once KV no longer has it.
+   */
+  async function recovered(within = 45_000) {
+    await waitFor("recovery", async () => {
+      const pageSize = fresh++;
+      const query = `filter=all&sortBy=created_at&sortOrder=desc&page=1&pageSize=${pageSize}`;
+      truth.set(query, expectedPage({ workspace: WS, board: BOARD, me: ME, pageSize }, sql));
+      const first = await list(query, plainToken);
+      if (first.status !== 200 || (await verdict(query, first)) !== "MISS/DATABASE") return false;
+      const key = first.headers.get("x-cache-key");
+      for (let i = 0; i < 30; i++) {
+        await kv.delete(key);
+        const again = await list(query, plainToken);
+        if ((await verdict(query, again)) === "HIT/REDIS") return true;
+        await pause(100);
+      }
+      return false;
+    }, within);
+  }
+
+  /** Runs the load for `ms` with `fault` applied, then `heal`, then waits for recovery. */
+  async function underLoad(fault, heal, ms = 3000) {
+    const running = load([...WARM, ...COLD]);
+    await pause(500);
+    await fault();
+    await pause(ms);
+    await heal();
+    const tally = await running.stop();
+    await recovered();
+    return tally;
+  }
+
+  test("healthy: every answer is SQL's", async () => {
+    const tally = await underLoad(async () => {}, async () => {}, 1500);
+    assert.equal(tally["503"], undefined, JSON.stringify(tally));
+    assert.ok(tally["HIT/KV"] > 0 && tally["MISS/DATABASE"] > 0, JSON.stringify(tally));
+  });
+
+  test("Redis stopped and restarted: the database answers meanwhile, nothing fails", async () => {
+    const tally = await underLoad(
+      () => pieces.stopService(redis.child),
+      async () => {
+        redis = await pieces.startRedis({ port: redis.port });
+      },
+    );
+    assert.equal(tally["503"], undefined, JSON.stringify(tally));
+  });
+
+  test("PostgREST stopped and restarted: the backend's fallback answers meanwhile, nothing fails", async () => {
+    const tally = await underLoad(() => pieces.stopService(supabase.postgrest.child), () => supabase.restart());
+    assert.equal(tally["503"], undefined, JSON.stringify(tally));
+    assert.ok(tally["MISS/BACKEND-FALLBACK"] > 0 || tally["BYPASS/BACKEND-FALLBACK"] > 0, JSON.stringify(tally));
+  });
+
+  test("the backend stopped and restarted: Supabase answers meanwhile, nothing fails", async () => {
+    const tally = await underLoad(
+      () => pieces.stopService(backend.child),
+      async () => {
+        backend = await pieces.startBackend({ ...backendOptions, port: backend.port });
+      },
+    );
+    assert.equal(tally["503"], undefined, JSON.stringify(tally));
+  });
+
+  test("PostgreSQL stopped and restarted: cached pages are still served, the rest is 503 JSON", async () => {
+    const tally = await underLoad(
+      async () => pieces.haltPostgres(),
+      async () => pieces.resumePostgres(),
+    );
+    assert.ok(tally["503"] > 0, JSON.stringify(tally));
+    assert.ok(tally["HIT/KV"] > 0, JSON.stringify(tally));
+  });
+
+  test("everything stopped and restarted: old copies are served labelled STALE, the rest is 503 JSON", async () => {
+    // Old copies of the KEPT pages, read from the database 400 s ago (past TTL and the
+    // stale-while-revalidate window, inside the stale-if-error grace period).
+    for (const q of KEPT) {
+      const query = queryOf(q);
+      const res = await list(query, claimToken, { "Cache-Control": "no-cache" });
+      const key = res.headers.get("x-cache-key");
+      const body = await res.json();
+      const old = { ...body, cached_at: new Date(Date.now() - 400_000).toISOString().replace(/\.\d+Z$/, "Z") };
+      await kv.put(key, seal(stack.secrets.CACHE_ENCRYPTION_KEY, key, JSON.stringify(old)), storedAgo(400));
+    }
+    const stale = {};
+    const tally = await underLoad(
+      async () => {
+        await Promise.all([pieces.stopService(redis.child), pieces.stopService(supabase.postgrest.child), pieces.stopService(backend.child)]);
+        pieces.haltPostgres();
+        // Only now ask for the KEPT pages (with the token that vouches for the membership,
+        // which nobody can check while Supabase is down).
+        for (const q of KEPT) {
+          const query = queryOf(q);
+          const seen = await verdict(query, await list(query, claimToken));
+          stale[seen] = (stale[seen] ?? 0) + 1;
+        }
+      },
+      async () => {
+        pieces.resumePostgres();
+        await supabase.restart();
+        redis = await pieces.startRedis({ port: redis.port });
+        backend = await pieces.startBackend({ ...backendOptions, port: backend.port });
+      },
+    );
+    assert.deepEqual(stale, { "STALE/KV": KEPT.length });
+    assert.ok(tally["503"] > 0, JSON.stringify(tally));
+    assert.ok(tally["HIT/KV"] > 0, JSON.stringify(tally));
+  });
+
+  test("after all that, a steady load is answered without a single failure", async () => {
+    const tally = await underLoad(async () => {}, async () => {}, 1500);
+    assert.equal(tally["503"], undefined, JSON.stringify(tally));
+    const health = await (await fetch(`${worker}/health`)).json();
+    assert.equal(health.status, "healthy");
+  });
+});
