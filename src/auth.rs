@@ -61,24 +61,35 @@ thread_local! {
 /// Verifies `Authorization: Bearer <jwt>`: signature, `exp`, `nbf`, `aud` and a UUID `sub`.
 pub async fn authenticate(req: &Request, upstreams: &Upstreams) -> Result<Caller, AppError> {
     let header = req.headers().get("Authorization")?.ok_or(AppError::Unauthorized("missing Authorization: Bearer token"))?;
-    let token = header
-        .strip_prefix("Bearer ")
-        .or_else(|| header.strip_prefix("bearer "))
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-        .ok_or(AppError::Unauthorized("Authorization must be Bearer <token>"))?;
+    let token = bearer(&header)?;
     let jwt_header = jsonwebtoken::decode_header(token).map_err(|_| AppError::Unauthorized("invalid token"))?;
     let key = match jwt_header.alg {
         Algorithm::HS256 => DecodingKey::from_secret(upstreams.jwt_secret.as_bytes()),
         Algorithm::ES256 | Algorithm::RS256 => signing_key(jwt_header.kid.as_deref(), jwt_header.alg, upstreams).await?,
         _ => return Err(AppError::Unauthorized("unsupported token algorithm")),
     };
-    let mut validation = Validation::new(jwt_header.alg);
+    verify(token, jwt_header.alg, &key)
+}
+
+/// The token of an `Authorization: Bearer <token>` header value.
+fn bearer(header: &str) -> Result<&str, AppError> {
+    header
+        .strip_prefix("Bearer ")
+        .or_else(|| header.strip_prefix("bearer "))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or(AppError::Unauthorized("Authorization must be Bearer <token>"))
+}
+
+/// Checks `token`, signed with `alg`, against `key`: signature, `exp` and `nbf` (with
+/// [`LEEWAY_SECONDS`]), `aud` and a UUID `sub`.
+fn verify(token: &str, alg: Algorithm, key: &DecodingKey) -> Result<Caller, AppError> {
+    let mut validation = Validation::new(alg);
     validation.set_audience(&[AUDIENCE]);
     validation.set_required_spec_claims(&["exp", "sub", "aud"]);
     validation.validate_nbf = true;
     validation.leeway = LEEWAY_SECONDS;
-    let claims = jsonwebtoken::decode::<Claims>(token, &key, &validation)
+    let claims = jsonwebtoken::decode::<Claims>(token, key, &validation)
         .map_err(|err| {
             AppError::Unauthorized(match err.kind() {
                 jsonwebtoken::errors::ErrorKind::ExpiredSignature => "token expired",
@@ -154,6 +165,96 @@ pub async fn is_member(caller: &Caller, workspace: &WorkspaceId, upstreams: &Ups
         Err(err) => {
             trace.failed(format!("membership check: {err}"));
             Ok(None)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Bounded fuzzing of token handling: whatever arrives, verification never panics and accepts
+    //! exactly the tokens the rules allow.
+    use super::*;
+    use jsonwebtoken::{encode, EncodingKey, Header};
+    use proptest::prelude::*;
+    use serde_json::{json, Value};
+
+    const SECRET: &str = "a-test-secret-of-reasonable-length";
+    const USER: &str = "5d41402a-bc4b-2a76-b971-9d911017c592";
+
+    fn now() -> i64 {
+        i64::try_from(jsonwebtoken::get_current_timestamp()).expect("the clock fits")
+    }
+
+    fn sign(claims: &Value) -> String {
+        encode(&Header::new(Algorithm::HS256), claims, &EncodingKey::from_secret(SECRET.as_bytes())).expect("signs")
+    }
+
+    fn check(token: &str) -> Result<Caller, AppError> {
+        verify(token, Algorithm::HS256, &DecodingKey::from_secret(SECRET.as_bytes()))
+    }
+
+    #[test]
+    fn a_well_formed_token_is_accepted_with_its_claims() {
+        let token = sign(&json!({"sub": USER, "aud": "authenticated", "exp": now() + 60, "app_metadata": {"workspace_ids": ["w"]}}));
+        let caller = check(&token).expect("accepted");
+        assert_eq!(caller.user_id.to_string(), USER);
+        assert_eq!(caller.workspaces_claim, vec!["w".to_owned()]);
+    }
+
+    #[test]
+    fn bearer_takes_only_a_bearer_token() {
+        assert_eq!(bearer("Bearer abc").ok(), Some("abc"));
+        assert_eq!(bearer("bearer  abc ").ok(), Some("abc"));
+        for header in ["", "Bearer ", "Bearer    ", "Basic abc", "abc", "Bearerabc"] {
+            assert!(bearer(header).is_err(), "{header:?}");
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn arbitrary_text_is_never_a_valid_token(raw in ".{0,300}", dotted in "[A-Za-z0-9_-]{0,40}\\.[A-Za-z0-9_-]{0,60}\\.[A-Za-z0-9_-]{0,50}") {
+            prop_assert!(check(&raw).is_err());
+            prop_assert!(check(&dotted).is_err());
+            let _ = bearer(&raw);
+        }
+
+        #[test]
+        fn a_signed_token_with_one_character_changed_is_rejected(at in any::<prop::sample::Index>(), with in "[A-Za-z0-9_-]") {
+            let token = sign(&json!({"sub": USER, "aud": "authenticated", "exp": now() + 600}));
+            let chars: Vec<char> = token.chars().collect();
+            let i = at.index(chars.len());
+            let with = with.chars().next().expect("one character");
+            // The last character of a base64url segment may carry unused bits: skip those.
+            let segment_end = chars.get(i + 1).is_none_or(|next| *next == '.');
+            prop_assume!(chars[i] != '.' && chars[i] != with && !segment_end);
+            let mut forged = chars.clone();
+            forged[i] = with;
+            let forged: String = forged.into_iter().collect();
+            prop_assert!(check(&forged).is_err(), "accepted {forged}");
+        }
+
+        #[test]
+        fn claims_are_accepted_exactly_when_the_rules_allow(
+            sub in prop_oneof![Just(USER.to_owned()), "[0-9a-f-]{0,40}", ".{0,20}"],
+            aud in prop_oneof![Just("authenticated".to_owned()), Just("anon".to_owned()), "[a-z]{0,12}"],
+            exp in prop::option::of(-7200i64..7200),
+            nbf in prop::option::of(-7200i64..7200),
+        ) {
+            let t = now();
+            let mut claims = json!({"sub": sub, "aud": aud});
+            if let Some(exp) = exp { claims["exp"] = json!(t + exp); }
+            if let Some(nbf) = nbf { claims["nbf"] = json!(t + nbf); }
+            let leeway = i64::try_from(LEEWAY_SECONDS).expect("small");
+            // Two seconds either side of a limit are left out: the clock moves during the test.
+            let near = |offset: i64| (offset.abs() - leeway).abs() <= 2;
+            prop_assume!(!exp.is_some_and(near) && !nbf.is_some_and(near));
+            let allowed = UserId::parse("sub", &sub).is_ok()
+                && aud == "authenticated"
+                && exp.is_some_and(|exp| exp > -leeway)
+                && nbf.is_none_or(|nbf| nbf < leeway);
+            prop_assert_eq!(check(&sign(&claims)).is_ok(), allowed, "{}", claims);
         }
     }
 }
