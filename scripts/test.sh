@@ -7,4 +7,6 @@ bash scripts/bootstrap.sh
 cargo test --workspace --locked
 cargo build --quiet --locked -p contact-list-cache-backend
 bash scripts/build-worker.sh
+# The load test holds 1,000 connections open at once, on both ends of loopback.
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 node tests/run.mjs

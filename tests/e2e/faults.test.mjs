@@ -160,7 +160,9 @@ describe("faults under load", { timeout: 600_000 }, () => {
     await pause(ms);
     await heal();
     const tally = await running.stop();
+    const since = Date.now();
     await recovered();
+    console.log(`# answers while faulty: ${JSON.stringify(tally)}; recovered ${Date.now() - since} ms after the restart`);
     return tally;
   }
 

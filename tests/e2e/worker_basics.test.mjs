@@ -2,8 +2,8 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
-import { ROOT, freePort } from "../../scripts/stack.mjs";
-import { stack } from "./harness.mjs";
+import { ROOT, freePort, newStack } from "../../scripts/stack.mjs";
+import { seed, stack, tokenFor } from "./harness.mjs";
 
 const worker = stack.urls.worker;
 
@@ -100,5 +100,49 @@ describe("CORS", () => {
     const res = await fetch(`${worker}/health`, { headers: { Origin: "https://app.example.com" } });
     assert.equal(res.headers.get("access-control-allow-origin"), "*");
     assert.match(res.headers.get("access-control-expose-headers"), /X-Cache-Status/);
+  });
+});
+
+describe("CORS from an allowlist", () => {
+  const pieces = newStack();
+  let worker;
+  const allowed = ["https://app.example.com", "http://localhost:5173"];
+  after(() => pieces.stop());
+
+  const fromOrigin = async (origin, path = "/health", init = {}) => {
+    worker ??= await pieces.startMiniflare({ ...stack.secrets, CORS_ALLOWED_ORIGINS: `${allowed[0]}, ${allowed[1]}/` });
+    return fetch(`${worker}${path}`, { ...init, headers: { ...init.headers, ...(origin ? { Origin: origin } : {}) } });
+  };
+
+  test("a listed origin is echoed back, with Vary: Origin and never with credentials", async () => {
+    for (const origin of allowed) {
+      const res = await fromOrigin(origin);
+      assert.equal(res.headers.get("access-control-allow-origin"), origin);
+      assert.match(res.headers.get("vary"), /Origin/);
+      assert.equal(res.headers.get("access-control-allow-credentials"), null);
+    }
+  });
+
+  test("an unlisted or look-alike origin gets no CORS header, on data too", async () => {
+    const list = `/api/boards/${seed.board(1, 1)}/contacts`;
+    const auth = { headers: { Authorization: `Bearer ${tokenFor(seed.user(1))}`, "X-Workspace-ID": seed.workspace(1) } };
+    for (const origin of ["https://evil.example", "https://app.example.com.evil.example", "http://app.example.com", "null"]) {
+      for (const res of [await fromOrigin(origin), await fromOrigin(origin, list, auth)]) {
+        assert.equal(res.headers.get("access-control-allow-origin"), null, origin);
+        assert.equal(res.headers.get("access-control-allow-credentials"), null, origin);
+      }
+    }
+    const res = await fromOrigin(null);
+    assert.equal(res.headers.get("access-control-allow-origin"), null);
+  });
+
+  test("a preflight from a listed origin names it, not a wildcard", async () => {
+    const res = await fromOrigin(allowed[0], "/api/boards/x/contacts", {
+      method: "OPTIONS",
+      headers: { "Access-Control-Request-Method": "GET", "Access-Control-Request-Headers": "authorization, x-workspace-id" },
+    });
+    assert.equal(res.status, 204);
+    assert.equal(res.headers.get("access-control-allow-origin"), allowed[0]);
+    assert.equal(res.headers.get("access-control-allow-credentials"), null);
   });
 });
