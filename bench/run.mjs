@@ -1,0 +1,441 @@
+// `npm run bench` (through scripts/bench.sh, which installs wrk and builds what is missing):
+// starts the local stack with the seeded contacts, runs each scenario with wrk on loopback and
+// writes bench/results/<date>.md, .svg and .json. bench/README.md says what each number means.
+//
+//   node bench/run.mjs [--duration 15s] [--warmup 3s] [--connections 32] [--threads 2]
+//                      [--mix-duration 30s] [--write-rate 1] [--stale-bound 500ms]
+//                      [--contacts 100000] [--only floor,kv,...] [--out bench/results]
+import { randomBytes } from "node:crypto";
+import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { get as httpGet } from "node:http";
+import { join, relative } from "node:path";
+import { parseArgs } from "node:util";
+import { Worker } from "node:worker_threads";
+import { anonKey } from "../scripts/jwt.mjs";
+import { seed } from "../scripts/seed-ids.mjs";
+import { ROOT, freePort, newStack, psql, signingKeys } from "../scripts/stack.mjs";
+import { machine, versions, wasmSize } from "./lib/machine.mjs";
+import { EXPONENTS, listPath, mixDrawer, pageKey, tokensFor } from "./lib/mix.mjs";
+import { consoleReport, fmt, markdownReport, svgChart } from "./lib/report.mjs";
+import { runWrk, share, writeRequests } from "./lib/wrk.mjs";
+
+const SCENARIOS = {
+  floor: "1. Floor (constant JSON)",
+  kv: "2. KV hit",
+  redis: "3. Redis hit (KV off)",
+  database: "4. Database path",
+  postgrest: "5. Direct PostgREST",
+  fallback: "6. Backend fallback",
+  mix: "7. Realistic mix",
+};
+
+const USAGE = `usage: npm run bench -- [options]
+  --duration 15s        measured time of each scenario 1-6
+  --warmup 3s           unmeasured run before each scenario (the mix first asks for each of its pages once)
+  --connections 32      concurrent connections (wrk -c)
+  --threads 2           wrk threads (wrk -t)
+  --mix-duration 30s    measured time of the mix
+  --write-rate 1        contact writes per second during the mix
+  --stale-bound 500ms   time after a write from which a read must equal the database
+  --checks-per-write 2  mix pages compared with the database after each write (besides the written page)
+  --contacts 100000     contacts seeded
+  --only a,b            scenarios to run: ${Object.keys(SCENARIOS).join(",")}
+  --out bench/results   where the results go`;
+
+const log = (msg) => process.stderr.write(`[bench] ${msg}\n`);
+
+function seconds(text, name) {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(String(text).trim());
+  if (!m) throw new Error(`--${name}: expected a duration like 15s, 500ms or 1m, got ${text}`);
+  return Number(m[1]) * { ms: 0.001, s: 1, m: 60 }[m[2] ?? "s"];
+}
+
+function positive(text, name) {
+  const n = Number(text);
+  if (!Number.isFinite(n) || n <= 0) throw new Error(`--${name}: expected a positive number, got ${text}`);
+  return n;
+}
+
+function options(argv) {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      duration: { type: "string", default: "15s" },
+      warmup: { type: "string", default: "3s" },
+      connections: { type: "string", default: "32" },
+      threads: { type: "string", default: "2" },
+      "mix-duration": { type: "string", default: "30s" },
+      "write-rate": { type: "string", default: "1" },
+      "stale-bound": { type: "string", default: "500ms" },
+      "checks-per-write": { type: "string", default: "2" },
+      contacts: { type: "string", default: "100000" },
+      only: { type: "string", default: Object.keys(SCENARIOS).join(",") },
+      out: { type: "string", default: "bench/results" },
+      help: { type: "boolean", default: false },
+    },
+  });
+  if (values.help) {
+    console.log(USAGE);
+    process.exit(0);
+  }
+  const only = values.only.split(",").map((s) => s.trim()).filter(Boolean);
+  const unknown = only.filter((s) => !(s in SCENARIOS));
+  if (unknown.length) throw new Error(`--only: unknown scenario ${unknown.join(", ")}; known: ${Object.keys(SCENARIOS).join(", ")}`);
+  const connections = Math.round(positive(values.connections, "connections"));
+  const threads = Math.min(Math.round(positive(values.threads, "threads")), connections);
+  return {
+    durationSeconds: seconds(values.duration, "duration"),
+    warmupSeconds: values.warmup === "0" ? 0 : seconds(values.warmup, "warmup"),
+    mixSeconds: seconds(values["mix-duration"], "mix-duration"),
+    connections,
+    threads,
+    writeRate: positive(values["write-rate"], "write-rate"),
+    staleBoundMs: Math.round(seconds(values["stale-bound"], "stale-bound") * 1000),
+    checksPerWrite: Math.max(0, Math.round(Number(values["checks-per-write"]))),
+    contacts: Math.round(positive(values.contacts, "contacts")),
+    only,
+    out: values.out,
+  };
+}
+
+/** The mix: how many requests wrk replays in a loop; the longest its pages may take to warm. */
+const MIX_REQUESTS = 20_000;
+const MIX_MAX_WARMUP_SECONDS = 120;
+
+const WASM_RULES = [{ type: "CompiledWasm", include: ["**/*.wasm"], fallthrough: true }];
+
+/** The host names by which the entry of the one Miniflare routes to each extra worker. */
+const HOSTS = { floor: "floor.bench", redisOnly: "redis-only.bench", fallback: "fallback.bench" };
+
+/**
+ * The local stack as scripts/stack.mjs's startStack builds it, except that the Miniflare running
+ * the worker also runs, in the same workerd, the floor worker and two more copies of the worker
+ * with other bindings: one with KV pages off (Redis hits) and one whose Supabase is unreachable
+ * (backend fallback). The entry routes to them by Host header.
+ */
+async function startBenchStack(settings) {
+  const stack = newStack();
+  const started = Date.now();
+  const jwtSecret = randomBytes(32).toString("hex");
+  const signing = signingKeys();
+  const internalAuthKey = randomBytes(24).toString("hex");
+  const webhookSecret = randomBytes(24).toString("hex");
+  const encryptionKey = `bench1:${randomBytes(32).toString("base64")}`;
+  const workerPort = await freePort();
+
+  const pg = await stack.startPostgres();
+  stack.migrate();
+  log(`PostgreSQL on ${pg.port}; seeding ${settings.contacts} contacts`);
+  stack.seed(settings.contacts);
+  const seedSeconds = (Date.now() - started) / 1000;
+  // pg_stat_statements counts the queries reaching the database; the benchmark's own SQL runs
+  // as bench_prober so the counts can leave it out.
+  psql(pg, { command: "create extension if not exists pg_stat_statements; create role bench_prober login superuser" });
+
+  const [supabase, redis] = await Promise.all([stack.startSupabase(jwtSecret, signing), stack.startRedis()]);
+  const backend = await stack.startBackend({
+    redisUrl: redis.url,
+    internalAuthKey,
+    databaseUrl: pg.url,
+    encryptionKey,
+    env: { WORKER_WEBHOOK_URL: `http://127.0.0.1:${workerPort}/api/cache/webhook`, WEBHOOK_SECRET: webhookSecret, RUST_LOG: process.env.RUST_LOG ?? "warn" },
+  });
+  const bindings = {
+    ENVIRONMENT: "development",
+    REDIS_ENABLED: "true",
+    CORS_ALLOWED_ORIGINS: "*",
+    SUPABASE_URL: supabase.url,
+    SUPABASE_ANON_KEY: anonKey(jwtSecret),
+    SUPABASE_JWT_SECRET: jwtSecret,
+    BACKEND_URL: backend.url,
+    INTERNAL_AUTH_KEY: internalAuthKey,
+    WEBHOOK_SECRET: webhookSecret,
+    CACHE_ENCRYPTION_KEY: encryptionKey,
+  };
+  return { stack, pg, supabase, redis, backend, bindings, jwtSecret, workerPort, seedSeconds, started };
+}
+
+/** The worker alone in a fresh Miniflare: time to workerd ready and to its first list answer. */
+async function measureStartup(bindings, request) {
+  const probe = newStack();
+  try {
+    const t0 = performance.now();
+    const url = await probe.startMiniflare(bindings);
+    const readyMs = performance.now() - t0;
+    const res = await fetch(`${url}${request.path}`, { headers: request.headers });
+    await res.arrayBuffer();
+    const firstMs = performance.now() - t0;
+    return { readyMs, firstMs, servedAs: `${res.status} ${res.headers.get("x-cache-status")}/${res.headers.get("x-cache-layer")}` };
+  } finally {
+    await probe.stop();
+  }
+}
+
+async function startWorkers(b) {
+  const copy = (name, host, extra) => ({ name, rootPath: ROOT, scriptPath: join(ROOT, "build", "index.js"), modulesRules: WASM_RULES, bindings: { ...b.bindings, ...extra }, routes: [`${host}/*`] });
+  const closedPort = await freePort(); // nothing listens there: Supabase is unreachable
+  const extra = [
+    { name: "floor", rootPath: join(ROOT, "bench", "floor"), scriptPath: join(ROOT, "bench", "floor", "build", "index.js"), modulesRules: WASM_RULES, routes: [`${HOSTS.floor}/*`] },
+    copy("redis-only", HOSTS.redisOnly, { KV_CACHE_ENABLED: "false" }),
+    copy("fallback", HOSTS.fallback, { SUPABASE_URL: `http://127.0.0.1:${closedPort}` }),
+  ];
+  return b.stack.startMiniflare(b.bindings, b.workerPort, extra);
+}
+
+/** One GET with node:http (fetch would drop the Host header the routing needs): how wrk tallies it. */
+function tallyOf(url, request) {
+  return new Promise((resolve, reject) => {
+    const req = httpGet(`${url}${request.path}`, { headers: request.headers }, (res) => {
+      res.resume();
+      res.on("end", () => resolve(`${res.statusCode} ${res.headers["x-cache-status"] ?? "-"}/${res.headers["x-cache-layer"] ?? "-"}`));
+    });
+    req.on("error", reject);
+  });
+}
+
+/** Sends `request` until it is answered as `expected` ("200 HIT/KV"). */
+async function until(url, request, expected, timeoutMs = 15_000) {
+  const deadline = Date.now() + timeoutMs;
+  let last;
+  while (Date.now() < deadline) {
+    last = await tallyOf(url, request);
+    if (last === expected) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`${request.path} was not answered as ${expected} within ${timeoutMs} ms (last: ${last})`);
+}
+
+/** Calls of statements touching `contacts` since the last reset, the benchmark's own left out. */
+function contactQueries(pg) {
+  return Number(psql(pg, { command: "select coalesce(sum(calls), 0) from pg_stat_statements where query ilike '%contacts%' and userid <> 'bench_prober'::regrole" }).trim());
+}
+
+function resetQueryCounts(pg) {
+  psql(pg, { command: "select pg_stat_statements_reset()" });
+}
+
+function percentile(values, p) {
+  if (values.length === 0) return null;
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
+}
+
+/** Runs the mix: wrk replaying Zipf-drawn requests, with the prober writing beside it. */
+async function runMix(b, url, settings, wrkOptions, tokens, queriesPerRequest) {
+  const draw = mixDrawer(42);
+  const draws = Array.from({ length: MIX_REQUESTS }, draw);
+  const requests = draws.map((d) => ({ path: listPath(d), headers: { Authorization: `Bearer ${tokens.get(d.user)}`, "X-Workspace-ID": d.workspace } }));
+  const file = join(b.stack.dir, "mix.tsv");
+  writeRequests(file, requests);
+  // Steady state: every page of the working set asked once (its misses fill KV and Redis), as a
+  // cache in service for longer than one pass of the list would have it; then the list itself.
+  const firsts = new Map();
+  draws.forEach((d, i) => firsts.has(pageKey(d)) || firsts.set(pageKey(d), requests[i]));
+  const distinct = firsts.size;
+  const warmFile = join(b.stack.dir, "mix-pages.tsv");
+  writeRequests(warmFile, [...firsts.values()]);
+  log(`mix: warming up: each of the ${fmt.int(distinct)} distinct pages once, then ${settings.warmupSeconds} s of the mix (no writes)`);
+  const warmStarted = Date.now();
+  await runWrk({ ...wrkOptions, url, file: warmFile, seconds: MIX_MAX_WARMUP_SECONDS, once: true });
+  if (settings.warmupSeconds > 0) await runWrk({ ...wrkOptions, url, file, seconds: settings.warmupSeconds });
+  const warmup = (Date.now() - warmStarted) / 1000;
+
+  resetQueryCounts(b.pg);
+  log(`mix: ${settings.mixSeconds} s with ${settings.writeRate} writes/s`);
+  const prober = new Worker(new URL("./lib/prober.mjs", import.meta.url), {
+    workerData: {
+      pgPort: b.pg.port,
+      workerUrl: url,
+      tokens: Object.fromEntries(tokens),
+      durationMs: settings.mixSeconds * 1000,
+      writeRate: settings.writeRate,
+      boundMs: settings.staleBoundMs,
+      checksPerWrite: settings.checksPerWrite,
+      pollMs: 2,
+      runId: randomBytes(3).toString("hex"),
+    },
+  });
+  const probed = new Promise((resolve, reject) => {
+    prober.once("message", resolve);
+    prober.once("error", reject);
+    prober.once("exit", (code) => code !== 0 && reject(new Error(`the mix prober exited with ${code}`)));
+  });
+  const [result, probe] = await Promise.all([runWrk({ ...wrkOptions, url, file, seconds: settings.mixSeconds }), probed]);
+  await prober.terminate();
+  const queries = contactQueries(b.pg);
+
+  const t = result.tallies;
+  const total = Object.values(t).reduce((a, n) => a + n, 0);
+  const count = (pred) => Object.entries(t).filter(([k]) => pred(k)).reduce((a, [, n]) => a + n, 0);
+  const kv = count((k) => k === "200 HIT/KV");
+  const redis = count((k) => k === "200 HIT/REDIS");
+  const database = count((k) => k.endsWith("/DATABASE") || k.endsWith("/BACKEND-FALLBACK"));
+  const minutes = probe.elapsedMs / 60_000;
+  const listRequests = result.requests + probe.workerReads;
+  const delays = probe.writes.map((w) => w.seenAfterMs).filter((v) => v !== null);
+  return {
+    label: SCENARIOS.mix,
+    description: `${fmt.int(requests.length)} requests (${fmt.int(distinct)} distinct cached pages) drawn from Zipf distributions over the seed, `
+      + `with exponents ${Object.entries(EXPONENTS).map(([k, v]) => `${k} ${v}`).join(", ")} (bench/lib/mix.mjs), replayed in a loop by wrk after a ${warmup.toFixed(0)} s warm-up that asks for every page once and then replays the list. `
+      + `Beside it, up to ${settings.writeRate} contact writes/s in PostgreSQL (names; every second write also a status or priority), each followed until the worker serves it, `
+      + `then, ${settings.staleBoundMs} ms after it, the written page and ${settings.checksPerWrite} mix pages compared with the database; the next write waits for those checks.`,
+    requests: result.requests,
+    rps: result.rps,
+    latencyMs: result.latencyMs,
+    errors: result.errors,
+    errorKinds: result.errorKinds,
+    tallies: t,
+    hitRate: (kv + redis) / total,
+    kvHitRate: kv / total,
+    redisHitRate: total - kv > 0 ? redis / (total - kv) : 0,
+    databaseShare: database / total,
+    writes: {
+      count: probe.writes.length,
+      perMinute: probe.writes.length / minutes,
+      unseen: probe.writes.length - delays.length,
+      firstFreshFrom: probe.writes.reduce((acc, w) => (w.servedBy ? { ...acc, [w.servedBy]: (acc[w.servedBy] ?? 0) + 1 } : acc), {}),
+      delayMs: delays.length ? { p50: percentile(delays, 50), p95: percentile(delays, 95), max: Math.max(...delays) } : null,
+    },
+    dbQueries: {
+      total: queries,
+      perMinute: queries / minutes,
+      baselinePerMinute: (listRequests * queriesPerRequest) / minutes,
+      queriesPerRequest,
+      reduction: 1 - queries / (listRequests * queriesPerRequest),
+    },
+    stale: { boundMs: settings.staleBoundMs, checks: probe.checks, stale: probe.staleReads.length, failed: probe.failedChecks, skipped: probe.skippedChecks, details: probe.staleReads.slice(0, 10) },
+    // For the chart and the scenario table.
+    servedAs: "HIT (KV or Redis)",
+    servedShare: (kv + redis) / total,
+  };
+}
+
+function targets(byId, mix, wasm) {
+  const out = [];
+  const { floor, kv, database, postgrest } = byId;
+  if (floor && kv) {
+    const ratio = kv.rps / floor.rps;
+    out.push({ name: "KV-hit throughput ≥ 80 % of the floor", measured: `${fmt.pct(ratio)} of the floor`, ratio: (ratio / 0.8).toFixed(2), met: ratio >= 0.8 });
+  }
+  if (database && postgrest) {
+    const diff = database.latencyMs.p50 - postgrest.latencyMs.p50;
+    out.push({ name: "database-path p50 ≤ direct PostgREST p50 + 2 ms", measured: `${diff >= 0 ? "+" : ""}${diff.toFixed(2)} ms`, ratio: `${(diff / 2).toFixed(2)} of the 2 ms`, met: diff <= 2 });
+  }
+  if (mix) {
+    out.push({ name: "mix: combined hit rate ≥ 97 %", measured: fmt.pct(mix.hitRate, 2), ratio: (mix.hitRate / 0.97).toFixed(3), met: mix.hitRate >= 0.97 });
+    out.push({ name: "mix: database queries reduced ≥ 95 %", measured: fmt.pct(mix.dbQueries.reduction, 2), ratio: (mix.dbQueries.reduction / 0.95).toFixed(3), met: mix.dbQueries.reduction >= 0.95 });
+    out.push({ name: `mix: stale reads after ${mix.stale.boundMs} ms = 0`, measured: `${mix.stale.stale} of ${mix.stale.checks}`, ratio: "—", met: mix.stale.stale === 0 });
+  }
+  out.push({ name: "gzipped wasm ≤ 500 KB (500,000 B)", measured: fmt.bytes(wasm.worker.gzipped), ratio: (wasm.worker.gzipped / 500_000).toFixed(2), met: wasm.worker.gzipped <= 500_000 });
+  return out;
+}
+
+async function main() {
+  const settings = options(process.argv.slice(2));
+  for (const file of ["build/index.js", "bench/floor/build/index.js", `target/${process.env.BACKEND_PROFILE ?? "debug"}/contact-list-cache-backend`]) {
+    if (!existsSync(join(ROOT, file))) throw new Error(`${file} is missing: run the benchmark with \`npm run bench\`, which builds it`);
+  }
+  if (process.env.BACKEND_PROFILE !== "release") log("warning: BACKEND_PROFILE is not release; `npm run bench` runs the release backend");
+  const startedAt = new Date();
+  const wasm = { worker: wasmSize("build/index_bg.wasm"), floor: existsSync(join(ROOT, "bench/floor/build/index_bg.wasm")) ? wasmSize("bench/floor/build/index_bg.wasm") : null };
+
+  const b = await startBenchStack(settings);
+  try {
+    const tokens = tokensFor(b.jwtSecret);
+    const ws = seed.workspace(1);
+    const board = seed.board(1, 1);
+    const me = seed.user(1);
+    const listRequest = { path: `/api/boards/${board}/contacts?filter=open&page=1`, headers: { Authorization: `Bearer ${tokens.get(me)}`, "X-Workspace-ID": ws } };
+
+    log("start-up: the worker alone in a fresh Miniflare, 3 times");
+    const samples = [];
+    for (let i = 0; i < 3; i++) samples.push(await measureStartup(b.bindings, listRequest));
+    const median = (xs) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)];
+    const startup = { samples, medianMs: median(samples.map((s) => s.firstMs)), medianReadyMs: median(samples.map((s) => s.readyMs)) };
+
+    const url = await startWorkers(b);
+    const readySeconds = (Date.now() - b.started) / 1000;
+    log(`stack ready after ${readySeconds.toFixed(0)} s; worker on ${url}`);
+
+    const wrkOptions = { connections: settings.connections, threads: settings.threads };
+    const routed = (host, request) => ({ path: request.path, headers: { ...request.headers, Host: host } });
+    const noCache = (request) => ({ path: request.path, headers: { ...request.headers, "Cache-Control": "no-cache" } });
+    const rest = new URL(b.bindings.SUPABASE_URL);
+    const direct = {
+      // What the worker's database layer asks PostgREST for this page (crates/core postgrest.rs).
+      path: `/rest/v1/contacts?select=id,name,email,phone,conversation_status,priority,last_message_time,assigned_user_id,board_column_id,created_at`
+        + `&order=created_at.desc,id.desc&workspace_id=eq.${ws}&board_id=eq.${board}&archived=is.false&conversation_status=eq.Open`,
+      headers: { apikey: b.bindings.SUPABASE_ANON_KEY, Authorization: listRequest.headers.Authorization, Prefer: "count=exact", "Range-Unit": "items", Range: "0-49" },
+    };
+    const plan = {
+      floor: { url, request: routed(HOSTS.floor, { path: "/", headers: {} }), expect: "200 -/-", shown: "200" },
+      kv: { url, request: listRequest, expect: "200 HIT/KV" },
+      redis: { url, request: routed(HOSTS.redisOnly, listRequest), expect: "200 HIT/REDIS" },
+      database: { url, request: noCache(listRequest), expect: "200 BYPASS/DATABASE", countQueries: true },
+      postgrest: { url: rest.origin, request: direct, expect: "206 -/-", shown: "206" },
+      fallback: { url, request: routed(HOSTS.fallback, noCache(listRequest)), expect: "200 BYPASS/BACKEND-FALLBACK" },
+    };
+
+    const scenarios = [];
+    const byId = {};
+    let queriesPerRequest = null;
+    for (const [id, p] of Object.entries(plan)) {
+      if (!settings.only.includes(id)) continue;
+      log(`${SCENARIOS[id]}: ${settings.warmupSeconds} s warm-up, ${settings.durationSeconds} s measured`);
+      const file = join(b.stack.dir, `${id}.tsv`);
+      writeRequests(file, [p.request]);
+      await until(p.url, p.request, p.expect);
+      if (settings.warmupSeconds > 0) await runWrk({ ...wrkOptions, url: p.url, file, seconds: settings.warmupSeconds });
+      if (p.countQueries) resetQueryCounts(b.pg);
+      const result = await runWrk({ ...wrkOptions, url: p.url, file, seconds: settings.durationSeconds });
+      if (p.countQueries) queriesPerRequest = contactQueries(b.pg) / result.requests;
+      const shown = p.shown ?? p.expect.split(" ")[1];
+      const scenario = { id, label: SCENARIOS[id], ...result, servedAs: shown, servedShare: share(result.tallies, (k) => k === p.expect) };
+      scenarios.push(scenario);
+      byId[id] = scenario;
+      log(`  ${fmt.int(result.rps)} req/s, p50 ${fmt.ms(result.latencyMs.p50)} ms, p99 ${fmt.ms(result.latencyMs.p99)} ms, ${result.errors} errors, ${shown} ${fmt.pct(scenario.servedShare)}`);
+    }
+
+    let mix = null;
+    if (settings.only.includes("mix")) {
+      if (queriesPerRequest === null) {
+        log("mix: the database scenario did not run; counting one query per list request without the cache");
+        queriesPerRequest = 1;
+      }
+      mix = await runMix(b, url, settings, wrkOptions, tokens, queriesPerRequest);
+      scenarios.push({ id: "mix", ...mix });
+    }
+
+    const date = `${startedAt.getFullYear()}-${String(startedAt.getMonth() + 1).padStart(2, "0")}-${String(startedAt.getDate()).padStart(2, "0")}`;
+    const results = {
+      date,
+      startedAt: startedAt.toISOString(),
+      totalSeconds: (Date.now() - startedAt.getTime()) / 1000,
+      command: `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(" ")}` : ""}`,
+      machine: machine(),
+      versions: versions(),
+      settings,
+      stack: { seedSeconds: b.seedSeconds, readySeconds },
+      scenarios,
+      mix,
+      targets: targets(byId, mix, wasm),
+      wasm,
+      startup,
+    };
+    const outDir = join(ROOT, settings.out);
+    mkdirSync(outDir, { recursive: true });
+    const base = join(outDir, date);
+    writeFileSync(`${base}.svg`, svgChart(results));
+    writeFileSync(`${base}.md`, markdownReport(results, `${date}.svg`));
+    writeFileSync(`${base}.json`, `${JSON.stringify(results, null, 2)}\n`);
+    console.log(`\n${consoleReport(results)}\n`);
+    log(`wrote ${relative(ROOT, base)}.md, .svg and .json in ${fmt.int(results.totalSeconds)} s`);
+  } finally {
+    await b.stack.stop();
+  }
+}
+
+main().catch((err) => {
+  log(err.stack ?? String(err));
+  process.exitCode = 1;
+});
