@@ -372,7 +372,9 @@ class Stack {
         log(`cleanup: ${err.message}`);
       }
     }
-    rmSync(this.dir, { recursive: true, force: true });
+    // KEEP_STACK_DIR=1 keeps the logs and data for a post-mortem.
+    if (process.env.KEEP_STACK_DIR) log(`kept ${this.dir}`);
+    else rmSync(this.dir, { recursive: true, force: true });
   }
 
   /** Synchronous last-resort cleanup for process exit. */

@@ -148,11 +148,12 @@ pub async fn is_member(caller: &Caller, workspace: &WorkspaceId, upstreams: &Ups
     }
     // Concurrent checks of one membership in this isolate make one query.
     let flight = format!("{}|{}", key.0, key.1);
-    let (checked, _) = coalesce::once(&MEMBERSHIP_CHECKS, &flight, upstreams.supabase_timeout_ms, || async {
+    let checked = coalesce::once(&MEMBERSHIP_CHECKS, &flight, upstreams.supabase_timeout_ms, || async {
         trace.database_query();
         supabase::is_member(caller, workspace, upstreams).await.map_err(|err| err.to_string())
     })
-    .await;
+    .await
+    .value;
     match checked {
         Ok(member) => {
             MEMBERSHIP.with(|cell| {

@@ -5,7 +5,7 @@
 //! A follower that waits longer than its patience, or whose leader was cancelled, makes the call
 //! itself.
 
-use contact_list_cache_core::coalesce::{Flights, Outcome, Role};
+use contact_list_cache_core::coalesce::{Flights, Lead, Outcome, Role};
 use std::future::Future;
 use std::thread::LocalKey;
 use std::time::Duration;
@@ -20,9 +20,17 @@ pub enum Source {
     Shared,
 }
 
+/// A value and who produced it; the leader also gets the flight's [`Lead`], which keeps handing
+/// the value to newcomers until it is dropped.
+pub struct Joined<T: 'static> {
+    pub value: T,
+    pub source: Source,
+    pub lead: Option<Lead<T>>,
+}
+
 /// Runs `call` for `key` unless an identical call is already running in this isolate, in which
 /// case its result is returned once it arrives (within `patience_ms`).
-pub async fn once<T, F>(flights: &'static LocalKey<Flights<T>>, key: &str, patience_ms: u32, call: impl FnOnce() -> F) -> (T, Source)
+pub async fn once<T, F>(flights: &'static LocalKey<Flights<T>>, key: &str, patience_ms: u32, call: impl FnOnce() -> F) -> Joined<T>
 where
     T: Clone + 'static,
     F: Future<Output = T>,
@@ -31,14 +39,14 @@ where
         Role::Leader(lead) => {
             let value = call().await;
             lead.finish(value.clone());
-            return (value, Source::Own);
+            return Joined { value, source: Source::Own, lead: Some(lead) };
         }
         Role::Follower(slot) => slot,
     };
     let mut waited = 0;
     loop {
         match slot.outcome() {
-            Outcome::Ready(value) => return (value, Source::Shared),
+            Outcome::Ready(value) => return Joined { value, source: Source::Shared, lead: None },
             Outcome::Abandoned => break,
             Outcome::Waiting if waited >= u64::from(patience_ms) => break,
             Outcome::Waiting => {
@@ -47,5 +55,5 @@ where
             }
         }
     }
-    (call().await, Source::Own)
+    Joined { value: call().await, source: Source::Own, lead: None }
 }

@@ -13,13 +13,14 @@ use crate::layers::backend::{self, BackendPage, Scoped};
 use crate::layers::{kv, supabase, within};
 use crate::metrics::Trace;
 use contact_list_cache_core::cache_key::{kv_list_key, redis_list_key};
-use contact_list_cache_core::coalesce::Flights;
+use contact_list_cache_core::coalesce::{Flights, Lead};
 use contact_list_cache_core::envelope::ContactListResponse;
 use contact_list_cache_core::freshness::{age_seconds, Freshness};
 use contact_list_cache_core::generation::{Generation, Scope};
 use contact_list_cache_core::layer::{wants_fresh, CacheLayer, CacheStatus};
 use contact_list_cache_core::query::{ContactQuery, WorkspaceId};
 use contact_list_cache_core::time::UnixMillis;
+use std::cell::RefCell;
 use std::rc::Rc;
 use worker::{Context, Env, Request, Response};
 
@@ -40,12 +41,12 @@ impl Answer {
     }
 }
 
-/// A source read's result, as concurrent identical requests share it.
+/// A read below KV, as concurrent identical requests share it.
 type SharedRead = Result<Answer, Rc<AppError>>;
 
 thread_local! {
-    /// Source reads in progress in this isolate, by page key.
-    static SOURCE_READS: Flights<SharedRead> = Flights::default();
+    /// Reads below KV in progress in this isolate, by page key and path.
+    static READS: Flights<SharedRead> = Flights::default();
 }
 
 /// A KV copy past its freshness, kept in case no source answers.
@@ -82,6 +83,15 @@ pub struct Page<'a> {
     generation: Option<Generation>,
     kv_key: String,
     redis_key: String,
+    /// What to write to the caches after the response, when a lower layer answered.
+    write_back: RefCell<Option<WriteBack>>,
+}
+
+/// A page read from its source at `read`, to store in KV and (when `to_redis`) in Redis.
+struct WriteBack {
+    body: String,
+    read: UnixMillis,
+    to_redis: bool,
 }
 
 impl<'a> Page<'a> {
@@ -100,6 +110,7 @@ impl<'a> Page<'a> {
             trace,
             kv_key: kv_list_key(&workspace, &caller.user_id, &query, &keyed),
             redis_key: redis_list_key(&workspace, &caller.user_id, &query, &keyed),
+            write_back: RefCell::new(None),
             caller,
             workspace,
             query,
@@ -124,12 +135,12 @@ pub async fn list(req: &Request, env: &Env, ctx: &Context, board: &str, started:
     }
     let fresh = wants_fresh(req.headers().get("Cache-Control")?.as_deref());
     let page = Page::new(env, &upstreams, caller, workspace, query, trace).await;
-    // Caches are read only once membership is known: a cached page never reaches a non-member.
-    let (cached, stale) = if membership == Some(true) && !fresh { from_caches(env, ctx, &upstreams, &page).await } else { (None, None) };
+    // Caches are read only once membership is confirmed: a cached page never reaches a non-member.
+    let use_caches = membership == Some(true) && !fresh && page.generation.is_some();
+    let (cached, stale) = if use_caches { from_kv(env, ctx, &upstreams, &page).await } else { (None, None) };
     let answer = match cached {
         Some(answer) => answer,
-        None => match coalesced_from_sources(env, ctx, &upstreams, &page, membership.is_some(), fresh).await {
-            Ok(answer) => answer,
+        None => match below_kv(env, ctx, &upstreams, &page, use_caches, membership.is_some(), fresh).await {
             Err(AppError::Unavailable(reason)) => match stale {
                 Some(copy) => {
                     trace.failed(format!("served a stale copy: {reason}"));
@@ -138,63 +149,97 @@ pub async fn list(req: &Request, env: &Env, ctx: &Context, board: &str, started:
                 }
                 None => return Err(AppError::Unavailable(reason)),
             },
-            Err(err) => return Err(err),
+            answer => answer?,
         },
     };
     trace.answered(answer.status, answer.layer);
     respond(req, answer, &page.kv_key, started)
 }
 
-/// A fresh (or revalidating) cached answer, and else a stale KV copy to fall back on.
-async fn from_caches(env: &Env, ctx: &Context, upstreams: &Upstreams, page: &Page<'_>) -> (Option<Answer>, Option<StaleCopy>) {
-    let Some(scoped) = page.scoped() else { return (None, None) };
-    let trace = page.trace;
-    let mut stale = None;
-    let kv_read = async {
-        if !upstreams.kv_cache_enabled {
-            return Ok(None);
+/// Below KV: Redis (when `use_caches`), else the sources. Concurrent identical requests in this
+/// isolate share one such read: one reads, the others take its answer (or its failure), until
+/// the page is written back where they would find it. A fresh read must start after its request
+/// did, so it is never shared.
+async fn below_kv(env: &Env, ctx: &Context, upstreams: &Upstreams, page: &Page<'_>, use_caches: bool, supabase_up: bool, fresh: bool) -> Result<Answer, AppError> {
+    let read = || async {
+        let cached = if use_caches { from_redis(upstreams, page).await } else { None };
+        match cached {
+            Some(answer) => Ok(answer),
+            None => from_sources(upstreams, page, supabase_up, fresh).await,
         }
-        trace.kv_operation();
-        within(upstreams.kv_timeout_ms, kv::get_sealed(env, &upstreams.keyring, &page.kv_key)).await
     };
-    match kv_read.await {
+    if fresh {
+        let answer = read().await;
+        after_response(ctx, env, upstreams, page, None);
+        return answer;
+    }
+    let key = format!("{}|caches={use_caches}|supabase={supabase_up}", page.kv_key);
+    let patience = upstreams.supabase_timeout_ms.saturating_add(upstreams.backend_timeout_ms);
+    let joined = coalesce::once(&READS, &key, patience, || async { read().await.map_err(Rc::new) }).await;
+    after_response(ctx, env, upstreams, page, joined.lead);
+    match joined.value {
+        Ok(answer) => Ok(Answer { source: joined.source, ..answer }),
+        Err(err) => Err(Rc::try_unwrap(err).unwrap_or_else(|shared| shared.replay())),
+    }
+}
+
+/// A fresh (or revalidating) KV copy, and else a stale one to fall back on.
+async fn from_kv(env: &Env, ctx: &Context, upstreams: &Upstreams, page: &Page<'_>) -> (Option<Answer>, Option<StaleCopy>) {
+    if !upstreams.kv_cache_enabled {
+        return (None, None);
+    }
+    let trace = page.trace;
+    trace.kv_operation();
+    match within(upstreams.kv_timeout_ms, kv::get_sealed(env, &upstreams.keyring, &page.kv_key)).await {
         Ok(Some((body, stored_at))) => {
             let now = clock::now();
             match upstreams.freshness.of(stored_at, now) {
                 Freshness::Fresh => {
                     trace.lookup(CacheLayer::Kv, true);
-                    return (Some(Answer::new(body, CacheStatus::Hit, CacheLayer::Kv)), None);
+                    (Some(Answer::new(body, CacheStatus::Hit, CacheLayer::Kv)), None)
                 }
                 Freshness::Revalidate => {
                     trace.lookup(CacheLayer::Kv, true);
                     revalidate(ctx, env, upstreams, page);
                     let age = Some(age_seconds(stored_at, now));
-                    return (Some(Answer { age, ..Answer::new(body, CacheStatus::Hit, CacheLayer::Kv) }), None);
+                    (Some(Answer { age, ..Answer::new(body, CacheStatus::Hit, CacheLayer::Kv) }), None)
                 }
                 Freshness::StaleIfError => {
                     trace.lookup(CacheLayer::Kv, false);
-                    stale = Some(StaleCopy { body, stored_at });
+                    (None, Some(StaleCopy { body, stored_at }))
                 }
-                Freshness::Expired => trace.lookup(CacheLayer::Kv, false),
+                Freshness::Expired => {
+                    trace.lookup(CacheLayer::Kv, false);
+                    (None, None)
+                }
             }
         }
-        Ok(None) if upstreams.kv_cache_enabled => trace.lookup(CacheLayer::Kv, false),
-        Ok(None) => {}
+        Ok(None) => {
+            trace.lookup(CacheLayer::Kv, false);
+            (None, None)
+        }
         Err(err) => {
             trace.lookup(CacheLayer::Kv, false);
             trace.failed(format!("KV read: {err}"));
+            (None, None)
         }
     }
+}
+
+/// The page from the backend's Redis, written back to KV after the response.
+async fn from_redis(upstreams: &Upstreams, page: &Page<'_>) -> Option<Answer> {
+    let scoped = page.scoped()?;
     if !upstreams.redis_enabled {
-        return (None, stale);
+        return None;
     }
+    let trace = page.trace;
     let qs = page.query.canonical_query_string();
     trace.redis_operation();
-    let found = match backend::cached_page(upstreams, &page.query.board_id, &qs, &scoped).await {
+    match backend::cached_page(upstreams, &page.query.board_id, &qs, &scoped).await {
         Ok(Some(body)) => {
             trace.lookup(CacheLayer::Redis, true);
             if let Some(read) = read_at(&body) {
-                write_back(ctx, env, upstreams, page, &body, read, false);
+                write_back(upstreams, page, &body, read, false);
             }
             Some(Answer::new(body, CacheStatus::Hit, CacheLayer::Redis))
         }
@@ -206,8 +251,7 @@ async fn from_caches(env: &Env, ctx: &Context, upstreams: &Upstreams, page: &Pag
             trace.failed(format!("Redis read: {err}"));
             None
         }
-    };
-    (found, stale)
+    }
 }
 
 /// Refreshes a page past its TTL after the response, at most once per lease in this isolate.
@@ -240,27 +284,13 @@ fn revalidate(ctx: &Context, env: &Env, upstreams: &Upstreams, page: &Page<'_>) 
 
 /// Reads a page from its sources and refreshes the caches with it (cache warming).
 pub async fn refresh(env: &Env, ctx: &Context, upstreams: &Upstreams, page: &Page<'_>) -> Result<CacheLayer, AppError> {
-    Ok(from_sources(env, ctx, upstreams, page, true, true).await?.layer)
-}
-
-/// [`from_sources`], shared with concurrent identical misses in this isolate: one of them reads,
-/// the others take its answer (or its failure). A fresh read (`Cache-Control: no-cache`) is never
-/// shared: it must start after its request did.
-async fn coalesced_from_sources(env: &Env, ctx: &Context, upstreams: &Upstreams, page: &Page<'_>, supabase_up: bool, fresh: bool) -> Result<Answer, AppError> {
-    if fresh {
-        return from_sources(env, ctx, upstreams, page, supabase_up, fresh).await;
-    }
-    let key = format!("{}|supabase={supabase_up}", page.kv_key);
-    let patience = upstreams.supabase_timeout_ms.saturating_add(upstreams.backend_timeout_ms);
-    let read = || async { from_sources(env, ctx, upstreams, page, supabase_up, fresh).await.map_err(Rc::new) };
-    match coalesce::once(&SOURCE_READS, &key, patience, read).await {
-        (Ok(answer), source) => Ok(Answer { source, ..answer }),
-        (Err(err), _) => Err(Rc::try_unwrap(err).unwrap_or_else(|shared| shared.replay())),
-    }
+    let answer = from_sources(upstreams, page, true, true).await;
+    after_response(ctx, env, upstreams, page, None);
+    Ok(answer?.layer)
 }
 
 /// PostgREST (when membership could be checked there), else the backend's own read path.
-async fn from_sources(env: &Env, ctx: &Context, upstreams: &Upstreams, page: &Page<'_>, supabase_up: bool, fresh: bool) -> Result<Answer, AppError> {
+async fn from_sources(upstreams: &Upstreams, page: &Page<'_>, supabase_up: bool, fresh: bool) -> Result<Answer, AppError> {
     let status = if fresh { CacheStatus::Bypass } else { CacheStatus::Miss };
     let trace = page.trace;
     if supabase_up {
@@ -270,7 +300,7 @@ async fn from_sources(env: &Env, ctx: &Context, upstreams: &Upstreams, page: &Pa
                 let read = clock::now();
                 let envelope = ContactListResponse::new(&page.query, contacts, total, read, CACHE_TTL_SECONDS);
                 let body = serde_json::to_string(&envelope).expect("a response serializes");
-                write_back(ctx, env, upstreams, page, &body, read, upstreams.redis_enabled);
+                write_back(upstreams, page, &body, read, upstreams.redis_enabled);
                 return Ok(Answer::new(body, status, CacheLayer::Database));
             }
             Err(err) => trace.failed(format!("Supabase: {err}")),
@@ -284,7 +314,7 @@ async fn from_sources(env: &Env, ctx: &Context, upstreams: &Upstreams, page: &Pa
     match backend::fallback_page(upstreams, &page.query.board_id, &qs, &scoped, fresh || page.generation.is_none()).await {
         Ok(BackendPage::Found(body)) => {
             if let Some(read) = read_at(&body) {
-                write_back(ctx, env, upstreams, page, &body, read, false);
+                write_back(upstreams, page, &body, read, false);
             }
             Ok(Answer::new(body, status, CacheLayer::BackendFallback))
         }
@@ -294,9 +324,9 @@ async fn from_sources(env: &Env, ctx: &Context, upstreams: &Upstreams, page: &Pa
     }
 }
 
-/// After the response: KV always, Redis when the page did not come from there; nothing when the
-/// generation is unknown.
-fn write_back(ctx: &Context, env: &Env, upstreams: &Upstreams, page: &Page<'_>, body: &str, read: UnixMillis, to_redis: bool) {
+/// Records that `body`, read from its source at `read`, goes to KV and (when `to_redis`) to
+/// Redis after the response; nothing when the generation is unknown.
+fn write_back(upstreams: &Upstreams, page: &Page<'_>, body: &str, read: UnixMillis, to_redis: bool) {
     if page.generation.is_none() || !(upstreams.kv_cache_enabled || to_redis) {
         return;
     }
@@ -306,9 +336,24 @@ fn write_back(ctx: &Context, env: &Env, upstreams: &Upstreams, page: &Page<'_>, 
     if to_redis {
         page.trace.redis_operation();
     }
-    let (env, upstreams, body) = (env.clone(), upstreams.clone(), body.to_owned());
+    *page.write_back.borrow_mut() = Some(WriteBack { body: body.to_owned(), read, to_redis });
+}
+
+/// After the response: the page's write-back, then the end of its lookup's flight (so requests
+/// that join in the meantime take the answer instead of missing caches not yet written).
+fn after_response(ctx: &Context, env: &Env, upstreams: &Upstreams, page: &Page<'_>, flight: Option<Lead<SharedRead>>) {
+    let pending = page.write_back.borrow_mut().take();
+    if pending.is_none() && flight.is_none() {
+        return;
+    }
+    let (env, upstreams) = (env.clone(), upstreams.clone());
     let (kv_key, redis_key) = (page.kv_key.clone(), page.redis_key.clone());
-    ctx.wait_until(async move { store(&env, &upstreams, &kv_key, &redis_key, &body, read, to_redis).await });
+    ctx.wait_until(async move {
+        if let Some(WriteBack { body, read, to_redis }) = pending {
+            store(&env, &upstreams, &kv_key, &redis_key, &body, read, to_redis).await;
+        }
+        drop(flight);
+    });
 }
 
 /// Writes a page read from its source at `read` to KV (kept through the stale-if-error grace

@@ -1,5 +1,6 @@
 // Shared by every end-to-end test: the running stack (started by tests/run.mjs) and helpers.
 import { createCipheriv, randomBytes } from "node:crypto";
+import { request } from "node:http";
 import { userToken, signJwt } from "../../scripts/jwt.mjs";
 import { psql } from "../../scripts/stack.mjs";
 export { seed } from "../../scripts/seed-ids.mjs";
@@ -110,3 +111,25 @@ export function seal(keyring, cacheKey, plaintext) {
 
 /** KV metadata saying a page was read from its source `secondsAgo` seconds ago. */
 export const storedAgo = (secondsAgo) => ({ metadata: { t: Date.now() - secondsAgo * 1000 }, expirationTtl: 3600 });
+
+/**
+ * `fetch`, but on a new connection every time (no keep-alive pool): for tests that block the
+ * event loop between requests (synchronous psql), where a pooled connection the server has
+ * meanwhile closed would fail the next request. GET only; answers a standard `Response`.
+ */
+export function fetchOnce(url, { headers = {}, timeoutMs = 15_000 } = {}) {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { agent: false, headers }, (res) => {
+      const chunks = [];
+      res.on("data", (c) => chunks.push(c));
+      res.on("error", reject);
+      res.on("end", () => {
+        const pairs = Object.entries(res.headers).map(([name, value]) => [name, Array.isArray(value) ? value.join(", ") : value]);
+        resolve(new Response(Buffer.concat(chunks), { status: res.statusCode, headers: pairs }));
+      });
+    });
+    req.setTimeout(timeoutMs, () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
+    req.on("error", reject);
+    req.end();
+  });
+}

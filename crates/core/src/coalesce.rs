@@ -3,9 +3,13 @@
 //!
 //! Single-threaded by design (an isolate runs one thread): the table lives in a `thread_local!`
 //! and results are shared through `Rc`. Only finished values cross between requests, never a
-//! pending future or a promise, so no request ever waits on another request's I/O object. A
-//! leader that is dropped before finishing (its request was cancelled) marks its flight
-//! abandoned and removes it, and its followers then do the work themselves.
+//! pending future or a promise, so no request ever waits on another request's I/O object.
+//!
+//! A flight ends when its [`Lead`] is dropped. Between [`Lead::finish`] and that drop, requests
+//! that arrive take the finished value at once: a leader holds its `Lead` until the value is
+//! stored where the next request will find it (the caches), so no request falls in the gap. A
+//! leader dropped before finishing (its request was cancelled) marks its flight abandoned, and
+//! its followers then do the work themselves.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -47,7 +51,8 @@ pub enum Outcome<T> {
 
 /// The part a request plays for its key.
 pub enum Role<T: 'static> {
-    /// Nobody is working on the key: do the work and [`Lead::finish`] with the result.
+    /// Nobody is working on the key: do the work, [`Lead::finish`] with the result, and drop
+    /// the `Lead` once the result is where later requests will find it.
     Leader(Lead<T>),
     /// Someone is: watch this slot.
     Follower(Rc<Slot<T>>),
@@ -97,11 +102,10 @@ impl<T: Clone> Slot<T> {
 }
 
 impl<T> Lead<T> {
-    /// Hands `value` to every follower and ends the flight: the next request for the key starts
-    /// a new one.
-    pub fn finish(self, value: T) {
+    /// Hands `value` to every follower, and to every request that joins until this `Lead` is
+    /// dropped; after that, the next request for the key starts a new flight.
+    pub fn finish(&self, value: T) {
         *self.slot.state.borrow_mut() = State::Done(value);
-        // Drop removes the table entry.
     }
 }
 
@@ -153,6 +157,7 @@ mod tests {
         assert!(followers.iter().all(|slot| slot.outcome() == Outcome::Waiting));
         leader.finish(7);
         assert!(followers.iter().all(|slot| slot.outcome() == Outcome::Ready(7)));
+        drop(leader);
         assert!(FLIGHTS.with(Flights::is_empty));
     }
 
@@ -161,8 +166,16 @@ mod tests {
         let a = lead("a");
         let b = lead("b");
         assert_eq!(FLIGHTS.with(Flights::len), 2);
-        a.finish(1);
-        b.finish(2);
+        drop((a, b));
+        assert!(FLIGHTS.with(Flights::is_empty));
+    }
+
+    #[test]
+    fn a_request_after_the_result_but_before_the_lead_is_dropped_takes_the_result() {
+        let leader = lead("a");
+        leader.finish(5);
+        assert_eq!(follow("a").outcome(), Outcome::Ready(5));
+        drop(leader);
     }
 
     #[test]
@@ -170,9 +183,11 @@ mod tests {
         let first = lead("a");
         let early = follow("a");
         first.finish(1);
+        drop(first);
         let second = lead("a");
         let late = follow("a");
         second.finish(2);
+        drop(second);
         assert_eq!(early.outcome(), Outcome::Ready(1));
         assert_eq!(late.outcome(), Outcome::Ready(2));
     }
@@ -184,6 +199,6 @@ mod tests {
         drop(leader);
         assert_eq!(follower.outcome(), Outcome::Abandoned);
         // and the key is free again
-        lead("a").finish(3);
+        drop(lead("a"));
     }
 }
