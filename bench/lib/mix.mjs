@@ -5,8 +5,6 @@ import { seed } from "../../scripts/seed-ids.mjs";
 
 /** Filters in order of popularity: the first is asked for most. */
 export const FILTERS_BY_POPULARITY = ["all", "open", "assigned_to_me", "unassigned", "high_priority", "closed", "favorites", "medium_priority", "low_priority", "archived"];
-const SORTS = ["created_at", "last_message_time", "name"];
-const ORDERS = ["desc", "asc"];
 const PAGES = Array.from({ length: 20 }, (_, i) => i + 1);
 const WORKSPACES = [1, 2, 3, 4, 5]; // the seed's largest first
 const BOARDS = [1, 2, 3]; // the seed's largest first
@@ -14,14 +12,13 @@ const BOARDS = [1, 2, 3]; // the seed's largest first
 /**
  * The Zipf exponent of each dimension: how much more the first choice is asked for than the
  * rest. People open a board's default list and its first page far more than anything else.
+ * Lists are asked for in the default order (newest first), 50 a page.
  */
 export const EXPONENTS = {
   workspace: 1, // 44 / 22 / 15 / 11 / 9 %
   user: 1, // among the workspace's members
   board: 1, // 55 / 27 / 18 %
   filter: 1.2, // all 41 %, open 18 %, assigned_to_me 11 %, ... archived 3 %
-  sortBy: 2, // created_at 74 %, last_message_time 18 %, name 8 %
-  sortOrder: 3, // desc 89 %
   page: 1.5, // page 1 46 %, 2 16 %, 3 9 %, ... 20 0.5 %
 };
 
@@ -66,8 +63,6 @@ export function mixDrawer(seedValue = 42) {
   const workspace = zipf(WORKSPACES, EXPONENTS.workspace, random);
   const board = zipf(BOARDS, EXPONENTS.board, random);
   const filter = zipf(FILTERS_BY_POPULARITY, EXPONENTS.filter, random);
-  const sortBy = zipf(SORTS, EXPONENTS.sortBy, random);
-  const sortOrder = zipf(ORDERS, EXPONENTS.sortOrder, random);
   const page = zipf(PAGES, EXPONENTS.page, random);
   const users = new Map(WORKSPACES.map((w) => [w, zipf(membersOf(w), EXPONENTS.user, random)]));
   return () => {
@@ -77,7 +72,7 @@ export function mixDrawer(seedValue = 42) {
       workspace: seed.workspace(w),
       board: seed.board(w, board()),
       user: seed.user(users.get(w)()),
-      params: { filter: filter(), sortBy: sortBy(), sortOrder: sortOrder(), page: page() },
+      params: { filter: filter(), page: page() },
     };
   };
 }

@@ -7,14 +7,23 @@
 //   3. once `boundMs` has passed since the write, with no other write in flight, reads that page
 //      and `checksPerWrite` pages of the mix through the worker and compares each body with the
 //      database (the end-to-end tests' SQL oracle): a difference is a stale read;
-//   4. writes again one `1 / writeRate` s after the last write, or at once if 1-3 took longer.
+//   4. writes again one `1 / writeRate` s after the last write, or at once if 1-3 took longer;
+//   5. when the mix has stopped, writes a few more times and measures the delay without load.
 // Its own SQL runs as the role `bench_prober`, so the query counts can leave it out.
 import { spawnSync } from "node:child_process";
 import { parentPort, workerData } from "node:worker_threads";
 import { seed } from "../../scripts/seed-ids.mjs";
 import { listPath, membersOf, mixDrawer, writeTargets } from "./mix.mjs";
 
-const { pgPort, workerUrl, tokens, durationMs, writeRate, boundMs, checksPerWrite, pollMs, runId } = workerData;
+const { pgPort, workerUrl, tokens, writeRate, boundMs, checksPerWrite, pollMs, runId } = workerData;
+
+// "measure": the measured part of the mix begins; "stop": it has ended, report.
+let measuring = false;
+let stopping = false;
+parentPort.on("message", (message) => {
+  if (message === "measure") measuring = true;
+  if (message === "stop") stopping = true;
+});
 
 // The end-to-end tests' oracle (expectedPage, sameRows) refuses to load outside a test run
 // unless told where the stack is; here that is this benchmark's stack.
@@ -51,22 +60,21 @@ async function check(draw) {
 const target = writeTargets();
 const sample = mixDrawer(4242);
 const intervalMs = 1000 / writeRate;
+const UNLOADED_WRITES = 5;
 const writes = [];
 const staleReads = [];
 let checks = 0;
-let skippedChecks = 0;
 let failedChecks = 0;
-let workerReads = 0;
+let measuredReads = 0;
 
-const started = Date.now();
-const end = started + durationMs - 200;
-let next = started;
-for (let i = 0; ; i++) {
-  await sleep(next - Date.now());
-  if (Date.now() >= end) break;
-  next = Math.max(next + intervalMs, Date.now());
+/** Reads through the worker while the mix is measured count as its traffic. */
+function counted(result) {
+  if (measuring && !stopping) measuredReads++;
+  return result;
+}
 
-  // A contact on the first three pages of a hot list: board's `all`, newest first.
+/** Changes one contact on the first three pages of a hot list (a board's `all`, newest first). */
+function write(i) {
   const { w, b, offset: drawn } = target();
   let offset = drawn;
   const where = `workspace_id = '${seed.workspace(w)}' and board_id = '${seed.board(w, b)}' and not archived`;
@@ -78,40 +86,50 @@ for (let i = 0; ; i++) {
   const change = i % 4 === 1 ? `, conversation_status = '${status === "Open" ? "Closed" : "Open"}'`
     : i % 4 === 3 ? `, priority = ${priority === "high" ? "'low'" : "'high'"}` : "";
   const [[committedAt]] = sql(`update contacts set name = '${name}'${change}, updated_at = now() where id = '${id}' returning (extract(epoch from clock_timestamp()) * 1000)::bigint`);
-
-  // The delay until the edge serves it.
   const page = { w, workspace: seed.workspace(w), board: seed.board(w, b), user: seed.user(membersOf(w)[0]), params: { filter: "all", page: Math.floor(offset / 50) + 1 } };
-  let seenAfterMs = null;
-  let servedBy = null;
+  return { id, name, page, committedAt: Number(committedAt) };
+}
+
+/** Polls the written contact's page until the worker serves the new name (10 s at most). */
+async function seen({ id, name, page, committedAt }) {
   const deadline = Date.now() + 10_000;
   while (Date.now() < deadline) {
-    const { body, layer } = await list(page);
-    workerReads++;
-    if (body?.data?.contacts?.some((c) => c.id === id && c.name === name)) {
-      seenAfterMs = Date.now() - Number(committedAt);
-      servedBy = layer;
-      break;
-    }
+    const { body, layer } = counted(await list(page));
+    if (body?.data?.contacts?.some((c) => c.id === id && c.name === name)) return { seenAfterMs: Date.now() - committedAt, servedBy: layer };
     await sleep(pollMs);
   }
-  writes.push({ seenAfterMs, servedBy });
+  return { seenAfterMs: null, servedBy: null };
+}
+
+const started = Date.now();
+let next = started;
+let i = 0;
+for (; !stopping; i++) {
+  while (!stopping && Date.now() < next) await sleep(Math.min(50, next - Date.now()));
+  if (stopping) break;
+  next = Math.max(next + intervalMs, Date.now());
+
+  const written = write(i);
+  writes.push(await seen(written));
 
   // Stale reads, after the bound, while no other write is in flight.
-  const checksDue = Number(committedAt) + boundMs;
-  const draws = [page, ...Array.from({ length: checksPerWrite }, sample)];
-  if (checksDue + 100 * draws.length > end) {
-    skippedChecks += draws.length; // the mix ends first
-    continue;
-  }
-  await sleep(checksDue - Date.now());
+  const draws = [written.page, ...Array.from({ length: checksPerWrite }, sample)];
+  await sleep(written.committedAt + boundMs - Date.now());
   for (const draw of draws) {
-    const result = await check(draw);
-    workerReads++;
+    const result = counted(await check(draw));
     checks++;
     if (result.status !== 200) failedChecks++;
-    else if (!result.fresh) staleReads.push({ path: listPath(draw), user: draw.user, layer: result.layer, status: result.status, afterWriteMs: Date.now() - Number(committedAt) });
+    else if (!result.fresh) staleReads.push({ path: listPath(draw), user: draw.user, layer: result.layer, status: result.status, afterWriteMs: Date.now() - written.committedAt });
   }
   next = Math.max(next, Date.now());
 }
+const elapsedMs = Date.now() - started;
 
-parentPort.postMessage({ writes, checks, skippedChecks, failedChecks, staleReads, workerReads, elapsedMs: Date.now() - started });
+// The same delay with no load: the mechanism without the queueing.
+const unloaded = [];
+for (let j = 0; j < UNLOADED_WRITES; j++, i++) {
+  await sleep(200);
+  unloaded.push(await seen(write(i)));
+}
+
+parentPort.postMessage({ writes, unloaded, checks, failedChecks, staleReads, measuredReads, elapsedMs });

@@ -9,7 +9,7 @@ const fmt = {
 };
 export { fmt };
 
-/** The scenario table's rows: scenario, req/s, p50, p95, p99, errors, served as. */
+/** The scenario table's rows: scenario, req/s, p50, p95, p99, errors, p50 alone, served as. */
 export function scenarioRows(scenarios) {
   return scenarios.map((s) => [
     s.label,
@@ -18,11 +18,12 @@ export function scenarioRows(scenarios) {
     fmt.ms(s.latencyMs.p95),
     fmt.ms(s.latencyMs.p99),
     fmt.int(s.errors),
+    s.aloneMs ? fmt.ms(s.aloneMs.p50) : "—",
     s.servedAs ? `${s.servedAs} ${fmt.pct(s.servedShare)}` : "—",
   ]);
 }
 
-const SCENARIO_HEADER = ["scenario", "req/s", "p50 ms", "p95 ms", "p99 ms", "errors", "served as"];
+const SCENARIO_HEADER = ["scenario", "req/s", "p50 ms", "p95 ms", "p99 ms", "errors", "alone p50 ms", "served as"];
 const TARGET_HEADER = ["target", "measured", "ratio to target", "met"];
 
 /** Target rows: what, measured, ratio, met. */
@@ -58,7 +59,8 @@ function mixRows(mix) {
     ["Redis hit rate (of KV misses)", fmt.pct(mix.redisHitRate, 2)],
     ["answered by the database", fmt.pct(mix.databaseShare, 2)],
     ["contact writes", `${mix.writes.count} (${mix.writes.perMinute.toFixed(1)}/min)`],
-    ["write → edge serves it", d ? `p50 ${fmt.ms(d.p50)} ms, p95 ${fmt.ms(d.p95)} ms, max ${fmt.ms(d.max)} ms${mix.writes.unseen ? `, ${mix.writes.unseen} not seen within 10 s` : ""}` : "no writes"],
+    ["write → edge serves it, under the mix", d ? `p50 ${fmt.ms(d.p50)} ms, p95 ${fmt.ms(d.p95)} ms, max ${fmt.ms(d.max)} ms${mix.writes.unseen ? `, ${mix.writes.unseen} not seen within 10 s` : ""}` : "no writes"],
+    ["the same, without load", mix.writes.unloadedDelayMs.map((v) => (v === null ? "not seen" : `${fmt.ms(v)} ms`)).join(", ") || "—"],
     ["first fresh answer from", Object.entries(mix.writes.firstFreshFrom).map(([k, v]) => `${k} ${v}`).join(", ") || "—"],
     ["database queries/min, with the cache", fmt.int(mix.dbQueries.perMinute)],
     ["database queries/min, same traffic without", fmt.int(mix.dbQueries.baselinePerMinute)],
@@ -75,9 +77,10 @@ export function markdownReport(r, chartFile) {
   out.push(`# Benchmark ${r.date}`, "");
   out.push(`Measured on ${m.cores} cores (${m.cpu}), ${m.memoryGiB} GiB memory, ${m.os}; everything on loopback on this one machine: `
     + `wrk, workerd (Miniflare), the backend (release build), Redis, PostgREST behind the local Supabase gateway and PostgreSQL ${fmt.int(s.contacts)} seeded contacts. `
-    + `Each scenario: ${s.connections} connections on ${s.threads} wrk threads for ${s.durationSeconds} s after a ${s.warmupSeconds} s warm-up; the mix for ${s.mixSeconds} s with ${s.writeRate} contact writes/s. `
+    + `Each scenario: ${s.connections} connections on ${s.threads} wrk threads for ${s.durationSeconds} s after a ${s.warmupSeconds} s warm-up, then the same request on one connection for up to 3 s ("alone"); `
+    + `the mix for ${s.mixSeconds} s after a ${s.mixWarmupSeconds} s warm-up, with up to ${s.writeRate} contact writes/s. `
     + `Run started ${r.startedAt}, took ${fmt.int(r.totalSeconds)} s in all.`, "");
-  out.push("## Scenarios", "", markdownTable(SCENARIO_HEADER, scenarioRows(r.scenarios), [1, 2, 3, 4, 5]), "");
+  out.push("## Scenarios", "", markdownTable(SCENARIO_HEADER, scenarioRows(r.scenarios), [1, 2, 3, 4, 5, 6]), "");
   out.push(`![requests per second and latency per scenario](${chartFile})`, "");
   out.push("## Targets", "", "Reported, not enforced: no test fails on them.", "", markdownTable(TARGET_HEADER, targetRows(r.targets)), "");
   if (r.mix) {
