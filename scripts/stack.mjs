@@ -308,9 +308,11 @@ class Stack {
 
   /**
    * The built worker in Miniflare (workerd) with its KV namespace. `extraWorkers` run beside it
-   * in the same runtime, for tests that need to reach its KV from inside workerd.
+   * in the same runtime, for tests that need to reach its KV from inside workerd. `options` are
+   * Miniflare's shared options, except `options.app`, which overrides the worker's own (to wrap
+   * its KV binding, say).
    */
-  async startMiniflare(bindings, port, extraWorkers = [], options = {}) {
+  async startMiniflare(bindings, port, extraWorkers = [], { app: appOptions = {}, ...options } = {}) {
     const { Miniflare } = await import("miniflare");
     port ??= await freePort();
     const kvNamespaces = { CONTACT_CACHE: "contact-cache" };
@@ -323,6 +325,7 @@ class Stack {
       compatibilityDate: "2026-04-01",
       kvNamespaces,
       bindings,
+      ...appOptions,
     };
     // The worker's logs (a JSON line per request) go to a file in the stack dir unless asked for.
     const logFile = createWriteStream(join(this.dir, `worker-${port}.log`));
