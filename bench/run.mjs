@@ -161,6 +161,17 @@ async function startBenchStack(settings) {
   return { stack, pg, supabase, redis, backend, bindings, jwtSecret, workerPort, seedSeconds, started };
 }
 
+/**
+ * Miniflare answers SIGINT and SIGTERM by exiting the process at once, before scripts/stack.mjs
+ * has stopped PostgreSQL and removed its temp dir. Leave those signals to the stack, which
+ * disposes of Miniflare as well. (Miniflare adds its listeners again with each instance.)
+ */
+function leaveSignalsToTheStack() {
+  for (const [signal, name] of [["SIGINT", "onSignalInt"], ["SIGTERM", "onSignalTerm"]]) {
+    for (const listener of process.listeners(signal)) if (listener.name === name) process.removeListener(signal, listener);
+  }
+}
+
 /** The worker alone in a fresh Miniflare: time to workerd ready and to its first list answer. */
 async function measureStartup(bindings, request) {
   const probe = newStack();
@@ -168,6 +179,7 @@ async function measureStartup(bindings, request) {
     const t0 = performance.now();
     const url = await probe.startMiniflare(bindings);
     const readyMs = performance.now() - t0;
+    leaveSignalsToTheStack();
     const res = await fetch(`${url}${request.path}`, { headers: request.headers });
     await res.arrayBuffer();
     const firstMs = performance.now() - t0;
@@ -185,7 +197,9 @@ async function startWorkers(b) {
     copy("redis-only", HOSTS.redisOnly, { KV_CACHE_ENABLED: "false" }),
     copy("fallback", HOSTS.fallback, { SUPABASE_URL: `http://127.0.0.1:${closedPort}` }),
   ];
-  return b.stack.startMiniflare(b.bindings, b.workerPort, extra);
+  const url = await b.stack.startMiniflare(b.bindings, b.workerPort, extra);
+  leaveSignalsToTheStack();
+  return url;
 }
 
 /** One GET with node:http (fetch would drop the Host header the routing needs): how wrk tallies it. */
@@ -456,11 +470,17 @@ async function main() {
     console.log(`\n${consoleReport(results)}\n`);
     log(`wrote ${relative(ROOT, base)}.md, .svg and .json in ${fmt.int(results.totalSeconds)} s`);
   } finally {
-    await b.stack.stop();
+    if (!interrupted) await b.stack.stop();
   }
 }
 
+// On Ctrl-C (or SIGTERM, SIGHUP) scripts/stack.mjs stops every stack and exits; stopping here
+// too would race it, and what fails meanwhile is only the interruption's echo.
+let interrupted = false;
+for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"]) process.once(signal, () => (interrupted = true));
+
 main().catch((err) => {
+  if (interrupted) return;
   log(err.stack ?? String(err));
   process.exitCode = 1;
 });
