@@ -423,11 +423,18 @@ async function main() {
       writeRequests(file, [p.request]);
       await until(p.url, p.request, p.expect);
       if (settings.warmupSeconds > 0) await runWrk({ ...wrkOptions, url: p.url, file, seconds: settings.warmupSeconds });
-      if (p.countQueries) resetQueryCounts(b.pg);
       const result = await runWrk({ ...wrkOptions, url: p.url, file, seconds: settings.durationSeconds });
-      if (p.countQueries) queriesPerRequest = contactQueries(b.pg) / result.requests;
-      // The same request with nothing else in flight: its own latency, without queueing.
+      // The same request with nothing else in flight: its own latency, without queueing. Counted
+      // there, the queries per request have no requests in flight at either end to blur them.
+      if (p.countQueries) {
+        await new Promise((r) => setTimeout(r, 1000)); // what wrk left in flight finishes
+        resetQueryCounts(b.pg);
+      }
       const alone = await runWrk({ url: p.url, file, seconds: Math.min(ALONE_SECONDS, settings.durationSeconds), connections: 1, threads: 1 });
+      if (p.countQueries) {
+        queriesPerRequest = contactQueries(b.pg) / alone.requests;
+        log(`  ${queriesPerRequest.toFixed(3)} database queries on contacts per request without the cache`);
+      }
       const shown = p.shown ?? p.expect.split(" ")[1];
       const scenario = { id, label: SCENARIOS[id], ...result, aloneMs: alone.latencyMs, servedAs: shown, servedShare: share(result.tallies, (k) => k === p.expect) };
       scenarios.push(scenario);
