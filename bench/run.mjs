@@ -30,15 +30,15 @@ const SCENARIOS = {
 };
 
 const USAGE = `usage: npm run bench -- [options]
-  --duration 15s        measured time of each scenario 1-6
+  --duration 15s        measured time of each of scenarios 1-6
   --warmup 3s           unmeasured run before each of scenarios 1-6
-  --mix-warmup 10s      unmeasured replay of the mix, writes included, before its measurement
   --connections 32      concurrent connections (wrk -c)
   --threads 2           wrk threads (wrk -t)
+  --mix-warmup 10s      unmeasured replay of the mix, writes included, before its measurement
   --mix-duration 30s    measured time of the mix
-  --write-rate 1        contact writes per second during the mix
+  --write-rate 1        most contact writes per second during the mix
   --stale-bound 500ms   time after a write from which a read must equal the database
-  --checks-per-write 2  mix pages compared with the database after each write (besides the written page)
+  --checks-per-write 2  mix pages compared with the database after each write, besides the written one
   --contacts 100000     contacts seeded
   --only a,b            scenarios to run: ${Object.keys(SCENARIOS).join(",")}
   --out bench/results   where the results go`;
@@ -73,7 +73,7 @@ function options(argv) {
       contacts: { type: "string", default: "100000" },
       only: { type: "string", default: Object.keys(SCENARIOS).join(",") },
       out: { type: "string", default: "bench/results" },
-      help: { type: "boolean", default: false },
+      help: { type: "boolean", short: "h", default: false },
     },
   });
   if (values.help) {
@@ -384,15 +384,15 @@ async function main() {
     const me = seed.user(1);
     const listRequest = { path: `/api/boards/${board}/contacts?filter=open&page=1`, headers: { Authorization: `Bearer ${tokens.get(me)}`, "X-Workspace-ID": ws } };
 
+    const url = await startWorkers(b);
+    const readySeconds = (Date.now() - b.started) / 1000;
+    log(`stack ready after ${readySeconds.toFixed(0)} s; worker on ${url}`);
+
     log("start-up: the worker alone in a fresh Miniflare, 3 times");
     const samples = [];
     for (let i = 0; i < 3; i++) samples.push(await measureStartup(b.bindings, listRequest));
     const median = (xs) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)];
     const startup = { samples, medianMs: median(samples.map((s) => s.firstMs)), medianReadyMs: median(samples.map((s) => s.readyMs)) };
-
-    const url = await startWorkers(b);
-    const readySeconds = (Date.now() - b.started) / 1000;
-    log(`stack ready after ${readySeconds.toFixed(0)} s; worker on ${url}`);
 
     const wrkOptions = { connections: settings.connections, threads: settings.threads };
     const routed = (host, request) => ({ path: request.path, headers: { ...request.headers, Host: host } });

@@ -7,6 +7,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 log() { printf '[bench] %s\n' "$*" >&2; }
+
+for arg in "$@"; do
+  if [ "$arg" = "--help" ] || [ "$arg" = "-h" ]; then exec node bench/run.mjs --help; fi
+done
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
 bash scripts/bootstrap.sh
@@ -19,6 +23,7 @@ if ! command -v wrk >/dev/null 2>&1; then
   fi
 fi
 
+log "building what the benchmark runs (skipped when up to date)"
 cargo build --release --quiet --locked -p contact-list-cache-backend
 bash scripts/build-worker.sh
 bash bench/floor/build.sh

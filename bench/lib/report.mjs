@@ -76,7 +76,7 @@ export function markdownReport(r, chartFile) {
   const out = [];
   out.push(`# Benchmark ${r.date}`, "");
   out.push(`Measured on ${m.cores} cores (${m.cpu}), ${m.memoryGiB} GiB memory, ${m.os}; everything on loopback on this one machine: `
-    + `wrk, workerd (Miniflare), the backend (release build), Redis, PostgREST behind the local Supabase gateway and PostgreSQL ${fmt.int(s.contacts)} seeded contacts. `
+    + `wrk, workerd (Miniflare), the backend (release build), Redis, PostgREST behind the local Supabase gateway, and PostgreSQL with ${fmt.int(s.contacts)} seeded contacts. `
     + `Each scenario: ${s.connections} connections on ${s.threads} wrk threads for ${s.durationSeconds} s after a ${s.warmupSeconds} s warm-up, then the same request on one connection for up to 3 s ("alone"); `
     + `the mix for ${s.mixSeconds} s after a ${s.mixWarmupSeconds} s warm-up, with up to ${s.writeRate} contact writes/s. `
     + `Run started ${r.startedAt}, took ${fmt.int(r.totalSeconds)} s in all.`, "");
@@ -94,7 +94,7 @@ export function markdownReport(r, chartFile) {
   if (r.startup) {
     const st = r.startup;
     out.push(`- Worker start to first response: **${fmt.int(st.medianMs)} ms** (median of ${st.samples.length}: ${st.samples.map((x) => fmt.int(x.firstMs)).join(", ")} ms), `
-      + `of which workerd ready after ${fmt.int(st.medianReadyMs)} ms; the first answer was ${st.samples[0].servedAs}.`);
+      + `of which workerd ready after ${fmt.int(st.medianReadyMs)} ms; answered as ${[...new Set(st.samples.map((x) => x.servedAs))].join(", ")}.`);
   }
   out.push(`- Stack start-up: PostgreSQL, migrations and the ${fmt.int(s.contacts)}-contact seed ${fmt.int(r.stack.seedSeconds)} s; every service ready after ${fmt.int(r.stack.readySeconds)} s.`, "");
   out.push("## Versions", "", ...Object.entries(r.versions).map(([k, v]) => `- ${k}: ${v}`), "");
