@@ -367,6 +367,62 @@ function targets(byId, mix, wasm) {
   return out;
 }
 
+/** The request of each of scenarios 1-6, where it goes and how every answer must come. */
+function scenarioPlan(b, url, tokens) {
+  const ws = seed.workspace(1);
+  const board = seed.board(1, 1);
+  const list = { path: `/api/boards/${board}/contacts?filter=open&page=1`, headers: { Authorization: `Bearer ${tokens.get(seed.user(1))}`, "X-Workspace-ID": ws } };
+  const routed = (host, request) => ({ path: request.path, headers: { ...request.headers, Host: host } });
+  const noCache = (request) => ({ path: request.path, headers: { ...request.headers, "Cache-Control": "no-cache" } });
+  const direct = {
+    // What the worker's database layer asks PostgREST for this page (crates/core postgrest.rs).
+    path: "/rest/v1/contacts?select=id,name,email,phone,conversation_status,priority,last_message_time,assigned_user_id,board_column_id,created_at"
+      + `&order=created_at.desc,id.desc&workspace_id=eq.${ws}&board_id=eq.${board}&archived=is.false&conversation_status=eq.Open`,
+    headers: { apikey: b.bindings.SUPABASE_ANON_KEY, Authorization: list.headers.Authorization, Prefer: "count=exact", "Range-Unit": "items", Range: "0-49" },
+  };
+  return {
+    list,
+    scenarios: {
+      floor: { url, request: routed(HOSTS.floor, { path: "/", headers: {} }), expect: "200 -/-", shown: "200" },
+      kv: { url, request: list, expect: "200 HIT/KV" },
+      redis: { url, request: routed(HOSTS.redisOnly, list), expect: "200 HIT/REDIS" },
+      database: { url, request: noCache(list), expect: "200 BYPASS/DATABASE", countQueries: true },
+      postgrest: { url: new URL(b.bindings.SUPABASE_URL).origin, request: direct, expect: "206 -/-", shown: "206" },
+      fallback: { url, request: routed(HOSTS.fallback, noCache(list)), expect: "200 BYPASS/BACKEND-FALLBACK" },
+    },
+  };
+}
+
+/**
+ * One of scenarios 1-6: asked until it answers as expected, warmed up, measured at the set
+ * concurrency, then measured alone on one connection (where scenario 4 also counts its queries).
+ */
+async function runScenario(b, id, p, settings, wrkOptions) {
+  log(`${SCENARIOS[id]}: ${settings.warmupSeconds} s warm-up, ${settings.durationSeconds} s measured`);
+  const file = join(b.stack.dir, `${id}.tsv`);
+  writeRequests(file, [p.request]);
+  await until(p.url, p.request, p.expect);
+  if (settings.warmupSeconds > 0) await runWrk({ ...wrkOptions, url: p.url, file, seconds: settings.warmupSeconds });
+  const result = await runWrk({ ...wrkOptions, url: p.url, file, seconds: settings.durationSeconds });
+  // Counted on one connection, the queries per request have nothing in flight to blur them.
+  if (p.countQueries) {
+    await new Promise((r) => setTimeout(r, 1000)); // what wrk left in flight finishes
+    resetQueryCounts(b.pg);
+  }
+  const alone = await runWrk({ url: p.url, file, seconds: Math.min(ALONE_SECONDS, settings.durationSeconds), connections: 1, threads: 1 });
+  const queriesPerRequest = p.countQueries ? contactQueries(b.pg) / alone.requests : undefined;
+  const shown = p.shown ?? p.expect.split(" ")[1];
+  const scenario = { id, label: SCENARIOS[id], ...result, aloneMs: alone.latencyMs, servedAs: shown, servedShare: share(result.tallies, (k) => k === p.expect), queriesPerRequest };
+  log(`  ${fmt.int(result.rps)} req/s, p50 ${fmt.ms(result.latencyMs.p50)} ms, p99 ${fmt.ms(result.latencyMs.p99)} ms, ${result.errors} errors, `
+    + `${shown} ${fmt.pct(scenario.servedShare)}; alone p50 ${fmt.ms(alone.latencyMs.p50)} ms`
+    + (queriesPerRequest === undefined ? "" : `; ${queriesPerRequest.toFixed(3)} queries on contacts per request`));
+  return scenario;
+}
+
+function localDate(d) {
+  return `${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2, "0")}-${String(d.getDate()).padStart(2, "0")}`;
+}
+
 async function main() {
   const settings = options(process.argv.slice(2));
   for (const file of ["build/index.js", "bench/floor/build/index.js", `target/${process.env.BACKEND_PROFILE ?? "debug"}/contact-list-cache-backend`]) {
@@ -374,85 +430,44 @@ async function main() {
   }
   if (process.env.BACKEND_PROFILE !== "release") log("warning: BACKEND_PROFILE is not release; `npm run bench` runs the release backend");
   const startedAt = new Date();
-  const wasm = { worker: wasmSize("build/index_bg.wasm"), floor: existsSync(join(ROOT, "bench/floor/build/index_bg.wasm")) ? wasmSize("bench/floor/build/index_bg.wasm") : null };
+  const wasm = { worker: wasmSize("build/index_bg.wasm"), floor: wasmSize("bench/floor/build/index_bg.wasm") };
 
   const b = await startBenchStack(settings);
   try {
-    const tokens = tokensFor(b.jwtSecret);
-    const ws = seed.workspace(1);
-    const board = seed.board(1, 1);
-    const me = seed.user(1);
-    const listRequest = { path: `/api/boards/${board}/contacts?filter=open&page=1`, headers: { Authorization: `Bearer ${tokens.get(me)}`, "X-Workspace-ID": ws } };
-
     const url = await startWorkers(b);
     const readySeconds = (Date.now() - b.started) / 1000;
     log(`stack ready after ${readySeconds.toFixed(0)} s; worker on ${url}`);
+    const tokens = tokensFor(b.jwtSecret);
+    const plan = scenarioPlan(b, url, tokens);
 
     log("start-up: the worker alone in a fresh Miniflare, 3 times");
     const samples = [];
-    for (let i = 0; i < 3; i++) samples.push(await measureStartup(b.bindings, listRequest));
+    for (let i = 0; i < 3; i++) samples.push(await measureStartup(b.bindings, plan.list));
     const median = (xs) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)];
     const startup = { samples, medianMs: median(samples.map((s) => s.firstMs)), medianReadyMs: median(samples.map((s) => s.readyMs)) };
 
     const wrkOptions = { connections: settings.connections, threads: settings.threads };
-    const routed = (host, request) => ({ path: request.path, headers: { ...request.headers, Host: host } });
-    const noCache = (request) => ({ path: request.path, headers: { ...request.headers, "Cache-Control": "no-cache" } });
-    const rest = new URL(b.bindings.SUPABASE_URL);
-    const direct = {
-      // What the worker's database layer asks PostgREST for this page (crates/core postgrest.rs).
-      path: `/rest/v1/contacts?select=id,name,email,phone,conversation_status,priority,last_message_time,assigned_user_id,board_column_id,created_at`
-        + `&order=created_at.desc,id.desc&workspace_id=eq.${ws}&board_id=eq.${board}&archived=is.false&conversation_status=eq.Open`,
-      headers: { apikey: b.bindings.SUPABASE_ANON_KEY, Authorization: listRequest.headers.Authorization, Prefer: "count=exact", "Range-Unit": "items", Range: "0-49" },
-    };
-    const plan = {
-      floor: { url, request: routed(HOSTS.floor, { path: "/", headers: {} }), expect: "200 -/-", shown: "200" },
-      kv: { url, request: listRequest, expect: "200 HIT/KV" },
-      redis: { url, request: routed(HOSTS.redisOnly, listRequest), expect: "200 HIT/REDIS" },
-      database: { url, request: noCache(listRequest), expect: "200 BYPASS/DATABASE", countQueries: true },
-      postgrest: { url: rest.origin, request: direct, expect: "206 -/-", shown: "206" },
-      fallback: { url, request: routed(HOSTS.fallback, noCache(listRequest)), expect: "200 BYPASS/BACKEND-FALLBACK" },
-    };
-
     const scenarios = [];
     const byId = {};
-    let queriesPerRequest = null;
-    for (const [id, p] of Object.entries(plan)) {
+    for (const [id, p] of Object.entries(plan.scenarios)) {
       if (!settings.only.includes(id)) continue;
-      log(`${SCENARIOS[id]}: ${settings.warmupSeconds} s warm-up, ${settings.durationSeconds} s measured`);
-      const file = join(b.stack.dir, `${id}.tsv`);
-      writeRequests(file, [p.request]);
-      await until(p.url, p.request, p.expect);
-      if (settings.warmupSeconds > 0) await runWrk({ ...wrkOptions, url: p.url, file, seconds: settings.warmupSeconds });
-      const result = await runWrk({ ...wrkOptions, url: p.url, file, seconds: settings.durationSeconds });
-      // The same request with nothing else in flight: its own latency, without queueing. Counted
-      // there, the queries per request have no requests in flight at either end to blur them.
-      if (p.countQueries) {
-        await new Promise((r) => setTimeout(r, 1000)); // what wrk left in flight finishes
-        resetQueryCounts(b.pg);
-      }
-      const alone = await runWrk({ url: p.url, file, seconds: Math.min(ALONE_SECONDS, settings.durationSeconds), connections: 1, threads: 1 });
-      if (p.countQueries) {
-        queriesPerRequest = contactQueries(b.pg) / alone.requests;
-        log(`  ${queriesPerRequest.toFixed(3)} database queries on contacts per request without the cache`);
-      }
-      const shown = p.shown ?? p.expect.split(" ")[1];
-      const scenario = { id, label: SCENARIOS[id], ...result, aloneMs: alone.latencyMs, servedAs: shown, servedShare: share(result.tallies, (k) => k === p.expect) };
-      scenarios.push(scenario);
-      byId[id] = scenario;
-      log(`  ${fmt.int(result.rps)} req/s, p50 ${fmt.ms(result.latencyMs.p50)} ms, p99 ${fmt.ms(result.latencyMs.p99)} ms, ${result.errors} errors, ${shown} ${fmt.pct(scenario.servedShare)}; alone p50 ${fmt.ms(alone.latencyMs.p50)} ms`);
+      byId[id] = await runScenario(b, id, p, settings, wrkOptions);
+      scenarios.push(byId[id]);
     }
 
     let mix = null;
     if (settings.only.includes("mix")) {
-      if (queriesPerRequest === null) {
+      let queriesPerRequest = byId.database?.queriesPerRequest;
+      if (queriesPerRequest === undefined) {
         log("mix: the database scenario did not run; counting one query per list request without the cache");
         queriesPerRequest = 1;
       }
       mix = await runMix(b, url, settings, wrkOptions, tokens, queriesPerRequest);
-      scenarios.push({ id: "mix", ...mix });
+      const { label, requests, rps, latencyMs, errors, servedAs, servedShare } = mix;
+      scenarios.push({ id: "mix", label, requests, rps, latencyMs, errors, servedAs, servedShare });
     }
 
-    const date = `${startedAt.getFullYear()}-${String(startedAt.getMonth() + 1).padStart(2, "0")}-${String(startedAt.getDate()).padStart(2, "0")}`;
+    const date = localDate(startedAt);
     const results = {
       date,
       startedAt: startedAt.toISOString(),
