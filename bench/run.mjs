@@ -21,6 +21,7 @@ import { runWrk, share, writeRequests } from "./lib/wrk.mjs";
 
 const SCENARIOS = {
   floor: "1. Floor (constant JSON)",
+  "floor-kv": "1b. Floor + the 2 KV reads",
   kv: "2. KV hit",
   redis: "3. Redis hit (KV off)",
   database: "4. Database path",
@@ -202,23 +203,23 @@ async function startWorkers(b) {
   return url;
 }
 
-/** One GET with node:http (fetch would drop the Host header the routing needs): how wrk tallies it. */
-function tallyOf(url, request) {
+/** One GET with node:http (fetch would drop the Host header the routing needs). */
+function answerTo(url, request) {
   return new Promise((resolve, reject) => {
     const req = httpGet(`${url}${request.path}`, { headers: request.headers }, (res) => {
       res.resume();
-      res.on("end", () => resolve(`${res.statusCode} ${res.headers["x-cache-status"] ?? "-"}/${res.headers["x-cache-layer"] ?? "-"}`));
+      res.on("end", () => resolve({ headers: res.headers, tally: `${res.statusCode} ${res.headers["x-cache-status"] ?? "-"}/${res.headers["x-cache-layer"] ?? "-"}` }));
     });
     req.on("error", reject);
   });
 }
 
-/** Sends `request` until it is answered as `expected` ("200 HIT/KV"). */
+/** Sends `request` until it is answered as `expected` ("200 HIT/KV", as wrk's tallies say). */
 async function until(url, request, expected, timeoutMs = 15_000) {
   const deadline = Date.now() + timeoutMs;
   let last;
   while (Date.now() < deadline) {
-    last = await tallyOf(url, request);
+    last = (await answerTo(url, request)).tally;
     if (last === expected) return;
     await new Promise((r) => setTimeout(r, 50));
   }
@@ -350,7 +351,8 @@ function targets(byId, mix, wasm) {
   const { floor, kv, database, postgrest } = byId;
   if (floor && kv) {
     const ratio = kv.rps / floor.rps;
-    out.push({ name: "KV-hit throughput ≥ 80 % of the floor", measured: `${fmt.pct(ratio)} of the floor`, ratio: (ratio / 0.8).toFixed(2), met: ratio >= 0.8 });
+    const withKv = byId["floor-kv"] ? ` (${fmt.pct(kv.rps / byId["floor-kv"].rps)} of the floor with the 2 KV reads)` : "";
+    out.push({ name: "KV-hit throughput ≥ 80 % of the floor", measured: `${fmt.pct(ratio)} of the floor${withKv}`, ratio: (ratio / 0.8).toFixed(2), met: ratio >= 0.8 });
   }
   if (database && postgrest) {
     const signed = (ms) => `${ms >= 0 ? "+" : ""}${ms.toFixed(2)} ms`;
@@ -384,6 +386,18 @@ function scenarioPlan(b, url, tokens) {
     list,
     scenarios: {
       floor: { url, request: routed(HOSTS.floor, { path: "/", headers: {} }), expect: "200 -/-", shown: "200" },
+      "floor-kv": {
+        url,
+        // The floor reading what a KV hit reads: the list's generation, then the page.
+        request: async () => {
+          await until(url, list, "200 HIT/KV");
+          const { headers } = await answerTo(url, list);
+          const keys = [`gen:${ws}:open`, headers["x-cache-key"]];
+          return routed(HOSTS.floor, { path: `/kv?${keys.map((k) => `key=${encodeURIComponent(k)}`).join("&")}`, headers: {} });
+        },
+        expect: "200 -/-",
+        shown: "200",
+      },
       kv: { url, request: list, expect: "200 HIT/KV" },
       redis: { url, request: routed(HOSTS.redisOnly, list), expect: "200 HIT/REDIS" },
       database: { url, request: noCache(list), expect: "200 BYPASS/DATABASE", countQueries: true },
@@ -400,8 +414,9 @@ function scenarioPlan(b, url, tokens) {
 async function runScenario(b, id, p, settings, wrkOptions) {
   log(`${SCENARIOS[id]}: ${settings.warmupSeconds} s warm-up, ${settings.durationSeconds} s measured`);
   const file = join(b.stack.dir, `${id}.tsv`);
-  writeRequests(file, [p.request]);
-  await until(p.url, p.request, p.expect);
+  const request = typeof p.request === "function" ? await p.request() : p.request;
+  writeRequests(file, [request]);
+  await until(p.url, request, p.expect);
   if (settings.warmupSeconds > 0) await runWrk({ ...wrkOptions, url: p.url, file, seconds: settings.warmupSeconds });
   const result = await runWrk({ ...wrkOptions, url: p.url, file, seconds: settings.durationSeconds });
   // Counted on one connection, the queries per request have nothing in flight to blur them.
