@@ -10,6 +10,7 @@ mod handlers;
 mod layers;
 mod metrics;
 mod router;
+mod webcrypto;
 
 use worker::{event, Context, Env, Request, Response, Result};
 

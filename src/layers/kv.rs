@@ -4,7 +4,8 @@ use crate::config::KV_BINDING;
 use crate::layers::LayerError;
 use contact_list_cache_core::generation::{Generation, Scope};
 use contact_list_cache_core::query::WorkspaceId;
-use contact_list_cache_core::sealed::{Keyring, NONCE_LEN};
+use crate::webcrypto;
+use contact_list_cache_core::sealed::Keyring;
 use contact_list_cache_core::time::UnixMillis;
 use worker::{js_sys, Env};
 
@@ -31,16 +32,15 @@ pub async fn get_sealed(env: &Env, keyring: &Keyring, key: &str) -> Result<Optio
     let store = env.kv(KV_BINDING)?;
     let (value, stored) = store.get(key).text_with_metadata::<Stored>().await.map_err(|err| LayerError::Failed(err.to_string()))?;
     let Some(sealed) = value else { return Ok(None) };
-    let body = keyring.open(key, &sealed).map_err(|err| LayerError::Failed(format!("KV entry refused: {err}")))?;
+    let body = webcrypto::open(keyring, key, &sealed).await.map_err(|err| LayerError::Failed(format!("KV entry refused: {err}")))?;
     Ok(Some((body, UnixMillis(stored.map_or(0, |s| s.t)))))
 }
 
 /// Stores a page at `key`, sealed with the current key of `keyring`, read from its source at
 /// `stored_at`, kept for `retention_seconds`.
 pub async fn put_sealed(env: &Env, keyring: &Keyring, key: &str, body: &str, stored_at: UnixMillis, retention_seconds: u32) -> Result<(), LayerError> {
-    let mut nonce = [0u8; NONCE_LEN];
-    getrandom::getrandom(&mut nonce).map_err(|err| LayerError::Failed(format!("no randomness for a nonce: {err}")))?;
-    write(env, key, &keyring.seal(key, body, nonce), Some(Stored { t: stored_at.0 }), retention_seconds).await
+    let sealed = webcrypto::seal(keyring, key, body).await.map_err(|err| LayerError::Failed(format!("sealing: {err}")))?;
+    write(env, key, &sealed, Some(Stored { t: stored_at.0 }), retention_seconds).await
 }
 
 /// Stores `body` at `key` for `ttl_seconds` (at least KV's minimum of 60).

@@ -16,13 +16,20 @@ pub const NONCE_LEN: usize = 12;
 /// The keys entries may be sealed with: the first seals, all of them open (for rotation).
 #[derive(Clone)]
 pub struct Keyring {
-    keys: Vec<(String, Aes256Gcm)>,
+    keys: Vec<Key>,
+}
+
+#[derive(Clone)]
+struct Key {
+    id: String,
+    raw: [u8; 32],
+    cipher: Aes256Gcm,
 }
 
 impl std::fmt::Debug for Keyring {
     /// Key material is never printed.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Keyring").field("key_ids", &self.keys.iter().map(|(id, _)| id).collect::<Vec<_>>()).finish()
+        f.debug_struct("Keyring").field("key_ids", &self.keys.iter().map(|k| &k.id).collect::<Vec<_>>()).finish()
     }
 }
 
@@ -37,6 +44,15 @@ pub enum OpenError {
     Forged,
 }
 
+/// A sealed entry taken apart, for a cipher other than this module's to open (the worker's
+/// WebCrypto): the key it names, its nonce and its ciphertext with the tag appended.
+pub struct Envelope<'a> {
+    pub key_id: &'a str,
+    pub key: &'a [u8; 32],
+    pub nonce: [u8; NONCE_LEN],
+    pub ciphertext: Vec<u8>,
+}
+
 impl Keyring {
     /// Parses `CACHE_ENCRYPTION_KEY`: comma-separated `<key id>:<base64 of 32 bytes>`, the current
     /// key first. Key ids are 1 to 16 of `[A-Za-z0-9_-]`.
@@ -46,15 +62,16 @@ impl Keyring {
             expected: "comma-separated <key id>:<base64 of 32 bytes>, the current key first".into(),
             got: "(hidden)".into(),
         };
-        let mut keys = Vec::new();
+        let mut keys: Vec<Key> = Vec::new();
         for entry in raw.split(',').map(str::trim).filter(|e| !e.is_empty()) {
             let (id, key) = entry.split_once(':').ok_or_else(invalid)?;
             let id_ok = (1..=16).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
             let bytes = STANDARD.decode(key.trim()).or_else(|_| URL_SAFE_NO_PAD.decode(key.trim())).map_err(|_| invalid())?;
-            if !id_ok || bytes.len() != 32 || keys.iter().any(|(known, _)| known == id) {
+            let raw: [u8; 32] = bytes.as_slice().try_into().map_err(|_| invalid())?;
+            if !id_ok || keys.iter().any(|known| known.id == id) {
                 return Err(invalid());
             }
-            keys.push((id.to_owned(), Aes256Gcm::new_from_slice(&bytes).map_err(|_| invalid())?));
+            keys.push(Key { id: id.to_owned(), raw, cipher: Aes256Gcm::new_from_slice(&raw).map_err(|_| invalid())? });
         }
         if keys.is_empty() {
             return Err(invalid());
@@ -62,29 +79,46 @@ impl Keyring {
         Ok(Self { keys })
     }
 
-    /// Seals `plaintext` for `cache_key` with the current key and `nonce`.
-    pub fn seal(&self, cache_key: &str, plaintext: &str, nonce: [u8; NONCE_LEN]) -> String {
-        let (id, cipher) = &self.keys[0];
-        let ciphertext = cipher
-            .encrypt(Nonce::from_slice(&nonce), Payload { msg: plaintext.as_bytes(), aad: cache_key.as_bytes() })
-            .expect("AES-GCM encrypts any message of cache size");
-        format!("v1.{id}.{}.{}", URL_SAFE_NO_PAD.encode(nonce), URL_SAFE_NO_PAD.encode(ciphertext))
+    /// The key that seals: its id and its bytes.
+    pub fn sealing_key(&self) -> (&str, &[u8; 32]) {
+        (&self.keys[0].id, &self.keys[0].raw)
     }
 
-    /// Opens an entry stored at `cache_key`.
-    pub fn open(&self, cache_key: &str, sealed: &str) -> Result<String, OpenError> {
+    /// The sealed form of `ciphertext` (tag appended) sealed with key `key_id` and `nonce`.
+    pub fn sealed_form(key_id: &str, nonce: &[u8; NONCE_LEN], ciphertext: &[u8]) -> String {
+        format!("v1.{key_id}.{}.{}", URL_SAFE_NO_PAD.encode(nonce), URL_SAFE_NO_PAD.encode(ciphertext))
+    }
+
+    /// Takes `sealed` apart: the key it names must be in this keyring.
+    pub fn envelope<'a>(&'a self, sealed: &'a str) -> Result<Envelope<'a>, OpenError> {
         let mut parts = sealed.splitn(4, '.');
         let (Some("v1"), Some(id), Some(nonce), Some(ciphertext)) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
             return Err(OpenError::Malformed);
         };
-        let (_, cipher) = self.keys.iter().find(|(known, _)| known == id).ok_or(OpenError::UnknownKey)?;
+        let key = self.keys.iter().find(|known| known.id == id).ok_or(OpenError::UnknownKey)?;
         let nonce = URL_SAFE_NO_PAD.decode(nonce).map_err(|_| OpenError::Malformed)?;
         let ciphertext = URL_SAFE_NO_PAD.decode(ciphertext).map_err(|_| OpenError::Malformed)?;
-        if nonce.len() != NONCE_LEN {
-            return Err(OpenError::Malformed);
-        }
-        let plaintext = cipher
-            .decrypt(Nonce::from_slice(&nonce), Payload { msg: &ciphertext, aad: cache_key.as_bytes() })
+        let nonce: [u8; NONCE_LEN] = nonce.as_slice().try_into().map_err(|_| OpenError::Malformed)?;
+        Ok(Envelope { key_id: &key.id, key: &key.raw, nonce, ciphertext })
+    }
+
+    /// Seals `plaintext` for `cache_key` with the current key and `nonce`.
+    pub fn seal(&self, cache_key: &str, plaintext: &str, nonce: [u8; NONCE_LEN]) -> String {
+        let key = &self.keys[0];
+        let ciphertext = key
+            .cipher
+            .encrypt(Nonce::from_slice(&nonce), Payload { msg: plaintext.as_bytes(), aad: cache_key.as_bytes() })
+            .expect("AES-GCM encrypts any message of cache size");
+        Self::sealed_form(&key.id, &nonce, &ciphertext)
+    }
+
+    /// Opens an entry stored at `cache_key`.
+    pub fn open(&self, cache_key: &str, sealed: &str) -> Result<String, OpenError> {
+        let envelope = self.envelope(sealed)?;
+        let key = self.keys.iter().find(|known| known.id == envelope.key_id).expect("the envelope named a known key");
+        let plaintext = key
+            .cipher
+            .decrypt(Nonce::from_slice(&envelope.nonce), Payload { msg: &envelope.ciphertext, aad: cache_key.as_bytes() })
             .map_err(|_| OpenError::Forged)?;
         String::from_utf8(plaintext).map_err(|_| OpenError::Malformed)
     }
