@@ -37,9 +37,9 @@ const USAGE = `usage: npm run bench -- [options]
   --threads 2           wrk threads (wrk -t)
   --mix-warmup 10s      unmeasured replay of the mix, writes included, before its measurement
   --mix-duration 30s    measured time of the mix
-  --write-rate 1        most contact writes per second during the mix
-  --stale-bound 500ms   time after a write from which a read must equal the database
-  --checks-per-write 2  mix pages compared with the database after each write, besides the written one
+  --write-rate 1        contact writes per second during the mix
+  --stale-bound 500ms   least time after a write (once the worker serves it) before its workspace's pages are checked
+  --checks-per-write 2  mix pages compared with the database for each write, besides the written one
   --contacts 100000     contacts seeded
   --only a,b            scenarios to run: ${Object.keys(SCENARIOS).join(",")}
   --out bench/results   where the results go`;
@@ -280,7 +280,7 @@ async function runMix(b, url, settings, wrkOptions, tokens, queriesPerRequest) {
     prober.once("exit", (code) => code !== 0 && reject(new Error(`the mix prober exited with ${code}`)));
   });
   try {
-    log(`mix: ${settings.mixWarmupSeconds} s warm-up and ${settings.mixSeconds} s measured, up to ${settings.writeRate} writes/s`);
+    log(`mix: ${settings.mixWarmupSeconds} s warm-up and ${settings.mixSeconds} s measured, ${settings.writeRate} writes/s`);
     if (settings.mixWarmupSeconds > 0) await runWrk({ ...wrkOptions, url, file, seconds: settings.mixWarmupSeconds });
     resetQueryCounts(b.pg);
     prober.postMessage("measure");
@@ -311,8 +311,8 @@ function mixResults({ settings, result, queries, probe, distinct, fillSeconds, q
     description: `${fmt.int(MIX_REQUESTS)} requests drawn from Zipf distributions over the seed (exponents ${Object.entries(EXPONENTS).map(([k, v]) => `${k} ${v}`).join(", ")}; `
       + `bench/lib/mix.mjs), ${fmt.int(distinct)} distinct cached pages among them. Each page was asked for once first (${fillSeconds.toFixed(0)} s); `
       + `then wrk replayed the list in a loop, ${settings.mixWarmupSeconds} s of warm-up and ${settings.mixSeconds} s measured, `
-      + `while up to ${settings.writeRate} contact writes/s changed PostgreSQL (names; every second write also a status or priority), each followed until the worker served it; `
-      + `${settings.staleBoundMs} ms after each write, the written page and ${settings.checksPerWrite} mix pages were compared with the database before the next write. `
+      + `while ${settings.writeRate} contact writes/s changed PostgreSQL (names; every second write also a status or priority), each followed until the worker served it; `
+      + `for each write, the written page and ${settings.checksPerWrite} mix pages were compared with the database once their workspace was quiet (every write to it served, the last one ${settings.staleBoundMs} ms old or more). `
       + `Hit rates and queries cover the measured ${settings.mixSeconds} s; writes, delays and stale reads the warm-up too.`,
     requests: result.requests,
     rps: result.rps,
@@ -328,6 +328,9 @@ function mixResults({ settings, result, queries, probe, distinct, fillSeconds, q
       count: probe.writes.length,
       perMinute: probe.writes.length / mixMinutes,
       unseen: probe.writes.length - delays.length,
+      measured: probe.measuredWrites,
+      // What one write costs the cache: the measured answers from the database per measured write.
+      missesPerWrite: probe.measuredWrites > 0 ? database / probe.measuredWrites : null,
       firstFreshFrom: probe.writes.reduce((acc, w) => (w.servedBy ? { ...acc, [w.servedBy]: (acc[w.servedBy] ?? 0) + 1 } : acc), {}),
       delayMs: delays.length ? { p50: percentile(delays, 50), p95: percentile(delays, 95), max: Math.max(...delays) } : null,
       unloadedDelayMs: probe.unloaded.map((w) => w.seenAfterMs),
@@ -339,7 +342,15 @@ function mixResults({ settings, result, queries, probe, distinct, fillSeconds, q
       queriesPerRequest,
       reduction: 1 - queries / (listRequests * queriesPerRequest),
     },
-    stale: { boundMs: settings.staleBoundMs, checks: probe.checks, stale: probe.staleReads.length, failed: probe.failedChecks, details: probe.staleReads.slice(0, 10) },
+    stale: {
+      boundMs: settings.staleBoundMs,
+      checks: probe.checks,
+      stale: probe.staleReads.length,
+      failed: probe.failedChecks,
+      void: probe.voidChecks,
+      abandoned: probe.abandonedChecks,
+      details: probe.staleReads.slice(0, 10),
+    },
     // For the chart and the scenario table.
     servedAs: "HIT (KV or Redis)",
     servedShare: (kv + redis) / total,
@@ -363,7 +374,7 @@ function targets(byId, mix, wasm) {
   if (mix) {
     out.push({ name: "mix: combined hit rate ≥ 97 %", measured: fmt.pct(mix.hitRate, 2), ratio: (mix.hitRate / 0.97).toFixed(3), met: mix.hitRate >= 0.97 });
     out.push({ name: "mix: database queries reduced ≥ 95 %", measured: fmt.pct(mix.dbQueries.reduction, 2), ratio: (mix.dbQueries.reduction / 0.95).toFixed(3), met: mix.dbQueries.reduction >= 0.95 });
-    out.push({ name: `mix: stale reads after ${mix.stale.boundMs} ms = 0`, measured: `${mix.stale.stale} of ${mix.stale.checks}`, ratio: "—", met: mix.stale.stale === 0 });
+    out.push({ name: "mix: stale reads = 0", measured: `${mix.stale.stale} of ${mix.stale.checks} checked`, ratio: "—", met: mix.stale.stale === 0 });
   }
   out.push({ name: "gzipped wasm ≤ 500 KB (500,000 B)", measured: fmt.bytes(wasm.worker.gzipped), ratio: (wasm.worker.gzipped / 500_000).toFixed(2), met: wasm.worker.gzipped <= 500_000 });
   return out;

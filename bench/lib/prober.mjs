@@ -1,14 +1,15 @@
 // The mix's side process (a worker thread, so its synchronous psql calls never stall the main
-// thread, which serves the local Supabase gateway). While wrk replays the mix it:
-//   1. writes a contact in PostgreSQL (a name change, every second write also its status or
-//      priority), picking contacts on the first pages of hot lists;
-//   2. measures the delay from the write's commit to the first answer from the worker that shows
-//      it (polling the list page that holds the contact every `pollMs`);
-//   3. once `boundMs` has passed since the write, with no other write in flight, reads that page
-//      and `checksPerWrite` pages of the mix through the worker and compares each body with the
-//      database (the end-to-end tests' SQL oracle): a difference is a stale read;
-//   4. writes again one `1 / writeRate` s after the last write, or at once if 1-3 took longer;
-//   5. when the mix has stopped, writes a few more times and measures the delay without load.
+// thread, which serves the local Supabase gateway). While wrk replays the mix it runs, at once:
+//   - the writer: `writeRate` times a second, changes a contact in PostgreSQL (its name; every
+//     second write also its status or priority), picked on the first pages of a hot list, and
+//     measures the delay from the commit to the first answer from the worker that shows it
+//     (polling the list page that holds the contact every `pollMs`);
+//   - the checker: reads the written page and `checksPerWrite` pages of the mix through the
+//     worker and compares each with the database (the end-to-end tests' SQL oracle). A page is
+//     checked only while its workspace is quiet: every write to it already served by the worker
+//     (its change captured) and the last one at least `boundMs` old; a write to it during the
+//     check makes the check void. A 200 answer that differs is a stale read.
+// When the mix has stopped it writes a few more times and measures the delay without load.
 // Its own SQL runs as the role `bench_prober`, so the query counts can leave it out.
 import { spawnSync } from "node:child_process";
 import { parentPort, workerData } from "node:worker_threads";
@@ -61,11 +62,20 @@ const target = writeTargets();
 const sample = mixDrawer(4242);
 const intervalMs = 1000 / writeRate;
 const UNLOADED_WRITES = 5;
+/** How long a page may wait for its workspace to be quiet before its check is given up. */
+const CHECK_PATIENCE_MS = 10_000;
+
 const writes = [];
 const staleReads = [];
+const due = []; // pages to check: { draw, since }
+const unseenByWorkspace = new Map(); // workspace -> writes not yet served by the worker
+const lastCommitByWorkspace = new Map(); // workspace -> commit time (ms) of its last write
 let checks = 0;
 let failedChecks = 0;
+let voidChecks = 0;
+let abandonedChecks = 0;
 let measuredReads = 0;
+let measuredWrites = 0;
 
 /** Reads through the worker while the mix is measured count as its traffic. */
 function counted(result) {
@@ -101,29 +111,66 @@ async function seen({ id, name, page, committedAt }) {
   return { seenAfterMs: null, servedBy: null };
 }
 
-const started = Date.now();
-let next = started;
-let i = 0;
-for (; !stopping; i++) {
-  while (!stopping && Date.now() < next) await sleep(Math.min(50, next - Date.now()));
-  if (stopping) break;
-  next = Math.max(next + intervalMs, Date.now());
+/** Writes on schedule; each write's delay is followed on its own while the next ones go on. */
+async function writer() {
+  const following = [];
+  let next = Date.now();
+  let i = 0;
+  for (; !stopping; i++) {
+    while (!stopping && Date.now() < next) await sleep(Math.min(50, next - Date.now()));
+    if (stopping) break;
+    next = Math.max(next + intervalMs, Date.now() - intervalMs); // late: catch up by one, no burst
+    const written = write(i);
+    const w = written.page.w;
+    if (measuring) measuredWrites++;
+    unseenByWorkspace.set(w, (unseenByWorkspace.get(w) ?? 0) + 1);
+    lastCommitByWorkspace.set(w, written.committedAt);
+    due.push({ draw: written.page, since: Date.now() }, ...Array.from({ length: checksPerWrite }, () => ({ draw: sample(), since: Date.now() })));
+    following.push(seen(written).then((result) => {
+      writes.push(result);
+      unseenByWorkspace.set(w, unseenByWorkspace.get(w) - 1);
+    }));
+  }
+  await Promise.all(following);
+  return i;
+}
 
-  const written = write(i);
-  writes.push(await seen(written));
+const quiet = (w) => (unseenByWorkspace.get(w) ?? 0) === 0 && Date.now() - (lastCommitByWorkspace.get(w) ?? 0) >= boundMs;
 
-  // Stale reads, after the bound, while no other write is in flight.
-  const draws = [written.page, ...Array.from({ length: checksPerWrite }, sample)];
-  await sleep(written.committedAt + boundMs - Date.now());
-  for (const draw of draws) {
+/** Checks the due pages whose workspace is quiet, in order, until the writer is done and none are left. */
+async function checker(writerDone) {
+  let done = false;
+  writerDone.then(() => (done = true));
+  while (!done || due.length > 0) {
+    const at = due.findIndex(({ draw }) => quiet(draw.w));
+    if (at < 0) {
+      const stale = due.findIndex(({ since }) => Date.now() - since > CHECK_PATIENCE_MS);
+      if (stale >= 0) {
+        due.splice(stale, 1);
+        abandonedChecks++;
+      } else {
+        await sleep(done && due.length > 0 ? Math.max(10, boundMs / 4) : 10);
+      }
+      continue;
+    }
+    const [{ draw }] = due.splice(at, 1);
+    const before = lastCommitByWorkspace.get(draw.w);
     const result = counted(await check(draw));
+    if (lastCommitByWorkspace.get(draw.w) !== before) {
+      voidChecks++; // a write to its workspace came in while it was read
+      continue;
+    }
     checks++;
     if (result.status !== 200) failedChecks++;
-    else if (!result.fresh) staleReads.push({ path: listPath(draw), user: draw.user, layer: result.layer, status: result.status, afterWriteMs: Date.now() - written.committedAt });
+    else if (!result.fresh) staleReads.push({ path: listPath(draw), user: draw.user, layer: result.layer, status: result.status, afterWriteMs: Date.now() - before });
   }
-  next = Math.max(next, Date.now());
 }
+
+const started = Date.now();
+const writing = writer();
+await Promise.all([writing, checker(writing)]);
 const elapsedMs = Date.now() - started;
+let i = await writing;
 
 // The same delay with no load: the mechanism without the queueing.
 const unloaded = [];
@@ -132,4 +179,4 @@ for (let j = 0; j < UNLOADED_WRITES; j++, i++) {
   unloaded.push(await seen(write(i)));
 }
 
-parentPort.postMessage({ writes, unloaded, checks, failedChecks, staleReads, measuredReads, elapsedMs });
+parentPort.postMessage({ writes, unloaded, checks, failedChecks, voidChecks, abandonedChecks, staleReads, measuredReads, measuredWrites, elapsedMs });

@@ -58,14 +58,17 @@ function mixRows(mix) {
     ["KV hit rate (of all lists)", fmt.pct(mix.kvHitRate, 2)],
     ["Redis hit rate (of KV misses)", fmt.pct(mix.redisHitRate, 2)],
     ["answered by the database", fmt.pct(mix.databaseShare, 2)],
-    ["contact writes", `${mix.writes.count} (${mix.writes.perMinute.toFixed(1)}/min)`],
+    ["contact writes", `${mix.writes.count} (${mix.writes.perMinute.toFixed(1)}/min), ${mix.writes.measured} of them measured`],
+    ["database answers per measured write", mix.writes.missesPerWrite === null ? "—" : fmt.int(mix.writes.missesPerWrite)],
     ["write → edge serves it, under the mix", d ? `p50 ${fmt.ms(d.p50)} ms, p95 ${fmt.ms(d.p95)} ms, max ${fmt.ms(d.max)} ms${mix.writes.unseen ? `, ${mix.writes.unseen} not seen within 10 s` : ""}` : "no writes"],
     ["the same, without load", mix.writes.unloadedDelayMs.map((v) => (v === null ? "not seen" : `${fmt.ms(v)} ms`)).join(", ") || "—"],
     ["first fresh answer from", Object.entries(mix.writes.firstFreshFrom).map(([k, v]) => `${k} ${v}`).join(", ") || "—"],
     ["database queries/min, with the cache", fmt.int(mix.dbQueries.perMinute)],
     ["database queries/min, same traffic without", fmt.int(mix.dbQueries.baselinePerMinute)],
     ["database queries reduced by", fmt.pct(mix.dbQueries.reduction, 2)],
-    [`stale reads (after ${mix.stale.boundMs} ms)`, `${mix.stale.stale} of ${mix.stale.checks} checked${mix.stale.failed ? ` (${mix.stale.failed} checks failed)` : ""}`],
+    [`stale reads (once captured, ≥ ${mix.stale.boundMs} ms after)`, `${mix.stale.stale} of ${mix.stale.checks} checked`
+      + [[mix.stale.failed, "not answered 200"], [mix.stale.void, "void (a write came in meanwhile)"], [mix.stale.abandoned, "given up (workspace never quiet)"]]
+        .filter(([n]) => n > 0).map(([n, what]) => `; ${n} ${what}`).join("")],
   ];
 }
 
