@@ -2,7 +2,7 @@
 // starts the local stack with the seeded contacts, runs each scenario with wrk on loopback and
 // writes bench/results/<date>.md, .svg and .json. bench/README.md says what each number means.
 //
-//   node bench/run.mjs [--duration 15s] [--warmup 3s] [--connections 32] [--threads 2]
+//   node bench/run.mjs [--duration 15s] [--warmup 2s] [--connections 32] [--threads 2]
 //                      [--mix-warmup 10s] [--mix-duration 30s] [--write-rate 1] [--stale-bound 500ms]
 //                      [--contacts 100000] [--only floor,kv,...] [--out bench/results]
 import { randomBytes } from "node:crypto";
@@ -32,7 +32,7 @@ const SCENARIOS = {
 
 const USAGE = `usage: npm run bench -- [options]
   --duration 15s        measured time of each of scenarios 1-6
-  --warmup 3s           unmeasured run before each of scenarios 1-6
+  --warmup 2s           unmeasured run before each of scenarios 1-6
   --connections 32      concurrent connections (wrk -c)
   --threads 2           wrk threads (wrk -t)
   --mix-warmup 10s      unmeasured replay of the mix, writes included, before its measurement
@@ -63,7 +63,7 @@ function options(argv) {
     args: argv,
     options: {
       duration: { type: "string", default: "15s" },
-      warmup: { type: "string", default: "3s" },
+      warmup: { type: "string", default: "2s" },
       connections: { type: "string", default: "32" },
       threads: { type: "string", default: "2" },
       "mix-warmup": { type: "string", default: "10s" },
@@ -109,7 +109,7 @@ const MIX_MAX_FILL_SECONDS = 120;
 const WASM_RULES = [{ type: "CompiledWasm", include: ["**/*.wasm"], fallthrough: true }];
 
 /** How long each scenario's request is also measured alone, on one connection. */
-const ALONE_SECONDS = 3;
+const ALONE_SECONDS = 2;
 
 /** The host names by which the entry of the one Miniflare routes to each extra worker. */
 const HOSTS = { floor: "floor.bench", redisOnly: "redis-only.bench", fallback: "fallback.bench" };
