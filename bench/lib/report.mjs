@@ -138,7 +138,7 @@ export function svgChart(r) {
     out.push(`<text x="${left + w + 6}" y="${y + 20}">${fmt.int(s.rps)}</text>`);
   });
 
-  const latencies = rows.flatMap((s) => [s.latencyMs.p50, s.latencyMs.p99]).filter((v) => v > 0);
+  const latencies = rows.flatMap((s) => [s.latencyMs.p50, s.latencyMs.p99, s.aloneMs?.p50]).filter((v) => v > 0);
   const lo = 10 ** Math.floor(Math.log10(Math.min(...latencies, 1)));
   const hi = 10 ** Math.ceil(Math.log10(Math.max(...latencies, 10)));
   const x = (ms) => left + ((Math.log10(Math.max(ms, lo)) - Math.log10(lo)) / (Math.log10(hi) - Math.log10(lo))) * barArea;
@@ -146,7 +146,9 @@ export function svgChart(r) {
   ["p50", "p95", "p99"].forEach((p, i) => {
     out.push(`<rect x="${left + 190 + i * 70}" y="${panel2Top - 36}" width="12" height="12" fill="${colors[p]}"/><text x="${left + 206 + i * 70}" y="${panel2Top - 26}">${p}</text>`);
   });
-  for (let t = lo; t <= hi; t *= 10) {
+  out.push(`<rect x="${left + 400}" y="${panel2Top - 38}" width="3" height="16" fill="#000"/><text x="${left + 409}" y="${panel2Top - 26}">p50 alone</text>`);
+  for (let e = Math.log10(lo); e <= Math.log10(hi); e++) {
+    const t = Number((10 ** e).toPrecision(1));
     out.push(`<line x1="${x(t).toFixed(1)}" y1="${panel2Top - 4}" x2="${x(t).toFixed(1)}" y2="${panel2Top + panel2Height}" stroke="#ddd"/>`);
     out.push(`<text x="${x(t).toFixed(1)}" y="${panel2Top + panel2Height + 16}" text-anchor="middle" fill="#555">${t}</text>`);
   }
@@ -157,6 +159,7 @@ export function svgChart(r) {
       const w = x(s.latencyMs[p]) - left;
       out.push(`<rect x="${left}" y="${y + 5 + j * 8}" width="${Math.max(w, 1).toFixed(1)}" height="7" fill="${colors[p]}"/>`);
     });
+    if (s.aloneMs) out.push(`<rect x="${(x(s.aloneMs.p50) - 1).toFixed(1)}" y="${y + 2}" width="3" height="28" fill="#000"/>`);
     out.push(`<text x="${x(s.latencyMs.p99) + 6}" y="${y + 21}" fill="#333">${fmt.ms(s.latencyMs.p50)} / ${fmt.ms(s.latencyMs.p95)} / ${fmt.ms(s.latencyMs.p99)}</text>`);
   });
   out.push("</svg>");
