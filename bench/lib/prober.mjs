@@ -41,21 +41,27 @@ export function sql(query) {
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, Math.max(0, ms)));
 
+/** One list request through the worker: its status, JSON body (null if none) and layer. */
 async function list(draw) {
-  const res = await fetch(`${workerUrl}${listPath(draw)}`, { headers: { Authorization: `Bearer ${tokens[draw.user]}`, "X-Workspace-ID": draw.workspace } });
-  return { res, body: await res.json(), layer: `${res.headers.get("x-cache-status")}/${res.headers.get("x-cache-layer")}` };
+  try {
+    const res = await fetch(`${workerUrl}${listPath(draw)}`, { headers: { Authorization: `Bearer ${tokens[draw.user]}`, "X-Workspace-ID": draw.workspace } });
+    const body = await res.json().catch(() => null);
+    return { status: res.status, body, layer: `${res.headers.get("x-cache-status")}/${res.headers.get("x-cache-layer")}` };
+  } catch (err) {
+    return { status: 0, body: null, layer: `failed: ${err.cause?.code ?? err.message}` };
+  }
 }
 
 /** Reads `draw` through the worker and compares it with the database; a mismatch is stale. */
 async function check(draw) {
-  const { res, body, layer } = await list(draw);
+  const { status, body, layer } = await list(draw);
   const expected = expectedPage({ workspace: draw.workspace, board: draw.board, me: draw.user, ...draw.params }, sql);
   const data = body?.data;
-  const fresh = res.status === 200 && data &&
+  const fresh = status === 200 && data &&
     JSON.stringify(data.contacts.map((c) => c.id)) === JSON.stringify(expected.ids) &&
     sameRows(data.contacts, expected.rows) &&
     data.pagination.total === expected.total && data.pagination.totalPages === expected.totalPages;
-  return { fresh: Boolean(fresh), layer, status: res.status };
+  return { fresh: Boolean(fresh), layer, status };
 }
 
 const target = writeTargets();
