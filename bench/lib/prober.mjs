@@ -168,7 +168,7 @@ async function checker(writerDone) {
     }
     checks++;
     if (result.status !== 200) failedChecks++;
-    else if (!result.fresh) staleReads.push({ path: listPath(draw), user: draw.user, layer: result.layer, status: result.status, afterWriteMs: Date.now() - before });
+    else if (!result.fresh) staleReads.push({ path: listPath(draw), user: draw.user, layer: result.layer, status: result.status, afterWriteMs: before === undefined ? null : Date.now() - before });
   }
 }
 

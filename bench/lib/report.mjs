@@ -89,7 +89,10 @@ export function markdownReport(r, chartFile) {
   if (r.mix) {
     out.push("## The realistic mix", "", r.mix.description, "", markdownTable(["measure", "value"], mixRows(r.mix)), "");
     out.push("Answers by layer: " + Object.entries(r.mix.tallies).sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k} ${fmt.int(v)}`).join(", ") + ".", "");
-    if (r.mix.stale.details.length) out.push("Stale reads:", "", ...r.mix.stale.details.map((d) => `- \`${d.path}\` (user ${d.user}) ${d.layer}, ${d.afterWriteMs} ms after the write`), "");
+    if (r.mix.stale.details.length) {
+      const when = (d) => (d.afterWriteMs === null ? "no write to its workspace before" : `${d.afterWriteMs} ms after the last write to its workspace`);
+      out.push("Stale reads:", "", ...r.mix.stale.details.map((d) => `- \`${d.path}\` (user ${d.user}) ${d.layer}, ${when(d)}`), "");
+    }
   }
   out.push("## Size and start-up", "");
   out.push(`- Worker wasm (\`${r.wasm.worker.file}\`, release, after wasm-opt): ${fmt.bytes(r.wasm.worker.raw)} raw, **${fmt.bytes(r.wasm.worker.gzipped)} gzipped** (gzip -9).`);
