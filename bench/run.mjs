@@ -162,17 +162,6 @@ async function startBenchStack(settings) {
   return { stack, pg, supabase, redis, backend, bindings, jwtSecret, workerPort, seedSeconds, started };
 }
 
-/**
- * Miniflare answers SIGINT and SIGTERM by exiting the process at once, before scripts/stack.mjs
- * has stopped PostgreSQL and removed its temp dir. Leave those signals to the stack, which
- * disposes of Miniflare as well. (Miniflare adds its listeners again with each instance.)
- */
-function leaveSignalsToTheStack() {
-  for (const [signal, name] of [["SIGINT", "onSignalInt"], ["SIGTERM", "onSignalTerm"]]) {
-    for (const listener of process.listeners(signal)) if (listener.name === name) process.removeListener(signal, listener);
-  }
-}
-
 /** The worker alone in a fresh Miniflare: time to workerd ready and to its first list answer. */
 async function measureStartup(bindings, request) {
   const probe = newStack();
@@ -180,7 +169,6 @@ async function measureStartup(bindings, request) {
     const t0 = performance.now();
     const url = await probe.startMiniflare(bindings);
     const readyMs = performance.now() - t0;
-    leaveSignalsToTheStack();
     const res = await fetch(`${url}${request.path}`, { headers: request.headers });
     await res.arrayBuffer();
     const firstMs = performance.now() - t0;
@@ -198,9 +186,7 @@ async function startWorkers(b) {
     copy("redis-only", HOSTS.redisOnly, { KV_CACHE_ENABLED: "false" }),
     copy("fallback", HOSTS.fallback, { SUPABASE_URL: `http://127.0.0.1:${closedPort}` }),
   ];
-  const url = await b.stack.startMiniflare(b.bindings, b.workerPort, extra);
-  leaveSignalsToTheStack();
-  return url;
+  return b.stack.startMiniflare(b.bindings, b.workerPort, extra);
 }
 
 /** One GET with node:http (fetch would drop the Host header the routing needs). */

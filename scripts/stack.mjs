@@ -342,6 +342,7 @@ class Stack {
       ...options,
     });
     const url = (await mf.ready).origin;
+    leaveSignalsToTheStack();
     this.cleanups.push(() => mf.dispose());
     this.miniflare = mf;
     return url;
@@ -414,6 +415,17 @@ function exited(child, timeoutMs) {
       res();
     });
   });
+}
+
+/**
+ * Miniflare answers SIGINT and SIGTERM by exiting the process at once, before the stack has
+ * stopped PostgreSQL and removed its temp dir. Leave those signals to the stack, which disposes
+ * of Miniflare as well. (Miniflare adds its listeners again with each instance.)
+ */
+function leaveSignalsToTheStack() {
+  for (const [signal, name] of [["SIGINT", "onSignalInt"], ["SIGTERM", "onSignalTerm"]]) {
+    for (const listener of process.listeners(signal)) if (listener.name === name) process.removeListener(signal, listener);
+  }
 }
 
 const liveStacks = new Set();
