@@ -314,7 +314,9 @@ class Stack {
    */
   async startMiniflare(bindings, port, extraWorkers = [], { app: appOptions = {}, ...options } = {}) {
     const { Miniflare } = await import("miniflare");
-    port ??= await freePort();
+    // Without a port asked for, workerd binds port 0 itself: no window for another process to
+    // take a port picked in advance.
+    port ??= 0;
     const kvNamespaces = { CONTACT_CACHE: "contact-cache" };
     const app = {
       name: "contact-list-cache",
@@ -328,7 +330,7 @@ class Stack {
       ...appOptions,
     };
     // The worker's logs (a JSON line per request) go to a file in the stack dir unless asked for.
-    const logFile = createWriteStream(join(this.dir, `worker-${port}.log`));
+    const logFile = createWriteStream(join(this.dir, `worker-${port || randomBytes(4).toString("hex")}.log`));
     const toFile = (stdout, stderr) => {
       stdout.pipe(logFile, { end: false });
       stderr.pipe(logFile, { end: false });
