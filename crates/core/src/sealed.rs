@@ -23,7 +23,11 @@ pub struct Keyring {
 struct Key {
     id: String,
     raw: [u8; 32],
-    cipher: Aes256Gcm,
+}
+
+/// The pure-Rust cipher for `raw` (the backend's; the worker uses WebCrypto).
+fn cipher(raw: &[u8; 32]) -> Aes256Gcm {
+    Aes256Gcm::new(raw.into())
 }
 
 impl std::fmt::Debug for Keyring {
@@ -71,7 +75,7 @@ impl Keyring {
             if !id_ok || keys.iter().any(|known| known.id == id) {
                 return Err(invalid());
             }
-            keys.push(Key { id: id.to_owned(), raw, cipher: Aes256Gcm::new_from_slice(&raw).map_err(|_| invalid())? });
+            keys.push(Key { id: id.to_owned(), raw });
         }
         if keys.is_empty() {
             return Err(invalid());
@@ -105,8 +109,7 @@ impl Keyring {
     /// Seals `plaintext` for `cache_key` with the current key and `nonce`.
     pub fn seal(&self, cache_key: &str, plaintext: &str, nonce: [u8; NONCE_LEN]) -> String {
         let key = &self.keys[0];
-        let ciphertext = key
-            .cipher
+        let ciphertext = cipher(&key.raw)
             .encrypt(Nonce::from_slice(&nonce), Payload { msg: plaintext.as_bytes(), aad: cache_key.as_bytes() })
             .expect("AES-GCM encrypts any message of cache size");
         Self::sealed_form(&key.id, &nonce, &ciphertext)
@@ -115,9 +118,7 @@ impl Keyring {
     /// Opens an entry stored at `cache_key`.
     pub fn open(&self, cache_key: &str, sealed: &str) -> Result<String, OpenError> {
         let envelope = self.envelope(sealed)?;
-        let key = self.keys.iter().find(|known| known.id == envelope.key_id).expect("the envelope named a known key");
-        let plaintext = key
-            .cipher
+        let plaintext = cipher(envelope.key)
             .decrypt(Nonce::from_slice(&envelope.nonce), Payload { msg: &envelope.ciphertext, aad: cache_key.as_bytes() })
             .map_err(|_| OpenError::Forged)?;
         String::from_utf8(plaintext).map_err(|_| OpenError::Malformed)
