@@ -6,6 +6,8 @@ cd "$(dirname "$0")/.."
 
 export WASM_BINDGEN_BIN="${WASM_BINDGEN_BIN:-$(command -v wasm-bindgen)}"
 export WASM_OPT_BIN="${WASM_OPT_BIN:-$PWD/node_modules/binaryen/bin/wasm-opt}"
+# Size first for the wasm only; the native release builds (the backend) keep Cargo.toml's level.
+export CARGO_PROFILE_RELEASE_OPT_LEVEL=z
 
 inputs_hash() {
   {

@@ -7,6 +7,8 @@ root=$(cd ../.. && pwd)
 
 export WASM_BINDGEN_BIN="${WASM_BINDGEN_BIN:-$(command -v wasm-bindgen)}"
 export WASM_OPT_BIN="${WASM_OPT_BIN:-$root/node_modules/binaryen/bin/wasm-opt}"
+# Size first for the wasm only; the native release builds (the backend) keep Cargo.toml's level.
+export CARGO_PROFILE_RELEASE_OPT_LEVEL=z
 
 hash=$({
   find src -type f -name '*.rs' | LC_ALL=C sort | xargs cat
