@@ -1,29 +1,42 @@
 //! Request coalescing: the first of several concurrent identical requests does the work, the
-//! others wait for its result instead of repeating it.
+//! others wait for its result instead of repeating it; and refresh leases, so one background
+//! refresh of a page runs at a time.
 //!
-//! Single-threaded by design (an isolate runs one thread): the table lives in a `thread_local!`
-//! and results are shared through `Rc`. Only finished values cross between requests, never a
-//! pending future or a promise, so no request ever waits on another request's I/O object.
+//! Single-threaded by design (an isolate runs one thread): the table is shared through `Rc` and
+//! results are cloned out of it. Only finished values cross between requests, never a pending
+//! future or a promise, so no request ever waits on another request's I/O object (workerd forbids
+//! it): followers poll their leader's slot on their own timers.
 //!
 //! A flight ends when its [`Lead`] is dropped. Between [`Lead::finish`] and that drop, requests
 //! that arrive take the finished value at once: a leader holds its `Lead` until the value is
 //! stored where the next request will find it (the caches), so no request falls in the gap. A
 //! leader dropped before finishing (its request was cancelled) marks its flight abandoned, and
 //! its followers then do the work themselves.
+#![allow(async_fn_in_trait)]
 
+use crate::engine::Runtime;
+use crate::time::UnixMillis;
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::future::Future;
 use std::rc::Rc;
-use std::thread::LocalKey;
 
-/// The flights in progress, by key.
+type Table<T> = Rc<RefCell<HashMap<String, Rc<Slot<T>>>>>;
+
+/// The flights in progress, by key: a cheap handle on one shared table.
 pub struct Flights<T> {
-    in_flight: RefCell<HashMap<String, Rc<Slot<T>>>>,
+    table: Table<T>,
 }
 
 impl<T> Default for Flights<T> {
     fn default() -> Self {
-        Self { in_flight: RefCell::new(HashMap::new()) }
+        Self { table: Rc::default() }
+    }
+}
+
+impl<T> Clone for Flights<T> {
+    fn clone(&self) -> Self {
+        Self { table: Rc::clone(&self.table) }
     }
 }
 
@@ -50,7 +63,7 @@ pub enum Outcome<T> {
 }
 
 /// The part a request plays for its key.
-pub enum Role<T: 'static> {
+pub enum Role<T> {
     /// Nobody is working on the key: do the work, [`Lead::finish`] with the result, and drop
     /// the `Lead` once the result is where later requests will find it.
     Leader(Lead<T>),
@@ -59,29 +72,27 @@ pub enum Role<T: 'static> {
 }
 
 /// The duty of the request doing the work for its key.
-pub struct Lead<T: 'static> {
-    flights: &'static LocalKey<Flights<T>>,
+pub struct Lead<T> {
+    table: Table<T>,
     key: String,
     slot: Rc<Slot<T>>,
 }
 
 impl<T> Flights<T> {
     /// Joins the flight for `key`, starting it when there is none.
-    pub fn join(flights: &'static LocalKey<Self>, key: &str) -> Role<T> {
-        flights.with(|table| {
-            let mut in_flight = table.in_flight.borrow_mut();
-            if let Some(slot) = in_flight.get(key) {
-                return Role::Follower(Rc::clone(slot));
-            }
-            let slot = Rc::new(Slot { state: RefCell::new(State::Pending) });
-            in_flight.insert(key.to_owned(), Rc::clone(&slot));
-            Role::Leader(Lead { flights, key: key.to_owned(), slot })
-        })
+    pub fn join(&self, key: &str) -> Role<T> {
+        let mut in_flight = self.table.borrow_mut();
+        if let Some(slot) = in_flight.get(key) {
+            return Role::Follower(Rc::clone(slot));
+        }
+        let slot = Rc::new(Slot { state: RefCell::new(State::Pending) });
+        in_flight.insert(key.to_owned(), Rc::clone(&slot));
+        Role::Leader(Lead { table: Rc::clone(&self.table), key: key.to_owned(), slot })
     }
 
     /// How many keys have a flight in progress.
     pub fn len(&self) -> usize {
-        self.in_flight.borrow().len()
+        self.table.borrow().len()
     }
 
     /// Whether no flight is in progress.
@@ -117,14 +128,124 @@ impl<T> Drop for Lead<T> {
                 *state = State::Abandoned;
             }
         }
-        let slot = &self.slot;
-        // During thread teardown the table may already be gone; then there is nothing to remove.
-        let _ = self.flights.try_with(|table| {
-            let mut in_flight = table.in_flight.borrow_mut();
-            if in_flight.get(&self.key).is_some_and(|current| Rc::ptr_eq(current, slot)) {
-                in_flight.remove(&self.key);
+        let mut in_flight = self.table.borrow_mut();
+        if in_flight.get(&self.key).is_some_and(|current| Rc::ptr_eq(current, &self.slot)) {
+            in_flight.remove(&self.key);
+        }
+    }
+}
+
+/// Background refreshes under way, by key: one per key per lease.
+#[derive(Debug, Default)]
+pub struct Leases {
+    since: HashMap<String, UnixMillis>,
+}
+
+impl Leases {
+    /// Whether a refresh of `key` may start at `now`: no other started within `lease_ms`.
+    pub fn claim(&mut self, key: &str, now: UnixMillis, lease_ms: u64) -> bool {
+        self.since.retain(|_, since| now.since(*since) < lease_ms);
+        if self.since.contains_key(key) {
+            return false;
+        }
+        self.since.insert(key.to_owned(), now);
+        true
+    }
+}
+
+/// A value and whether a concurrent identical request produced it; the leader also gets the
+/// flight's lead (see [`Lead`]), to drop once the value is where later requests will find it.
+pub struct Joined<T, L> {
+    pub value: T,
+    pub shared: bool,
+    pub lead: Option<L>,
+}
+
+/// How concurrent requests share work: one read per key at a time, one refresh per lease.
+pub trait Coalesce<T> {
+    /// What the leader holds until its result is stored.
+    type Lead;
+    /// Runs `call` for `key` unless an identical call is already running, in which case its
+    /// result is taken once it arrives (within `patience_ms`; after that, or when the leader
+    /// went away, `call` runs here).
+    async fn once<R: Runtime, F: Future<Output = T>>(&self, runtime: &R, key: &str, patience_ms: u32, call: impl FnOnce() -> F) -> Joined<T, Self::Lead>;
+    /// Whether a background refresh of `key` may start now.
+    fn claim_refresh(&self, key: &str, now: UnixMillis, lease_ms: u64) -> bool;
+}
+
+/// No sharing: every request does its own work (the backend, whose Redis is the shared layer).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Alone;
+
+impl<T> Coalesce<T> for Alone {
+    type Lead = ();
+
+    async fn once<R: Runtime, F: Future<Output = T>>(&self, _: &R, _: &str, _: u32, call: impl FnOnce() -> F) -> Joined<T, ()> {
+        Joined { value: call().await, shared: false, lead: None }
+    }
+
+    fn claim_refresh(&self, _: &str, _: UnixMillis, _: u64) -> bool {
+        true
+    }
+}
+
+/// How often a follower looks at its leader's slot, in milliseconds.
+pub const POLL_MS: u32 = 2;
+
+/// Sharing within one isolate (one thread): a flight table and refresh leases.
+pub struct Isolate<T> {
+    flights: Flights<T>,
+    leases: Rc<RefCell<Leases>>,
+}
+
+impl<T> Default for Isolate<T> {
+    fn default() -> Self {
+        Self { flights: Flights::default(), leases: Rc::default() }
+    }
+}
+
+impl<T> Clone for Isolate<T> {
+    fn clone(&self) -> Self {
+        Self { flights: self.flights.clone(), leases: Rc::clone(&self.leases) }
+    }
+}
+
+impl<T> Isolate<T> {
+    /// The flights in progress.
+    pub fn flights(&self) -> &Flights<T> {
+        &self.flights
+    }
+}
+
+impl<T: Clone> Coalesce<T> for Isolate<T> {
+    type Lead = Lead<T>;
+
+    async fn once<R: Runtime, F: Future<Output = T>>(&self, runtime: &R, key: &str, patience_ms: u32, call: impl FnOnce() -> F) -> Joined<T, Lead<T>> {
+        let slot = match self.flights.join(key) {
+            Role::Leader(lead) => {
+                let value = call().await;
+                lead.finish(value.clone());
+                return Joined { value, shared: false, lead: Some(lead) };
             }
-        });
+            Role::Follower(slot) => slot,
+        };
+        let mut waited = 0;
+        loop {
+            match slot.outcome() {
+                Outcome::Ready(value) => return Joined { value, shared: true, lead: None },
+                Outcome::Abandoned => break,
+                Outcome::Waiting if waited >= patience_ms => break,
+                Outcome::Waiting => {
+                    runtime.sleep(POLL_MS).await;
+                    waited += POLL_MS;
+                }
+            }
+        }
+        Joined { value: call().await, shared: false, lead: None }
+    }
+
+    fn claim_refresh(&self, key: &str, now: UnixMillis, lease_ms: u64) -> bool {
+        self.leases.borrow_mut().claim(key, now, lease_ms)
     }
 }
 
@@ -132,19 +253,15 @@ impl<T> Drop for Lead<T> {
 mod tests {
     use super::*;
 
-    thread_local! {
-        static FLIGHTS: Flights<u32> = Flights::default();
-    }
-
-    fn lead(key: &str) -> Lead<u32> {
-        match Flights::join(&FLIGHTS, key) {
+    fn lead(flights: &Flights<u32>, key: &str) -> Lead<u32> {
+        match flights.join(key) {
             Role::Leader(lead) => lead,
             Role::Follower(_) => panic!("expected to lead {key}"),
         }
     }
 
-    fn follow(key: &str) -> Rc<Slot<u32>> {
-        match Flights::join(&FLIGHTS, key) {
+    fn follow(flights: &Flights<u32>, key: &str) -> Rc<Slot<u32>> {
+        match flights.join(key) {
             Role::Follower(slot) => slot,
             Role::Leader(_) => panic!("expected to follow {key}"),
         }
@@ -152,40 +269,44 @@ mod tests {
 
     #[test]
     fn concurrent_requests_for_one_key_share_the_leaders_result() {
-        let leader = lead("a");
-        let followers: Vec<_> = (0..49).map(|_| follow("a")).collect();
+        let flights = Flights::default();
+        let leader = lead(&flights, "a");
+        let followers: Vec<_> = (0..49).map(|_| follow(&flights, "a")).collect();
         assert!(followers.iter().all(|slot| slot.outcome() == Outcome::Waiting));
         leader.finish(7);
         assert!(followers.iter().all(|slot| slot.outcome() == Outcome::Ready(7)));
         drop(leader);
-        assert!(FLIGHTS.with(Flights::is_empty));
+        assert!(flights.is_empty());
     }
 
     #[test]
     fn different_keys_fly_separately() {
-        let a = lead("a");
-        let b = lead("b");
-        assert_eq!(FLIGHTS.with(Flights::len), 2);
+        let flights = Flights::default();
+        let a = lead(&flights, "a");
+        let b = lead(&flights, "b");
+        assert_eq!(flights.len(), 2);
         drop((a, b));
-        assert!(FLIGHTS.with(Flights::is_empty));
+        assert!(flights.is_empty());
     }
 
     #[test]
     fn a_request_after_the_result_but_before_the_lead_is_dropped_takes_the_result() {
-        let leader = lead("a");
+        let flights = Flights::default();
+        let leader = lead(&flights, "a");
         leader.finish(5);
-        assert_eq!(follow("a").outcome(), Outcome::Ready(5));
+        assert_eq!(follow(&flights, "a").outcome(), Outcome::Ready(5));
         drop(leader);
     }
 
     #[test]
     fn a_request_after_the_flight_ended_starts_a_new_one() {
-        let first = lead("a");
-        let early = follow("a");
+        let flights = Flights::default();
+        let first = lead(&flights, "a");
+        let early = follow(&flights, "a");
         first.finish(1);
         drop(first);
-        let second = lead("a");
-        let late = follow("a");
+        let second = lead(&flights, "a");
+        let late = follow(&flights, "a");
         second.finish(2);
         drop(second);
         assert_eq!(early.outcome(), Outcome::Ready(1));
@@ -194,11 +315,21 @@ mod tests {
 
     #[test]
     fn a_leader_dropped_without_a_result_releases_its_followers() {
-        let leader = lead("a");
-        let follower = follow("a");
+        let flights = Flights::default();
+        let leader = lead(&flights, "a");
+        let follower = follow(&flights, "a");
         drop(leader);
         assert_eq!(follower.outcome(), Outcome::Abandoned);
         // and the key is free again
-        drop(lead("a"));
+        drop(lead(&flights, "a"));
+    }
+
+    #[test]
+    fn one_refresh_per_key_per_lease() {
+        let mut leases = Leases::default();
+        assert!(leases.claim("a", UnixMillis(1_000), 10_000));
+        assert!(!leases.claim("a", UnixMillis(10_999), 10_000));
+        assert!(leases.claim("b", UnixMillis(10_999), 10_000));
+        assert!(leases.claim("a", UnixMillis(11_000), 10_000));
     }
 }

@@ -135,6 +135,16 @@ impl CountsResponse {
     }
 }
 
+/// When the page in `body` (any of the envelopes above, as served) was read from its source:
+/// its `cached_at`. `None` when the body has none.
+pub fn cached_at(body: &str) -> Option<UnixMillis> {
+    #[derive(Deserialize)]
+    struct CachedAt {
+        cached_at: String,
+    }
+    serde_json::from_str::<CachedAt>(body).ok().and_then(|c| UnixMillis::parse_rfc3339(&c.cached_at))
+}
+
 /// `{"success": false, "error": {"code", "message", "field"?}}`: the one error shape of every
 /// endpoint, worker and backend alike.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

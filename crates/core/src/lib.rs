@@ -3,9 +3,11 @@
 //! Everything here compiles for `wasm32-unknown-unknown` and native targets alike, so the worker
 //! and the backend cannot disagree about formats, limits or rules.
 
+pub mod access;
 pub mod cache_key;
 pub mod coalesce;
 pub mod cors;
+pub mod engine;
 pub mod envelope;
 pub mod freshness;
 pub mod generation;

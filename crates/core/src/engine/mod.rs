@@ -1,0 +1,460 @@
+//! The read-through engine: one loop over the cache layers, then the sources, deciding which
+//! layer answers, what is served (status, layer, age), what is written back where, and what is
+//! refreshed in the background. It does no I/O of its own: the layers, the sources, the clock and
+//! the timers come in through [`ports`], so every rule is unit-tested with fakes and a fixed `now`.
+//! The worker (KV, the backend's Redis, Supabase, the backend's fallback) and the backend (Redis,
+//! PostgreSQL) drive this same engine.
+//!
+//! The rules, in the order a read meets them (README, "Where answers come from"):
+//! 1. Caches are read only when the caller's membership is confirmed, the page's generation is
+//!    known and the caller did not ask for fresh data; otherwise each is skipped, with the reason.
+//! 2. A cached copy younger than the TTL is served (`HIT`). One past the TTL but within
+//!    stale-while-revalidate is served with its `Age` and refreshed after the response, once per
+//!    refresh lease. An older one, within stale-if-error, is kept aside; older still, ignored.
+//! 3. Every call has its layer's time budget; a layer that fails or runs out of time is skipped,
+//!    never waited on twice and never turned into an answer.
+//! 4. Below the first cache, concurrent identical reads share one read (coalescing), when the
+//!    caller's membership is confirmed and fresh data was not asked for.
+//! 5. Sources are asked in order. One that does not check membership itself is skipped for a
+//!    caller the edge could not verify. A source that says "not a member" ends the read
+//!    (`Forbidden`). A source is asked for fresh data when a cache above already missed, the caller
+//!    asked for it, or no cache can be trusted.
+//! 6. When nothing answers, the copy kept aside is served as `STALE` with its `Age`; without one
+//!    the read is `Unavailable`, naming every failure.
+//! 7. A page from a lower layer is written back, after the response, to every cache above it (a
+//!    source's page to every cache the source does not fill itself), only while the generation
+//!    is known. A shared read's flight ends only once those writes have landed.
+
+pub mod ports;
+#[cfg(test)]
+mod tests;
+
+pub use ports::{Cache, LayerError, Runtime, Source, SourceError, SourceMode, StoredPage};
+
+use crate::access::Membership;
+use crate::coalesce::Coalesce;
+use crate::freshness::{age_seconds, Freshness, FreshnessPolicy};
+use crate::layer::{CacheLayer, CacheStatus};
+use futures_util::future::{select, Either};
+use std::future::Future;
+use std::pin::pin;
+
+/// Time budgets of one call to each layer, in milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Budgets {
+    pub kv_ms: u32,
+    pub redis_ms: u32,
+    pub database_ms: u32,
+    pub fallback_ms: u32,
+}
+
+impl Budgets {
+    pub fn of(&self, layer: CacheLayer) -> u32 {
+        match layer {
+            CacheLayer::Kv => self.kv_ms,
+            CacheLayer::Redis => self.redis_ms,
+            CacheLayer::Database => self.database_ms,
+            CacheLayer::BackendFallback => self.fallback_ms,
+        }
+    }
+}
+
+/// What the engine is told to do with copies and calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Policy {
+    /// TTL, stale-while-revalidate and stale-if-error.
+    pub freshness: FreshnessPolicy,
+    pub budgets: Budgets,
+    /// How long one background refresh of a page holds off others (per coalescer).
+    pub refresh_lease_ms: u64,
+}
+
+/// What the caller asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Cached copies are welcome.
+    Normal,
+    /// Fresh data (`Cache-Control: no-cache`, or a cache warm-up): no cache is read, and the
+    /// answer refreshes them all. Answered as `BYPASS`.
+    Bypass,
+}
+
+/// Whether the cache keys of this read are the current ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GenerationState {
+    Known,
+    /// The page's generation could not be read: a cached copy may predate an invalidation, so no
+    /// cache is read or written.
+    Unknown,
+}
+
+/// One read, as the engine needs to know it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    pub mode: Mode,
+    pub membership: Membership,
+    pub generation: GenerationState,
+    /// Names the page among concurrent reads (for coalescing and refresh leases).
+    pub key: String,
+}
+
+/// Why a layer was not asked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Skip {
+    /// The caller asked for fresh data.
+    Bypassed,
+    /// The caller's membership could not be verified, and this layer does not check it.
+    MembershipUnverified,
+    /// The page's generation could not be read.
+    GenerationUnknown,
+}
+
+/// What happened at one layer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A copy served (fresh, or within stale-while-revalidate).
+    Hit,
+    /// No copy.
+    Miss,
+    /// A copy past stale-while-revalidate, kept aside in case nothing else answers.
+    KeptForErrors,
+    /// A copy past every window: ignored.
+    Expired,
+    Skipped(Skip),
+    Failed(LayerError),
+    /// A source answered.
+    Answered,
+    /// A source said the caller may not read the page.
+    Forbidden,
+}
+
+/// One layer's part in a read, in order; the worker and the backend turn these into metrics
+/// and logs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Step {
+    pub layer: CacheLayer,
+    pub event: Event,
+}
+
+/// The answer to serve.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Served {
+    pub body: String,
+    pub status: CacheStatus,
+    pub layer: CacheLayer,
+    /// Seconds since the page was read from its source, when served past its TTL.
+    pub age: Option<u64>,
+    /// Whether a concurrent identical read produced it.
+    pub coalesced: bool,
+}
+
+/// Why there is nothing to serve.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReadError {
+    #[error("the caller is not a member of the workspace")]
+    Forbidden,
+    /// Nothing answered; every failure on the way, in order (none: nothing held the page).
+    #[error("no layer answered: {}", describe(.0))]
+    Unavailable(Vec<LayerError>),
+}
+
+fn describe(failures: &[LayerError]) -> String {
+    if failures.is_empty() {
+        return "nothing holds the page".to_owned();
+    }
+    failures.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+}
+
+/// A page found below the first cache, as concurrent identical reads share it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Found {
+    page: StoredPage,
+    layer: CacheLayer,
+    status: CacheStatus,
+    age: Option<u64>,
+    refresh: bool,
+}
+
+/// What a shared read hands to every request that joined it.
+pub type Shared = Result<Found, ReadError>;
+
+/// The work left for after the response: write-backs, a background refresh, and the end of a
+/// shared read's flight (held until the write-backs land).
+pub struct After<L> {
+    writes: Vec<(usize, CacheLayer, StoredPage)>,
+    refresh: bool,
+    lead: Option<L>,
+}
+
+impl<L> After<L> {
+    fn nothing() -> Self {
+        Self { writes: Vec::new(), refresh: false, lead: None }
+    }
+
+    /// The caches the page will be written to.
+    pub fn writes(&self) -> impl Iterator<Item = CacheLayer> + '_ {
+        self.writes.iter().map(|(_, layer, _)| *layer)
+    }
+
+    /// Whether the page will be refreshed in the background.
+    pub fn refreshes(&self) -> bool {
+        self.refresh
+    }
+
+    /// Whether nothing is left to do.
+    pub fn is_empty(&self) -> bool {
+        self.writes.is_empty() && !self.refresh && self.lead.is_none()
+    }
+}
+
+/// A read's result, its steps, and the work left for after the response.
+pub struct Outcome<L> {
+    pub result: Result<Served, ReadError>,
+    pub steps: Vec<Step>,
+    pub after: After<L>,
+}
+
+/// The engine for one page: its caches in order (fastest first), its sources in order, the
+/// policy, the runtime and how concurrent reads share work.
+pub struct Engine<C, S, R, K> {
+    pub caches: Vec<C>,
+    pub sources: Vec<S>,
+    pub policy: Policy,
+    pub runtime: R,
+    pub coalescer: K,
+}
+
+/// What one read gathers on its way down.
+#[derive(Default)]
+struct Trail {
+    steps: Vec<Step>,
+    writes: Vec<(usize, CacheLayer, StoredPage)>,
+    kept: Option<(CacheLayer, StoredPage)>,
+    failures: Vec<LayerError>,
+    consulted_a_cache: bool,
+}
+
+impl Trail {
+    fn step(&mut self, layer: CacheLayer, event: Event) {
+        if let Event::Failed(err) = &event {
+            self.failures.push(err.clone());
+        }
+        self.steps.push(Step { layer, event });
+    }
+
+    /// Keeps `page` aside for stale-if-error, if it is the freshest kept so far.
+    fn keep(&mut self, layer: CacheLayer, page: StoredPage) {
+        if self.kept.as_ref().is_none_or(|(_, kept)| kept.read_at < page.read_at) {
+            self.kept = Some((layer, page));
+        }
+    }
+}
+
+impl<C, S, R, K> Engine<C, S, R, K>
+where
+    C: Cache,
+    S: Source,
+    R: Runtime,
+    K: Coalesce<Shared>,
+{
+    /// Reads the page: see the module's rules.
+    pub async fn read(&self, request: &Request) -> Outcome<K::Lead> {
+        let mut trail = Trail::default();
+        let access = cache_access(request);
+        if let Some(top) = self.caches.first() {
+            match access {
+                Err(skip) => trail.step(top.layer(), Event::Skipped(skip)),
+                Ok(()) => {
+                    if let Some(hit) = self.look(top, &mut trail).await {
+                        let after = After { refresh: hit.refresh, ..After::nothing() };
+                        return Outcome { result: Ok(served(hit, false)), steps: trail.steps, after };
+                    }
+                }
+            }
+        }
+        let (found, shared, lead) = if request.mode == Mode::Normal && request.membership == Membership::Confirmed {
+            let key = format!("{}|{:?}", request.key, request.generation);
+            let joined = self.coalescer.once(&self.runtime, &key, self.patience_ms(), || self.below(request, &mut trail)).await;
+            (joined.value, joined.shared, joined.lead)
+        } else {
+            (self.below(request, &mut trail).await, false, None)
+        };
+        let refresh = found.as_ref().is_ok_and(|found| found.refresh);
+        let result = match found {
+            Ok(found) => Ok(served(found, shared)),
+            Err(ReadError::Unavailable(failures)) => match trail.kept.take() {
+                Some((layer, page)) => Ok(Served {
+                    age: Some(age_seconds(page.read_at, self.runtime.now())),
+                    body: page.body,
+                    status: CacheStatus::Stale,
+                    layer,
+                    coalesced: false,
+                }),
+                None => Err(ReadError::Unavailable(failures)),
+            },
+            Err(ReadError::Forbidden) => Err(ReadError::Forbidden),
+        };
+        Outcome { result, steps: trail.steps, after: After { writes: trail.writes, refresh, lead } }
+    }
+
+    /// After the response: the write-backs, the end of the flight, then the background refresh
+    /// (if this request's lease allows it). Returns what failed, for the logs.
+    pub async fn finish(&self, request: &Request, after: After<K::Lead>) -> Vec<LayerError> {
+        let After { writes, refresh, lead } = after;
+        let mut failures = Vec::new();
+        for (index, _, page) in &writes {
+            failures.extend(self.put(*index, page).await);
+        }
+        drop(lead);
+        if refresh && self.coalescer.claim_refresh(&request.key, self.runtime.now(), self.policy.refresh_lease_ms) {
+            failures.extend(self.refresh(request).await);
+        }
+        failures
+    }
+
+    /// Everything below the first cache: the other caches, then the sources.
+    async fn below(&self, request: &Request, trail: &mut Trail) -> Shared {
+        let access = cache_access(request);
+        for (index, cache) in self.caches.iter().enumerate().skip(1) {
+            if let Err(skip) = access {
+                trail.step(cache.layer(), Event::Skipped(skip));
+                continue;
+            }
+            if let Some(hit) = self.look(cache, trail).await {
+                if request.generation == GenerationState::Known {
+                    trail.writes.extend(self.caches[..index].iter().enumerate().map(|(i, above)| (i, above.layer(), hit.page.clone())));
+                }
+                return Ok(hit);
+            }
+        }
+        let mode = if trail.consulted_a_cache || request.mode == Mode::Bypass || request.generation == GenerationState::Unknown {
+            SourceMode::Fresh
+        } else {
+            SourceMode::MayUseItsCache
+        };
+        let status = if request.mode == Mode::Bypass { CacheStatus::Bypass } else { CacheStatus::Miss };
+        for source in self.sources_for(request, trail) {
+            match self.within(source.layer(), source.read(mode)).await {
+                Ok(page) => {
+                    trail.step(source.layer(), Event::Answered);
+                    if request.generation == GenerationState::Known {
+                        trail.writes.extend(self.targets(source).map(|i| (i, self.caches[i].layer(), page.clone())));
+                    }
+                    return Ok(Found { page, layer: source.layer(), status, age: None, refresh: false });
+                }
+                Err(SourceError::Forbidden) => {
+                    trail.step(source.layer(), Event::Forbidden);
+                    return Err(ReadError::Forbidden);
+                }
+                Err(SourceError::Failed(err)) => trail.step(source.layer(), Event::Failed(err)),
+            }
+        }
+        Err(ReadError::Unavailable(trail.failures.clone()))
+    }
+
+    /// Reads one cache: a copy to serve, or nothing (a copy for errors is kept in `trail`).
+    async fn look(&self, cache: &C, trail: &mut Trail) -> Option<Found> {
+        let layer = cache.layer();
+        trail.consulted_a_cache = true;
+        let page = match self.within(layer, cache.get()).await {
+            Ok(Some(page)) => page,
+            Ok(None) => {
+                trail.step(layer, Event::Miss);
+                return None;
+            }
+            Err(err) => {
+                trail.step(layer, Event::Failed(err));
+                return None;
+            }
+        };
+        let now = self.runtime.now();
+        let (age, refresh) = match self.policy.freshness.of(page.read_at, now) {
+            Freshness::Fresh => (None, false),
+            Freshness::Revalidate => (Some(age_seconds(page.read_at, now)), true),
+            Freshness::StaleIfError => {
+                trail.step(layer, Event::KeptForErrors);
+                trail.keep(layer, page);
+                return None;
+            }
+            Freshness::Expired => {
+                trail.step(layer, Event::Expired);
+                return None;
+            }
+        };
+        trail.step(layer, Event::Hit);
+        Some(Found { page, layer, status: CacheStatus::Hit, age, refresh })
+    }
+
+    /// Reads the page from the sources again and stores it in every cache (stale-while-revalidate).
+    async fn refresh(&self, request: &Request) -> Vec<LayerError> {
+        let mut failures = Vec::new();
+        for source in self.sources_for(request, &mut Trail::default()) {
+            match self.within(source.layer(), source.read(SourceMode::Fresh)).await {
+                Ok(page) => {
+                    if request.generation == GenerationState::Known {
+                        for index in self.targets(source) {
+                            failures.extend(self.put(index, &page).await);
+                        }
+                    }
+                    return failures;
+                }
+                Err(SourceError::Forbidden) => return failures,
+                Err(SourceError::Failed(err)) => failures.push(err),
+            }
+        }
+        failures
+    }
+
+    /// The sources that may be asked for this request; the others are recorded as skipped.
+    fn sources_for<'a>(&'a self, request: &Request, trail: &mut Trail) -> Vec<&'a S> {
+        let unverified = request.membership == Membership::Unverified;
+        let (asked, skipped): (Vec<&S>, Vec<&S>) = self.sources.iter().partition(|s| !unverified || s.checks_membership());
+        for source in skipped {
+            trail.step(source.layer(), Event::Skipped(Skip::MembershipUnverified));
+        }
+        asked
+    }
+
+    /// The caches a page from `source` is written back to: those it does not fill itself.
+    fn targets<'a>(&'a self, source: &'a S) -> impl Iterator<Item = usize> + 'a {
+        self.caches.iter().enumerate().filter(|(_, cache)| !source.fills(cache.layer())).map(|(i, _)| i)
+    }
+
+    async fn put(&self, index: usize, page: &StoredPage) -> Option<LayerError> {
+        let cache = &self.caches[index];
+        self.within(cache.layer(), cache.put(page)).await.err()
+    }
+
+    /// How long a follower waits for a shared read: every budget below the first cache.
+    fn patience_ms(&self) -> u32 {
+        let budgets = &self.policy.budgets;
+        let caches = self.caches.iter().skip(1).map(|c| budgets.of(c.layer()));
+        caches.chain(self.sources.iter().map(|s| budgets.of(s.layer()))).fold(0u32, u32::saturating_add)
+    }
+
+    /// Runs `call` within `layer`'s budget.
+    async fn within<T, E: From<LayerError>>(&self, layer: CacheLayer, call: impl Future<Output = Result<T, E>>) -> Result<T, E> {
+        let budget_ms = self.policy.budgets.of(layer);
+        match select(pin!(call), pin!(self.runtime.sleep(budget_ms))).await {
+            Either::Left((result, _)) => result,
+            Either::Right(_) => Err(LayerError::Timeout { layer, budget_ms }.into()),
+        }
+    }
+}
+
+/// Whether caches may be read for `request`, and if not, why.
+fn cache_access(request: &Request) -> Result<(), Skip> {
+    if request.mode == Mode::Bypass {
+        Err(Skip::Bypassed)
+    } else if request.membership == Membership::Unverified {
+        Err(Skip::MembershipUnverified)
+    } else if request.generation == GenerationState::Unknown {
+        Err(Skip::GenerationUnknown)
+    } else {
+        Ok(())
+    }
+}
+
+fn served(found: Found, coalesced: bool) -> Served {
+    Served { body: found.page.body, status: found.status, layer: found.layer, age: found.age, coalesced }
+}

@@ -1,0 +1,105 @@
+//! The engine's ports: what a cache layer, a source of truth and the runtime offer it. The worker
+//! and the backend implement them with real KV, HTTP, Redis and PostgreSQL; unit tests with fakes.
+//!
+//! The traits use `async fn` without a `Send` bound on purpose: the worker's futures are not
+//! `Send` (they hold JS values), and for the backend's concrete adapters the compiler still sees
+//! that their futures, and so the engine's, are `Send`.
+#![allow(async_fn_in_trait)]
+
+use crate::layer::CacheLayer;
+use crate::time::UnixMillis;
+
+/// A page as a cache stores it: the JSON body as served, and when it was read from its source
+/// (so its age is the same in every layer it is copied to).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredPage {
+    pub body: String,
+    pub read_at: UnixMillis,
+}
+
+impl StoredPage {
+    /// A page whose read time is its body's `cached_at`, which every envelope carries; `None`
+    /// for a body without one.
+    pub fn from_body(body: String) -> Option<Self> {
+        crate::envelope::cached_at(&body).map(|read_at| Self { body, read_at })
+    }
+}
+
+/// Why a layer did not answer, naming the layer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LayerError {
+    #[error("{} did not answer within {budget_ms} ms", layer.as_str())]
+    Timeout { layer: CacheLayer, budget_ms: u32 },
+    #[error("{}: {reason}", layer.as_str())]
+    Failed { layer: CacheLayer, reason: String },
+    /// The layer held an entry that does not open (tampered, sealed under an unknown key, moved
+    /// from another key): it is never served, and counts as a miss.
+    #[error("{} refused an entry: {reason}", layer.as_str())]
+    Refused { layer: CacheLayer, reason: String },
+}
+
+impl LayerError {
+    pub fn failed(layer: CacheLayer, reason: impl std::fmt::Display) -> Self {
+        Self::Failed { layer, reason: reason.to_string() }
+    }
+
+    /// The layer that failed.
+    pub fn layer(&self) -> CacheLayer {
+        match self {
+            Self::Timeout { layer, .. } | Self::Failed { layer, .. } | Self::Refused { layer, .. } => *layer,
+        }
+    }
+}
+
+/// Why a source gave no page.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SourceError {
+    /// The caller may not read this page (the source checked membership and said no).
+    #[error("the caller is not a member of the workspace")]
+    Forbidden,
+    #[error(transparent)]
+    Failed(#[from] LayerError),
+}
+
+/// One cache layer, bound to the page of one request: it knows its own key.
+pub trait Cache {
+    /// Which layer this is, for headers, logs, metrics and budgets.
+    fn layer(&self) -> CacheLayer;
+    /// The page this layer holds, if any.
+    async fn get(&self) -> Result<Option<StoredPage>, LayerError>;
+    /// Stores `page`, to be kept for as long as the layer's retention says.
+    async fn put(&self, page: &StoredPage) -> Result<(), LayerError>;
+}
+
+/// How a source may answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceMode {
+    /// From a cache of its own if it keeps one (the backend's fallback keeps Redis).
+    MayUseItsCache,
+    /// From the source of truth, now: a cache above already missed, the caller asked for fresh
+    /// data, or no cache can be trusted for this request.
+    Fresh,
+}
+
+/// One source of pages, bound to the page of one request.
+pub trait Source {
+    /// Which layer answers when this source does (`Database`, `BackendFallback`).
+    fn layer(&self) -> CacheLayer;
+    /// Whether this source checks the caller's membership itself, and so may be asked when the
+    /// edge could not verify it.
+    fn checks_membership(&self) -> bool;
+    /// Whether this source writes its answer to `cache` itself (no write-back needed there).
+    fn fills(&self, cache: CacheLayer) -> bool {
+        let _ = cache;
+        false
+    }
+    /// The page, read as `mode` allows.
+    async fn read(&self, mode: SourceMode) -> Result<StoredPage, SourceError>;
+}
+
+/// The clock and the timers: the engine never reads the clock itself.
+pub trait Runtime {
+    fn now(&self) -> UnixMillis;
+    /// Completes after `ms` milliseconds.
+    async fn sleep(&self, ms: u32);
+}
