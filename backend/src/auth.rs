@@ -2,7 +2,7 @@
 //! time on every route but `/health`.
 
 use crate::error::ApiError;
-use crate::startup::AppState;
+use crate::state::AppState;
 use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};

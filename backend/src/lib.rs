@@ -8,4 +8,5 @@ pub mod listener;
 pub mod redis_store;
 pub mod routes;
 pub mod startup;
+pub mod state;
 pub mod stats;

@@ -3,6 +3,7 @@
 use crate::config::Config;
 use crate::db::Database;
 use crate::redis_store::RedisStore;
+use crate::state::AppState;
 use crate::stats::Stats;
 use crate::{auth, routes};
 use anyhow::Context;
@@ -13,14 +14,6 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::TcpListener;
-
-/// What every handler shares.
-pub struct AppState {
-    pub config: Config,
-    pub redis: RedisStore,
-    pub db: Database,
-    pub stats: Stats,
-}
 
 /// The largest request body read; larger ones get 413 before any parsing.
 const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
@@ -49,7 +42,7 @@ impl Application {
             let forwarder = crate::listener::Forwarder::new(url.clone(), secret.clone());
             tokio::spawn(crate::listener::run(database_url.clone(), forwarder));
         }
-        let state = Arc::new(AppState { config, redis, db, stats: Stats::default() });
+        let state = Arc::new(AppState { config, redis: Arc::new(redis), db: Arc::new(db), stats: Stats::default() });
         Ok(Self { listener, router: router(state) })
     }
 

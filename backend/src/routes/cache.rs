@@ -3,7 +3,7 @@
 use crate::error::ApiError;
 use crate::redis_store::RedisInfo;
 use crate::routes::bad_request;
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::stats::{hit_rate, StatsSnapshot};
 use axum::extract::rejection::JsonRejection;
 use axum::extract::State;

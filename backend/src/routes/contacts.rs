@@ -6,7 +6,7 @@
 use crate::error::ApiError;
 use crate::routes::read_through::{self, CachePolicy};
 use crate::routes::{cache_only, generation_header, now, user_header, wants_fresh, workspace_header};
-use crate::startup::AppState;
+use crate::state::AppState;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::HeaderMap;
 use axum::response::Response;

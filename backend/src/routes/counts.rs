@@ -4,7 +4,7 @@
 use crate::error::ApiError;
 use crate::routes::read_through::{self, CachePolicy};
 use crate::routes::{generation_header, now, user_header, wants_fresh};
-use crate::startup::AppState;
+use crate::state::AppState;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::Response;

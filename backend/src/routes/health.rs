@@ -2,7 +2,7 @@
 //! failing when a dependency is down. Both checks run concurrently, each bounded.
 
 use crate::routes::now;
-use crate::startup::AppState;
+use crate::state::AppState;
 use axum::extract::State;
 use axum::Json;
 use contact_list_cache_core::envelope::HealthStatus;

@@ -4,7 +4,7 @@
 use crate::error::ApiError;
 use crate::redis_store::Sealed;
 use crate::routes::cached_json;
-use crate::startup::AppState;
+use crate::state::AppState;
 use axum::response::Response;
 use contact_list_cache_core::layer::{CacheLayer, CacheStatus};
 use std::future::Future;
