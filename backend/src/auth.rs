@@ -13,7 +13,7 @@ pub const HEADER: &str = "x-internal-auth";
 
 pub async fn require_internal_auth(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
     let given = request.headers().get(HEADER).map(|value| value.as_bytes()).unwrap_or_default();
-    if secrets_match(given, state.config.internal_auth_key.as_bytes()) {
+    if secrets_match(given, state.config.internal_auth_key.expose().as_bytes()) {
         next.run(request).await
     } else {
         state.stats.unauthorized.increment();

@@ -3,13 +3,15 @@
 use contact_list_cache_core::sealed::Keyring;
 use contact_list_cache_core::settings::{parse_base_url, parse_flag, parse_number, require_secret, SettingError};
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
-/// Everything the backend reads from its environment, with the spec's defaults.
-#[derive(Clone)]
+/// Everything the backend reads from its environment, with the spec's defaults. Secrets, and URLs
+/// that may carry credentials, are [`Secret`]s: printing a `Config` never shows them.
+#[derive(Debug, Clone)]
 pub struct Config {
     /// `REDIS_PUBLIC_URL`, `redis://[user:password@]host:port`.
-    pub redis_url: String,
+    pub redis_url: Secret<String>,
     /// `REDIS_CLUSTER_ENABLED`: talk Redis Cluster protocol to `redis_url`.
     pub redis_cluster_enabled: bool,
     /// `CACHE_TTL_CONTACTS_LIST`, seconds (default 180).
@@ -19,37 +21,40 @@ pub struct Config {
     /// `REDIS_TIMEOUT_MS`: the bound on any one Redis round trip (default 500).
     pub redis_timeout: Duration,
     /// `DATABASE_URL`: PostgreSQL for the fallback read path and counts, when configured.
-    pub database_url: Option<String>,
+    pub database_url: Option<Secret<String>>,
     /// `DATABASE_TIMEOUT_MS`: the bound on getting a connection and on any one statement (3000).
     pub database_timeout: Duration,
     /// `DATABASE_POOL_SIZE`: most connections held open (16).
     pub database_pool_size: usize,
     /// `INTERNAL_AUTH_KEY`: the shared secret the worker sends as `X-Internal-Auth`.
-    pub internal_auth_key: String,
+    pub internal_auth_key: Secret<String>,
     /// `WORKER_WEBHOOK_URL` and `WEBHOOK_SECRET`: where change capture forwards database changes
     /// (the worker's `/api/cache/webhook`) and the secret it sends. Both, with `DATABASE_URL`,
     /// turn change capture on.
-    pub webhook: Option<(String, String)>,
-    /// `CACHE_ENCRYPTION_KEY`: seals every value stored in Redis.
-    pub keyring: Keyring,
+    pub webhook: Option<(String, Secret<String>)>,
+    /// `CACHE_ENCRYPTION_KEY`: seals every value stored in Redis (shared with every read's
+    /// Redis adapter).
+    pub keyring: Arc<Keyring>,
     /// `HOST` (default 0.0.0.0) and `PORT` (default 8080; 0 picks a free port).
     pub host: IpAddr,
     pub port: u16,
 }
 
-impl std::fmt::Debug for Config {
-    /// Secrets and credentials in URLs are never printed.
+/// A value that is used but never printed: its `Debug` is `<redacted>`, so a `Config` can derive
+/// `Debug` and be logged whole.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret<T>(T);
+
+impl<T> Secret<T> {
+    /// The value itself, for the one place that needs it (a connection, a comparison).
+    pub fn expose(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T> std::fmt::Debug for Secret<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Config")
-            .field("redis_cluster_enabled", &self.redis_cluster_enabled)
-            .field("ttl_contacts_list", &self.ttl_contacts_list)
-            .field("ttl_contact_counts", &self.ttl_contact_counts)
-            .field("redis_timeout", &self.redis_timeout)
-            .field("database_configured", &self.database_url.is_some())
-            .field("change_capture", &self.webhook.as_ref().map(|(url, _)| url))
-            .field("host", &self.host)
-            .field("port", &self.port)
-            .finish_non_exhaustive()
+        f.write_str("<redacted>")
     }
 }
 
@@ -82,7 +87,7 @@ impl Config {
             })?,
         };
         Ok(Self {
-            redis_url,
+            redis_url: Secret(redis_url),
             redis_cluster_enabled: get("REDIS_CLUSTER_ENABLED")
                 .map_or(Ok(false), |raw| parse_flag("REDIS_CLUSTER_ENABLED", &raw))?,
             ttl_contacts_list: seconds("CACHE_TTL_CONTACTS_LIST", 180)?,
@@ -91,21 +96,21 @@ impl Config {
                 get("REDIS_TIMEOUT_MS")
                     .map_or(Ok(500), |raw| parse_number("REDIS_TIMEOUT_MS", &raw, 10..=60_000))?,
             ),
-            database_url: get("DATABASE_URL"),
+            database_url: get("DATABASE_URL").map(Secret),
             database_timeout: Duration::from_millis(
                 get("DATABASE_TIMEOUT_MS")
                     .map_or(Ok(3000), |raw| parse_number("DATABASE_TIMEOUT_MS", &raw, 10..=60_000))?,
             ),
             database_pool_size: get("DATABASE_POOL_SIZE")
                 .map_or(Ok(16), |raw| parse_number("DATABASE_POOL_SIZE", &raw, 1..=1000))?,
-            internal_auth_key: require_secret("INTERNAL_AUTH_KEY", get("INTERNAL_AUTH_KEY"))?,
+            internal_auth_key: Secret(require_secret("INTERNAL_AUTH_KEY", get("INTERNAL_AUTH_KEY"))?),
             webhook: match (get("WORKER_WEBHOOK_URL"), get("WEBHOOK_SECRET")) {
                 (None, None) => None,
-                (Some(url), Some(secret)) => Some((parse_base_url("WORKER_WEBHOOK_URL", &url)?, secret)),
+                (Some(url), Some(secret)) => Some((parse_base_url("WORKER_WEBHOOK_URL", &url)?, Secret(secret))),
                 (Some(_), None) => return Err(SettingError::Missing { name: "WEBHOOK_SECRET" }),
                 (None, Some(_)) => return Err(SettingError::Missing { name: "WORKER_WEBHOOK_URL" }),
             },
-            keyring: Keyring::parse("CACHE_ENCRYPTION_KEY", &require_secret("CACHE_ENCRYPTION_KEY", get("CACHE_ENCRYPTION_KEY"))?)?,
+            keyring: Arc::new(Keyring::parse("CACHE_ENCRYPTION_KEY", &require_secret("CACHE_ENCRYPTION_KEY", get("CACHE_ENCRYPTION_KEY"))?)?),
             host,
             port: get("PORT").map_or(Ok(8080), |raw| parse_number("PORT", &raw, 0..=65_535))?,
         })
@@ -137,7 +142,7 @@ mod tests {
     #[test]
     fn defaults_follow_the_spec() {
         let config = config(&[("INTERNAL_AUTH_KEY", "k")]).unwrap();
-        assert_eq!(config.redis_url, "redis://127.0.0.1:6379");
+        assert_eq!(config.redis_url.expose(), "redis://127.0.0.1:6379");
         assert!(!config.redis_cluster_enabled);
         assert_eq!(config.ttl_contacts_list, 180);
         assert_eq!(config.ttl_contact_counts, 300);
@@ -176,7 +181,17 @@ mod tests {
         let err = config(&[("INTERNAL_AUTH_KEY", "k"), ("REDIS_PUBLIC_URL", "tcp://u:hunter2@h:1")])
             .unwrap_err();
         assert!(!err.to_string().contains("hunter2"), "{err}");
-        let debug = format!("{:?}", config(&[("INTERNAL_AUTH_KEY", "s3cret")]).unwrap());
-        assert!(!debug.contains("s3cret"), "{debug}");
+        let vars = [
+            ("INTERNAL_AUTH_KEY", "s3cret"),
+            ("REDIS_PUBLIC_URL", "redis://u:hunter2@h:1"),
+            ("DATABASE_URL", "postgres://u:hunter3@h/db"),
+            ("WORKER_WEBHOOK_URL", "http://worker.test/api/cache/webhook"),
+            ("WEBHOOK_SECRET", "hunter4"),
+        ];
+        let debug = format!("{:?}", config(&vars).unwrap());
+        for secret in ["s3cret", "hunter2", "hunter3", "hunter4"] {
+            assert!(!debug.contains(secret), "{debug}");
+        }
+        assert!(debug.contains("ttl_contacts_list: 180") && debug.contains("worker.test"), "{debug}");
     }
 }

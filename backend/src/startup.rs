@@ -33,14 +33,15 @@ impl Application {
             .await
             .with_context(|| format!("binding the HTTP listener to {addr}"))?;
         let redis = RedisStore::new(
-            config.redis_url.clone(),
+            config.redis_url.expose().clone(),
             config.redis_cluster_enabled,
             config.redis_timeout,
         );
-        let db = Database::new(config.database_url.as_deref(), config.database_timeout, config.database_pool_size)?;
-        if let (Some(database_url), Some((url, secret))) = (&config.database_url, &config.webhook) {
-            let forwarder = crate::listener::Forwarder::new(url.clone(), secret.clone());
-            tokio::spawn(crate::listener::run(database_url.clone(), forwarder));
+        let database_url = config.database_url.as_ref().map(|url| url.expose().as_str());
+        let db = Database::new(database_url, config.database_timeout, config.database_pool_size)?;
+        if let (Some(database_url), Some((url, secret))) = (database_url, &config.webhook) {
+            let forwarder = crate::listener::Forwarder::new(url.clone(), secret.expose().clone());
+            tokio::spawn(crate::listener::run(database_url.to_owned(), forwarder));
         }
         let state = Arc::new(AppState { config, redis: Arc::new(redis), db: Arc::new(db), stats: Stats::default() });
         Ok(Self { listener, router: router(state) })
