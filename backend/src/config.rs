@@ -1,5 +1,7 @@
 //! Typed backend configuration, loaded once at startup from the environment.
 
+use contact_list_cache_core::engine::{Budgets, Policy};
+use contact_list_cache_core::freshness::FreshnessPolicy;
 use contact_list_cache_core::sealed::Keyring;
 use contact_list_cache_core::settings::{parse_base_url, parse_flag, parse_number, require_secret, SettingError};
 use std::net::IpAddr;
@@ -115,6 +117,21 @@ impl Config {
             port: get("PORT").map_or(Ok(8080), |raw| parse_number("PORT", &raw, 0..=65_535))?,
         })
     }
+
+    /// How the engine reads a page kept `ttl_seconds` in Redis: fresh for the TTL, and no
+    /// stale-while-revalidate or stale-if-error window (Redis expires its own entries, and the
+    /// worker keeps the stale copies). Each Redis call may take two `REDIS_TIMEOUT_MS` (connecting,
+    /// then the command, each bounded inside `RedisStore`), each PostgreSQL call two
+    /// `DATABASE_TIMEOUT_MS` (`Database` bounds a connection and its statement by one already:
+    /// this is the backstop). KV and the fallback are the worker's layers, with no budget here.
+    pub fn read_policy(&self, ttl_seconds: u32) -> Policy {
+        let twice = |timeout: Duration| u32::try_from(timeout.as_millis() * 2).unwrap_or(u32::MAX);
+        Policy {
+            freshness: FreshnessPolicy { ttl_ms: u64::from(ttl_seconds) * 1000, revalidate_ms: 0, grace_ms: 0 },
+            budgets: Budgets { kv_ms: 0, redis_ms: twice(self.redis_timeout), database_ms: twice(self.database_timeout), fallback_ms: 0 },
+            refresh_lease_ms: 0,
+        }
+    }
 }
 
 /// A URL with any password replaced, fit for error messages and logs.
@@ -148,6 +165,15 @@ mod tests {
         assert_eq!(config.ttl_contact_counts, 300);
         assert_eq!(config.port, 8080);
         assert_eq!(config.redis_timeout, Duration::from_millis(500));
+    }
+
+    #[test]
+    fn reads_keep_pages_for_their_ttl_with_two_round_trips_per_call() {
+        let config = config(&[("INTERNAL_AUTH_KEY", "k"), ("REDIS_TIMEOUT_MS", "300")]).unwrap();
+        let policy = config.read_policy(180);
+        assert_eq!(policy.freshness, FreshnessPolicy { ttl_ms: 180_000, revalidate_ms: 0, grace_ms: 0 });
+        assert_eq!(policy.freshness.retention_seconds(), 180, "Redis keeps an entry exactly its TTL");
+        assert_eq!((policy.budgets.redis_ms, policy.budgets.database_ms), (600, 6000));
     }
 
     #[test]

@@ -57,7 +57,7 @@ impl Database {
         // UTC so timestamps encode exactly as PostgREST encodes them; a statement never outlives
         // the caller's patience.
         config
-            .options(&format!("-c timezone=UTC -c statement_timeout={}", timeout.as_millis()))
+            .options(format!("-c timezone=UTC -c statement_timeout={}", timeout.as_millis()))
             .connect_timeout(timeout)
             .application_name("contact-list-cache-backend");
         let manager = Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });

@@ -1,6 +1,9 @@
-//! The service's own counters since start, reported by `/api/cache/stats`. Relaxed atomics: the
-//! numbers are statistics, not synchronization.
+//! The service's own counters since start, reported by `/api/cache/stats`, and how a read's steps
+//! (as the engine reports them) move them. Relaxed atomics: the numbers are statistics, not
+//! synchronization.
 
+use contact_list_cache_core::engine::{Event, LayerError, Step};
+use contact_list_cache_core::layer::CacheLayer;
 use serde::Serialize;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -24,12 +27,17 @@ impl Counter {
 
 #[derive(Debug, Default)]
 pub struct Stats {
+    /// Redis lookups that found a page served.
     pub hits: Counter,
+    /// Redis lookups that found nothing to serve (nothing, an expired copy, a refused entry).
     pub misses: Counter,
+    /// Entries written to Redis (`/api/cache/store` and write-backs).
     pub stores: Counter,
     pub invalidations: Counter,
     pub keys_removed: Counter,
+    /// Page and counts statements sent to PostgreSQL (membership checks are not counted).
     pub database_queries: Counter,
+    /// Redis calls that failed or ran out of time (reads, writes, invalidations, stats).
     pub redis_errors: Counter,
     pub unauthorized: Counter,
     /// Entries that did not open (tampered, unknown key id) and were treated as misses.
@@ -62,6 +70,30 @@ pub fn hit_rate(hits: u64, misses: u64) -> f64 {
 }
 
 impl Stats {
+    /// Counts one read's steps. A refused entry is a miss too; a Redis that failed is an error,
+    /// not a miss; every answer, refusal or failure of PostgreSQL was a query sent.
+    pub fn record(&self, steps: &[Step]) {
+        for Step { layer, event } in steps {
+            match event {
+                Event::Hit => self.hits.increment(),
+                Event::Miss | Event::Expired | Event::KeptForErrors => self.misses.increment(),
+                Event::Failed(LayerError::Refused { .. }) => {
+                    self.misses.increment();
+                    self.refused_entries.increment();
+                }
+                Event::Failed(_) if *layer == CacheLayer::Redis => self.redis_errors.increment(),
+                Event::Answered | Event::Forbidden | Event::Failed(_) => self.database_queries.increment(),
+                Event::Skipped(_) => {}
+            }
+        }
+    }
+
+    /// Counts a write-back of `writes` entries of which `failures` failed.
+    pub fn record_writes(&self, writes: usize, failures: &[LayerError]) {
+        self.stores.add(writes.saturating_sub(failures.len()) as u64);
+        self.redis_errors.add(failures.len() as u64);
+    }
+
     pub fn snapshot(&self) -> StatsSnapshot {
         let (hits, misses) = (self.hits.get(), self.misses.get());
         StatsSnapshot {
@@ -82,6 +114,57 @@ impl Stats {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn step(layer: CacheLayer, event: Event) -> Step {
+        Step { layer, event }
+    }
+
+    fn counted(steps: &[Step]) -> [u64; 5] {
+        let stats = Stats::default();
+        stats.record(steps);
+        let s = stats.snapshot();
+        [s.hits, s.misses, s.refused_entries, s.redis_errors, s.database_queries]
+    }
+
+    #[test]
+    fn a_redis_hit_is_a_hit_and_nothing_else() {
+        assert_eq!(counted(&[step(CacheLayer::Redis, Event::Hit)]), [1, 0, 0, 0, 0]);
+    }
+
+    #[test]
+    fn a_miss_read_from_the_database_is_a_miss_and_a_query() {
+        let steps = [step(CacheLayer::Redis, Event::Miss), step(CacheLayer::Database, Event::Answered)];
+        assert_eq!(counted(&steps), [0, 1, 0, 0, 1]);
+    }
+
+    #[test]
+    fn a_refused_entry_is_a_miss_and_counted_as_refused() {
+        let refused = LayerError::Refused { layer: CacheLayer::Redis, reason: "tampered".into() };
+        assert_eq!(counted(&[step(CacheLayer::Redis, Event::Failed(refused))]), [0, 1, 1, 0, 0]);
+    }
+
+    #[test]
+    fn a_failing_redis_is_an_error_not_a_miss_and_a_failing_database_was_still_queried() {
+        let redis = LayerError::Timeout { layer: CacheLayer::Redis, budget_ms: 1000 };
+        let database = LayerError::failed(CacheLayer::Database, "down");
+        let steps = [step(CacheLayer::Redis, Event::Failed(redis)), step(CacheLayer::Database, Event::Failed(database))];
+        assert_eq!(counted(&steps), [0, 0, 0, 1, 1]);
+        assert_eq!(counted(&[step(CacheLayer::Database, Event::Forbidden)]), [0, 0, 0, 0, 1]);
+    }
+
+    #[test]
+    fn a_bypassed_redis_counts_nothing() {
+        use contact_list_cache_core::engine::Skip;
+        assert_eq!(counted(&[step(CacheLayer::Redis, Event::Skipped(Skip::Bypassed))]), [0, 0, 0, 0, 0]);
+    }
+
+    #[test]
+    fn write_backs_count_stores_and_errors() {
+        let stats = Stats::default();
+        stats.record_writes(1, &[]);
+        stats.record_writes(1, &[LayerError::failed(CacheLayer::Redis, "down")]);
+        assert_eq!((stats.stores.get(), stats.redis_errors.get()), (1, 1));
+    }
 
     #[test]
     fn hit_rate_is_zero_without_lookups() {

@@ -1,7 +1,7 @@
 //! `GET /health`: the service, its Redis and its PostgreSQL, answering `degraded` rather than
 //! failing when a dependency is down. Both checks run concurrently, each bounded.
 
-use crate::routes::now;
+use crate::layers::runtime::now;
 use crate::state::AppState;
 use axum::extract::State;
 use axum::Json;

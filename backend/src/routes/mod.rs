@@ -4,18 +4,18 @@ pub mod cache;
 pub mod contacts;
 pub mod counts;
 pub mod health;
-pub mod read_through;
+pub mod read;
 
 use crate::error::ApiError;
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use contact_list_cache_core::engine::Mode;
 use contact_list_cache_core::envelope::ErrorBody;
 use contact_list_cache_core::layer::{CacheLayer, CacheStatus};
 use contact_list_cache_core::generation::Generation;
 use contact_list_cache_core::query::{QueryError, UserId, WorkspaceId};
-use contact_list_cache_core::time::UnixMillis;
 
 /// Any unknown path: the shared JSON error shape with 404.
 pub async fn not_found(uri: Uri) -> (StatusCode, Json<ErrorBody>) {
@@ -49,9 +49,13 @@ pub fn generation_header(headers: &HeaderMap) -> Result<Generation, ApiError> {
     }
 }
 
-/// Whether the request asks to skip cached copies.
-pub fn wants_fresh(headers: &HeaderMap) -> bool {
-    contact_list_cache_core::layer::wants_fresh(header(headers, CACHE_CONTROL.as_str()))
+/// `Bypass` when the request asks to skip cached copies (`Cache-Control: no-cache`).
+pub fn read_mode(headers: &HeaderMap) -> Mode {
+    if contact_list_cache_core::layer::wants_fresh(header(headers, CACHE_CONTROL.as_str())) {
+        Mode::Bypass
+    } else {
+        Mode::Normal
+    }
 }
 
 /// Whether `X-Cache-Only: true` was sent.
@@ -75,10 +79,4 @@ pub fn cached_json(body: String, status: CacheStatus, layer: CacheLayer, key: &s
 /// A request parameter error as an [`ApiError`].
 pub fn bad_request(field: &str, message: impl Into<String>) -> ApiError {
     ApiError::BadRequest(QueryError::new(field, message))
-}
-
-/// Now, from the system clock (the core never reads it).
-pub fn now() -> UnixMillis {
-    let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    UnixMillis(since_epoch.as_millis() as u64)
 }

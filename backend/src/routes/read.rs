@@ -1,0 +1,85 @@
+//! The one read path of the list and counts routes: the core's read-through engine over this
+//! service's Redis entry and PostgreSQL (`crate::layers`), its steps counted for
+//! `/api/cache/stats`, its answer sent with the cache headers, its write-back to Redis run in a
+//! task of its own so the response never waits for it.
+//!
+//! The read itself is polled on a thread of tokio's blocking pool: rustc cannot prove the
+//! engine's `read` future `Send` (every adapter's future is, and so is `finish`'s), because the
+//! engine hands a closure returning a borrowed future to `Coalesce::once`, an `async fn` in a
+//! trait, and auto traits do not leak through that opaque type with the borrow's higher-ranked
+//! lifetimes. Once the core awaits the read below the first cache itself, `read_apart` becomes
+//! `engine.read(&request).await`.
+
+use crate::error::ApiError;
+use crate::layers::postgres::Postgres;
+use crate::layers::redis::RedisEntry;
+use crate::layers::runtime::Tokio;
+use crate::routes::cached_json;
+use crate::state::AppState;
+use axum::response::Response;
+use contact_list_cache_core::access::Membership;
+use contact_list_cache_core::coalesce::Alone;
+use contact_list_cache_core::engine::{Engine, Event, GenerationState, Mode, Outcome, Request};
+use std::sync::Arc;
+
+/// Redis, then PostgreSQL. Nothing is coalesced here: Redis is what concurrent requests share
+/// (the worker coalesces the reads it sends).
+type ReadEngine = Engine<RedisEntry, Postgres, Tokio, Alone>;
+
+/// One page to read.
+pub struct Read {
+    /// Its Redis key, derived from the request (and its generation) by the core.
+    pub key: String,
+    /// How long it is fresh, and kept in Redis.
+    pub ttl_seconds: u32,
+    /// Where it is read on a miss; `None` for a cache-only read, which answers a miss with 404
+    /// and a failing Redis with 503.
+    pub source: Option<Postgres>,
+    /// `Bypass` skips Redis and refreshes it (`BYPASS`).
+    pub mode: Mode,
+}
+
+/// Reads `read` and answers it as stored, with `X-Cache-Status`, `X-Cache-Layer` and
+/// `X-Cache-Key`. The caller's membership is taken as confirmed: the worker vouches for it with
+/// the internal key, or the route checked it in PostgreSQL (and the source checks it again in
+/// the statement that reads the rows).
+pub async fn serve(state: &Arc<AppState>, read: Read) -> Result<Response, ApiError> {
+    let Read { key, ttl_seconds, source, mode } = read;
+    let policy = state.config.read_policy(ttl_seconds);
+    let retention = policy.freshness.retention_seconds();
+    let redis = RedisEntry::new(Arc::clone(&state.redis), Arc::clone(&state.config.keyring), key.clone(), retention);
+    let engine: ReadEngine = Engine { caches: vec![redis], sources: source.into_iter().collect(), policy, runtime: Tokio, coalescer: Alone };
+    let request = Request { mode, membership: Membership::Confirmed, generation: GenerationState::Known, key };
+    let (engine, request, Outcome { result, steps, after }) = read_apart(engine, request).await;
+    state.stats.record(&steps);
+    for step in &steps {
+        if let Event::Failed(err) = &step.event {
+            tracing::warn!(layer = step.layer.as_str(), error = %err, "a layer did not answer the read");
+        }
+    }
+    let served = result?;
+    let response = cached_json(served.body, served.status, served.layer, &request.key);
+    if !after.is_empty() {
+        let state = Arc::clone(state);
+        let writes = after.writes().count();
+        tokio::spawn(async move {
+            let failures = engine.finish(&request, after).await;
+            for err in &failures {
+                tracing::warn!(layer = err.layer().as_str(), error = %err, "write-back skipped");
+            }
+            state.stats.record_writes(writes, &failures);
+        });
+    }
+    Ok(response)
+}
+
+/// Runs `engine.read(&request)` on a blocking-pool thread, within this runtime (its timers and
+/// connections), and hands the engine back for the write-back.
+async fn read_apart(engine: ReadEngine, request: Request) -> (ReadEngine, Request, Outcome<()>) {
+    let runtime = tokio::runtime::Handle::current();
+    let read = tokio::task::spawn_blocking(move || {
+        let outcome = runtime.block_on(engine.read(&request));
+        (engine, request, outcome)
+    });
+    read.await.unwrap_or_else(|err| std::panic::resume_unwind(err.into_panic()))
+}
