@@ -1,9 +1,14 @@
-//! Typed worker configuration read once per request from vars and secrets; binding names live here.
+//! Typed worker configuration: every var, secret and binding name, read once per isolate (vars and
+//! secrets do not change while an isolate lives) into one `Config`.
 
+use crate::error::AppError;
 use contact_list_cache_core::cors::CorsPolicy;
+use contact_list_cache_core::engine::{Budgets, Policy};
 use contact_list_cache_core::freshness::FreshnessPolicy;
 use contact_list_cache_core::sealed::Keyring;
 use contact_list_cache_core::settings::{parse_base_url, parse_flag, parse_number, require_secret, SettingError};
+use std::cell::OnceCell;
+use std::rc::Rc;
 use worker::Env;
 
 /// The Workers KV namespace that holds cached pages (`[[kv_namespaces]] binding` in wrangler.toml).
@@ -16,91 +21,123 @@ pub const ANALYTICS_BINDING: &str = "ANALYTICS";
 /// Seconds a cached page lives in KV and Redis (the spec's 3 minutes).
 pub const CACHE_TTL_SECONDS: u32 = 180;
 
-/// Configuration every route may use; invalid values are errors naming the variable.
-#[derive(Debug, Clone)]
+/// How long one background refresh of a page holds off others in an isolate.
+const REFRESH_LEASE_MS: u64 = 10_000;
+
+/// The whole configuration. What every route needs is checked at load; what only the read and
+/// invalidation routes need (`upstreams`) is kept with its error, so `/health` answers on a
+/// half-configured deployment and those routes name the missing variable.
+#[derive(Debug)]
 pub struct Config {
+    /// `CORS_ALLOWED_ORIGINS` (default `*`).
     pub cors: CorsPolicy,
+    /// `METRICS_TOKEN`: when set, `/metrics` and `/api/cache/stats` require it as a bearer token.
+    pub metrics_token: Option<Secret>,
+    /// `WEBHOOK_SECRET`: the shared secret of `POST /api/cache/webhook`.
+    pub webhook_secret: Option<Secret>,
+    upstreams: Result<Rc<Upstreams>, SettingError>,
 }
 
-impl Config {
-    pub fn from_env(env: &Env) -> Result<Self, SettingError> {
-        Ok(Self {
-            cors: var(env, "CORS_ALLOWED_ORIGINS")
-                .map(|raw| CorsPolicy::parse("CORS_ALLOWED_ORIGINS", &raw))
-                .transpose()?
-                .unwrap_or(CorsPolicy::AnyOrigin),
-        })
+/// A secret value: compared, sent, never printed.
+#[derive(Clone)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
     }
 }
 
-/// What the read path needs: the upstreams and their secrets. Loaded only by routes that use them,
-/// so `/health` works on a half-configured deployment.
-#[derive(Clone)]
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<secret>")
+    }
+}
+
+/// What the read and invalidation paths need: the upstreams, their secrets, the cache policy.
+#[derive(Debug)]
 pub struct Upstreams {
     /// `SUPABASE_URL`: PostgREST is at `{url}/rest/v1`, the JWKS at `{url}/auth/v1/.well-known/jwks.json`.
     pub supabase_url: String,
     /// `SUPABASE_ANON_KEY`, sent as `apikey`.
-    pub supabase_anon_key: String,
+    pub supabase_anon_key: Secret,
     /// `SUPABASE_JWT_SECRET`: verifies HS256 access tokens.
-    pub jwt_secret: String,
+    pub jwt_secret: Secret,
     /// `BACKEND_URL`: the Redis cache service.
     pub backend_url: String,
     /// `INTERNAL_AUTH_KEY`: sent to the backend as `X-Internal-Auth`.
-    pub internal_auth_key: String,
+    pub internal_auth_key: Secret,
     /// `REDIS_ENABLED`: whether the backend's Redis layer is consulted (default true).
     pub redis_enabled: bool,
     /// `KV_CACHE_ENABLED`: whether pages are read from and written to KV (default true).
     /// Generations live in KV either way.
     pub kv_cache_enabled: bool,
-    /// `SUPABASE_TIMEOUT_MS` (default 5000) and `BACKEND_TIMEOUT_MS` (default 2000).
-    pub supabase_timeout_ms: u32,
-    pub backend_timeout_ms: u32,
     /// `CACHE_ENCRYPTION_KEY`: seals every page stored in KV (see `contact_list_cache_core::sealed`).
     pub keyring: Keyring,
-    /// `KV_TIMEOUT_MS` (default 1000): time budget of one KV read.
-    pub kv_timeout_ms: u32,
-    /// The TTL (180 s), `STALE_WHILE_REVALIDATE_SECONDS` (default 30) and
-    /// `STALE_IF_ERROR_SECONDS` (default 600) of KV copies.
-    pub freshness: FreshnessPolicy,
+    /// The TTL (180 s), `STALE_WHILE_REVALIDATE_SECONDS` (default 30), `STALE_IF_ERROR_SECONDS`
+    /// (default 600), and the budgets `KV_TIMEOUT_MS` (1000), `BACKEND_TIMEOUT_MS` (2000, Redis
+    /// and the fallback) and `SUPABASE_TIMEOUT_MS` (5000).
+    pub policy: Policy,
 }
 
-impl std::fmt::Debug for Upstreams {
-    /// Secrets are never printed.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Upstreams")
-            .field("supabase_url", &self.supabase_url)
-            .field("backend_url", &self.backend_url)
-            .field("redis_enabled", &self.redis_enabled)
-            .field("kv_cache_enabled", &self.kv_cache_enabled)
-            .finish_non_exhaustive()
+thread_local! {
+    static LOADED: OnceCell<Result<Rc<Config>, SettingError>> = const { OnceCell::new() };
+}
+
+impl Config {
+    /// This isolate's configuration, read from `env` the first time.
+    pub fn load(env: &Env) -> Result<Rc<Config>, SettingError> {
+        LOADED.with(|loaded| loaded.get_or_init(|| Self::read(env).map(Rc::new)).clone())
+    }
+
+    fn read(env: &Env) -> Result<Self, SettingError> {
+        Ok(Self {
+            cors: var(env, "CORS_ALLOWED_ORIGINS")
+                .map(|raw| CorsPolicy::parse("CORS_ALLOWED_ORIGINS", &raw))
+                .transpose()?
+                .unwrap_or(CorsPolicy::AnyOrigin),
+            metrics_token: var(env, "METRICS_TOKEN").map(Secret),
+            webhook_secret: var(env, "WEBHOOK_SECRET").map(Secret),
+            upstreams: Upstreams::read(env).map(Rc::new),
+        })
+    }
+
+    /// The upstreams, or the error naming what is missing or malformed.
+    pub fn upstreams(&self) -> Result<&Rc<Upstreams>, AppError> {
+        self.upstreams.as_ref().map_err(|err| AppError::Config(err.clone()))
     }
 }
 
 impl Upstreams {
-    pub fn from_env(env: &Env) -> Result<Self, SettingError> {
-        let url = |name: &'static str| parse_base_url(name, &require_secret(name, var(env, name))?);
-        let millis = |name: &'static str, default: u32| {
-            var(env, name).map_or(Ok(default), |raw| parse_number(name, &raw, 10..=60_000))
-        };
-        let seconds = |name: &'static str, default: u64| {
-            var(env, name).map_or(Ok(default), |raw| parse_number(name, &raw, 0..=86_400))
-        };
+    fn read(env: &Env) -> Result<Self, SettingError> {
+        let secret = |name: &'static str| require_secret(name, var(env, name)).map(Secret);
+        let url = |name: &'static str| parse_base_url(name, secret(name)?.expose());
+        let flag = |name: &'static str| var(env, name).map_or(Ok(true), |raw| parse_flag(name, &raw));
+        let millis = |name: &'static str, default: u32| var(env, name).map_or(Ok(default), |raw| parse_number(name, &raw, 10..=60_000));
+        let seconds = |name: &'static str, default: u64| var(env, name).map_or(Ok(default), |raw| parse_number(name, &raw, 0..=86_400));
+        let backend_ms = millis("BACKEND_TIMEOUT_MS", 2000)?;
         Ok(Self {
             supabase_url: url("SUPABASE_URL")?,
-            supabase_anon_key: require_secret("SUPABASE_ANON_KEY", var(env, "SUPABASE_ANON_KEY"))?,
-            jwt_secret: require_secret("SUPABASE_JWT_SECRET", var(env, "SUPABASE_JWT_SECRET"))?,
+            supabase_anon_key: secret("SUPABASE_ANON_KEY")?,
+            jwt_secret: secret("SUPABASE_JWT_SECRET")?,
             backend_url: url("BACKEND_URL")?,
-            internal_auth_key: require_secret("INTERNAL_AUTH_KEY", var(env, "INTERNAL_AUTH_KEY"))?,
-            redis_enabled: var(env, "REDIS_ENABLED").map_or(Ok(true), |raw| parse_flag("REDIS_ENABLED", &raw))?,
-            kv_cache_enabled: var(env, "KV_CACHE_ENABLED").map_or(Ok(true), |raw| parse_flag("KV_CACHE_ENABLED", &raw))?,
-            supabase_timeout_ms: millis("SUPABASE_TIMEOUT_MS", 5000)?,
-            backend_timeout_ms: millis("BACKEND_TIMEOUT_MS", 2000)?,
-            keyring: Keyring::parse("CACHE_ENCRYPTION_KEY", &require_secret("CACHE_ENCRYPTION_KEY", var(env, "CACHE_ENCRYPTION_KEY"))?)?,
-            kv_timeout_ms: millis("KV_TIMEOUT_MS", 1000)?,
-            freshness: FreshnessPolicy {
-                ttl_ms: u64::from(CACHE_TTL_SECONDS) * 1000,
-                revalidate_ms: seconds("STALE_WHILE_REVALIDATE_SECONDS", 30)? * 1000,
-                grace_ms: seconds("STALE_IF_ERROR_SECONDS", 600)? * 1000,
+            internal_auth_key: secret("INTERNAL_AUTH_KEY")?,
+            redis_enabled: flag("REDIS_ENABLED")?,
+            kv_cache_enabled: flag("KV_CACHE_ENABLED")?,
+            keyring: Keyring::parse("CACHE_ENCRYPTION_KEY", secret("CACHE_ENCRYPTION_KEY")?.expose())?,
+            policy: Policy {
+                freshness: FreshnessPolicy {
+                    ttl_ms: u64::from(CACHE_TTL_SECONDS) * 1000,
+                    revalidate_ms: seconds("STALE_WHILE_REVALIDATE_SECONDS", 30)? * 1000,
+                    grace_ms: seconds("STALE_IF_ERROR_SECONDS", 600)? * 1000,
+                },
+                budgets: Budgets {
+                    kv_ms: millis("KV_TIMEOUT_MS", 1000)?,
+                    redis_ms: backend_ms,
+                    database_ms: millis("SUPABASE_TIMEOUT_MS", 5000)?,
+                    fallback_ms: backend_ms,
+                },
+                refresh_lease_ms: REFRESH_LEASE_MS,
             },
         })
     }
@@ -112,6 +149,11 @@ impl Upstreams {
 
     pub fn jwks_url(&self) -> String {
         format!("{}/auth/v1/.well-known/jwks.json", self.supabase_url)
+    }
+
+    /// The budgets of one call to each layer.
+    pub fn budgets(&self) -> &Budgets {
+        &self.policy.budgets
     }
 }
 

@@ -55,16 +55,6 @@ impl AppError {
         }
     }
 
-    /// The same failure for another request that shared this one's upstream read: the status
-    /// and public body match; internal details travel as text.
-    pub fn replay(&self) -> Self {
-        match self {
-            Self::Forbidden => Self::Forbidden,
-            Self::Unauthorized(reason) => Self::Unauthorized(reason),
-            other => Self::Unavailable(other.to_string()),
-        }
-    }
-
     /// Whether this is the server's fault (its details then go to the error log).
     pub fn is_server_error(&self) -> bool {
         self.status() >= 500

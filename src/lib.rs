@@ -1,15 +1,16 @@
-//! The contact-list-cache Cloudflare Worker: builds per-request state and hands it to the router.
+//! The contact-list-cache Cloudflare Worker: each request passes the edge (ids, CORS, errors,
+//! metrics, logs) on its way to the router.
 
 mod auth;
-mod clock;
-mod coalesce;
 mod config;
-mod cors;
+mod edge;
 mod error;
 mod handlers;
 mod layers;
 mod metrics;
+mod read_path;
 mod router;
+mod runtime;
 mod webcrypto;
 
 use worker::{event, Context, Env, Request, Response, Result};
@@ -21,5 +22,7 @@ fn start() {
 
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
-    router::handle(req, env, ctx).await
+    let edge = edge::Edge::begin(&req, &env)?;
+    let outcome = router::route(req, &env, &ctx, &edge).await;
+    edge.finish(outcome, &env)
 }

@@ -1,9 +1,12 @@
 //! This isolate's request metrics (a rolling window kept in memory) and the per-request trace the
-//! handlers fill: which caches were looked up, where the answer came from, what it cost.
+//! handlers and the read path fill: which caches were looked up, where the answer came from, what
+//! it cost.
 
-use crate::clock;
+use crate::runtime::now;
+use contact_list_cache_core::engine::{Event, LayerError, Step};
 use contact_list_cache_core::layer::{CacheLayer, CacheStatus};
 use contact_list_cache_core::metrics::{Recorder, Sample, Snapshot};
+use contact_list_cache_core::query::{BoardId, WorkspaceId};
 use std::cell::{Cell, RefCell};
 
 /// The window `/metrics` covers.
@@ -12,7 +15,7 @@ pub const WINDOW_MS: u64 = 5 * 60 * 1000;
 const CAPACITY: usize = 50_000;
 
 thread_local! {
-    static RECORDER: RefCell<Recorder> = RefCell::new(Recorder::new(clock::now(), WINDOW_MS, CAPACITY));
+    static RECORDER: RefCell<Recorder> = RefCell::new(Recorder::new(now(), WINDOW_MS, CAPACITY));
 }
 
 /// What one request did, filled in by the handlers as they go.
@@ -55,10 +58,53 @@ impl Trace {
         self.failures.borrow_mut().push(what.into());
     }
 
-    /// The board and workspace a request concerned, for the request log.
-    pub fn scope(&self, board: Option<&str>, workspace: &str) {
-        *self.board_id.borrow_mut() = board.map(str::to_owned);
-        *self.workspace_id.borrow_mut() = Some(workspace.to_owned());
+    /// The board a request concerned, for the request log.
+    pub fn board(&self, board: &BoardId) {
+        *self.board_id.borrow_mut() = Some(board.to_string());
+    }
+
+    /// The workspace a request concerned, for the request log.
+    pub fn workspace(&self, workspace: &WorkspaceId) {
+        *self.workspace_id.borrow_mut() = Some(workspace.to_string());
+    }
+
+    /// One call to `layer`: a KV or Redis operation, or a database query.
+    fn operation(&self, layer: CacheLayer) {
+        match layer {
+            CacheLayer::Kv => self.kv_operation(),
+            CacheLayer::Redis => self.redis_operation(),
+            CacheLayer::Database | CacheLayer::BackendFallback => self.database_query(),
+        }
+    }
+
+    /// What each layer did in a read: every call is an operation; a cache's copy, or its absence,
+    /// is a lookup (a call that failed is not); failures are noted.
+    pub fn steps(&self, steps: &[Step]) {
+        for Step { layer, event } in steps {
+            let lookup = match event {
+                Event::Skipped(_) => continue,
+                Event::Hit => Some(true),
+                Event::Miss | Event::KeptForErrors | Event::Expired | Event::Failed(LayerError::Refused { .. }) => Some(false),
+                Event::Failed(_) | Event::Answered | Event::Forbidden => None,
+            };
+            self.operation(*layer);
+            if let Some(hit) = lookup.filter(|_| matches!(layer, CacheLayer::Kv | CacheLayer::Redis)) {
+                self.lookup(*layer, hit);
+            }
+            if let Event::Failed(err) = event {
+                self.failed(err.to_string());
+            }
+        }
+    }
+
+    /// The write-backs scheduled after the response, one operation each.
+    pub fn writes(&self, layers: impl Iterator<Item = CacheLayer>) {
+        layers.for_each(|layer| self.operation(layer));
+    }
+
+    /// KV operations, Redis operations and database queries so far.
+    pub fn operations(&self) -> (u32, u32, u32) {
+        (self.kv_operations.get(), self.redis_operations.get(), self.database_queries.get())
     }
 
     pub fn answer(&self) -> Option<(CacheStatus, CacheLayer)> {
@@ -80,7 +126,7 @@ impl Trace {
     /// Records the finished request in the isolate's window.
     pub fn record(&self, millis: u64, error: bool) {
         let sample = Sample {
-            at: clock::now(),
+            at: now(),
             millis,
             answer: self.answer.get(),
             lookups: self.lookups.borrow().clone(),
@@ -95,100 +141,6 @@ impl Trace {
 
 /// The numbers over the window ending now.
 pub fn snapshot() -> Snapshot {
-    RECORDER.with(|recorder| recorder.borrow_mut().snapshot(clock::now()))
+    RECORDER.with(|recorder| recorder.borrow_mut().snapshot(now()))
 }
 
-/// The request's id: a valid incoming `X-Request-ID` (1 to 128 of `[A-Za-z0-9._-]`), else a new
-/// random one.
-pub fn request_id(incoming: Option<&str>) -> String {
-    match incoming {
-        Some(id) if (1..=128).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b)) => {
-            id.to_owned()
-        }
-        _ => {
-            let mut bytes = [0u8; 16];
-            if getrandom::getrandom(&mut bytes).is_err() {
-                bytes = (worker::js_sys::Math::random().to_bits() as u128 ^ u128::from(clock::now().0)).to_le_bytes();
-            }
-            bytes.iter().map(|b| format!("{b:02x}")).collect()
-        }
-    }
-}
-
-/// What the request log says of one request: the spec's performance fields. Never the query
-/// string, a token, or anything from the contacts.
-pub struct RequestLog<'a> {
-    pub request_id: &'a str,
-    pub method: &'a str,
-    pub path: &'a str,
-    pub status: u16,
-    pub response_time: u64,
-    pub edge_location: &'a str,
-    pub user_agent: Option<String>,
-}
-
-/// Writes one JSON line for the request, and one more when something failed on the way.
-pub fn log(trace: &Trace, entry: &RequestLog<'_>) {
-    let timestamp = clock::now().to_string();
-    let answer = trace.answer();
-    let line = serde_json::json!({
-        "type": "request",
-        "requestId": entry.request_id,
-        "method": entry.method,
-        "path": entry.path,
-        "status": entry.status,
-        "boardId": trace.board_id(),
-        "workspaceId": trace.workspace_id(),
-        "responseTime": entry.response_time,
-        "cacheHit": answer.map(|(status, _)| status == CacheStatus::Hit),
-        "cacheStatus": answer.map(|(status, _)| status.as_str()),
-        "cacheLayer": answer.map(|(_, layer)| layer.as_str()),
-        "edgeLocation": entry.edge_location,
-        "userAgent": entry.user_agent,
-        "timestamp": timestamp,
-    });
-    worker::console_log!("{line}");
-    let failures = trace.failures();
-    if !failures.is_empty() || entry.status >= 500 {
-        let error = if failures.is_empty() { format!("answered {}", entry.status) } else { failures.join("; ") };
-        let line = serde_json::json!({
-            "type": "error",
-            "requestId": entry.request_id,
-            "error": error,
-            "url": entry.path,
-            "status": entry.status,
-            "responseTime": entry.response_time,
-            "edgeLocation": entry.edge_location,
-            "fallbackUsed": answer.is_some_and(|(_, layer)| layer == CacheLayer::BackendFallback),
-            "timestamp": timestamp,
-        });
-        worker::console_error!("{line}");
-    }
-}
-
-/// Writes the request's data point: index the workspace; blobs layer, status and location;
-/// doubles response time, HTTP status and the operation counts.
-pub fn write_analytics(env: &worker::Env, trace: &Trace, status: u16, millis: u64, edge_location: &str) {
-    let Ok(dataset) = env.analytics_engine(crate::config::ANALYTICS_BINDING) else {
-        return;
-    };
-    let answer = trace.answer();
-    let workspace = trace.workspace_id().unwrap_or_default();
-    let point = worker::AnalyticsEngineDataPointBuilder::new()
-        .indexes([workspace.as_str()].as_slice())
-        .blobs([
-            answer.map_or("", |(_, layer)| layer.as_str()).to_owned(),
-            answer.map_or("", |(status, _)| status.as_str()).to_owned(),
-            edge_location.to_owned(),
-        ])
-        .doubles([
-            millis as f64,
-            f64::from(status),
-            f64::from(trace.kv_operations.get()),
-            f64::from(trace.redis_operations.get()),
-            f64::from(trace.database_queries.get()),
-        ]);
-    if let Err(err) = point.write_to(&dataset) {
-        worker::console_warn!("analytics engine write skipped: {err}");
-    }
-}

@@ -3,17 +3,21 @@
 //! constant number of writes, whatever is cached, which makes the older entries in KV and in
 //! Redis unreachable at once.
 
-use crate::auth::{self, Caller};
-use crate::clock;
-use crate::config::Upstreams;
+use crate::auth;
+use crate::edge::Edge;
 use crate::error::AppError;
-use crate::handlers::contacts::{self, Page};
 use crate::layers::kv;
 use crate::metrics::Trace;
+use crate::read_path::PageRead;
+use crate::runtime;
+use contact_list_cache_core::access::bearer_token;
+use contact_list_cache_core::engine::Mode;
 use contact_list_cache_core::generation::{Generation, Scope};
 use contact_list_cache_core::invalidation::{Event, KeyPattern, RowChange};
-use contact_list_cache_core::query::{BoardId, ContactQuery, Filter, QueryError, WorkspaceId};
+use contact_list_cache_core::filter::Filter;
+use contact_list_cache_core::query::{BoardId, ContactQuery, QueryError, WorkspaceId};
 use contact_list_cache_core::secure::secrets_match;
+use contact_list_cache_core::settings::SettingError;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
@@ -46,21 +50,12 @@ fn event(value: Value) -> Result<Event, AppError> {
     serde_json::from_value(value).map_err(|err| AppError::BadRequest(QueryError::new("event", format!("event is not valid: {err}"))))
 }
 
-/// The caller must be a verified member of the workspace.
-async fn member(caller: &Caller, workspace: &WorkspaceId, upstreams: &Upstreams, trace: &Trace) -> Result<(), AppError> {
-    trace.scope(None, workspace.as_str());
-    match auth::is_member(caller, workspace, upstreams, trace).await? {
-        Some(true) => Ok(()),
-        Some(false) => Err(AppError::Forbidden),
-        None => Err(AppError::Unavailable("membership cannot be checked".into())),
-    }
-}
-
 /// Writes a new generation for `scopes` and answers what was done.
 async fn bump(env: &Env, workspace: &WorkspaceId, scopes: BTreeSet<Scope>, trace: &Trace) -> Result<Value, AppError> {
     let scopes: Vec<Scope> = scopes.into_iter().collect();
-    let generation = Generation::new(clock::now().0, (js_sys::Math::random() * f64::from(u32::MAX)) as u32);
-    let writes = kv::bump(env, workspace, &scopes, &generation)
+    let generation = Generation::new(runtime::now().0, (js_sys::Math::random() * f64::from(u32::MAX)) as u32);
+    let store = kv::store(env).map_err(|_| SettingError::Missing { name: crate::config::KV_BINDING })?;
+    let writes = kv::bump(&store, workspace, &scopes, &generation)
         .await
         .map_err(|err| AppError::Unavailable(format!("writing generations: {err}")))?;
     for _ in 0..writes {
@@ -76,15 +71,15 @@ async fn bump(env: &Env, workspace: &WorkspaceId, scopes: BTreeSet<Scope>, trace
 
 /// `{workspace_id, board_id?, filter?, pattern?, event?, events?}`: with none of filter, pattern
 /// and events, every scope of the workspace.
-pub async fn invalidate(mut req: Request, env: &Env, trace: &Trace) -> Result<Response, AppError> {
-    let upstreams = Upstreams::from_env(env)?;
-    let caller = auth::authenticate(&req, &upstreams).await?;
+pub async fn invalidate(mut req: Request, env: &Env, edge: &Edge) -> Result<Response, AppError> {
+    let upstreams = edge.config()?.upstreams()?;
     let body: InvalidateBody = json_body(&mut req).await?;
     let workspace = WorkspaceId::parse("workspace_id", &body.workspace_id)?;
     if let Some(board) = &body.board_id {
         BoardId::parse("board_id", board)?;
     }
-    member(&caller, &workspace, &upstreams, trace).await?;
+    let access = auth::authorize(&req, upstreams, workspace, &edge.trace).await?.confirmed()?;
+    let workspace = access.workspace;
     let mut scopes = BTreeSet::new();
     if let Some(filter) = &body.filter {
         let filter = Filter::parse(filter)?;
@@ -107,27 +102,27 @@ pub async fn invalidate(mut req: Request, env: &Env, trace: &Trace) -> Result<Re
     if body.filter.is_none() && body.pattern.is_none() && events.is_empty() {
         scopes.extend(Scope::all());
     }
-    let data = bump(env, &workspace, scopes, trace).await?;
+    let data = bump(env, &workspace, scopes, &edge.trace).await?;
     Ok(Response::from_json(&json!({"success": true, "data": data}))?)
 }
 
 /// A database change (from the backend's listener, or a Supabase Database Webhook), authenticated
 /// with `WEBHOOK_SECRET` in `X-Webhook-Secret` or as a bearer token.
-pub async fn webhook(mut req: Request, env: &Env, trace: &Trace) -> Result<Response, AppError> {
-    let secret = env.var("WEBHOOK_SECRET").map(|v| v.to_string()).ok().filter(|s| !s.is_empty());
-    let secret = secret.ok_or_else(|| AppError::Config(contact_list_cache_core::settings::SettingError::Missing { name: "WEBHOOK_SECRET" }))?;
+pub async fn webhook(mut req: Request, env: &Env, edge: &Edge) -> Result<Response, AppError> {
+    let config = edge.config()?;
+    let secret = config.webhook_secret.as_ref().ok_or(SettingError::Missing { name: "WEBHOOK_SECRET" })?;
     let given = match req.headers().get("X-Webhook-Secret")? {
         Some(given) => given,
-        None => req.headers().get("Authorization")?.and_then(|h| h.strip_prefix("Bearer ").map(str::to_owned)).unwrap_or_default(),
+        None => req.headers().get("Authorization")?.as_deref().and_then(bearer_token).map(str::to_owned).unwrap_or_default(),
     };
-    if !secrets_match(given.as_bytes(), secret.as_bytes()) {
+    if !secrets_match(given.as_bytes(), secret.expose().as_bytes()) {
         return Err(AppError::Unauthorized("missing or wrong webhook secret"));
     }
     let change: RowChange = json_body(&mut req).await?;
     let data = match change.event() {
         Some((workspace, event)) => {
-            trace.scope(None, workspace.as_str());
-            bump(env, &workspace, event.scopes(), trace).await?
+            edge.trace.workspace(&workspace);
+            bump(env, &workspace, event.scopes(), &edge.trace).await?
         }
         None => json!({"scopes": [], "ignored": format!("{} {} affects no cached list", change.kind, change.table)}),
     };
@@ -143,12 +138,11 @@ struct WarmBody {
 const WARM_QUERIES: [&str; 4] = ["filter=all", "filter=open", "filter=unassigned", "filter=assigned_to_me"];
 
 /// `{board_id}`: reads the common queries for the caller's workspace and fills KV and Redis.
-pub async fn warm(mut req: Request, env: &Env, ctx: &Context, trace: &Trace) -> Result<Response, AppError> {
-    let upstreams = Upstreams::from_env(env)?;
-    let caller = auth::authenticate(&req, &upstreams).await?;
+pub async fn warm(mut req: Request, env: &Env, ctx: &Context, edge: &Edge) -> Result<Response, AppError> {
+    let upstreams = edge.config()?.upstreams()?;
     let workspace = WorkspaceId::parse("X-Workspace-ID", req.headers().get("X-Workspace-ID")?.unwrap_or_default().trim())?;
     let body: WarmBody = json_body(&mut req).await?;
-    member(&caller, &workspace, &upstreams, trace).await?;
+    let access = auth::authorize(&req, upstreams, workspace, &edge.trace).await?.confirmed()?;
     let mut warmed = Vec::new();
     for raw in WARM_QUERIES {
         let query = ContactQuery::parse(&body.board_id, raw).map_err(|err| match err.field.as_str() {
@@ -156,9 +150,9 @@ pub async fn warm(mut req: Request, env: &Env, ctx: &Context, trace: &Trace) -> 
             _ => AppError::BadRequest(err),
         })?;
         let filter = query.filter.as_str();
-        let page = Page::new(env, &upstreams, caller.clone(), workspace.clone(), query, trace).await;
-        let layer = contacts::refresh(env, ctx, &upstreams, &page).await?;
-        warmed.push(json!({"filter": filter, "page": 1, "source": layer.as_str()}));
+        let page = PageRead::open(env, upstreams, &access, query, Mode::Bypass, &edge.trace).await?;
+        let served = page.read(ctx, &edge.trace).await?;
+        warmed.push(json!({"filter": filter, "page": 1, "source": served.layer.as_str()}));
     }
-    Ok(Response::from_json(&json!({"success": true, "data": {"workspace_id": workspace, "warmed": warmed}}))?)
+    Ok(Response::from_json(&json!({"success": true, "data": {"workspace_id": access.workspace, "warmed": warmed}}))?)
 }

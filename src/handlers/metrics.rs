@@ -2,39 +2,39 @@
 //! Prometheus text format (`?format=prometheus` or `Accept: text/plain`), and the edge's
 //! `/api/cache/stats`. Protected by a bearer token when `METRICS_TOKEN` is set.
 
-use crate::clock;
-use crate::config::Upstreams;
+use crate::edge::Edge;
 use crate::error::AppError;
 use crate::layers::backend;
-use crate::handlers::health::edge_location;
 use crate::metrics;
+use crate::runtime::now;
+use contact_list_cache_core::access::bearer_token;
 use contact_list_cache_core::metrics::prometheus;
 use contact_list_cache_core::secure::secrets_match;
 use contact_list_cache_core::WORKER_NAME;
 use serde_json::json;
-use worker::{Env, Request, Response};
+use worker::{Request, Response};
 
 /// With `METRICS_TOKEN` set, the caller must send it as a bearer token.
-fn guard(req: &Request, env: &Env) -> Result<(), AppError> {
-    if let Some(token) = env.var("METRICS_TOKEN").ok().map(|v| v.to_string()).filter(|t| !t.is_empty()) {
-        let given = req.headers().get("Authorization")?.unwrap_or_default();
-        let given = given.strip_prefix("Bearer ").unwrap_or_default();
-        if !secrets_match(given.as_bytes(), token.as_bytes()) {
+fn guard(req: &Request, edge: &Edge) -> Result<(), AppError> {
+    if let Some(token) = &edge.config()?.metrics_token {
+        let header = req.headers().get("Authorization")?.unwrap_or_default();
+        let given = bearer_token(&header).unwrap_or_default();
+        if !secrets_match(given.as_bytes(), token.expose().as_bytes()) {
             return Err(AppError::Unauthorized("metrics need Authorization: Bearer <METRICS_TOKEN>"));
         }
     }
     Ok(())
 }
 
-pub async fn get(req: &Request, env: &Env) -> Result<Response, AppError> {
-    guard(req, env)?;
+pub fn get(req: &Request, edge: &Edge) -> Result<Response, AppError> {
+    guard(req, edge)?;
     let url = req.url()?;
     let wants_text = url.query_pairs().any(|(k, v)| k == "format" && v == "prometheus")
         || req.headers().get("Accept")?.is_some_and(|accept| accept.contains("text/plain") && !accept.contains("application/json"));
-    let location = edge_location(req);
+    let location = &edge.location;
     let snapshot = metrics::snapshot();
     let response = if wants_text {
-        let response = Response::ok(prometheus(&snapshot, &location))?;
+        let response = Response::ok(prometheus(&snapshot, location))?;
         response.headers().set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")?;
         response
     } else {
@@ -46,7 +46,7 @@ pub async fn get(req: &Request, env: &Env) -> Result<Response, AppError> {
             "analytics": snapshot.analytics,
             "layers": snapshot.layers,
             "latency": snapshot.latency,
-            "timestamp": clock::now().to_string(),
+            "timestamp": now().to_string(),
         }))?
     };
     response.headers().set("Cache-Control", "no-store")?;
@@ -55,10 +55,10 @@ pub async fn get(req: &Request, env: &Env) -> Result<Response, AppError> {
 
 /// `GET /api/cache/stats` at the edge: the backend's Redis statistics (the worker adds the
 /// internal auth) beside this isolate's own numbers. Guarded like `/metrics`.
-pub async fn stats(req: &Request, env: &Env) -> Result<Response, AppError> {
-    guard(req, env)?;
-    let upstreams = Upstreams::from_env(env)?;
-    let backend = match backend::stats(&upstreams).await {
+pub async fn stats(req: &Request, edge: &Edge) -> Result<Response, AppError> {
+    guard(req, edge)?;
+    let upstreams = edge.config()?.upstreams()?;
+    let backend = match backend::stats(upstreams).await {
         Ok(body) => body.get("data").cloned().unwrap_or(body),
         Err(err) => json!({"status": "unreachable", "error": err.to_string()}),
     };
@@ -67,7 +67,7 @@ pub async fn stats(req: &Request, env: &Env) -> Result<Response, AppError> {
         "success": true,
         "data": {
             "edge": {
-                "edge_location": edge_location(req),
+                "edge_location": edge.location,
                 "scope": snapshot.scope,
                 "analytics": snapshot.analytics,
                 "layers": snapshot.layers,
@@ -75,7 +75,7 @@ pub async fn stats(req: &Request, env: &Env) -> Result<Response, AppError> {
             },
             "backend": backend,
         },
-        "timestamp": clock::now().to_string(),
+        "timestamp": now().to_string(),
     }))?;
     response.headers().set("Cache-Control", "no-store")?;
     Ok(response)

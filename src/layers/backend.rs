@@ -1,118 +1,168 @@
-//! The backend service: its Redis cache (`/contacts/cache`, `/cache/store`) and its direct
-//! PostgreSQL fallback (`/contacts`). The worker forwards the request's query string and names
-//! the workspace and user in headers; the backend derives the Redis key with the same core code.
+//! The backend service: a page's Redis copy (`/contacts/cache`, `/cache/store`) and its fallback
+//! read path straight from PostgreSQL (`/contacts`), plus counts, statistics and health. The
+//! worker forwards the request's query string and names the workspace, user and generation in
+//! headers; the backend derives the Redis key with the same core code.
 
-use crate::config::Upstreams;
-use crate::layers::{within, LayerError};
+use crate::config::{Upstreams, CACHE_TTL_SECONDS};
+use crate::runtime::within;
+use contact_list_cache_core::engine::{Cache, LayerError, Source, SourceError, SourceMode, StoredPage};
 use contact_list_cache_core::generation::Generation;
+use contact_list_cache_core::layer::CacheLayer;
 use contact_list_cache_core::query::{BoardId, UserId, WorkspaceId};
+use std::rc::Rc;
 use worker::{Fetch, Headers, Method, Request, RequestInit};
 
-/// What the backend answered for a list: the body as sent, or that it had nothing.
-pub enum BackendPage {
+/// What the backend answered: a body, nothing, or that the user is not a member (403).
+pub enum Answer {
     Found(String),
     Missing,
-    /// The backend says the user is not a member (403).
     Forbidden,
 }
 
 /// Who asks and for which generation: the headers of every list and counts call.
-pub struct Scoped<'a> {
-    pub workspace: &'a WorkspaceId,
-    pub user: &'a UserId,
-    pub generation: &'a Generation,
+#[derive(Debug, Clone)]
+pub struct Scoped {
+    pub workspace: WorkspaceId,
+    pub user: UserId,
+    pub generation: Generation,
 }
 
-fn headers(upstreams: &Upstreams, scoped: &Scoped) -> Result<Headers, LayerError> {
+fn headers(upstreams: &Upstreams, scoped: Option<&Scoped>, layer: CacheLayer) -> Result<Headers, LayerError> {
+    let failed = |err: worker::Error| LayerError::failed(layer, err);
     let headers = Headers::new();
-    headers.set("X-Internal-Auth", &upstreams.internal_auth_key)?;
-    headers.set("X-Workspace-ID", scoped.workspace.as_str())?;
-    headers.set("X-User-ID", scoped.user.as_str())?;
-    headers.set("X-Cache-Generation", scoped.generation.as_str())?;
+    headers.set("X-Internal-Auth", upstreams.internal_auth_key.expose()).map_err(failed)?;
+    if let Some(scoped) = scoped {
+        headers.set("X-Workspace-ID", scoped.workspace.as_str()).map_err(failed)?;
+        headers.set("X-User-ID", scoped.user.as_str()).map_err(failed)?;
+        headers.set("X-Cache-Generation", scoped.generation.as_str()).map_err(failed)?;
+    }
     Ok(headers)
 }
 
-async fn get(upstreams: &Upstreams, path: &str, headers: Headers) -> Result<BackendPage, LayerError> {
-    let url = format!("{}{path}", upstreams.backend_url);
+/// One call to the backend, reported as `layer`'s.
+async fn call(upstreams: &Upstreams, method: Method, path: &str, headers: Headers, body: Option<String>, layer: CacheLayer) -> Result<Answer, LayerError> {
+    let failed = |err: worker::Error| LayerError::failed(layer, err);
     let mut init = RequestInit::new();
-    init.with_method(Method::Get).with_headers(headers);
-    within(upstreams.backend_timeout_ms, async {
-        let mut response = Fetch::Request(Request::new_with_init(&url, &init)?).send().await?;
-        match response.status_code() {
-            200 => Ok(BackendPage::Found(response.text().await?)),
-            404 => Ok(BackendPage::Missing),
-            403 => Ok(BackendPage::Forbidden),
-            status => Err(LayerError::Failed(format!("backend answered {status}"))),
+    init.with_method(method).with_headers(headers).with_body(body.map(Into::into));
+    let request = Request::new_with_init(&format!("{}{path}", upstreams.backend_url), &init).map_err(failed)?;
+    let mut response = Fetch::Request(request).send().await.map_err(failed)?;
+    match response.status_code() {
+        200 => Ok(Answer::Found(response.text().await.map_err(failed)?)),
+        404 => Ok(Answer::Missing),
+        403 => Ok(Answer::Forbidden),
+        status => Err(LayerError::failed(layer, format!("backend answered {status}"))),
+    }
+}
+
+/// One contact page as the backend knows it.
+pub struct PageAtBackend {
+    pub upstreams: Rc<Upstreams>,
+    pub board: BoardId,
+    /// The request's query string, canonical.
+    pub query_string: String,
+    pub scoped: Scoped,
+    pub redis_key: String,
+}
+
+impl PageAtBackend {
+    async fn get(&self, route: &str, extra: &[(&str, &str)], layer: CacheLayer) -> Result<Answer, LayerError> {
+        let headers = headers(&self.upstreams, Some(&self.scoped), layer)?;
+        for (name, value) in extra {
+            headers.set(name, value).map_err(|err| LayerError::failed(layer, err))?;
         }
-    })
-    .await
-}
-
-/// The page cached in Redis, if any (`X-Cache-Only: true`: never touches the database).
-pub async fn cached_page(upstreams: &Upstreams, board: &BoardId, query_string: &str, scoped: &Scoped<'_>) -> Result<Option<String>, LayerError> {
-    let headers = headers(upstreams, scoped)?;
-    headers.set("X-Cache-Only", "true")?;
-    match get(upstreams, &format!("/api/boards/{board}/contacts/cache?{query_string}"), headers).await? {
-        BackendPage::Found(body) => Ok(Some(body)),
-        BackendPage::Missing => Ok(None),
-        BackendPage::Forbidden => Err(LayerError::Failed("backend refused the cache read".into())),
+        let path = format!("/api/boards/{}/{route}?{}", self.board, self.query_string);
+        call(&self.upstreams, Method::Get, &path, headers, None, layer).await
     }
 }
 
-/// The page from the backend's own read path (Redis, then PostgreSQL), which checks membership.
-pub async fn fallback_page(upstreams: &Upstreams, board: &BoardId, query_string: &str, scoped: &Scoped<'_>, fresh: bool) -> Result<BackendPage, LayerError> {
-    let headers = headers(upstreams, scoped)?;
-    if fresh {
-        headers.set("Cache-Control", "no-cache")?;
+/// A page's copy in the backend's Redis.
+pub struct RedisCopy(pub Rc<PageAtBackend>);
+
+impl Cache for RedisCopy {
+    fn layer(&self) -> CacheLayer {
+        CacheLayer::Redis
     }
-    get(upstreams, &format!("/api/boards/{board}/contacts?{query_string}"), headers).await
-}
 
-/// Whether the backend's `/health` answers 200 within `budget_ms`.
-pub async fn reachable(upstreams: &Upstreams, budget_ms: u32) -> bool {
-    let url = format!("{}/health", upstreams.backend_url);
-    within(budget_ms, async {
-        let response = Fetch::Url(url.parse().map_err(|_| LayerError::Failed("bad URL".into()))?).send().await?;
-        Ok(response.status_code() == 200)
-    })
-    .await
-    .unwrap_or(false)
-}
+    /// `X-Cache-Only: true`: never touches the database.
+    async fn get(&self) -> Result<Option<StoredPage>, LayerError> {
+        match self.0.get("contacts/cache", &[("X-Cache-Only", "true")], CacheLayer::Redis).await? {
+            Answer::Found(body) => StoredPage::from_body(body).map(Some).ok_or(LayerError::Refused { layer: CacheLayer::Redis, reason: "a page without cached_at".into() }),
+            Answer::Missing => Ok(None),
+            Answer::Forbidden => Err(LayerError::failed(CacheLayer::Redis, "the backend refused the cache read")),
+        }
+    }
 
-/// The backend's Redis statistics (`GET /api/cache/stats`), as it sent them.
-pub async fn stats(upstreams: &Upstreams) -> Result<serde_json::Value, LayerError> {
-    let headers = Headers::new();
-    headers.set("X-Internal-Auth", &upstreams.internal_auth_key)?;
-    match get(upstreams, "/api/cache/stats", headers).await? {
-        BackendPage::Found(body) => serde_json::from_str(&body).map_err(|err| LayerError::Failed(format!("backend stats: {err}"))),
-        BackendPage::Missing | BackendPage::Forbidden => Err(LayerError::Failed("backend stats refused".into())),
+    async fn put(&self, page: &StoredPage) -> Result<(), LayerError> {
+        store(&self.0.upstreams, &self.0.redis_key, &page.body, CACHE_TTL_SECONDS).await
     }
 }
 
-/// The caller's per-filter counts (the backend's read-through cache over PostgreSQL).
-pub async fn counts(upstreams: &Upstreams, scoped: &Scoped<'_>, fresh: bool) -> Result<BackendPage, LayerError> {
-    let headers = headers(upstreams, scoped)?;
-    if fresh {
-        headers.set("Cache-Control", "no-cache")?;
+/// A page from the backend's own read path (its Redis, then PostgreSQL), which checks membership
+/// in SQL and keeps Redis filled itself.
+pub struct Fallback(pub Rc<PageAtBackend>);
+
+impl Source for Fallback {
+    fn layer(&self) -> CacheLayer {
+        CacheLayer::BackendFallback
     }
-    get(upstreams, &format!("/api/workspaces/{}/counts", scoped.workspace), headers).await
+
+    fn checks_membership(&self) -> bool {
+        true
+    }
+
+    fn fills(&self, cache: CacheLayer) -> bool {
+        cache == CacheLayer::Redis
+    }
+
+    async fn read(&self, mode: SourceMode) -> Result<StoredPage, SourceError> {
+        let fresh: &[(&str, &str)] = if mode == SourceMode::Fresh { &[("Cache-Control", "no-cache")] } else { &[] };
+        let layer = CacheLayer::BackendFallback;
+        match self.0.get("contacts", fresh, layer).await? {
+            Answer::Found(body) => StoredPage::from_body(body).ok_or_else(|| LayerError::failed(layer, "a page without cached_at").into()),
+            Answer::Forbidden => Err(SourceError::Forbidden),
+            Answer::Missing => Err(LayerError::failed(layer, "the backend had no answer").into()),
+        }
+    }
 }
 
 /// Stores `body` (a JSON document) in Redis at `key` for `ttl_seconds`.
 pub async fn store(upstreams: &Upstreams, key: &str, body: &str, ttl_seconds: u32) -> Result<(), LayerError> {
-    let url = format!("{}/api/cache/store", upstreams.backend_url);
     let payload = format!(r#"{{"key":{},"ttl":{ttl_seconds},"data":{body}}}"#, serde_json::to_string(key).expect("a string serializes"));
-    let headers = Headers::new();
-    headers.set("X-Internal-Auth", &upstreams.internal_auth_key)?;
-    headers.set("Content-Type", "application/json")?;
-    let mut init = RequestInit::new();
-    init.with_method(Method::Post).with_headers(headers).with_body(Some(payload.into()));
-    within(upstreams.backend_timeout_ms, async {
-        let response = Fetch::Request(Request::new_with_init(&url, &init)?).send().await?;
-        match response.status_code() {
-            200 => Ok(()),
-            status => Err(LayerError::Failed(format!("backend store answered {status}"))),
-        }
-    })
-    .await
+    let headers = headers(upstreams, None, CacheLayer::Redis)?;
+    headers.set("Content-Type", "application/json").map_err(|err| LayerError::failed(CacheLayer::Redis, err))?;
+    match call(upstreams, Method::Post, "/api/cache/store", headers, Some(payload), CacheLayer::Redis).await? {
+        Answer::Found(_) => Ok(()),
+        Answer::Missing | Answer::Forbidden => Err(LayerError::failed(CacheLayer::Redis, "the backend refused the store")),
+    }
+}
+
+/// The caller's per-filter counts (the backend's read-through cache over PostgreSQL).
+pub async fn counts(upstreams: &Upstreams, scoped: &Scoped, fresh: bool) -> Result<Answer, LayerError> {
+    let layer = CacheLayer::Redis;
+    let headers = headers(upstreams, Some(scoped), layer)?;
+    if fresh {
+        headers.set("Cache-Control", "no-cache").map_err(|err| LayerError::failed(layer, err))?;
+    }
+    let path = format!("/api/workspaces/{}/counts", scoped.workspace);
+    within(layer, upstreams.budgets().redis_ms, call(upstreams, Method::Get, &path, headers, None, layer)).await
+}
+
+/// The backend's Redis statistics (`GET /api/cache/stats`), as it sent them.
+pub async fn stats(upstreams: &Upstreams) -> Result<serde_json::Value, LayerError> {
+    let layer = CacheLayer::Redis;
+    let request = call(upstreams, Method::Get, "/api/cache/stats", headers(upstreams, None, layer)?, None, layer);
+    match within(layer, upstreams.budgets().redis_ms, request).await? {
+        Answer::Found(body) => serde_json::from_str(&body).map_err(|err| LayerError::failed(layer, format!("backend stats: {err}"))),
+        Answer::Missing | Answer::Forbidden => Err(LayerError::failed(layer, "backend stats refused")),
+    }
+}
+
+/// Whether the backend's `/health` answers 200 within `budget_ms`.
+pub async fn reachable(upstreams: &Upstreams, budget_ms: u32) -> bool {
+    let layer = CacheLayer::BackendFallback;
+    let probe = async {
+        let response = Fetch::Url(format!("{}/health", upstreams.backend_url).parse().map_err(|_| LayerError::failed(layer, "bad URL"))?).send().await;
+        Ok(response.map_err(|err| LayerError::failed(layer, err))?.status_code() == 200)
+    };
+    within(layer, budget_ms, probe).await.unwrap_or(false)
 }

@@ -1,28 +1,59 @@
 //! Supabase: PostgREST with the `postgrest` crate, forwarding the caller's token (and the anon
 //! key as `apikey`) so row-level security applies; and the project's JWKS.
 
-use crate::auth::Caller;
-use crate::config::Upstreams;
-use crate::layers::{within, LayerError};
-use contact_list_cache_core::envelope::Contact;
+use crate::config::{Upstreams, CACHE_TTL_SECONDS};
+use crate::runtime::{self, within};
+use contact_list_cache_core::access::Caller;
+use contact_list_cache_core::engine::{LayerError, Source, SourceError, SourceMode, StoredPage};
+use contact_list_cache_core::envelope::{Contact, ContactListResponse};
+use contact_list_cache_core::layer::CacheLayer;
 use contact_list_cache_core::postgrest::contact_page;
 use contact_list_cache_core::query::{ContactQuery, WorkspaceId};
 use jsonwebtoken::jwk::JwkSet;
 use postgrest::Postgrest;
+use std::rc::Rc;
 
 fn client(upstreams: &Upstreams, caller: &Caller) -> Postgrest {
     Postgrest::new(upstreams.rest_url())
-        .insert_header("apikey", &upstreams.supabase_anon_key)
+        .insert_header("apikey", upstreams.supabase_anon_key.expose())
         .insert_header("Authorization", format!("Bearer {}", caller.token))
 }
 
 /// A failed call, without its URL: URLs carry the search term, which logs must never hold.
 fn failed(err: impl std::fmt::Display) -> LayerError {
-    LayerError::Failed(err.to_string())
+    LayerError::failed(CacheLayer::Database, err)
+}
+
+/// One contact page read through PostgREST, as the caller (row-level security applies, so the
+/// rows are only ever the caller's workspace's; a non-member would get none, which is why the
+/// edge confirms membership before asking).
+pub struct SupabasePage {
+    pub upstreams: Rc<Upstreams>,
+    pub caller: Caller,
+    pub workspace: WorkspaceId,
+    pub query: ContactQuery,
+}
+
+impl Source for SupabasePage {
+    fn layer(&self) -> CacheLayer {
+        CacheLayer::Database
+    }
+
+    fn checks_membership(&self) -> bool {
+        false
+    }
+
+    /// Always from the database: PostgREST keeps no cache.
+    async fn read(&self, _: SourceMode) -> Result<StoredPage, SourceError> {
+        let (contacts, total) = page(&self.upstreams, &self.caller, &self.workspace, &self.query).await?;
+        let read_at = runtime::now();
+        let envelope = ContactListResponse::new(&self.query, contacts, total, read_at, CACHE_TTL_SECONDS);
+        Ok(StoredPage { body: serde_json::to_string(&envelope).expect("a response serializes"), read_at })
+    }
 }
 
 /// One page and the total count of matching rows.
-pub async fn page(upstreams: &Upstreams, caller: &Caller, workspace: &WorkspaceId, query: &ContactQuery) -> Result<(Vec<Contact>, u64), LayerError> {
+async fn page(upstreams: &Upstreams, caller: &Caller, workspace: &WorkspaceId, query: &ContactQuery) -> Result<(Vec<Contact>, u64), LayerError> {
     let request = contact_page(workspace, &caller.user_id, query);
     // exact_count() asks for the total; range() (after it) asks for this page's rows.
     let (low, high) = (request.offset as usize, request.offset as usize + usize::from(request.limit) - 1);
@@ -37,28 +68,24 @@ pub async fn page(upstreams: &Upstreams, caller: &Caller, workspace: &WorkspaceI
             _ if name == "or" => builder.or(value.trim_start_matches('(').trim_end_matches(')')),
             Some(("eq", operand)) => builder.eq(name, operand),
             Some(("is", operand)) => builder.is(name, operand),
-            _ => return Err(LayerError::Failed(format!("untranslatable filter {name}"))),
+            _ => return Err(failed(format!("untranslatable filter {name}"))),
         };
     }
-    let http = builder.build();
-    within(upstreams.supabase_timeout_ms, async {
-        let response = http.send().await.map_err(|err| failed(err.without_url()))?;
-        let status = response.status().as_u16();
-        let total = response
-            .headers()
-            .get("content-range")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|range| range.rsplit('/').next())
-            .and_then(|total| total.parse::<u64>().ok());
-        match (status, total) {
-            // 416: the page is past the end; the range header still carries the total.
-            (416, Some(total)) => Ok((Vec::new(), total)),
-            (200 | 206, Some(total)) => Ok((response.json::<Vec<Contact>>().await.map_err(|err| failed(err.without_url()))?, total)),
-            (401, _) => Err(LayerError::Failed("PostgREST rejected the token".into())),
-            _ => Err(LayerError::Failed(format!("PostgREST answered {status}"))),
-        }
-    })
-    .await
+    let response = builder.build().send().await.map_err(|err| failed(err.without_url()))?;
+    let status = response.status().as_u16();
+    let total = response
+        .headers()
+        .get("content-range")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|range| range.rsplit('/').next())
+        .and_then(|total| total.parse::<u64>().ok());
+    match (status, total) {
+        // 416: the page is past the end; the range header still carries the total.
+        (416, Some(total)) => Ok((Vec::new(), total)),
+        (200 | 206, Some(total)) => Ok((response.json::<Vec<Contact>>().await.map_err(|err| failed(err.without_url()))?, total)),
+        (401, _) => Err(failed("PostgREST rejected the token")),
+        _ => Err(failed(format!("PostgREST answered {status}"))),
+    }
 }
 
 /// Whether `workspace_members`, read with the caller's token, shows them in `workspace`.
@@ -70,10 +97,10 @@ pub async fn is_member(caller: &Caller, workspace: &WorkspaceId, upstreams: &Ups
         .eq("user_id", caller.user_id.as_str())
         .limit(1)
         .build();
-    within(upstreams.supabase_timeout_ms, async {
+    within(CacheLayer::Database, upstreams.budgets().database_ms, async {
         let response = request.send().await.map_err(|err| failed(err.without_url()))?;
         if !response.status().is_success() {
-            return Err(LayerError::Failed(format!("membership check answered {}", response.status())));
+            return Err(failed(format!("membership check answered {}", response.status())));
         }
         let rows: Vec<serde_json::Value> = response.json().await.map_err(|err| failed(err.without_url()))?;
         Ok(!rows.is_empty())
@@ -83,8 +110,8 @@ pub async fn is_member(caller: &Caller, workspace: &WorkspaceId, upstreams: &Ups
 
 /// Whether PostgREST answers (any status below 500) within `budget_ms`.
 pub async fn reachable(upstreams: &Upstreams, budget_ms: u32) -> bool {
-    let request = reqwest::Client::new().get(format!("{}/", upstreams.rest_url())).header("apikey", &upstreams.supabase_anon_key);
-    within(budget_ms, async {
+    let request = reqwest::Client::new().get(format!("{}/", upstreams.rest_url())).header("apikey", upstreams.supabase_anon_key.expose());
+    within(CacheLayer::Database, budget_ms, async {
         let response = request.send().await.map_err(|err| failed(err.without_url()))?;
         Ok(response.status().as_u16() < 500)
     })
@@ -95,10 +122,10 @@ pub async fn reachable(upstreams: &Upstreams, budget_ms: u32) -> bool {
 /// The project's signing keys for ES256/RS256 tokens.
 pub async fn fetch_jwks(upstreams: &Upstreams) -> Result<JwkSet, LayerError> {
     let url = upstreams.jwks_url();
-    within(upstreams.supabase_timeout_ms, async {
+    within(CacheLayer::Database, upstreams.budgets().database_ms, async {
         let response = reqwest::Client::new().get(&url).send().await.map_err(|err| failed(err.without_url()))?;
         if !response.status().is_success() {
-            return Err(LayerError::Failed(format!("JWKS answered {}", response.status())));
+            return Err(failed(format!("JWKS answered {}", response.status())));
         }
         response.json::<JwkSet>().await.map_err(|err| failed(err.without_url()))
     })

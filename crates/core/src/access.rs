@@ -1,5 +1,7 @@
-//! Who may read: the bearer token of a request, the role a signed-in user's token carries, and
-//! what is known of the caller's membership of a workspace.
+//! Who may read: the bearer token of a request, the role a signed-in user's token carries, the
+//! verified caller, and what is known of the caller's membership of a workspace.
+
+use crate::query::{UserId, WorkspaceId};
 
 /// The role Supabase Auth gives a signed-in user's token. PostgREST runs a token's queries as
 /// its `role`, and grants `anon` (or any other role) nothing this API serves: a cache must not
@@ -17,6 +19,30 @@ pub fn bearer_token(header: &str) -> Option<&str> {
     let (scheme, token) = header.trim_start().split_once(' ')?;
     let token = token.trim();
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+/// A caller whose token was verified.
+#[derive(Clone)]
+pub struct Caller {
+    pub user_id: UserId,
+    /// The raw token, forwarded to PostgREST so row-level security applies.
+    pub token: String,
+    /// Workspaces the token itself vouches for (`app_metadata.workspace_ids`).
+    pub workspaces_claim: Vec<String>,
+}
+
+impl Caller {
+    /// Whether the token itself says the caller belongs to `workspace`.
+    pub fn vouched_for(&self, workspace: &WorkspaceId) -> bool {
+        self.workspaces_claim.iter().any(|id| id.eq_ignore_ascii_case(workspace.as_str()))
+    }
+}
+
+impl std::fmt::Debug for Caller {
+    /// The token is never printed.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Caller").field("user_id", &self.user_id).field("workspaces_claim", &self.workspaces_claim).finish_non_exhaustive()
+    }
 }
 
 /// What is known of the caller's membership of the workspace they name, once a non-member has

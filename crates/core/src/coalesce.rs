@@ -14,8 +14,7 @@
 //! its followers then do the work themselves.
 #![allow(async_fn_in_trait)]
 
-use crate::engine::Runtime;
-use crate::time::UnixMillis;
+use crate::time::{Runtime, UnixMillis};
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::future::Future;

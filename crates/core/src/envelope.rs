@@ -1,6 +1,7 @@
 //! The JSON bodies the API answers with: contact lists, counts, errors and `/health` reports.
 
-use crate::query::{ContactQuery, Filter, UserId, WorkspaceId};
+use crate::filter::Filter;
+use crate::query::{ContactQuery, UserId, WorkspaceId};
 use crate::time::UnixMillis;
 use serde::{Deserialize, Serialize};
 

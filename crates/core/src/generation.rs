@@ -3,7 +3,8 @@
 //! writes a new generation, which makes every older entry unreachable at once, in KV and in
 //! Redis alike, whatever their number; TTLs then remove them.
 
-use crate::query::{Filter, QueryError, WorkspaceId};
+use crate::filter::Filter;
+use crate::query::{QueryError, WorkspaceId};
 use std::fmt;
 
 /// What one generation covers in a workspace.

@@ -2,7 +2,8 @@
 //! they affect, and cache key patterns confined to one workspace.
 
 use crate::generation::Scope;
-use crate::query::{Filter, WorkspaceId};
+use crate::filter::{ConversationStatus, Facts, Filter, Priority};
+use crate::query::WorkspaceId;
 use serde::Deserialize;
 use std::collections::BTreeSet;
 
@@ -101,49 +102,26 @@ fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<Strin
 }
 
 impl ContactState {
-    /// The filters whose lists hold a contact in this state (`favorites` aside: it depends on
-    /// who favorited it, which a contact's row does not say).
+    /// What this state says of the fields the filters read; a value that is not one the API
+    /// knows counts as unknown.
+    fn facts(&self) -> Facts {
+        Facts {
+            archived: self.archived,
+            status: self.conversation_status.as_deref().and_then(ConversationStatus::parse),
+            priority: match &self.priority {
+                Some(Some(raw)) => Priority::parse(raw).map(Some),
+                Some(None) => Some(None),
+                None => None,
+            },
+            assigned: self.assigned_user_id.as_ref().map(Option::is_some),
+        }
+    }
+
+    /// The filters whose lists may hold a contact in this state (`favorites` aside: it depends
+    /// on who favorited it, which a contact's row does not say).
     pub fn filters(&self) -> BTreeSet<Filter> {
-        let mut filters = BTreeSet::new();
-        if self.archived != Some(false) {
-            filters.insert(Filter::Archived);
-        }
-        if self.archived == Some(true) {
-            return filters;
-        }
-        filters.insert(Filter::All);
-        match self.conversation_status.as_deref() {
-            Some("Open") => {
-                filters.insert(Filter::Open);
-            }
-            Some("Closed") => {
-                filters.insert(Filter::Closed);
-            }
-            _ => filters.extend([Filter::Open, Filter::Closed]),
-        }
-        match &self.priority {
-            Some(Some(p)) if p == "high" => {
-                filters.insert(Filter::HighPriority);
-            }
-            Some(Some(p)) if p == "medium" => {
-                filters.insert(Filter::MediumPriority);
-            }
-            Some(Some(p)) if p == "low" => {
-                filters.insert(Filter::LowPriority);
-            }
-            Some(None) => {}
-            _ => filters.extend([Filter::HighPriority, Filter::MediumPriority, Filter::LowPriority]),
-        }
-        match &self.assigned_user_id {
-            Some(Some(_)) => {
-                filters.insert(Filter::AssignedToMe);
-            }
-            Some(None) => {
-                filters.insert(Filter::Unassigned);
-            }
-            None => filters.extend([Filter::Unassigned, Filter::AssignedToMe]),
-        }
-        filters
+        let facts = self.facts();
+        Filter::ALL.into_iter().filter(|f| *f != Filter::Favorites && f.may_hold(&facts)).collect()
     }
 }
 

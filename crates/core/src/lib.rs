@@ -9,6 +9,7 @@ pub mod coalesce;
 pub mod cors;
 pub mod engine;
 pub mod envelope;
+pub mod filter;
 pub mod freshness;
 pub mod generation;
 pub mod invalidation;

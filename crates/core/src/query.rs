@@ -1,5 +1,6 @@
 //! Raw query strings to a validated [`ContactQuery`]: parse once at the edge, trust afterwards.
 
+use crate::filter::{ConversationStatus, Filter, Meaning, Priority};
 use std::fmt;
 
 /// A parameter that cannot be used, naming it: answered as 400 with
@@ -74,51 +75,8 @@ fn canonical_uuid(raw: &str) -> Option<String> {
     well_formed.then(|| raw.to_ascii_lowercase())
 }
 
-/// The list filters of the spec. Every filter but `Archived` excludes archived contacts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Filter {
-    All,
-    Open,
-    Closed,
-    Unassigned,
-    AssignedToMe,
-    HighPriority,
-    MediumPriority,
-    LowPriority,
-    Favorites,
-    Archived,
-}
-
+/// Filters as the API names them, and as conditions for one caller.
 impl Filter {
-    /// Every filter, in the spec's order.
-    pub const ALL: [Filter; 10] = [
-        Filter::All,
-        Filter::Open,
-        Filter::Closed,
-        Filter::Unassigned,
-        Filter::AssignedToMe,
-        Filter::HighPriority,
-        Filter::MediumPriority,
-        Filter::LowPriority,
-        Filter::Favorites,
-        Filter::Archived,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Filter::All => "all",
-            Filter::Open => "open",
-            Filter::Closed => "closed",
-            Filter::Unassigned => "unassigned",
-            Filter::AssignedToMe => "assigned_to_me",
-            Filter::HighPriority => "high_priority",
-            Filter::MediumPriority => "medium_priority",
-            Filter::LowPriority => "low_priority",
-            Filter::Favorites => "favorites",
-            Filter::Archived => "archived",
-        }
-    }
-
     pub fn parse(raw: &str) -> Result<Self, QueryError> {
         Self::ALL.into_iter().find(|f| f.as_str() == raw).ok_or_else(|| {
             let names: Vec<_> = Self::ALL.iter().map(|f| f.as_str()).collect();
@@ -126,59 +84,23 @@ impl Filter {
         })
     }
 
-    /// Whether the filter's meaning depends on who asks (so its results are per user).
-    pub fn is_user_relative(self) -> bool {
-        matches!(self, Filter::AssignedToMe | Filter::Favorites)
-    }
-
     /// What the filter means, as conditions on a contact, for the user `caller`.
     pub fn conditions(self, caller: &UserId) -> Vec<Condition> {
-        let live = Condition::Archived(false);
-        match self {
-            Filter::All => vec![live],
-            Filter::Open => vec![live, Condition::Status(ConversationStatus::Open)],
-            Filter::Closed => vec![live, Condition::Status(ConversationStatus::Closed)],
-            Filter::Unassigned => vec![live, Condition::Unassigned],
-            Filter::AssignedToMe => vec![live, Condition::AssignedTo(caller.clone())],
-            Filter::HighPriority => vec![live, Condition::Priority(Priority::High)],
-            Filter::MediumPriority => vec![live, Condition::Priority(Priority::Medium)],
-            Filter::LowPriority => vec![live, Condition::Priority(Priority::Low)],
-            Filter::Favorites => vec![live, Condition::FavoriteOf(caller.clone())],
-            Filter::Archived => vec![Condition::Archived(true)],
-        }
+        self.meaning().into_iter().map(|meaning| meaning.for_caller(caller)).collect()
     }
+
 }
 
-/// `conversation_status` values.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ConversationStatus {
-    Open,
-    Closed,
-}
-
-impl ConversationStatus {
-    pub fn as_str(self) -> &'static str {
+impl Meaning {
+    /// The condition this means when `caller` asks.
+    pub fn for_caller(self, caller: &UserId) -> Condition {
         match self {
-            Self::Open => "Open",
-            Self::Closed => "Closed",
-        }
-    }
-}
-
-/// `priority` values.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Priority {
-    High,
-    Medium,
-    Low,
-}
-
-impl Priority {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::High => "high",
-            Self::Medium => "medium",
-            Self::Low => "low",
+            Self::Archived(archived) => Condition::Archived(archived),
+            Self::Status(status) => Condition::Status(status),
+            Self::Priority(priority) => Condition::Priority(priority),
+            Self::Unassigned => Condition::Unassigned,
+            Self::AssignedToCaller => Condition::AssignedTo(caller.clone()),
+            Self::FavoriteOfCaller => Condition::FavoriteOf(caller.clone()),
         }
     }
 }
@@ -409,112 +331,4 @@ impl ContactQuery {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const BOARD: &str = "b6495e04-5abb-e13f-48ee-5435e1e75895";
-    const USER: &str = "d6d77053-92bc-7af6-3332-8bea8c4c6904";
-
-    fn parse(query: &str) -> Result<ContactQuery, QueryError> {
-        ContactQuery::parse(BOARD, query)
-    }
-
-    #[test]
-    fn defaults_follow_the_spec() {
-        let q = parse("").unwrap();
-        assert_eq!(q.page.get(), 1);
-        assert_eq!(q.page_size.get(), 50);
-        assert_eq!(q.filter, Filter::All);
-        assert_eq!(q.sort_by, SortField::CreatedAt);
-        assert_eq!(q.sort_order, SortOrder::Desc);
-        assert_eq!((&q.search, &q.assigned_to, &q.column_id), (&None, &None, &None));
-        assert_eq!(q.offset(), 0);
-    }
-
-    #[test]
-    fn every_parameter_is_read() {
-        let q = parse(&format!(
-            "page=3&pageSize=20&filter=high_priority&search=%20Ann+Lee%20&assignedTo={USER}\
-             &sortBy=name&sortOrder=asc&columnId={}",
-            USER.to_uppercase()
-        ))
-        .unwrap();
-        assert_eq!(q.page.get(), 3);
-        assert_eq!(q.offset(), 40);
-        assert_eq!(q.page_size.get(), 20);
-        assert_eq!(q.filter, Filter::HighPriority);
-        assert_eq!(q.search.unwrap().as_str(), "Ann Lee");
-        assert_eq!(q.assigned_to.unwrap().as_str(), USER);
-        assert_eq!(q.sort_by, SortField::Name);
-        assert_eq!(q.sort_order, SortOrder::Asc);
-        assert_eq!(q.column_id.unwrap().as_str(), USER, "UUIDs are lowercased");
-    }
-
-    #[test]
-    fn every_invalid_value_names_its_parameter() {
-        let cases = [
-            ("page=0", "page"),
-            ("page=-1", "page"),
-            ("page=10001", "page"),
-            ("page=1.5", "page"),
-            ("pageSize=0", "pageSize"),
-            ("pageSize=101", "pageSize"),
-            ("pageSize=abc", "pageSize"),
-            ("filter=everything", "filter"),
-            ("filter=OPEN", "filter"),
-            ("sortBy=email", "sortBy"),
-            ("sortOrder=up", "sortOrder"),
-            ("assignedTo=bob", "assignedTo"),
-            ("columnId=col_1", "columnId"),
-            ("search=%00", "search"),
-            ("page=1&page=2", "page"),
-        ];
-        for (query, field) in cases {
-            assert_eq!(parse(query).unwrap_err().field, field, "{query}");
-        }
-        let long = format!("search={}", "a".repeat(101));
-        assert_eq!(parse(&long).unwrap_err().field, "search");
-        assert_eq!(ContactQuery::parse("board_123", "").unwrap_err().field, "boardId");
-    }
-
-    #[test]
-    fn empty_values_mean_the_default_and_unknown_parameters_are_ignored() {
-        assert_eq!(parse("page=&filter=&search=+&utm_source=x&_t=1").unwrap(), parse("").unwrap());
-    }
-
-    #[test]
-    fn parameter_order_does_not_matter() {
-        let a = parse("filter=open&page=2&sortBy=name").unwrap();
-        let b = parse("sortBy=name&page=2&filter=open").unwrap();
-        assert_eq!(a, b);
-        assert_eq!(a.canonical_query_string(), b.canonical_query_string());
-        assert_eq!(
-            a.canonical_query_string(),
-            "page=2&pageSize=50&filter=open&sortBy=name&sortOrder=desc"
-        );
-    }
-
-    #[test]
-    fn filters_mean_what_the_spec_says() {
-        let me = UserId::parse("sub", USER).unwrap();
-        assert_eq!(Filter::All.conditions(&me), vec![Condition::Archived(false)]);
-        assert_eq!(Filter::Archived.conditions(&me), vec![Condition::Archived(true)]);
-        assert_eq!(
-            Filter::AssignedToMe.conditions(&me),
-            vec![Condition::Archived(false), Condition::AssignedTo(me.clone())]
-        );
-        assert!(Filter::ALL.iter().all(|f| f.conditions(&me).contains(&Condition::Archived(*f == Filter::Archived))));
-        let user_relative: Vec<_> = Filter::ALL.into_iter().filter(|f| f.is_user_relative()).collect();
-        assert_eq!(user_relative, vec![Filter::AssignedToMe, Filter::Favorites]);
-        for filter in Filter::ALL {
-            assert_eq!(Filter::parse(filter.as_str()), Ok(filter));
-        }
-    }
-
-    #[test]
-    fn extra_parameters_add_conditions() {
-        let me = UserId::parse("sub", USER).unwrap();
-        let q = parse(&format!("filter=open&assignedTo={USER}&columnId={USER}&search=x")).unwrap();
-        assert_eq!(q.conditions(&me).len(), 5);
-    }
-}
+mod tests;

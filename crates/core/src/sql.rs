@@ -1,7 +1,8 @@
 //! [`ContactQuery`] to parameterized PostgreSQL, for the backend's direct database path. Built
 //! from the same [`Condition`]s as the PostgREST translation, so both paths list the same rows.
 
-use crate::query::{Condition, ContactQuery, Filter, SortField, SortOrder, UserId, WorkspaceId};
+use crate::filter::Filter;
+use crate::query::{Condition, ContactQuery, SortField, SortOrder, UserId, WorkspaceId};
 
 /// A statement with `$n` placeholders and its parameters, all bound as text (and cast in SQL),
 /// so no value is ever spliced into the statement.

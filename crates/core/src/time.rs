@@ -75,6 +75,15 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
     (year, month, day)
 }
 
+/// The clock and the timers, as a runtime provides them: the core never reads the clock itself.
+/// (`async fn` without a `Send` bound: the worker's timers are not `Send`, the backend's are.)
+#[allow(async_fn_in_trait)]
+pub trait Runtime {
+    fn now(&self) -> UnixMillis;
+    /// Completes after `ms` milliseconds.
+    async fn sleep(&self, ms: u32);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -25,16 +25,19 @@
 //!    source's page to every cache the source does not fill itself), only while the generation
 //!    is known. A shared read's flight ends only once those writes have landed.
 
+mod outcome;
 pub mod ports;
 #[cfg(test)]
 mod tests;
 
-pub use ports::{Cache, LayerError, Runtime, Source, SourceError, SourceMode, StoredPage};
+pub use outcome::{After, Event, Found, Outcome, ReadError, Served, Shared, Skip, Step};
+pub use ports::{Cache, LayerError, Source, SourceError, SourceMode, StoredPage};
 
 use crate::access::Membership;
 use crate::coalesce::Coalesce;
 use crate::freshness::{age_seconds, Freshness, FreshnessPolicy};
 use crate::layer::{CacheLayer, CacheStatus};
+use crate::time::Runtime;
 use futures_util::future::{select, Either};
 use std::future::Future;
 use std::pin::pin;
@@ -96,122 +99,6 @@ pub struct Request {
     pub generation: GenerationState,
     /// Names the page among concurrent reads (for coalescing and refresh leases).
     pub key: String,
-}
-
-/// Why a layer was not asked.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Skip {
-    /// The caller asked for fresh data.
-    Bypassed,
-    /// The caller's membership could not be verified, and this layer does not check it.
-    MembershipUnverified,
-    /// The page's generation could not be read.
-    GenerationUnknown,
-}
-
-/// What happened at one layer.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Event {
-    /// A copy served (fresh, or within stale-while-revalidate).
-    Hit,
-    /// No copy.
-    Miss,
-    /// A copy past stale-while-revalidate, kept aside in case nothing else answers.
-    KeptForErrors,
-    /// A copy past every window: ignored.
-    Expired,
-    Skipped(Skip),
-    Failed(LayerError),
-    /// A source answered.
-    Answered,
-    /// A source said the caller may not read the page.
-    Forbidden,
-}
-
-/// One layer's part in a read, in order; the worker and the backend turn these into metrics
-/// and logs.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Step {
-    pub layer: CacheLayer,
-    pub event: Event,
-}
-
-/// The answer to serve.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Served {
-    pub body: String,
-    pub status: CacheStatus,
-    pub layer: CacheLayer,
-    /// Seconds since the page was read from its source, when served past its TTL.
-    pub age: Option<u64>,
-    /// Whether a concurrent identical read produced it.
-    pub coalesced: bool,
-}
-
-/// Why there is nothing to serve.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ReadError {
-    #[error("the caller is not a member of the workspace")]
-    Forbidden,
-    /// Nothing answered; every failure on the way, in order (none: nothing held the page).
-    #[error("no layer answered: {}", describe(.0))]
-    Unavailable(Vec<LayerError>),
-}
-
-fn describe(failures: &[LayerError]) -> String {
-    if failures.is_empty() {
-        return "nothing holds the page".to_owned();
-    }
-    failures.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
-}
-
-/// A page found below the first cache, as concurrent identical reads share it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Found {
-    page: StoredPage,
-    layer: CacheLayer,
-    status: CacheStatus,
-    age: Option<u64>,
-    refresh: bool,
-}
-
-/// What a shared read hands to every request that joined it.
-pub type Shared = Result<Found, ReadError>;
-
-/// The work left for after the response: write-backs, a background refresh, and the end of a
-/// shared read's flight (held until the write-backs land).
-pub struct After<L> {
-    writes: Vec<(usize, CacheLayer, StoredPage)>,
-    refresh: bool,
-    lead: Option<L>,
-}
-
-impl<L> After<L> {
-    fn nothing() -> Self {
-        Self { writes: Vec::new(), refresh: false, lead: None }
-    }
-
-    /// The caches the page will be written to.
-    pub fn writes(&self) -> impl Iterator<Item = CacheLayer> + '_ {
-        self.writes.iter().map(|(_, layer, _)| *layer)
-    }
-
-    /// Whether the page will be refreshed in the background.
-    pub fn refreshes(&self) -> bool {
-        self.refresh
-    }
-
-    /// Whether nothing is left to do.
-    pub fn is_empty(&self) -> bool {
-        self.writes.is_empty() && !self.refresh && self.lead.is_none()
-    }
-}
-
-/// A read's result, its steps, and the work left for after the response.
-pub struct Outcome<L> {
-    pub result: Result<Served, ReadError>,
-    pub steps: Vec<Step>,
-    pub after: After<L>,
 }
 
 /// The engine for one page: its caches in order (fastest first), its sources in order, the
@@ -434,11 +321,15 @@ where
 
     /// Runs `call` within `layer`'s budget.
     async fn within<T, E: From<LayerError>>(&self, layer: CacheLayer, call: impl Future<Output = Result<T, E>>) -> Result<T, E> {
-        let budget_ms = self.policy.budgets.of(layer);
-        match select(pin!(call), pin!(self.runtime.sleep(budget_ms))).await {
-            Either::Left((result, _)) => result,
-            Either::Right(_) => Err(LayerError::Timeout { layer, budget_ms }.into()),
-        }
+        within(&self.runtime, layer, self.policy.budgets.of(layer), call).await
+    }
+}
+
+/// Runs `call`, a call to `layer`, giving up after `budget_ms` with [`LayerError::Timeout`].
+pub async fn within<R: Runtime, T, E: From<LayerError>>(runtime: &R, layer: CacheLayer, budget_ms: u32, call: impl Future<Output = Result<T, E>>) -> Result<T, E> {
+    match select(pin!(call), pin!(runtime.sleep(budget_ms))).await {
+        Either::Left((result, _)) => result,
+        Either::Right(_) => Err(LayerError::Timeout { layer, budget_ms }.into()),
     }
 }
 

@@ -96,10 +96,3 @@ pub trait Source {
     /// The page, read as `mode` allows.
     async fn read(&self, mode: SourceMode) -> Result<StoredPage, SourceError>;
 }
-
-/// The clock and the timers: the engine never reads the clock itself.
-pub trait Runtime {
-    fn now(&self) -> UnixMillis;
-    /// Completes after `ms` milliseconds.
-    async fn sleep(&self, ms: u32);
-}

@@ -4,7 +4,7 @@
 
 use super::*;
 use crate::coalesce::{Alone, Isolate};
-use crate::time::UnixMillis;
+use crate::time::{Runtime, UnixMillis};
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::future::{pending, Future};

@@ -1,0 +1,122 @@
+//! What a read produces: the answer to serve or why there is none, the steps each layer took,
+//! and the work left for after the response.
+
+use super::ports::{LayerError, StoredPage};
+use crate::layer::{CacheLayer, CacheStatus};
+
+/// Why a layer was not asked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Skip {
+    /// The caller asked for fresh data.
+    Bypassed,
+    /// The caller's membership could not be verified, and this layer does not check it.
+    MembershipUnverified,
+    /// The page's generation could not be read.
+    GenerationUnknown,
+}
+
+/// What happened at one layer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A copy served (fresh, or within stale-while-revalidate).
+    Hit,
+    /// No copy.
+    Miss,
+    /// A copy past stale-while-revalidate, kept aside in case nothing else answers.
+    KeptForErrors,
+    /// A copy past every window: ignored.
+    Expired,
+    Skipped(Skip),
+    Failed(LayerError),
+    /// A source answered.
+    Answered,
+    /// A source said the caller may not read the page.
+    Forbidden,
+}
+
+/// One layer's part in a read, in order; the worker and the backend turn these into metrics
+/// and logs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Step {
+    pub layer: CacheLayer,
+    pub event: Event,
+}
+
+/// The answer to serve.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Served {
+    pub body: String,
+    pub status: CacheStatus,
+    pub layer: CacheLayer,
+    /// Seconds since the page was read from its source, when served past its TTL.
+    pub age: Option<u64>,
+    /// Whether a concurrent identical read produced it.
+    pub coalesced: bool,
+}
+
+/// Why there is nothing to serve.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReadError {
+    #[error("the caller is not a member of the workspace")]
+    Forbidden,
+    /// Nothing answered; every failure on the way, in order (none: nothing held the page).
+    #[error("no layer answered: {}", describe(.0))]
+    Unavailable(Vec<LayerError>),
+}
+
+fn describe(failures: &[LayerError]) -> String {
+    if failures.is_empty() {
+        return "nothing holds the page".to_owned();
+    }
+    failures.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+}
+
+/// A page found below the first cache, as concurrent identical reads share it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Found {
+    pub(super) page: StoredPage,
+    pub(super) layer: CacheLayer,
+    pub(super) status: CacheStatus,
+    pub(super) age: Option<u64>,
+    pub(super) refresh: bool,
+}
+
+/// What a shared read hands to every request that joined it.
+pub type Shared = Result<Found, ReadError>;
+
+/// The work left for after the response: write-backs, a background refresh, and the end of a
+/// shared read's flight (held until the write-backs land).
+pub struct After<L> {
+    pub(super) writes: Vec<(usize, CacheLayer, StoredPage)>,
+    pub(super) refresh: bool,
+    pub(super) lead: Option<L>,
+}
+
+impl<L> After<L> {
+    pub(super) fn nothing() -> Self {
+        Self { writes: Vec::new(), refresh: false, lead: None }
+    }
+
+    /// The caches the page will be written to.
+    pub fn writes(&self) -> impl Iterator<Item = CacheLayer> + '_ {
+        self.writes.iter().map(|(_, layer, _)| *layer)
+    }
+
+    /// Whether the page will be refreshed in the background.
+    pub fn refreshes(&self) -> bool {
+        self.refresh
+    }
+
+    /// Whether nothing is left to do.
+    pub fn is_empty(&self) -> bool {
+        self.writes.is_empty() && !self.refresh && self.lead.is_none()
+    }
+}
+
+/// A read's result, its steps, and the work left for after the response.
+pub struct Outcome<L> {
+    pub result: Result<Served, ReadError>,
+    pub steps: Vec<Step>,
+    pub after: After<L>,
+}
+

@@ -1,0 +1,182 @@
+//! What happens to every request at the edge, whatever its route: its id, its configuration and
+//! trace, CORS, the JSON error answer, the isolate's metrics, the Analytics Engine data point and
+//! the request log.
+
+use crate::config::{Config, ANALYTICS_BINDING};
+use crate::error::AppError;
+use crate::metrics::Trace;
+use crate::runtime::now;
+use contact_list_cache_core::cors::{CorsPolicy, ALLOW_HEADERS, ALLOW_METHODS, EXPOSE_HEADERS, MAX_AGE_SECONDS};
+use contact_list_cache_core::layer::{CacheLayer, CacheStatus};
+use contact_list_cache_core::settings::SettingError;
+use contact_list_cache_core::time::UnixMillis;
+use std::rc::Rc;
+use worker::{Env, Headers, Method, Request, Response, Result};
+
+/// The routes that observe the others, kept out of the numbers they report.
+const OBSERVERS: [&str; 3] = ["/metrics", "/dashboard", "/api/cache/stats"];
+
+/// One request as the edge sees it, from arrival to answer.
+pub struct Edge {
+    pub started: UnixMillis,
+    pub trace: Trace,
+    /// The Cloudflare colo (`SFO`, `AMS`, ...) that serves the request, `local` outside Cloudflare.
+    pub location: String,
+    config: std::result::Result<Rc<Config>, SettingError>,
+    request_id: String,
+    origin: Option<String>,
+    method: Method,
+    path: String,
+    user_agent: Option<String>,
+}
+
+impl Edge {
+    pub fn begin(req: &Request, env: &Env) -> Result<Self> {
+        let headers = req.headers();
+        Ok(Self {
+            started: now(),
+            trace: Trace::default(),
+            location: req.cf().map(|cf| cf.colo()).filter(|colo| !colo.is_empty()).unwrap_or_else(|| "local".to_owned()),
+            config: Config::load(env),
+            request_id: request_id(headers.get("X-Request-ID")?.as_deref()),
+            origin: headers.get("Origin")?,
+            method: req.method(),
+            path: req.path(),
+            user_agent: headers.get("User-Agent")?,
+        })
+    }
+
+    /// This isolate's configuration, or the error naming what is wrong with it.
+    pub fn config(&self) -> std::result::Result<&Rc<Config>, AppError> {
+        self.config.as_ref().map_err(|err| AppError::Config(err.clone()))
+    }
+
+    /// `X-Response-Time`: milliseconds since the request arrived.
+    pub fn elapsed(&self) -> String {
+        format!("{}ms", now().since(self.started))
+    }
+
+    /// The answer as sent: errors as JSON, CORS and `X-Request-ID` on everything; then the
+    /// request is counted, logged and written to the Analytics Engine.
+    pub fn finish(self, outcome: std::result::Result<Response, AppError>, env: &Env) -> Result<Response> {
+        let response = match outcome {
+            Ok(response) => response,
+            Err(err) => {
+                if err.is_server_error() {
+                    self.trace.failed(err.to_string());
+                }
+                err.into_response()?
+            }
+        };
+        let policy = self.config.as_ref().map(|c| c.cors.clone()).unwrap_or(CorsPolicy::AnyOrigin);
+        cors(response.headers(), &policy, self.origin.as_deref())?;
+        response.headers().set("X-Request-ID", &self.request_id)?;
+        let elapsed = now().since(self.started);
+        let status = response.status_code();
+        if !OBSERVERS.contains(&self.path.as_str()) && self.method != Method::Options {
+            self.trace.record(elapsed, status >= 500 || !self.trace.failures().is_empty());
+            self.write_analytics(env, status, elapsed);
+        }
+        self.log(status, elapsed);
+        Ok(response)
+    }
+
+    /// One JSON line for the request, and one more when something failed on the way: the spec's
+    /// performance fields. Never the query string, a token, or anything from the contacts.
+    fn log(&self, status: u16, elapsed: u64) {
+        let (timestamp, answer, trace) = (now().to_string(), self.trace.answer(), &self.trace);
+        let line = serde_json::json!({
+            "type": "request",
+            "requestId": self.request_id,
+            "method": self.method.as_ref(),
+            "path": self.path,
+            "status": status,
+            "boardId": trace.board_id(),
+            "workspaceId": trace.workspace_id(),
+            "responseTime": elapsed,
+            "cacheHit": answer.map(|(status, _)| status == CacheStatus::Hit),
+            "cacheStatus": answer.map(|(status, _)| status.as_str()),
+            "cacheLayer": answer.map(|(_, layer)| layer.as_str()),
+            "edgeLocation": self.location,
+            "userAgent": self.user_agent,
+            "timestamp": timestamp,
+        });
+        worker::console_log!("{line}");
+        let failures = trace.failures();
+        if !failures.is_empty() || status >= 500 {
+            let error = if failures.is_empty() { format!("answered {status}") } else { failures.join("; ") };
+            let line = serde_json::json!({
+                "type": "error",
+                "requestId": self.request_id,
+                "error": error,
+                "url": self.path,
+                "status": status,
+                "responseTime": elapsed,
+                "edgeLocation": self.location,
+                "fallbackUsed": answer.is_some_and(|(_, layer)| layer == CacheLayer::BackendFallback),
+                "timestamp": timestamp,
+            });
+            worker::console_error!("{line}");
+        }
+    }
+
+    /// The request's data point: index the workspace; blobs layer, status and location; doubles
+    /// response time, HTTP status and the operation counts.
+    fn write_analytics(&self, env: &Env, status: u16, elapsed: u64) {
+        let Ok(dataset) = env.analytics_engine(ANALYTICS_BINDING) else {
+            return;
+        };
+        let answer = self.trace.answer();
+        let workspace = self.trace.workspace_id().unwrap_or_default();
+        let (kv, redis, database) = self.trace.operations();
+        let point = worker::AnalyticsEngineDataPointBuilder::new()
+            .indexes([workspace.as_str()].as_slice())
+            .blobs([
+                answer.map_or("", |(_, layer)| layer.as_str()).to_owned(),
+                answer.map_or("", |(status, _)| status.as_str()).to_owned(),
+                self.location.clone(),
+            ])
+            .doubles([elapsed as f64, f64::from(status), f64::from(kv), f64::from(redis), f64::from(database)]);
+        if let Err(err) = point.write_to(&dataset) {
+            worker::console_warn!("analytics engine write skipped: {err}");
+        }
+    }
+}
+
+/// Adds the CORS headers that `policy` allows for a request from `origin`.
+fn cors(headers: &Headers, policy: &CorsPolicy, origin: Option<&str>) -> Result<()> {
+    if policy.varies_by_origin() {
+        headers.append("Vary", "Origin")?;
+    }
+    if let Some(allowed) = policy.allow_origin(origin) {
+        headers.set("Access-Control-Allow-Origin", &allowed)?;
+        headers.set("Access-Control-Expose-Headers", EXPOSE_HEADERS)?;
+    }
+    Ok(())
+}
+
+/// `OPTIONS` on any path: 204 with the allowed methods and headers.
+pub fn preflight() -> Result<Response> {
+    let headers = Headers::new();
+    headers.set("Access-Control-Allow-Methods", ALLOW_METHODS)?;
+    headers.set("Access-Control-Allow-Headers", ALLOW_HEADERS)?;
+    headers.set("Access-Control-Max-Age", &MAX_AGE_SECONDS.to_string())?;
+    Ok(Response::empty()?.with_status(204).with_headers(headers))
+}
+
+/// The request's id: a valid incoming `X-Request-ID` (1 to 128 of `[A-Za-z0-9._-]`), else a new
+/// random one.
+fn request_id(incoming: Option<&str>) -> String {
+    match incoming {
+        Some(id) if (1..=128).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b)) => {
+            id.to_owned()
+        }
+        _ => {
+            let mut bytes = [0u8; 16];
+            if getrandom::getrandom(&mut bytes).is_err() {
+                bytes = (worker::js_sys::Math::random().to_bits() as u128 ^ u128::from(now().0)).to_le_bytes();
+            }
+            bytes.iter().map(|b| format!("{b:02x}")).collect()
+        }
+    }
+}

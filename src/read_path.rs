@@ -1,0 +1,167 @@
+//! One contact page's read path: the generation of its scope (read from KV first), its keys, and
+//! the core engine over the layers this deployment has: KV, then the backend's Redis; Supabase,
+//! then the backend's fallback. What the engine leaves for after the response (write-backs, a
+//! background refresh) runs in `ctx.wait_until`.
+
+use crate::auth::Access;
+use crate::config::{Upstreams, KV_BINDING};
+use crate::error::AppError;
+use crate::layers::backend::{Fallback, PageAtBackend, RedisCopy, Scoped};
+use crate::layers::kv::{self, KvPage};
+use crate::layers::supabase::SupabasePage;
+use crate::metrics::Trace;
+use crate::runtime::{self, Workerd};
+use contact_list_cache_core::cache_key::{kv_list_key, redis_list_key};
+use contact_list_cache_core::coalesce::Isolate;
+use contact_list_cache_core::engine::{
+    Cache, Engine, GenerationState, LayerError, Mode, ReadError, Request, Served, Shared, Source, SourceError, SourceMode, StoredPage,
+};
+use contact_list_cache_core::generation::{Generation, Scope};
+use contact_list_cache_core::layer::CacheLayer;
+use contact_list_cache_core::query::ContactQuery;
+use contact_list_cache_core::settings::SettingError;
+use std::rc::Rc;
+use worker::{Context, Env};
+
+/// The edge's caches, fastest first.
+pub enum EdgeCache {
+    Kv(KvPage),
+    Redis(RedisCopy),
+}
+
+impl Cache for EdgeCache {
+    fn layer(&self) -> CacheLayer {
+        match self {
+            Self::Kv(kv) => kv.layer(),
+            Self::Redis(redis) => redis.layer(),
+        }
+    }
+
+    async fn get(&self) -> Result<Option<StoredPage>, LayerError> {
+        match self {
+            Self::Kv(kv) => kv.get().await,
+            Self::Redis(redis) => redis.get().await,
+        }
+    }
+
+    async fn put(&self, page: &StoredPage) -> Result<(), LayerError> {
+        match self {
+            Self::Kv(kv) => kv.put(page).await,
+            Self::Redis(redis) => redis.put(page).await,
+        }
+    }
+}
+
+/// The edge's sources, in the order they are asked.
+pub enum EdgeSource {
+    Supabase(SupabasePage),
+    Fallback(Fallback),
+}
+
+impl Source for EdgeSource {
+    fn layer(&self) -> CacheLayer {
+        match self {
+            Self::Supabase(supabase) => supabase.layer(),
+            Self::Fallback(fallback) => fallback.layer(),
+        }
+    }
+
+    fn checks_membership(&self) -> bool {
+        match self {
+            Self::Supabase(supabase) => supabase.checks_membership(),
+            Self::Fallback(fallback) => fallback.checks_membership(),
+        }
+    }
+
+    fn fills(&self, cache: CacheLayer) -> bool {
+        match self {
+            Self::Supabase(supabase) => supabase.fills(cache),
+            Self::Fallback(fallback) => fallback.fills(cache),
+        }
+    }
+
+    async fn read(&self, mode: SourceMode) -> Result<StoredPage, SourceError> {
+        match self {
+            Self::Supabase(supabase) => supabase.read(mode).await,
+            Self::Fallback(fallback) => fallback.read(mode).await,
+        }
+    }
+}
+
+/// The engine of one page at the edge.
+pub type PageEngine = Engine<EdgeCache, EdgeSource, Workerd, Isolate<Shared>>;
+
+/// One page, ready to be read.
+pub struct PageRead {
+    engine: PageEngine,
+    request: Request,
+}
+
+impl PageRead {
+    /// Reads the generation of the page's scope (KV, within its budget) and binds every layer to
+    /// the page's keys. When the generation cannot be read, no cache is read or written.
+    pub async fn open(env: &Env, upstreams: &Rc<Upstreams>, access: &Access, query: ContactQuery, mode: Mode, trace: &Trace) -> Result<Self, AppError> {
+        let store = kv::store(env).map_err(|_| SettingError::Missing { name: KV_BINDING })?;
+        trace.kv_operation();
+        let generation = match kv::generation(&store, upstreams, &access.workspace, Scope::List(query.filter)).await {
+            Ok(generation) => Some(generation),
+            Err(err) => {
+                trace.failed(format!("KV generation read: {err}"));
+                None
+            }
+        };
+        let keyed = generation.clone().unwrap_or_else(Generation::initial);
+        let (workspace, user) = (&access.workspace, &access.caller.user_id);
+        let kv_key = kv_list_key(workspace, user, &query, &keyed);
+        let at_backend = Rc::new(PageAtBackend {
+            upstreams: Rc::clone(upstreams),
+            board: query.board_id.clone(),
+            query_string: query.canonical_query_string(),
+            scoped: Scoped { workspace: workspace.clone(), user: user.clone(), generation: keyed.clone() },
+            redis_key: redis_list_key(workspace, user, &query, &keyed),
+        });
+        let mut caches = Vec::new();
+        if upstreams.kv_cache_enabled {
+            caches.push(EdgeCache::Kv(KvPage { store, upstreams: Rc::clone(upstreams), key: kv_key.clone() }));
+        }
+        if upstreams.redis_enabled {
+            caches.push(EdgeCache::Redis(RedisCopy(Rc::clone(&at_backend))));
+        }
+        let supabase = SupabasePage { upstreams: Rc::clone(upstreams), caller: access.caller.clone(), workspace: workspace.clone(), query };
+        let sources = vec![EdgeSource::Supabase(supabase), EdgeSource::Fallback(Fallback(at_backend))];
+        let request = Request {
+            mode,
+            membership: access.membership,
+            generation: if generation.is_some() { GenerationState::Known } else { GenerationState::Unknown },
+            key: kv_key,
+        };
+        let engine = Engine { caches, sources, policy: upstreams.policy, runtime: Workerd, coalescer: runtime::reads() };
+        Ok(Self { engine, request })
+    }
+
+    /// The page's KV key (`X-Cache-Key`).
+    pub fn key(&self) -> &str {
+        &self.request.key
+    }
+
+    /// Reads the page; the write-backs and refresh go on after the response.
+    pub async fn read(self, ctx: &Context, trace: &Trace) -> Result<Served, AppError> {
+        let outcome = self.engine.read(&self.request).await;
+        trace.steps(&outcome.steps);
+        trace.writes(outcome.after.writes());
+        if !outcome.after.is_empty() {
+            let Self { engine, request } = self;
+            ctx.wait_until(async move {
+                for failure in engine.finish(&request, outcome.after).await {
+                    worker::console_warn!("after the response: {failure}");
+                }
+            });
+        }
+        let served = outcome.result.map_err(|err| match err {
+            ReadError::Forbidden => AppError::Forbidden,
+            unavailable => AppError::Unavailable(unavailable.to_string()),
+        })?;
+        trace.answered(served.status, served.layer);
+        Ok(served)
+    }
+}
