@@ -9,7 +9,6 @@ use crate::layers::supabase;
 use crate::metrics::Trace;
 use crate::runtime::{self, Workerd};
 use contact_list_cache_core::access::Caller;
-use contact_list_cache_core::coalesce::Coalesce;
 use contact_list_cache_core::engine::LayerError;
 use contact_list_cache_core::query::WorkspaceId;
 use std::cell::RefCell;
@@ -43,20 +42,20 @@ pub async fn check(caller: &Caller, workspace: &WorkspaceId, upstreams: &Upstrea
         None => {
             let flight = format!("{}|{}", key.0, key.1);
             let checks = runtime::membership_checks();
-            let joined = checks
+            let (checked, _) = checks
                 .once(&Workerd, &flight, upstreams.budgets().database_ms, || async {
                     trace.database_query();
                     supabase::is_member(caller, workspace, upstreams).await
                 })
                 .await;
-            if let Ok(member) = joined.value {
+            if let Ok(member) = checked {
                 KNOWN.with(|cell| {
                     let mut map = cell.borrow_mut();
                     map.retain(|_, (_, at)| now.saturating_sub(*at) < MEMBERSHIP_TTL_MS);
                     map.insert(key, (member, now));
                 });
             }
-            joined.value
+            checked
         }
     };
     match answer {

@@ -2,13 +2,6 @@
 //! service's Redis entry and PostgreSQL (`crate::layers`), its steps counted for
 //! `/api/cache/stats`, its answer sent with the cache headers, its write-back to Redis run in a
 //! task of its own so the response never waits for it.
-//!
-//! The read itself is polled on a thread of tokio's blocking pool: rustc cannot prove the
-//! engine's `read` future `Send` (every adapter's future is, and so is `finish`'s), because the
-//! engine hands a closure returning a borrowed future to `Coalesce::once`, an `async fn` in a
-//! trait, and auto traits do not leak through that opaque type with the borrow's higher-ranked
-//! lifetimes. Once the core awaits the read below the first cache itself, `read_apart` becomes
-//! `engine.read(&request).await`.
 
 use crate::error::ApiError;
 use crate::layers::postgres::Postgres;
@@ -50,7 +43,7 @@ pub async fn serve(state: &Arc<AppState>, read: Read) -> Result<Response, ApiErr
     let redis = RedisEntry::new(Arc::clone(&state.redis), Arc::clone(&state.config.keyring), key.clone(), retention);
     let engine: ReadEngine = Engine { caches: vec![redis], sources: source.into_iter().collect(), policy, runtime: Tokio, coalescer: Alone };
     let request = Request { mode, membership: Membership::Confirmed, generation: GenerationState::Known, key };
-    let (engine, request, Outcome { result, steps, after }) = read_apart(engine, request).await;
+    let Outcome { result, steps, after } = engine.read(&request).await;
     state.stats.record(&steps);
     for step in &steps {
         if let Event::Failed(err) = &step.event {
@@ -71,15 +64,4 @@ pub async fn serve(state: &Arc<AppState>, read: Read) -> Result<Response, ApiErr
         });
     }
     Ok(response)
-}
-
-/// Runs `engine.read(&request)` on a blocking-pool thread, within this runtime (its timers and
-/// connections), and hands the engine back for the write-back.
-async fn read_apart(engine: ReadEngine, request: Request) -> (ReadEngine, Request, Outcome<()>) {
-    let runtime = tokio::runtime::Handle::current();
-    let read = tokio::task::spawn_blocking(move || {
-        let outcome = runtime.block_on(engine.read(&request));
-        (engine, request, outcome)
-    });
-    read.await.unwrap_or_else(|err| std::panic::resume_unwind(err.into_panic()))
 }

@@ -12,8 +12,6 @@
 //! stored where the next request will find it (the caches), so no request falls in the gap. A
 //! leader dropped before finishing (its request was cancelled) marks its flight abandoned, and
 //! its followers then do the work themselves.
-#![allow(async_fn_in_trait)]
-
 use crate::time::{Runtime, UnixMillis};
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -152,44 +150,88 @@ impl Leases {
     }
 }
 
-/// A value and whether a concurrent identical request produced it; the leader also gets the
-/// flight's lead (see [`Lead`]), to drop once the value is where later requests will find it.
-pub struct Joined<T, L> {
-    pub value: T,
-    pub shared: bool,
-    pub lead: Option<L>,
+/// A request's part in a shared read.
+pub enum Turn<L, W> {
+    /// Do the work, hand the result over with [`Finish::finish`], and drop the lead once the
+    /// result is where later requests will find it.
+    Lead(L),
+    /// Someone is doing it: watch for the result.
+    Follow(W),
 }
 
-/// How concurrent requests share work: one read per key at a time, one refresh per lease.
+/// What a leader does with its result.
+pub trait Finish<T> {
+    fn finish(&self, value: T);
+}
+
+/// What a follower watches.
+pub trait Watch<T> {
+    fn outcome(&self) -> Outcome<T>;
+}
+
+/// How concurrent requests share work: one read per key at a time, one refresh per lease. (Plain
+/// functions, no futures of their own: whoever awaits the work keeps its own futures `Send`
+/// where they are.)
 pub trait Coalesce<T> {
     /// What the leader holds until its result is stored.
-    type Lead;
-    /// Runs `call` for `key` unless an identical call is already running, in which case its
-    /// result is taken once it arrives (within `patience_ms`; after that, or when the leader
-    /// went away, `call` runs here).
-    async fn once<R: Runtime, F: Future<Output = T>>(&self, runtime: &R, key: &str, patience_ms: u32, call: impl FnOnce() -> F) -> Joined<T, Self::Lead>;
+    type Lead: Finish<T>;
+    /// What a follower watches.
+    type Watch: Watch<T>;
+    /// Joins the read for `key`, leading it when nobody else is.
+    fn join(&self, key: &str) -> Turn<Self::Lead, Self::Watch>;
     /// Whether a background refresh of `key` may start now.
     fn claim_refresh(&self, key: &str, now: UnixMillis, lease_ms: u64) -> bool;
+}
+
+/// How often a follower looks at its leader's slot, in milliseconds.
+pub const POLL_MS: u32 = 2;
+
+/// Waits for a leader's result, looking every [`POLL_MS`] on the follower's own timer: `None`
+/// when the leader went away, or did not finish within `patience_ms` (then do the work yourself).
+pub async fn wait_for<T, R: Runtime, W: Watch<T>>(runtime: &R, watch: &W, patience_ms: u32) -> Option<T> {
+    let mut waited = 0;
+    loop {
+        match watch.outcome() {
+            Outcome::Ready(value) => return Some(value),
+            Outcome::Abandoned => return None,
+            Outcome::Waiting if waited >= patience_ms => return None,
+            Outcome::Waiting => {
+                runtime.sleep(POLL_MS).await;
+                waited += POLL_MS;
+            }
+        }
+    }
 }
 
 /// No sharing: every request does its own work (the backend, whose Redis is the shared layer).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Alone;
 
+/// A follower that never exists.
+pub enum Nobody {}
+
+impl<T> Watch<T> for Nobody {
+    fn outcome(&self) -> Outcome<T> {
+        match *self {}
+    }
+}
+
+impl<T> Finish<T> for () {
+    fn finish(&self, _: T) {}
+}
+
 impl<T> Coalesce<T> for Alone {
     type Lead = ();
+    type Watch = Nobody;
 
-    async fn once<R: Runtime, F: Future<Output = T>>(&self, _: &R, _: &str, _: u32, call: impl FnOnce() -> F) -> Joined<T, ()> {
-        Joined { value: call().await, shared: false, lead: None }
+    fn join(&self, _: &str) -> Turn<(), Nobody> {
+        Turn::Lead(())
     }
 
     fn claim_refresh(&self, _: &str, _: UnixMillis, _: u64) -> bool {
         true
     }
 }
-
-/// How often a follower looks at its leader's slot, in milliseconds.
-pub const POLL_MS: u32 = 2;
 
 /// Sharing within one isolate (one thread): a flight table and refresh leases.
 pub struct Isolate<T> {
@@ -209,38 +251,51 @@ impl<T> Clone for Isolate<T> {
     }
 }
 
-impl<T> Isolate<T> {
+impl<T: Clone> Isolate<T> {
     /// The flights in progress.
     pub fn flights(&self) -> &Flights<T> {
         &self.flights
+    }
+
+    /// Runs `call` for `key` unless an identical call is already running here, in which case its
+    /// result is taken once it arrives (within `patience_ms`; after that, or when the leader went
+    /// away, `call` runs here). Returns the value and whether it was shared.
+    pub async fn once<R: Runtime, F: Future<Output = T>>(&self, runtime: &R, key: &str, patience_ms: u32, call: impl FnOnce() -> F) -> (T, bool) {
+        match self.join(key) {
+            Turn::Lead(lead) => {
+                let value = call().await;
+                lead.finish(value.clone());
+                (value, false)
+            }
+            Turn::Follow(slot) => match wait_for(runtime, &slot, patience_ms).await {
+                Some(value) => (value, true),
+                None => (call().await, false),
+            },
+        }
+    }
+}
+
+impl<T> Finish<T> for Lead<T> {
+    fn finish(&self, value: T) {
+        Lead::finish(self, value);
+    }
+}
+
+impl<T: Clone> Watch<T> for Rc<Slot<T>> {
+    fn outcome(&self) -> Outcome<T> {
+        Slot::outcome(self)
     }
 }
 
 impl<T: Clone> Coalesce<T> for Isolate<T> {
     type Lead = Lead<T>;
+    type Watch = Rc<Slot<T>>;
 
-    async fn once<R: Runtime, F: Future<Output = T>>(&self, runtime: &R, key: &str, patience_ms: u32, call: impl FnOnce() -> F) -> Joined<T, Lead<T>> {
-        let slot = match self.flights.join(key) {
-            Role::Leader(lead) => {
-                let value = call().await;
-                lead.finish(value.clone());
-                return Joined { value, shared: false, lead: Some(lead) };
-            }
-            Role::Follower(slot) => slot,
-        };
-        let mut waited = 0;
-        loop {
-            match slot.outcome() {
-                Outcome::Ready(value) => return Joined { value, shared: true, lead: None },
-                Outcome::Abandoned => break,
-                Outcome::Waiting if waited >= patience_ms => break,
-                Outcome::Waiting => {
-                    runtime.sleep(POLL_MS).await;
-                    waited += POLL_MS;
-                }
-            }
+    fn join(&self, key: &str) -> Turn<Lead<T>, Rc<Slot<T>>> {
+        match self.flights.join(key) {
+            Role::Leader(lead) => Turn::Lead(lead),
+            Role::Follower(slot) => Turn::Follow(slot),
         }
-        Joined { value: call().await, shared: false, lead: None }
     }
 
     fn claim_refresh(&self, key: &str, now: UnixMillis, lease_ms: u64) -> bool {

@@ -34,7 +34,7 @@ pub use outcome::{After, Event, Found, Outcome, ReadError, Served, Shared, Skip,
 pub use ports::{Cache, LayerError, Source, SourceError, SourceMode, StoredPage};
 
 use crate::access::Membership;
-use crate::coalesce::Coalesce;
+use crate::coalesce::{wait_for, Coalesce, Finish, Turn};
 use crate::freshness::{age_seconds, Freshness, FreshnessPolicy};
 use crate::layer::{CacheLayer, CacheStatus};
 use crate::time::Runtime;
@@ -160,9 +160,17 @@ where
             }
         }
         let (found, shared, lead) = if request.mode == Mode::Normal && request.membership == Membership::Confirmed {
-            let key = format!("{}|{:?}", request.key, request.generation);
-            let joined = self.coalescer.once(&self.runtime, &key, self.patience_ms(), || self.below(request, &mut trail)).await;
-            (joined.value, joined.shared, joined.lead)
+            match self.coalescer.join(&format!("{}|{:?}", request.key, request.generation)) {
+                Turn::Lead(lead) => {
+                    let found = self.below(request, &mut trail).await;
+                    lead.finish(found.clone());
+                    (found, false, Some(lead))
+                }
+                Turn::Follow(watch) => match wait_for(&self.runtime, &watch, self.patience_ms()).await {
+                    Some(found) => (found, true, None),
+                    None => (self.below(request, &mut trail).await, false, None),
+                },
+            }
         } else {
             (self.below(request, &mut trail).await, false, None)
         };

@@ -637,3 +637,47 @@ fn a_source_below_no_cache_may_answer_from_its_own() {
     assert_eq!(served(&outcome), ("page", "MISS", "BACKEND-FALLBACK", None));
     assert_eq!(*fallback.reads.borrow(), [SourceMode::MayUseItsCache]);
 }
+
+/// The backend awaits the engine inside axum handlers, whose futures must be `Send`: with
+/// adapters whose futures are `Send` and no coalescing, the engine's futures are `Send` too.
+#[test]
+fn the_engines_futures_are_send_over_send_adapters() {
+    struct Plain;
+    impl Cache for Plain {
+        fn layer(&self) -> CacheLayer {
+            CacheLayer::Redis
+        }
+        async fn get(&self) -> Result<Option<StoredPage>, LayerError> {
+            Ok(None)
+        }
+        async fn put(&self, _: &StoredPage) -> Result<(), LayerError> {
+            Ok(())
+        }
+    }
+    impl Source for Plain {
+        fn layer(&self) -> CacheLayer {
+            CacheLayer::Database
+        }
+        fn checks_membership(&self) -> bool {
+            true
+        }
+        async fn read(&self, _: SourceMode) -> Result<StoredPage, SourceError> {
+            Err(SourceError::Forbidden)
+        }
+    }
+    struct Clock;
+    impl Runtime for Clock {
+        fn now(&self) -> UnixMillis {
+            UnixMillis(NOW)
+        }
+        async fn sleep(&self, _: u32) {}
+    }
+    fn send<T: Send>(value: T) -> T {
+        value
+    }
+    let engine = Engine { caches: vec![Plain], sources: vec![Plain], policy: POLICY, runtime: Clock, coalescer: Alone };
+    let request = request();
+    let outcome = run(&FakeRuntime::at(NOW), send(engine.read(&request)));
+    assert_eq!(outcome.result, Err(ReadError::Forbidden));
+    run(&FakeRuntime::at(NOW), send(engine.finish(&request, outcome.after)));
+}
