@@ -6,7 +6,7 @@ use contact_list_cache_core::cors::CorsPolicy;
 use contact_list_cache_core::engine::{Budgets, Policy};
 use contact_list_cache_core::freshness::FreshnessPolicy;
 use contact_list_cache_core::sealed::Keyring;
-use contact_list_cache_core::settings::{parse_base_url, parse_flag, parse_number, require_secret, SettingError};
+use contact_list_cache_core::settings::{parse_base_url, parse_flag, parse_number, require_secret, Secret, SettingError};
 use std::cell::OnceCell;
 use std::rc::Rc;
 use worker::Env;
@@ -36,22 +36,6 @@ pub struct Config {
     /// `WEBHOOK_SECRET`: the shared secret of `POST /api/cache/webhook`.
     pub webhook_secret: Option<Secret>,
     upstreams: Result<Rc<Upstreams>, SettingError>,
-}
-
-/// A secret value: compared, sent, never printed.
-#[derive(Clone)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("<secret>")
-    }
 }
 
 /// What the read and invalidation paths need: the upstreams, their secrets, the cache policy.
@@ -96,8 +80,8 @@ impl Config {
                 .map(|raw| CorsPolicy::parse("CORS_ALLOWED_ORIGINS", &raw))
                 .transpose()?
                 .unwrap_or(CorsPolicy::AnyOrigin),
-            metrics_token: var(env, "METRICS_TOKEN").map(Secret),
-            webhook_secret: var(env, "WEBHOOK_SECRET").map(Secret),
+            metrics_token: var(env, "METRICS_TOKEN").map(Secret::new),
+            webhook_secret: var(env, "WEBHOOK_SECRET").map(Secret::new),
             upstreams: Upstreams::read(env).map(Rc::new),
         })
     }
@@ -110,7 +94,7 @@ impl Config {
 
 impl Upstreams {
     fn read(env: &Env) -> Result<Self, SettingError> {
-        let secret = |name: &'static str| require_secret(name, var(env, name)).map(Secret);
+        let secret = |name: &'static str| require_secret(name, var(env, name)).map(Secret::new);
         let url = |name: &'static str| parse_base_url(name, secret(name)?.expose());
         let flag = |name: &'static str| var(env, name).map_or(Ok(true), |raw| parse_flag(name, &raw));
         let millis = |name: &'static str, default: u32| var(env, name).map_or(Ok(default), |raw| parse_number(name, &raw, 10..=60_000));

@@ -3,7 +3,7 @@
 use contact_list_cache_core::engine::{Budgets, Policy};
 use contact_list_cache_core::freshness::FreshnessPolicy;
 use contact_list_cache_core::sealed::Keyring;
-use contact_list_cache_core::settings::{parse_base_url, parse_flag, parse_number, require_secret, SettingError};
+use contact_list_cache_core::settings::{parse_base_url, parse_flag, parse_number, require_secret, Secret, SettingError};
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -42,24 +42,6 @@ pub struct Config {
     pub port: u16,
 }
 
-/// A value that is used but never printed: its `Debug` is `<redacted>`, so a `Config` can derive
-/// `Debug` and be logged whole.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret<T>(T);
-
-impl<T> Secret<T> {
-    /// The value itself, for the one place that needs it (a connection, a comparison).
-    pub fn expose(&self) -> &T {
-        &self.0
-    }
-}
-
-impl<T> std::fmt::Debug for Secret<T> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
-
 impl Config {
     /// Reads the process environment.
     pub fn from_env() -> Result<Self, SettingError> {
@@ -89,7 +71,7 @@ impl Config {
             })?,
         };
         Ok(Self {
-            redis_url: Secret(redis_url),
+            redis_url: Secret::new(redis_url),
             redis_cluster_enabled: get("REDIS_CLUSTER_ENABLED")
                 .map_or(Ok(false), |raw| parse_flag("REDIS_CLUSTER_ENABLED", &raw))?,
             ttl_contacts_list: seconds("CACHE_TTL_CONTACTS_LIST", 180)?,
@@ -98,17 +80,17 @@ impl Config {
                 get("REDIS_TIMEOUT_MS")
                     .map_or(Ok(500), |raw| parse_number("REDIS_TIMEOUT_MS", &raw, 10..=60_000))?,
             ),
-            database_url: get("DATABASE_URL").map(Secret),
+            database_url: get("DATABASE_URL").map(Secret::new),
             database_timeout: Duration::from_millis(
                 get("DATABASE_TIMEOUT_MS")
                     .map_or(Ok(3000), |raw| parse_number("DATABASE_TIMEOUT_MS", &raw, 10..=60_000))?,
             ),
             database_pool_size: get("DATABASE_POOL_SIZE")
                 .map_or(Ok(16), |raw| parse_number("DATABASE_POOL_SIZE", &raw, 1..=1000))?,
-            internal_auth_key: Secret(require_secret("INTERNAL_AUTH_KEY", get("INTERNAL_AUTH_KEY"))?),
+            internal_auth_key: Secret::new(require_secret("INTERNAL_AUTH_KEY", get("INTERNAL_AUTH_KEY"))?),
             webhook: match (get("WORKER_WEBHOOK_URL"), get("WEBHOOK_SECRET")) {
                 (None, None) => None,
-                (Some(url), Some(secret)) => Some((parse_base_url("WORKER_WEBHOOK_URL", &url)?, Secret(secret))),
+                (Some(url), Some(secret)) => Some((parse_base_url("WORKER_WEBHOOK_URL", &url)?, Secret::new(secret))),
                 (Some(_), None) => return Err(SettingError::Missing { name: "WEBHOOK_SECRET" }),
                 (None, Some(_)) => return Err(SettingError::Missing { name: "WORKER_WEBHOOK_URL" }),
             },

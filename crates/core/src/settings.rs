@@ -60,6 +60,28 @@ fn invalid(name: &'static str, expected: &str, got: &str) -> SettingError {
     SettingError::Invalid { name, expected: expected.to_owned(), got: got.to_owned() }
 }
 
+/// A secret, or a value that may carry one (a URL with a password): used, compared and sent,
+/// never printed (`Debug` shows `<redacted>`).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret<T = String>(T);
+
+impl<T> Secret<T> {
+    pub fn new(value: T) -> Self {
+        Self(value)
+    }
+
+    /// The value itself, for the one place that needs it (a connection, a comparison, a header).
+    pub fn expose(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T> std::fmt::Debug for Secret<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
