@@ -254,6 +254,12 @@ fn giving(source: &FakeSource, gives: Gives) {
     *source.gives.borrow_mut() = gives;
 }
 
+/// Neither the database nor the fallback answers.
+fn sources_fail(w: &World) {
+    giving(&w.database, Gives::Fails);
+    giving(&w.fallback, Gives::Fails);
+}
+
 fn steps<L>(outcome: &Outcome<L>) -> Vec<(&'static str, Event)> {
     outcome.steps.iter().map(|s| (s.layer.as_str(), s.event.clone())).collect()
 }
@@ -377,8 +383,7 @@ fn an_older_copy_is_kept_aside_and_served_stale_only_when_nothing_answers() {
     holding(&w.kv, aged("too old", 400));
     *w.redis.holds.borrow_mut() = Holds::Nothing;
 
-    giving(&w.database, Gives::Fails);
-    giving(&w.fallback, Gives::Fails);
+    sources_fail(&w);
     let outcome = read(&w, &request());
     assert_eq!(served(&outcome), ("too old", "STALE", "KV", Some(400)));
     assert!(written(&outcome).is_empty());
@@ -388,8 +393,7 @@ fn an_older_copy_is_kept_aside_and_served_stale_only_when_nothing_answers() {
 fn a_copy_past_every_window_is_never_served() {
     let w = world();
     holding(&w.kv, aged("ancient", 780));
-    giving(&w.database, Gives::Fails);
-    giving(&w.fallback, Gives::Fails);
+    sources_fail(&w);
     let outcome = read(&w, &request());
     assert_eq!(steps(&outcome)[0], ("KV", Event::Expired));
     let failures = vec![LayerError::failed(CacheLayer::Database, "answered 500"), LayerError::failed(CacheLayer::BackendFallback, "answered 500")];
@@ -401,8 +405,7 @@ fn the_freshest_copy_kept_aside_is_the_one_served_stale() {
     let w = world();
     holding(&w.kv, aged("older", 700));
     holding(&w.redis, aged("newer", 300));
-    giving(&w.database, Gives::Fails);
-    giving(&w.fallback, Gives::Fails);
+    sources_fail(&w);
     let outcome = read(&w, &request());
     assert_eq!(served(&outcome), ("newer", "STALE", "REDIS", Some(300)));
 }
@@ -427,8 +430,7 @@ fn no_cache_skips_every_cache_reads_fresh_data_and_refreshes_the_caches() {
 fn no_cache_never_falls_back_to_a_stale_copy() {
     let w = world();
     holding(&w.kv, aged("too old", 400));
-    giving(&w.database, Gives::Fails);
-    giving(&w.fallback, Gives::Fails);
+    sources_fail(&w);
     let outcome = read(&w, &Request { mode: Mode::Bypass, ..request() });
     assert!(matches!(outcome.result, Err(ReadError::Unavailable(_))));
 }
@@ -562,8 +564,7 @@ fn concurrent_identical_misses_share_one_read_and_the_leader_holds_it_until_writ
 fn a_shared_failure_sends_each_request_to_its_own_copy_aside() {
     let w = world();
     holding(&w.kv, aged("kept", 300));
-    giving(&w.database, Gives::Fails);
-    giving(&w.fallback, Gives::Fails);
+    sources_fail(&w);
     let request = request();
     let (a, b) = run(&w.runtime, async { futures_util::future::join(w.engine.read(&request), w.engine.read(&request)).await });
     assert_eq!(w.database.reads.borrow().len(), 1);
@@ -655,14 +656,14 @@ fn the_engines_futures_are_send_over_send_adapters() {
         }
     }
     impl Source for Plain {
-        fn layer(&self) -> CacheLayer {
-            CacheLayer::Database
+        async fn read(&self, _: SourceMode) -> Result<StoredPage, SourceError> {
+            Err(SourceError::Forbidden)
         }
         fn checks_membership(&self) -> bool {
             true
         }
-        async fn read(&self, _: SourceMode) -> Result<StoredPage, SourceError> {
-            Err(SourceError::Forbidden)
+        fn layer(&self) -> CacheLayer {
+            CacheLayer::Database
         }
     }
     struct Clock;
