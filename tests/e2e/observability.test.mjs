@@ -6,8 +6,8 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { chromium } from "playwright-core";
 import parsePrometheus from "parse-prometheus-text-format";
-import { ROOT, newStack, redisCli, waitFor } from "../../scripts/stack.mjs";
-import { seed, stack, tokenFor } from "./harness.mjs";
+import { ROOT, newStack, waitFor } from "../../scripts/stack.mjs";
+import { ownBackend, ownWorker, redisCli, seed, stack, tokenFor } from "./harness.mjs";
 
 const WS = seed.workspace(4);
 const BOARD = seed.board(4, 2);
@@ -22,7 +22,7 @@ describe("metrics and logs over a known mix", () => {
   let kv;
   let backend;
   before(async () => {
-    backend = await pieces.startBackend({ encryptionKey: stack.secrets.CACHE_ENCRYPTION_KEY, redisUrl: stack.urls.redis, internalAuthKey: stack.secrets.INTERNAL_AUTH_KEY, databaseUrl: stack.urls.postgres });
+    backend = await ownBackend(pieces);
     const capture = (stream) => {
       let rest = "";
       stream.on("data", (chunk) => {
@@ -32,12 +32,9 @@ describe("metrics and logs over a known mix", () => {
         lines.push(...parts);
       });
     };
-    worker = await pieces.startMiniflare(
-      { ...stack.secrets, BACKEND_URL: backend.url, METRICS_TOKEN },
-      undefined,
-      [],
-      { handleRuntimeStdio: (stdout, stderr) => { capture(stdout); capture(stderr); } },
-    );
+    worker = await ownWorker(pieces, { BACKEND_URL: backend.url, METRICS_TOKEN }, {
+      handleRuntimeStdio: (stdout, stderr) => { capture(stdout); capture(stderr); },
+    });
     kv = await pieces.miniflare.getKVNamespace("CONTACT_CACHE");
   });
   after(() => pieces.stop());
