@@ -72,8 +72,8 @@ export class Stack extends Processes {
     // pg_stat_statements lets tests count the queries that reach the database.
     const opts = `-p ${port} -k ${this.dir} -c listen_addresses=127.0.0.1 -c timezone=UTC -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200 -c shared_preload_libraries=pg_stat_statements`;
     this.pg = { port, url: `postgres://postgres@127.0.0.1:${port}/postgres`, bin, data, opts };
-    await this.resumePostgres();
     this.onStop(() => this.haltPostgres(), () => spawnSync(...this.pgCtl("-m", "immediate", "-w", "stop"), { stdio: "ignore" }));
+    await this.resumePostgres();
     return this.pg;
   }
 

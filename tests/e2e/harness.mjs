@@ -11,7 +11,8 @@ if (!process.env.CONTACT_LIST_CACHE_STACK) {
   throw new Error("run the end-to-end tests through `node tests/run.mjs`, which starts the stack");
 }
 
-/** URLs, secrets and tokens of the stack under test. */
+/** What startStack answered for the stack under test: URLs, ports, secrets, the worker's
+ * bindings, the backend's options and tokens. */
 export const stack = JSON.parse(process.env.CONTACT_LIST_CACHE_STACK);
 
 /** A function running queries as `user` (the superuser by default) of the PostgreSQL on `port`,
@@ -40,7 +41,8 @@ export const ownSupabase = (pieces, overrides = {}) =>
 
 /** The worker in a Miniflare of the test's own in `pieces`, with the stack's bindings and
  * `bindings` over them; `miniflare` holds startMiniflare's other options. Resolves to its URL. */
-export const ownWorker = (pieces, bindings = {}, miniflare = {}) => pieces.startMiniflare({ ...miniflare, bindings: { ...stack.bindings, ...bindings } });
+export const ownWorker = (pieces, bindings = {}, miniflare = {}) =>
+  pieces.startMiniflare({ ...miniflare, bindings: { ...stack.bindings, ...bindings } });
 
 /** An access token for the user with id `sub`, signed with the project's JWT secret. */
 export function tokenFor(sub, extra = {}) {

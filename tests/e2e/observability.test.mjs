@@ -62,7 +62,7 @@ describe("metrics and logs over a known mix", () => {
     assert.equal((await list(query)).headers.get("x-cache-layer"), "REDIS");
     assert.equal((await list("pageSize=0")).status, 400);
     assert.equal((await fetch(`${worker}/api/boards/${BOARD}/contacts`, { headers: { "X-Workspace-ID": WS } })).status, 401);
-    await pieces.stopService(pieces.children.find((c) => c.name === "backend").child);
+    await pieces.stopService(backend.child);
     await waitFor("write-back from the Redis hit", async () => (await kv.get(kvKey)) !== null, 5000);
     await kv.delete(kvKey);
     const degraded = await list(query); // KV miss, Redis unreachable, database

@@ -133,7 +133,7 @@ describe("the layers in turn, with their own worker and backend", () => {
   });
 
   test("with the backend stopped, answers still come, correct, from the database", async () => {
-    await pieces.stopService(pieces.children.find((c) => c.name === "backend").child);
+    await pieces.stopService(backend.child);
     const query = "filter=medium_priority&sortBy=name&sortOrder=asc&page=5";
     const res = await list(worker, { query });
     assert.deepEqual(cacheHeaders(res), ["MISS", "DATABASE"]);
