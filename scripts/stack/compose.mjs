@@ -11,7 +11,7 @@ import { freePort, log, track } from "./processes.mjs";
 import { ROOT, Stack, psql } from "./services.mjs";
 
 /** An ES256 (P-256) and an RS256 key pair, as a Supabase project with asymmetric keys has. */
-export function signingKeys() {
+function signingKeys() {
   const pair = (type, options, kid, alg) => {
     const { publicKey, privateKey } = generateKeyPairSync(type, options);
     return { kid, alg, pem: privateKey.export({ format: "pem", type: "pkcs8" }), jwk: { ...publicKey.export({ format: "jwk" }), kid, alg, use: "sig" } };
@@ -38,8 +38,8 @@ export function newStack() {
  * @param {string} options.afterSeed SQL run as the superuser once the seed is in
  * @param {object} options.backendEnv the backend's environment, over the stack's
  * @param {object} options.bindings the worker's bindings, over the stack's
- * @param {(bindings: object) => object[]} options.extraWorkers workers beside it in the same
- *   Miniflare (see builtWorker), given the worker's bindings
+ * @param {(bindings: object) => object[]} options.extraWorkers with `worker: "miniflare"`, the
+ *   workers to run beside it in the same Miniflare (see builtWorker), given its bindings
  */
 export async function startStack({
   worker = "miniflare",
