@@ -1,11 +1,12 @@
 // Runs the local stack with the worker under `wrangler dev` and prints how to use it.
+import { seed } from "./seed-ids.mjs";
 import { startStack } from "./stack.mjs";
 
 const port = Number(process.env.WORKER_PORT ?? 8787);
 const stack = await startStack({ worker: "wrangler", workerPort: port, contacts: Number(process.env.SEED_CONTACTS ?? 100_000) });
 const { urls, tokens, demoUser } = stack;
-const workspace = (await import("./seed-ids.mjs")).seed.workspace(1);
-const board = (await import("./seed-ids.mjs")).seed.board(1, 1);
+const workspace = seed.workspace(1);
+const board = seed.board(1, 1);
 
 console.log(`
 contact-list-cache is running locally.

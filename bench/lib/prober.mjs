@@ -1,5 +1,5 @@
 // The mix's side process (a worker thread, so its synchronous psql calls never stall the main
-// thread, which serves the local Supabase gateway). While wrk replays the mix it runs, at once:
+// thread, which hosts Miniflare and waits on wrk). While wrk replays the mix it runs, at once:
 //   - the writer: `writeRate` times a second, changes a contact in PostgreSQL (its name; every
 //     second write also its status or priority), picked on the first pages of a hot list, and
 //     measures the delay from the commit to the first answer from the worker that shows it
@@ -11,7 +11,6 @@
 //     check makes the check void. A 200 answer that differs is a stale read.
 // When the mix has stopped it writes a few more times and measures the delay without load.
 // Its own SQL runs as the role `bench_prober`, so the query counts can leave it out.
-import { spawnSync } from "node:child_process";
 import { parentPort, workerData } from "node:worker_threads";
 import { seed } from "../../scripts/seed-ids.mjs";
 import { listPath, membersOf, mixDrawer, writeTargets } from "./mix.mjs";
@@ -29,15 +28,10 @@ parentPort.on("message", (message) => {
 // The end-to-end tests' oracle (expectedPage, sameRows) refuses to load outside a test run
 // unless told where the stack is; here that is this benchmark's stack.
 process.env.CONTACT_LIST_CACHE_STACK = JSON.stringify({ ports: { postgres: pgPort }, secrets: {}, urls: { worker: workerUrl } });
-const { expectedPage, sameRows } = await import("../../tests/e2e/harness.mjs");
+const { expectedPage, sameRows, sqlOn } = await import("../../tests/e2e/harness.mjs");
 
 /** Runs SQL as `bench_prober`; rows as arrays of strings. */
-export function sql(query) {
-  const args = ["-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p", String(pgPort), "-U", "bench_prober", "-d", "postgres", "-c", query];
-  const result = spawnSync("psql", args, { encoding: "utf8" });
-  if (result.status !== 0) throw new Error(`psql failed: ${result.stderr}`);
-  return result.stdout.split("\n").filter(Boolean).map((line) => line.split("|"));
-}
+const sql = sqlOn(pgPort, "bench_prober");
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, Math.max(0, ms)));
 

@@ -3,8 +3,8 @@
 // and recovery after Redis restarts.
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { newStack, redisCli, waitFor } from "../../scripts/stack.mjs";
-import { FILTERS, expectedPage, filterSql, sameRows, seed, sql, stack } from "./harness.mjs";
+import { newStack, waitFor } from "../../scripts/stack.mjs";
+import { FILTERS, expectedPage, filterSql, ownBackend, redisCli, sameRows, seed, sql, stack } from "./harness.mjs";
 
 const WS_A = seed.workspace(1);
 const WS_B = seed.workspace(2);
@@ -30,6 +30,8 @@ function backendClient(url, key) {
 }
 
 const call = backendClient(stack.urls.backend, stack.secrets.INTERNAL_AUTH_KEY);
+/** A client for a backend of the test's own in `pieces`, on the Redis at `redisUrl`, with `env`. */
+const ownClient = async (pieces, redisUrl, env) => backendClient((await ownBackend(pieces, { redisUrl, env })).url, stack.secrets.INTERNAL_AUTH_KEY);
 const listHeaders = (workspace = WS_A, user = ME) => ({ "X-Workspace-ID": workspace, "X-User-ID": user });
 const listKey = (workspace, board, filter = "all") =>
   `contacts:{${workspace}}:${filter}:board:${board}:page:1:limit:50:sort:created_at-desc:gen:0`;
@@ -267,13 +269,7 @@ describe("Redis Cluster (3 primaries)", () => {
   let clusterCall;
   before(async () => {
     cluster = await pieces.startRedisCluster(3);
-    const backend = await pieces.startBackend({ encryptionKey: stack.secrets.CACHE_ENCRYPTION_KEY,
-      redisUrl: cluster.url,
-      internalAuthKey: "cluster-key",
-      databaseUrl: stack.urls.postgres,
-      env: { REDIS_CLUSTER_ENABLED: "true" },
-    });
-    clusterCall = backendClient(backend.url, "cluster-key");
+    clusterCall = await ownClient(pieces, cluster.url, { REDIS_CLUSTER_ENABLED: "true" });
   });
   after(() => pieces.stop());
 
@@ -311,13 +307,7 @@ describe("Redis stopped and restarted mid-test", () => {
   let own;
   before(async () => {
     redis = await pieces.startRedis({ name: "redis-flaky" });
-    const backend = await pieces.startBackend({ encryptionKey: stack.secrets.CACHE_ENCRYPTION_KEY,
-      redisUrl: redis.url,
-      internalAuthKey: "flaky-key",
-      databaseUrl: stack.urls.postgres,
-      env: { REDIS_TIMEOUT_MS: "300" },
-    });
-    own = backendClient(backend.url, "flaky-key");
+    own = await ownClient(pieces, redis.url, { REDIS_TIMEOUT_MS: "300" });
   });
   after(() => pieces.stop());
 

@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { newStack } from "../../scripts/stack.mjs";
-import { expectedPage, sameRows, seed, sql, stack, tokenFor } from "./harness.mjs";
+import { expectedPage, ownWorker, sameRows, seed, sql, tokenFor } from "./harness.mjs";
 
 const WS = seed.workspace(3);
 const BOARD = seed.board(3, 2);
@@ -24,7 +24,7 @@ describe("request coalescing", () => {
   before(async () => {
     sql("create extension if not exists pg_stat_statements");
     // A fresh isolate with an empty KV and a cold membership cache.
-    worker = await pieces.startMiniflare({ ...stack.secrets, REDIS_ENABLED: "true" });
+    worker = await ownWorker(pieces);
   });
   after(() => pieces.stop());
 

@@ -3,8 +3,8 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { after, before, describe, test } from "node:test";
-import { newStack, redisCli, waitFor } from "../../scripts/stack.mjs";
-import { expectedPage, seal, seed, stack, storedAgo, tokenFor } from "./harness.mjs";
+import { newStack, waitFor } from "../../scripts/stack.mjs";
+import { expectedPage, ownWorker, redisCli, seal, seed, stack, storedAgo, tokenFor } from "./harness.mjs";
 
 const WS = seed.workspace(4);
 const BOARD = seed.board(4, 1);
@@ -18,7 +18,7 @@ describe("encryption at rest", () => {
   let kv;
   before(async () => {
     // The current key is new; entries sealed with the old one still open.
-    worker = await pieces.startMiniflare({ ...stack.secrets, CACHE_ENCRYPTION_KEY: `${newKey},${oldKey}` });
+    worker = await ownWorker(pieces, { CACHE_ENCRYPTION_KEY: `${newKey},${oldKey}` });
     kv = await pieces.miniflare.getKVNamespace("CONTACT_CACHE");
   });
   after(() => pieces.stop());

@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { newStack, waitFor } from "../../scripts/stack.mjs";
-import { expectedPage, fetchOnce, sameRows, seal, seed, sqlOn, stack, storedAgo, tokenFor } from "./harness.mjs";
+import { expectedPage, fetchOnce, ownBackend, ownSupabase, ownWorker, sameRows, seal, seed, sqlOn, stack, storedAgo, tokenFor } from "./harness.mjs";
 
 const WS = seed.workspace(2);
 const BOARD = seed.board(2, 1);
@@ -38,19 +38,15 @@ describe("faults under load", { timeout: 600_000 }, () => {
   const plainToken = tokenFor(ME);
 
   before(async () => {
-    const pg = await pieces.startPostgres();
-    pieces.migrate();
-    pieces.seed(5000);
+    const pg = await pieces.startDatabase(5000);
     sql = sqlOn(pg.port);
-    supabase = await pieces.startSupabase(stack.secrets.SUPABASE_JWT_SECRET, stack.signing);
+    supabase = await ownSupabase(pieces, { pgPort: pg.port });
     redis = await pieces.startRedis();
-    backendOptions = { encryptionKey: stack.secrets.CACHE_ENCRYPTION_KEY, redisUrl: redis.url, internalAuthKey: stack.secrets.INTERNAL_AUTH_KEY, databaseUrl: pg.url };
-    backend = await pieces.startBackend(backendOptions);
-    worker = await pieces.startMiniflare({
-      ...stack.secrets,
+    backendOptions = { redisUrl: redis.url, databaseUrl: pg.url };
+    backend = await ownBackend(pieces, backendOptions);
+    worker = await ownWorker(pieces, {
       SUPABASE_URL: supabase.url,
       BACKEND_URL: backend.url,
-      REDIS_ENABLED: "true",
       SUPABASE_TIMEOUT_MS: "1500",
       BACKEND_TIMEOUT_MS: "1500",
     });
@@ -207,7 +203,7 @@ describe("faults under load", { timeout: 600_000 }, () => {
     const tally = await underLoad(
       () => pieces.stopService(backend.child),
       async () => {
-        backend = await pieces.startBackend({ ...backendOptions, port: backend.port });
+        backend = await ownBackend(pieces, { ...backendOptions, port: backend.port });
       },
     );
     assert.equal(tally["503"], undefined, JSON.stringify(tally));
@@ -238,7 +234,7 @@ describe("faults under load", { timeout: 600_000 }, () => {
     const tally = await underLoad(
       async () => {
         await Promise.all([pieces.stopService(redis.child), pieces.stopService(supabase.postgrest.child), pieces.stopService(backend.child)]);
-        pieces.haltPostgres();
+        await pieces.haltPostgres();
         // Only now ask for the KEPT pages (with the token that vouches for the membership,
         // which nobody can check while Supabase is down).
         for (const q of KEPT) {
@@ -248,10 +244,10 @@ describe("faults under load", { timeout: 600_000 }, () => {
         }
       },
       async () => {
-        pieces.resumePostgres();
+        await pieces.resumePostgres();
         await supabase.restart();
         redis = await pieces.startRedis({ port: redis.port });
-        backend = await pieces.startBackend({ ...backendOptions, port: backend.port });
+        backend = await ownBackend(pieces, { ...backendOptions, port: backend.port });
       },
     );
     assert.deepEqual(stale, { "STALE/KV": KEPT.length });

@@ -1,26 +1,48 @@
-// Shared by every end-to-end test: the running stack (started by tests/run.mjs) and helpers.
+// Shared by every end-to-end test: the running stack (started by tests/run.mjs), pieces of a
+// test's own made like the stack's, and helpers.
+import { spawnSync } from "node:child_process";
 import { createCipheriv, randomBytes } from "node:crypto";
 import { request } from "node:http";
 import { userToken, signJwt } from "../../scripts/jwt.mjs";
-import { psql } from "../../scripts/stack.mjs";
+import { psqlArgs, runSync } from "../../scripts/stack.mjs";
 export { seed } from "../../scripts/seed-ids.mjs";
 
 if (!process.env.CONTACT_LIST_CACHE_STACK) {
   throw new Error("run the end-to-end tests through `node tests/run.mjs`, which starts the stack");
 }
 
-/** URLs, secrets and tokens of the stack under test. */
+/** What startStack answered for the stack under test: URLs, ports, secrets, the worker's
+ * bindings, the backend's options and tokens. */
 export const stack = JSON.parse(process.env.CONTACT_LIST_CACHE_STACK);
 
-/** A function running queries as the superuser of the PostgreSQL on `port`, returning rows as
- * arrays of strings. */
-export const sqlOn = (port) => (query) => {
-  const out = psql({ port }, { command: query });
+/** A function running queries as `user` (the superuser by default) of the PostgreSQL on `port`,
+ * returning rows as arrays of strings. It blocks: use fetchOnce for requests in between. */
+export const sqlOn = (port, user) => (query) => {
+  const out = runSync("psql", psqlArgs(port, { command: query, user }));
   return out.split("\n").filter(Boolean).map((line) => line.split("|"));
 };
 
 /** Runs a query as the database superuser and returns its rows as arrays of strings. */
 export const sql = sqlOn(stack.ports.postgres);
+
+/** `redis-cli -p port args...`, trimmed stdout ("" when it fails). It blocks. */
+export function redisCli(port, ...args) {
+  return (spawnSync("redis-cli", ["-p", String(port), ...args], { encoding: "utf8" }).stdout ?? "").trim();
+}
+
+/** A backend of the test's own in `pieces` (a newStack()), started as the stack's is (its
+ * encryption key, Redis, database and internal key) with `overrides` (`env`, `port`, ...). */
+export const ownBackend = (pieces, overrides = {}) => pieces.startBackend({ ...stack.backendOptions, ...overrides });
+
+/** A Supabase of the test's own in `pieces`: PostgREST and its gateway, with the stack's keys, in
+ * front of the stack's database (or the one `overrides.pgPort` names). */
+export const ownSupabase = (pieces, overrides = {}) =>
+  pieces.startSupabase({ jwtSecret: stack.secrets.SUPABASE_JWT_SECRET, signing: stack.signing, pgPort: stack.ports.postgres, ...overrides });
+
+/** The worker in a Miniflare of the test's own in `pieces`, with the stack's bindings and
+ * `bindings` over them; `miniflare` holds startMiniflare's other options. Resolves to its URL. */
+export const ownWorker = (pieces, bindings = {}, miniflare = {}) =>
+  pieces.startMiniflare({ ...miniflare, bindings: { ...stack.bindings, ...bindings } });
 
 /** An access token for the user with id `sub`, signed with the project's JWT secret. */
 export function tokenFor(sub, extra = {}) {

@@ -3,8 +3,8 @@
 // cached, bursts succeed, and only members invalidate their own workspace.
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { newStack, redisCli, waitFor } from "../../scripts/stack.mjs";
-import { FILTERS, expectedPage, filterSql, seed, sql, stack, tokenFor } from "./harness.mjs";
+import { newStack, waitFor } from "../../scripts/stack.mjs";
+import { FILTERS, expectedPage, filterSql, ownWorker, redisCli, seed, sql, stack, tokenFor } from "./harness.mjs";
 
 const WS = seed.workspace(3);
 const BOARD = seed.board(3, 1);
@@ -217,7 +217,7 @@ describe("cost does not grow with the cache", () => {
   };
   let fill;
   before(async () => {
-    worker = await pieces.startMiniflare({ ...stack.secrets }, undefined, [filler]);
+    worker = await ownWorker(pieces, {}, { extraWorkers: [filler] });
     kv = await pieces.miniflare.getKVNamespace("CONTACT_CACHE");
     const fillerWorker = await pieces.miniflare.getWorker("kv-filler");
     fill = (body) => fillerWorker.fetch("http://filler/", { method: "POST", body: JSON.stringify(body) });

@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { newStack } from "../../scripts/stack.mjs";
-import { expectedPage, sameRows, seed, stack, tokenFor } from "./harness.mjs";
+import { expectedPage, ownWorker, sameRows, seed, tokenFor } from "./harness.mjs";
 
 const WS = seed.workspace(1);
 const BOARD = seed.board(1, 3);
@@ -37,10 +37,13 @@ describe("KV write limits", () => {
   const pieces = newStack();
   let worker;
   before(async () => {
-    worker = await pieces.startMiniflare({ ...stack.secrets, REDIS_ENABLED: "true" }, undefined, [
-      // A wrapped binding takes its compatibility date from the worker using it.
-      { name: "rate-limited-kv", script: RATE_LIMITED_KV, kvNamespaces: { REAL: "contact-cache" }, compatibilityDate: undefined },
-    ], { app: { kvNamespaces: {}, wrappedBindings: { CONTACT_CACHE: { scriptName: "rate-limited-kv" } } } });
+    worker = await ownWorker(pieces, {}, {
+      extraWorkers: [
+        // A wrapped binding takes its compatibility date from the worker using it.
+        { name: "rate-limited-kv", script: RATE_LIMITED_KV, kvNamespaces: { REAL: "contact-cache" }, compatibilityDate: undefined },
+      ],
+      app: { kvNamespaces: {}, wrappedBindings: { CONTACT_CACHE: { scriptName: "rate-limited-kv" } } },
+    });
   });
   after(() => pieces.stop());
 

@@ -6,8 +6,8 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { chromium } from "playwright-core";
 import parsePrometheus from "parse-prometheus-text-format";
-import { ROOT, newStack, redisCli, waitFor } from "../../scripts/stack.mjs";
-import { seed, stack, tokenFor } from "./harness.mjs";
+import { ROOT, newStack, waitFor } from "../../scripts/stack.mjs";
+import { ownBackend, ownWorker, redisCli, seed, stack, tokenFor } from "./harness.mjs";
 
 const WS = seed.workspace(4);
 const BOARD = seed.board(4, 2);
@@ -22,7 +22,7 @@ describe("metrics and logs over a known mix", () => {
   let kv;
   let backend;
   before(async () => {
-    backend = await pieces.startBackend({ encryptionKey: stack.secrets.CACHE_ENCRYPTION_KEY, redisUrl: stack.urls.redis, internalAuthKey: stack.secrets.INTERNAL_AUTH_KEY, databaseUrl: stack.urls.postgres });
+    backend = await ownBackend(pieces);
     const capture = (stream) => {
       let rest = "";
       stream.on("data", (chunk) => {
@@ -32,12 +32,9 @@ describe("metrics and logs over a known mix", () => {
         lines.push(...parts);
       });
     };
-    worker = await pieces.startMiniflare(
-      { ...stack.secrets, BACKEND_URL: backend.url, METRICS_TOKEN },
-      undefined,
-      [],
-      { handleRuntimeStdio: (stdout, stderr) => { capture(stdout); capture(stderr); } },
-    );
+    worker = await ownWorker(pieces, { BACKEND_URL: backend.url, METRICS_TOKEN }, {
+      handleRuntimeStdio: (stdout, stderr) => { capture(stdout); capture(stderr); },
+    });
     kv = await pieces.miniflare.getKVNamespace("CONTACT_CACHE");
   });
   after(() => pieces.stop());
@@ -65,7 +62,7 @@ describe("metrics and logs over a known mix", () => {
     assert.equal((await list(query)).headers.get("x-cache-layer"), "REDIS");
     assert.equal((await list("pageSize=0")).status, 400);
     assert.equal((await fetch(`${worker}/api/boards/${BOARD}/contacts`, { headers: { "X-Workspace-ID": WS } })).status, 401);
-    await pieces.stopService(pieces.children.find((c) => c.name === "backend").child);
+    await pieces.stopService(backend.child);
     await waitFor("write-back from the Redis hit", async () => (await kv.get(kvKey)) !== null, 5000);
     await kv.delete(kvKey);
     const degraded = await list(query); // KV miss, Redis unreachable, database

@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { newStack, waitFor } from "../../scripts/stack.mjs";
 import { signJwt, signJwtWith } from "../../scripts/jwt.mjs";
-import { FILTERS, expectedPage, sameRows, seed, stack, tokenFor } from "./harness.mjs";
+import { FILTERS, expectedPage, ownBackend, ownSupabase, ownWorker, sameRows, seed, stack, tokenFor } from "./harness.mjs";
 
 const WS1 = seed.workspace(1);
 const WS5 = seed.workspace(5);
@@ -109,8 +109,8 @@ describe("the layers in turn, with their own worker and backend", () => {
   let backend;
   let kv;
   before(async () => {
-    backend = await pieces.startBackend({ encryptionKey: stack.secrets.CACHE_ENCRYPTION_KEY, redisUrl: stack.urls.redis, internalAuthKey: stack.secrets.INTERNAL_AUTH_KEY, databaseUrl: stack.urls.postgres });
-    worker = await pieces.startMiniflare({ ...stack.secrets, BACKEND_URL: backend.url, REDIS_ENABLED: "true" });
+    backend = await ownBackend(pieces);
+    worker = await ownWorker(pieces, { BACKEND_URL: backend.url });
     kv = await pieces.miniflare.getKVNamespace("CONTACT_CACHE");
   });
   after(() => pieces.stop());
@@ -133,7 +133,7 @@ describe("the layers in turn, with their own worker and backend", () => {
   });
 
   test("with the backend stopped, answers still come, correct, from the database", async () => {
-    await pieces.stopService(pieces.children.find((c) => c.name === "backend").child);
+    await pieces.stopService(backend.child);
     const query = "filter=medium_priority&sortBy=name&sortOrder=asc&page=5";
     const res = await list(worker, { query });
     assert.deepEqual(cacheHeaders(res), ["MISS", "DATABASE"]);
@@ -146,10 +146,9 @@ describe("PostgREST stopped", () => {
   let worker;
   let postgrest;
   before(async () => {
-    pieces.pg = { port: stack.ports.postgres };
-    const supabase = await pieces.startSupabase(stack.secrets.SUPABASE_JWT_SECRET, stack.signing);
+    const supabase = await ownSupabase(pieces);
     postgrest = supabase.postgrest;
-    worker = await pieces.startMiniflare({ ...stack.secrets, SUPABASE_URL: supabase.url });
+    worker = await ownWorker(pieces, { SUPABASE_URL: supabase.url });
     await pieces.stopService(postgrest.child);
   });
   after(() => pieces.stop());

@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { newStack, waitFor } from "../../scripts/stack.mjs";
-import { seal, seed, stack, storedAgo, tokenFor } from "./harness.mjs";
+import { ownBackend, ownSupabase, ownWorker, seal, seed, stack, storedAgo, tokenFor } from "./harness.mjs";
 
 const WS = seed.workspace(5);
 const BOARD = seed.board(5, 1);
@@ -17,17 +17,11 @@ describe("stale-while-revalidate and stale-if-error", () => {
   let postgrest;
   let backend;
   before(async () => {
-    pieces.pg = { port: stack.ports.postgres };
-    const supabase = await pieces.startSupabase(stack.secrets.SUPABASE_JWT_SECRET, stack.signing);
+    const supabase = await ownSupabase(pieces);
     postgrest = supabase.postgrest;
-    const own = await pieces.startBackend({
-      encryptionKey: stack.secrets.CACHE_ENCRYPTION_KEY,
-      redisUrl: stack.urls.redis,
-      internalAuthKey: stack.secrets.INTERNAL_AUTH_KEY,
-      databaseUrl: stack.urls.postgres,
-    });
-    backend = pieces.children.find((c) => c.name === "backend").child;
-    worker = await pieces.startMiniflare({ ...stack.secrets, SUPABASE_URL: supabase.url, BACKEND_URL: own.url, REDIS_ENABLED: "false" });
+    const own = await ownBackend(pieces);
+    backend = own.child;
+    worker = await ownWorker(pieces, { SUPABASE_URL: supabase.url, BACKEND_URL: own.url, REDIS_ENABLED: "false" });
     kv = await pieces.miniflare.getKVNamespace("CONTACT_CACHE");
   });
   after(() => pieces.stop());

@@ -1,9 +1,8 @@
 // The worker's /health, JSON errors and CORS, served by the built wasm in Miniflare.
 import assert from "node:assert/strict";
-import { join } from "node:path";
 import { after, describe, test } from "node:test";
-import { ROOT, freePort, newStack } from "../../scripts/stack.mjs";
-import { seed, stack, tokenFor } from "./harness.mjs";
+import { newStack } from "../../scripts/stack.mjs";
+import { ownWorker, seed, stack, tokenFor } from "./harness.mjs";
 
 const worker = stack.urls.worker;
 
@@ -33,21 +32,12 @@ describe("GET /health", () => {
   });
 
   describe("without a KV namespace bound", () => {
-    let mf;
-    after(() => mf?.dispose());
+    const pieces = newStack();
+    after(() => pieces.stop());
 
     test("reports kv_available false and status degraded, still 200", async () => {
-      const { Miniflare } = await import("miniflare");
-      mf = new Miniflare({
-        rootPath: ROOT,
-        scriptPath: join(ROOT, "build", "index.js"),
-        modules: true,
-        modulesRules: [{ type: "CompiledWasm", include: ["**/*.wasm"], fallthrough: true }],
-        compatibilityDate: "2026-04-01",
-        host: "127.0.0.1",
-        port: await freePort(),
-      });
-      const url = (await mf.ready).origin;
+      // The worker with no bindings at all.
+      const url = await pieces.startMiniflare({ app: { kvNamespaces: {} } });
       const res = await fetch(`${url}/health`);
       assert.equal(res.status, 200);
       const body = await res.json();
@@ -110,7 +100,7 @@ describe("CORS from an allowlist", () => {
   after(() => pieces.stop());
 
   const fromOrigin = async (origin, path = "/health", init = {}) => {
-    worker ??= await pieces.startMiniflare({ ...stack.secrets, CORS_ALLOWED_ORIGINS: `${allowed[0]}, ${allowed[1]}/` });
+    worker ??= await ownWorker(pieces, { CORS_ALLOWED_ORIGINS: `${allowed[0]}, ${allowed[1]}/` });
     return fetch(`${worker}${path}`, { ...init, headers: { ...init.headers, ...(origin ? { Origin: origin } : {}) } });
   };
 

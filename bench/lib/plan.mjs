@@ -1,0 +1,130 @@
+// The benchmark's plan: the stack it runs on (the local stack with the floor and two more copies
+// of the worker beside it), the request of each scenario and the answer every request must get,
+// and the targets the results are held against.
+import { get as httpGet } from "node:http";
+import { join } from "node:path";
+import { seed } from "../../scripts/seed-ids.mjs";
+import { ROOT, builtWorker, freePort, startStack } from "../../scripts/stack.mjs";
+import { fmt } from "./report.mjs";
+
+export const SCENARIOS = {
+  floor: "1. Floor (constant JSON)",
+  "floor-kv": "1b. Floor + the 2 KV reads",
+  kv: "2. KV hit",
+  redis: "3. Redis hit (KV off)",
+  database: "4. Database path",
+  postgrest: "5. Direct PostgREST",
+  fallback: "6. Backend fallback",
+  mix: "7. Realistic mix",
+};
+
+/** The host names by which the entry of the one Miniflare routes to each extra worker. */
+const HOSTS = { floor: "floor.bench", redisOnly: "redis-only.bench", fallback: "fallback.bench" };
+
+/**
+ * The local stack (scripts/stack.mjs) with what the benchmark adds: pg_stat_statements and the
+ * role `bench_prober` (the benchmark's own SQL runs as it, so the query counts can leave it out),
+ * the backend logging warnings only, and, in the same workerd as the worker, the floor worker and
+ * two more copies of the worker with other bindings: one with KV pages off (Redis hits) and one
+ * whose Supabase is unreachable (backend fallback). The entry routes to them by Host header.
+ */
+export async function startBenchStack(contacts) {
+  const closedPort = await freePort(); // nothing listens there: Supabase is unreachable
+  return startStack({
+    contacts,
+    afterSeed: "create extension if not exists pg_stat_statements; create role bench_prober login superuser",
+    backendEnv: { RUST_LOG: process.env.RUST_LOG ?? "warn" },
+    extraWorkers: (bindings) => [
+      builtWorker({ name: "floor", root: join(ROOT, "bench", "floor"), routes: [`${HOSTS.floor}/*`] }),
+      builtWorker({ name: "redis-only", bindings: { ...bindings, KV_CACHE_ENABLED: "false" }, routes: [`${HOSTS.redisOnly}/*`] }),
+      builtWorker({ name: "fallback", bindings: { ...bindings, SUPABASE_URL: `http://127.0.0.1:${closedPort}` }, routes: [`${HOSTS.fallback}/*`] }),
+    ],
+  });
+}
+
+/** One GET with node:http (fetch would drop the Host header the routing needs). */
+function answerTo(url, request) {
+  return new Promise((resolve, reject) => {
+    const req = httpGet(`${url}${request.path}`, { headers: request.headers }, (res) => {
+      res.resume();
+      res.on("end", () => resolve({ headers: res.headers, tally: `${res.statusCode} ${res.headers["x-cache-status"] ?? "-"}/${res.headers["x-cache-layer"] ?? "-"}` }));
+    });
+    req.on("error", reject);
+  });
+}
+
+/** Sends `request` until it is answered as `expected` ("200 HIT/KV", as wrk's tallies say). */
+export async function until(url, request, expected, timeoutMs = 15_000) {
+  const deadline = Date.now() + timeoutMs;
+  let last;
+  while (Date.now() < deadline) {
+    last = (await answerTo(url, request)).tally;
+    if (last === expected) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`${request.path} was not answered as ${expected} within ${timeoutMs} ms (last: ${last})`);
+}
+
+/** The request of each of scenarios 1-6 on `stack` (startBenchStack's), where it goes and how
+ * every answer must come. */
+export function scenarioPlan(stack, tokens) {
+  const url = stack.urls.worker;
+  const ws = seed.workspace(1);
+  const board = seed.board(1, 1);
+  const list = { path: `/api/boards/${board}/contacts?filter=open&page=1`, headers: { Authorization: `Bearer ${tokens.get(seed.user(1))}`, "X-Workspace-ID": ws } };
+  const routed = (host, request) => ({ path: request.path, headers: { ...request.headers, Host: host } });
+  const noCache = (request) => ({ path: request.path, headers: { ...request.headers, "Cache-Control": "no-cache" } });
+  const direct = {
+    // What the worker's database layer asks PostgREST for this page (crates/core postgrest.rs).
+    path: "/rest/v1/contacts?select=id,name,email,phone,conversation_status,priority,last_message_time,assigned_user_id,board_column_id,created_at"
+      + `&order=created_at.desc,id.desc&workspace_id=eq.${ws}&board_id=eq.${board}&archived=is.false&conversation_status=eq.Open`,
+    headers: { apikey: stack.bindings.SUPABASE_ANON_KEY, Authorization: list.headers.Authorization, Prefer: "count=exact", "Range-Unit": "items", Range: "0-49" },
+  };
+  return {
+    list,
+    scenarios: {
+      floor: { url, request: routed(HOSTS.floor, { path: "/", headers: {} }), expect: "200 -/-", shown: "200" },
+      "floor-kv": {
+        url,
+        // The floor reading what a KV hit reads: the list's generation, then the page.
+        request: async () => {
+          await until(url, list, "200 HIT/KV");
+          const { headers } = await answerTo(url, list);
+          const keys = [`gen:${ws}:open`, headers["x-cache-key"]];
+          return routed(HOSTS.floor, { path: `/kv?${keys.map((k) => `key=${encodeURIComponent(k)}`).join("&")}`, headers: {} });
+        },
+        expect: "200 -/-",
+        shown: "200",
+      },
+      kv: { url, request: list, expect: "200 HIT/KV" },
+      redis: { url, request: routed(HOSTS.redisOnly, list), expect: "200 HIT/REDIS" },
+      database: { url, request: noCache(list), expect: "200 BYPASS/DATABASE", countQueries: true },
+      postgrest: { url: new URL(stack.bindings.SUPABASE_URL).origin, request: direct, expect: "206 -/-", shown: "206" },
+      fallback: { url, request: routed(HOSTS.fallback, noCache(list)), expect: "200 BYPASS/BACKEND-FALLBACK" },
+    },
+  };
+}
+
+/** The targets, each with what was measured, its ratio and whether it is met. */
+export function targets(byId, mix, wasm) {
+  const out = [];
+  const { floor, kv, database, postgrest } = byId;
+  if (floor && kv) {
+    const ratio = kv.rps / floor.rps;
+    const withKv = byId["floor-kv"] ? ` (${fmt.pct(kv.rps / byId["floor-kv"].rps)} of the floor with the 2 KV reads)` : "";
+    out.push({ name: "KV-hit throughput ≥ 80 % of the floor", measured: `${fmt.pct(ratio)} of the floor${withKv}`, ratio: (ratio / 0.8).toFixed(2), met: ratio >= 0.8 });
+  }
+  if (database && postgrest) {
+    const signed = (ms) => `${ms >= 0 ? "+" : ""}${ms.toFixed(2)} ms`;
+    const diff = database.latencyMs.p50 - postgrest.latencyMs.p50;
+    const alone = database.aloneMs.p50 - postgrest.aloneMs.p50;
+    out.push({ name: "database-path p50 ≤ direct PostgREST p50 + 2 ms", measured: `${signed(diff)} (alone: ${signed(alone)})`, ratio: `${(diff / 2).toFixed(2)} of the 2 ms (alone: ${(alone / 2).toFixed(2)})`, met: diff <= 2 });
+  }
+  if (mix) {
+    out.push({ name: "mix: combined hit rate ≥ 97 %", measured: fmt.pct(mix.hitRate, 2), ratio: (mix.hitRate / 0.97).toFixed(3), met: mix.hitRate >= 0.97 });
+    out.push({ name: "mix: database queries reduced ≥ 95 %", measured: fmt.pct(mix.dbQueries.reduction, 2), ratio: (mix.dbQueries.reduction / 0.95).toFixed(3), met: mix.dbQueries.reduction >= 0.95 });
+    out.push({ name: "mix: stale reads = 0", measured: `${mix.stale.stale} of ${mix.stale.checks} checked`, ratio: "—", met: mix.stale.stale === 0 });
+  }
+  out.push({ name: "gzipped wasm ≤ 500 KB (500,000 B)", measured: fmt.bytes(wasm.worker.gzipped), ratio: (wasm.worker.gzipped / 500_000).toFixed(2), met: wasm.worker.gzipped <= 500_000 });
+  return out;
+}
