@@ -37,6 +37,13 @@ impl Cache for EdgeCache {
         }
     }
 
+    fn is_local(&self) -> bool {
+        match self {
+            Self::Kv(kv) => kv.is_local(),
+            Self::Redis(redis) => redis.is_local(),
+        }
+    }
+
     async fn get(&self) -> Result<Option<StoredPage>, LayerError> {
         match self {
             Self::Kv(kv) => kv.get().await,

@@ -44,6 +44,11 @@ impl Cache for KvPage {
         CacheLayer::Kv
     }
 
+    /// KV is read where the request is served: every request reads it for itself.
+    fn is_local(&self) -> bool {
+        true
+    }
+
     /// The page and when it was read from its source (the epoch when unknown, which no
     /// freshness window accepts). An entry that does not open is refused, never served.
     async fn get(&self) -> Result<Option<StoredPage>, LayerError> {

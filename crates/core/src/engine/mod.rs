@@ -13,8 +13,8 @@
 //!    refresh lease. An older one, within stale-if-error, is kept aside; older still, ignored.
 //! 3. Every call has its layer's time budget; a layer that fails or runs out of time is skipped,
 //!    never waited on twice and never turned into an answer.
-//! 4. Below the first cache, concurrent identical reads share one read (coalescing), when the
-//!    caller's membership is confirmed and fresh data was not asked for.
+//! 4. Below the local caches in front (KV at the edge), concurrent identical reads share one read
+//!    (coalescing), when the caller's membership is confirmed and fresh data was not asked for.
 //! 5. Sources are asked in order. One that does not check membership itself is skipped for a
 //!    caller the edge could not verify. A source that says "not a member" ends the read
 //!    (`Forbidden`). A source is asked for fresh data when a cache above already missed, the caller
@@ -148,31 +148,32 @@ where
     pub async fn read(&self, request: &Request) -> Outcome<K::Lead> {
         let mut trail = Trail::default();
         let access = cache_access(request);
-        if let Some(top) = self.caches.first() {
-            match access {
-                Err(skip) => trail.step(top.layer(), Event::Skipped(skip)),
-                Ok(()) => {
-                    if let Some(hit) = self.look(top, &mut trail).await {
-                        let after = After { refresh: hit.refresh, ..After::nothing() };
-                        return Outcome { result: Ok(served(hit, false)), steps: trail.steps, after };
-                    }
-                }
+        let local = self.caches.iter().take_while(|cache| cache.is_local()).count();
+        for (index, cache) in self.caches[..local].iter().enumerate() {
+            if let Err(skip) = access {
+                trail.step(cache.layer(), Event::Skipped(skip));
+                continue;
+            }
+            if let Some(hit) = self.look(cache, &mut trail).await {
+                self.write_above(index, &hit.page, request, &mut trail);
+                let after = After { writes: trail.writes, refresh: hit.refresh, lead: None };
+                return Outcome { result: Ok(served(hit, false)), steps: trail.steps, after };
             }
         }
         let (found, shared, lead) = if request.mode == Mode::Normal && request.membership == Membership::Confirmed {
             match self.coalescer.join(&format!("{}|{:?}", request.key, request.generation)) {
                 Turn::Lead(lead) => {
-                    let found = self.below(request, &mut trail).await;
+                    let found = self.below(local, request, &mut trail).await;
                     lead.finish(found.clone());
                     (found, false, Some(lead))
                 }
                 Turn::Follow(watch) => match wait_for(&self.runtime, &watch, self.patience_ms()).await {
                     Some(found) => (found, true, None),
-                    None => (self.below(request, &mut trail).await, false, None),
+                    None => (self.below(local, request, &mut trail).await, false, None),
                 },
             }
         } else {
-            (self.below(request, &mut trail).await, false, None)
+            (self.below(local, request, &mut trail).await, false, None)
         };
         let refresh = found.as_ref().is_ok_and(|found| found.refresh);
         let result = match found {
@@ -207,18 +208,16 @@ where
         failures
     }
 
-    /// Everything below the first cache: the other caches, then the sources.
-    async fn below(&self, request: &Request, trail: &mut Trail) -> Shared {
+    /// Everything below the local caches: the other caches from `from` on, then the sources.
+    async fn below(&self, from: usize, request: &Request, trail: &mut Trail) -> Shared {
         let access = cache_access(request);
-        for (index, cache) in self.caches.iter().enumerate().skip(1) {
+        for (index, cache) in self.caches.iter().enumerate().skip(from) {
             if let Err(skip) = access {
                 trail.step(cache.layer(), Event::Skipped(skip));
                 continue;
             }
             if let Some(hit) = self.look(cache, trail).await {
-                if request.generation == GenerationState::Known {
-                    trail.writes.extend(self.caches[..index].iter().enumerate().map(|(i, above)| (i, above.layer(), hit.page.clone())));
-                }
+                self.write_above(index, &hit.page, request, trail);
                 return Ok(hit);
             }
         }
@@ -300,6 +299,14 @@ where
         failures
     }
 
+    /// Plans the write-back of a page found in cache `index` to every cache above it, while the
+    /// generation is known.
+    fn write_above(&self, index: usize, page: &StoredPage, request: &Request, trail: &mut Trail) {
+        if request.generation == GenerationState::Known {
+            trail.writes.extend(self.caches[..index].iter().enumerate().map(|(i, above)| (i, above.layer(), page.clone())));
+        }
+    }
+
     /// The sources that may be asked for this request; the others are recorded as skipped.
     fn sources_for<'a>(&'a self, request: &Request, trail: &mut Trail) -> Vec<&'a S> {
         let unverified = request.membership == Membership::Unverified;
@@ -320,10 +327,10 @@ where
         self.within(cache.layer(), cache.put(page)).await.err()
     }
 
-    /// How long a follower waits for a shared read: every budget below the first cache.
+    /// How long a follower waits for a shared read: every budget below the local caches.
     fn patience_ms(&self) -> u32 {
         let budgets = &self.policy.budgets;
-        let caches = self.caches.iter().skip(1).map(|c| budgets.of(c.layer()));
+        let caches = self.caches.iter().skip_while(|c| c.is_local()).map(|c| budgets.of(c.layer()));
         caches.chain(self.sources.iter().map(|s| budgets.of(s.layer()))).fold(0u32, u32::saturating_add)
     }
 

@@ -93,10 +93,6 @@ pub struct After<L> {
 }
 
 impl<L> After<L> {
-    pub(super) fn nothing() -> Self {
-        Self { writes: Vec::new(), refresh: false, lead: None }
-    }
-
     /// The caches the page will be written to.
     pub fn writes(&self) -> impl Iterator<Item = CacheLayer> + '_ {
         self.writes.iter().map(|(_, layer, _)| *layer)

@@ -65,6 +65,12 @@ pub enum SourceError {
 pub trait Cache {
     /// Which layer this is, for headers, logs, metrics and budgets.
     fn layer(&self) -> CacheLayer;
+    /// Whether a read here is about as cheap as waiting for another request's (a store in the
+    /// same place, such as KV at the edge). The local layers in front are read by every request;
+    /// concurrent identical reads share everything below them.
+    fn is_local(&self) -> bool {
+        false
+    }
     /// The page this layer holds, if any.
     async fn get(&self) -> Result<Option<StoredPage>, LayerError>;
     /// Stores `page`, to be kept for as long as the layer's retention says.

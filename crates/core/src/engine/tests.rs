@@ -131,6 +131,10 @@ impl Cache for Rc<FakeCache> {
         self.layer
     }
 
+    fn is_local(&self) -> bool {
+        self.layer == CacheLayer::Kv
+    }
+
     async fn get(&self) -> Result<Option<StoredPage>, LayerError> {
         self.gets.set(self.gets.get() + 1);
         let holds = self.holds.borrow().clone();
@@ -681,4 +685,17 @@ fn the_engines_futures_are_send_over_send_adapters() {
     let outcome = run(&FakeRuntime::at(NOW), send(engine.read(&request)));
     assert_eq!(outcome.result, Err(ReadError::Forbidden));
     run(&FakeRuntime::at(NOW), send(engine.finish(&request, outcome.after)));
+}
+
+#[test]
+fn without_a_local_cache_in_front_even_the_first_cache_is_read_once_for_concurrent_requests() {
+    let runtime = FakeRuntime::at(NOW);
+    let redis = cache(CacheLayer::Redis);
+    holding(&redis, aged("in redis", 3));
+    let engine: Worker = Engine { caches: vec![Rc::clone(&redis)], sources: vec![], policy: POLICY, runtime: runtime.clone(), coalescer: Isolate::default() };
+    let request = request();
+    let (a, b) = run(&runtime, async { futures_util::future::join(engine.read(&request), engine.read(&request)).await });
+    assert_eq!(redis.gets.get(), 1);
+    assert_eq!((served(&a), served(&b).1), (("in redis", "HIT", "REDIS", None), "HIT"));
+    assert!(b.result.unwrap().coalesced);
 }
