@@ -138,7 +138,17 @@ impl CountsResponse {
 
 /// When the page in `body` (any of the envelopes above, as served) was read from its source:
 /// its `cached_at`. `None` when the body has none.
+///
+/// Every cache hit below KV asks this of a page of tens of kilobytes, so the envelopes' own
+/// layout is read first: `cached_at` is their last field but one, written compactly, and the
+/// text `"cached_at":"` cannot occur inside a JSON string (its quotes would be escaped). Any
+/// other body is parsed.
 pub fn cached_at(body: &str) -> Option<UnixMillis> {
+    const FIELD: &str = r#""cached_at":""#;
+    let tail = body.rfind(FIELD).and_then(|at| body.get(at + FIELD.len()..at + FIELD.len() + 21));
+    if let Some(read_at) = tail.and_then(|t| t.strip_suffix('"')).and_then(UnixMillis::parse_rfc3339) {
+        return Some(read_at);
+    }
     #[derive(Deserialize)]
     struct CachedAt {
         cached_at: String,
@@ -287,5 +297,16 @@ mod tests {
                 "timestamp": "2025-01-27T10:35:00Z", "response_time": "5ms"
             })
         );
+    }
+
+    #[test]
+    fn cached_at_is_found_in_an_envelope_as_written_and_in_any_other_json() {
+        let at = UnixMillis::parse_rfc3339("2025-01-27T10:35:00Z");
+        let compact = r#"{"success":true,"data":{"name":"\"cached_at\":\"1999-01-01T00:00:00Z\""},"cached_at":"2025-01-27T10:35:00Z","cache_ttl":180}"#;
+        assert_eq!(cached_at(compact), at);
+        assert_eq!(cached_at(r#"{ "cached_at" : "2025-01-27T10:35:00Z" }"#), at);
+        assert_eq!(cached_at(r#"{"cached_at":"2025-01-27T10:35:00Z"#), None);
+        assert_eq!(cached_at(r#"{"v":3}"#), None);
+        assert_eq!(cached_at("not json"), None);
     }
 }
