@@ -62,6 +62,15 @@ pub struct Upstreams {
     /// (default 600), and the budgets `KV_TIMEOUT_MS` (1000), `BACKEND_TIMEOUT_MS` (2000, Redis
     /// and the fallback) and `SUPABASE_TIMEOUT_MS` (5000).
     pub policy: Policy,
+    /// `STALENESS_BOUND_MS` (default 1000, at most 60000): how long after an invalidation a page
+    /// of the generation it superseded may still be served, labelled stale; 0 = strict, never.
+    pub staleness_bound_ms: u64,
+    /// `REFRESH_DEBOUNCE_MS` (default 250, at most 5000): invalidations of one scope within this
+    /// window make one refresh of its hot pages, at the window's end.
+    pub refresh_debounce_ms: u32,
+    /// `REFRESH_AHEAD_PAGES` (default 20, at most 200; 0 = off): how many of a scope's most
+    /// recently read pages are refreshed right after it is invalidated.
+    pub refresh_ahead_pages: u32,
 }
 
 thread_local! {
@@ -123,6 +132,9 @@ impl Upstreams {
                 },
                 refresh_lease_ms: REFRESH_LEASE_MS,
             },
+            staleness_bound_ms: var(env, "STALENESS_BOUND_MS").map_or(Ok(1000), |raw| parse_number("STALENESS_BOUND_MS", &raw, 0..=60_000))?,
+            refresh_debounce_ms: var(env, "REFRESH_DEBOUNCE_MS").map_or(Ok(250), |raw| parse_number("REFRESH_DEBOUNCE_MS", &raw, 0..=5_000))?,
+            refresh_ahead_pages: var(env, "REFRESH_AHEAD_PAGES").map_or(Ok(20), |raw| parse_number("REFRESH_AHEAD_PAGES", &raw, 0..=200))?,
         })
     }
 

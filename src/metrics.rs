@@ -83,7 +83,7 @@ impl Trace {
         for Step { layer, event } in steps {
             let lookup = match event {
                 Event::Skipped(_) => continue,
-                Event::Hit => Some(true),
+                Event::Hit | Event::Superseded => Some(true),
                 Event::Miss | Event::KeptForErrors | Event::Expired | Event::Failed(LayerError::Refused { .. }) => Some(false),
                 Event::Failed(_) | Event::Answered | Event::Forbidden => None,
             };

@@ -18,7 +18,8 @@ use contact_list_cache_core::engine::{
 };
 use contact_list_cache_core::generation::{Generation, Scope};
 use contact_list_cache_core::layer::CacheLayer;
-use contact_list_cache_core::query::ContactQuery;
+use contact_list_cache_core::access::Membership;
+use contact_list_cache_core::query::{ContactQuery, UserId, WorkspaceId};
 use contact_list_cache_core::settings::SettingError;
 use std::rc::Rc;
 use worker::{Context, Env};
@@ -104,21 +105,36 @@ pub struct PageRead {
     request: Request,
 }
 
+/// Who a page is read for.
+pub enum Reader<'a> {
+    /// A caller, through the gate.
+    Caller(&'a Access),
+    /// Nobody waiting: a page refreshed ahead of its readers, for a user who read it recently.
+    /// Only the backend's fallback, which checks membership in SQL, reads it from the database.
+    Ahead { workspace: &'a WorkspaceId, user: &'a UserId },
+}
+
 impl PageRead {
-    /// Reads the generation of the page's scope (KV, within its budget) and binds every layer to
-    /// the page's keys. When the generation cannot be read, no cache is read or written.
-    pub async fn open(env: &Env, upstreams: &Rc<Upstreams>, access: &Access, query: ContactQuery, mode: Mode, trace: &Trace) -> Result<Self, AppError> {
+    /// Reads the state of the page's scope (KV, within its budget) and binds every layer to the
+    /// page's keys under its current generation, and KV also under the generation an
+    /// invalidation superseded, while the staleness bound allows it. When the state cannot be
+    /// read, no cache is read or written.
+    pub async fn open(env: &Env, upstreams: &Rc<Upstreams>, reader: Reader<'_>, query: ContactQuery, mode: Mode, trace: &Trace) -> Result<Self, AppError> {
         let store = kv::store(env).map_err(|_| SettingError::Missing { name: KV_BINDING })?;
+        let (workspace, user) = match &reader {
+            Reader::Caller(access) => (&access.workspace, &access.caller.user_id),
+            Reader::Ahead { workspace, user } => (*workspace, *user),
+        };
         trace.kv_operation();
-        let generation = match kv::generation(&store, upstreams, &access.workspace, Scope::List(query.filter)).await {
-            Ok(generation) => Some(generation),
+        let key = Scope::List(query.filter).generation_key(workspace, &query.board_id);
+        let state = match kv::scope_state(&store, upstreams, &key).await {
+            Ok(state) => Some(state),
             Err(err) => {
                 trace.failed(format!("KV generation read: {err}"));
                 None
             }
         };
-        let keyed = generation.clone().unwrap_or_else(Generation::initial);
-        let (workspace, user) = (&access.workspace, &access.caller.user_id);
+        let keyed = state.as_ref().map_or_else(Generation::initial, |s| s.current.clone());
         let kv_key = kv_list_key(workspace, user, &query, &keyed);
         let at_backend = Rc::new(PageAtBackend {
             upstreams: Rc::clone(upstreams),
@@ -127,28 +143,50 @@ impl PageRead {
             scoped: Scoped { workspace: workspace.clone(), user: user.clone(), generation: keyed.clone() },
             redis_key: redis_list_key(workspace, user, &query, &keyed),
         });
+        let kv_page = |key: String| EdgeCache::Kv(KvPage { store: store.clone(), upstreams: Rc::clone(upstreams), key });
         let mut caches = Vec::new();
         if upstreams.kv_cache_enabled {
-            caches.push(EdgeCache::Kv(KvPage { store, upstreams: Rc::clone(upstreams), key: kv_key.clone() }));
+            caches.push(kv_page(kv_key.clone()));
         }
         if upstreams.redis_enabled {
             caches.push(EdgeCache::Redis(RedisCopy(Rc::clone(&at_backend))));
         }
-        let supabase = SupabasePage { upstreams: Rc::clone(upstreams), caller: access.caller.clone(), workspace: workspace.clone(), query };
-        let sources = vec![EdgeSource::Supabase(supabase), EdgeSource::Fallback(Fallback(at_backend))];
+        // Soft invalidation: the page as it was before the scope's last invalidation, for a while.
+        let now = runtime::now();
+        let fallback = state.as_ref().and_then(|s| s.fallback(now, upstreams.staleness_bound_ms)).filter(|_| matches!(reader, Reader::Caller(_)));
+        let superseded = match fallback {
+            Some((previous, _)) if upstreams.kv_cache_enabled => vec![kv_page(kv_list_key(workspace, user, &query, previous))],
+            _ => Vec::new(),
+        };
+        let (membership, sources) = match reader {
+            Reader::Caller(access) => {
+                let supabase = SupabasePage { upstreams: Rc::clone(upstreams), caller: access.caller.clone(), workspace: workspace.clone(), query };
+                (access.membership, vec![EdgeSource::Supabase(supabase), EdgeSource::Fallback(Fallback(at_backend))])
+            }
+            Reader::Ahead { .. } => (Membership::Confirmed, vec![EdgeSource::Fallback(Fallback(at_backend))]),
+        };
         let request = Request {
             mode,
-            membership: access.membership,
-            generation: if generation.is_some() { GenerationState::Known } else { GenerationState::Unknown },
+            membership,
+            generation: if state.is_some() { GenerationState::Known } else { GenerationState::Unknown },
             key: kv_key,
+            superseded_until: fallback.map(|(_, until)| until),
         };
-        let engine = Engine { caches, sources, policy: upstreams.policy, runtime: Workerd, coalescer: runtime::reads() };
+        let engine = Engine { caches, superseded, sources, policy: upstreams.policy, runtime: Workerd, coalescer: runtime::reads() };
         Ok(Self { engine, request })
     }
 
     /// The page's KV key (`X-Cache-Key`).
     pub fn key(&self) -> &str {
         &self.request.key
+    }
+
+    /// Reads the page for nobody waiting (refresh-ahead), write-backs included.
+    pub async fn refresh(self) {
+        let outcome = self.engine.read(&self.request).await;
+        for failure in self.engine.finish(&self.request, outcome.after).await {
+            worker::console_warn!("refresh-ahead: {failure}");
+        }
     }
 
     /// Reads the page; the write-backs and refresh go on after the response.

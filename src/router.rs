@@ -2,7 +2,7 @@
 
 use crate::edge::{self, Edge};
 use crate::error::AppError;
-use crate::handlers::{contacts, counts, dashboard, health, invalidate, metrics};
+use crate::handlers::{contacts, counts, dashboard, health, invalidate, metrics, warm};
 use worker::{Context, Env, Method, Request, Response};
 
 pub async fn route(req: Request, env: &Env, ctx: &Context, edge: &Edge) -> Result<Response, AppError> {
@@ -19,11 +19,11 @@ pub async fn route(req: Request, env: &Env, ctx: &Context, edge: &Edge) -> Resul
         (Method::Get, ["api", "cache", "stats"]) => metrics::stats(&req, edge).await,
         (Method::Get, ["api", "boards", board, "contacts"]) => contacts::list(&req, env, ctx, edge, board).await,
         (_, ["api", "boards", _, "contacts"]) => Err(not_allowed("GET, OPTIONS")),
-        (Method::Get, ["api", "workspaces", workspace, "counts"]) => counts::get(&req, env, edge, workspace).await,
+        (Method::Get, ["api", "workspaces", workspace, "counts"]) => counts::get(&req, env, ctx, edge, workspace).await,
         (_, ["api", "workspaces", _, "counts"]) => Err(not_allowed("GET, OPTIONS")),
-        (Method::Post, ["api", "cache", "invalidate"]) => invalidate::invalidate(req, env, edge).await,
-        (Method::Post, ["api", "cache", "webhook"]) => invalidate::webhook(req, env, edge).await,
-        (Method::Post, ["api", "cache", "warm"]) => invalidate::warm(req, env, ctx, edge).await,
+        (Method::Post, ["api", "cache", "invalidate"]) => invalidate::invalidate(req, env, ctx, edge).await,
+        (Method::Post, ["api", "cache", "webhook"]) => invalidate::webhook(req, env, ctx, edge).await,
+        (Method::Post, ["api", "cache", "warm"]) => warm::warm(req, env, ctx, edge).await,
         (_, ["api", "cache", "invalidate" | "webhook" | "warm"]) => Err(not_allowed("POST, OPTIONS")),
         (method, _) => Err(AppError::NotFound { method: method.to_string(), path: path.clone() }),
     }

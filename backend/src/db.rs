@@ -92,6 +92,12 @@ impl Database {
         })
     }
 
+    /// The ids of every board of `workspace`.
+    pub async fn boards(&self, workspace: &WorkspaceId) -> Result<Vec<String>, DbError> {
+        let row = self.query_one(&sql::boards(workspace)).await?;
+        Ok(serde_json::from_str(row.try_get(0)?)?)
+    }
+
     /// Whether `user` is a member of `workspace`.
     pub async fn is_member(&self, workspace: &WorkspaceId, user: &UserId) -> Result<bool, DbError> {
         let row = self.query_one(&sql::membership(workspace, user)).await?;

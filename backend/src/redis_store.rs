@@ -125,6 +125,27 @@ impl RedisStore {
         self.bounded(cmd.query_async::<()>(&mut conn)).await
     }
 
+    /// Adds `members` to the sorted set at `key` with score `score` (now), keeps only the `keep`
+    /// highest-scored, and lets the set expire after `ttl_seconds` without additions.
+    pub async fn add_recent(&self, key: &str, members: &[String], score: u64, keep: u32, ttl_seconds: u32) -> Result<(), RedisError> {
+        let mut conn = self.connection().await?;
+        let mut pipe = redis::pipe();
+        let zadd = pipe.cmd("ZADD").arg(key);
+        for member in members {
+            zadd.arg(score).arg(member);
+        }
+        pipe.ignore().cmd("ZREMRANGEBYRANK").arg(key).arg(0).arg(-i64::from(keep) - 1).ignore().cmd("EXPIRE").arg(key).arg(ttl_seconds).ignore();
+        self.bounded(pipe.query_async::<()>(&mut conn)).await
+    }
+
+    /// The `limit` highest-scored members of the sorted set at `key`, highest first.
+    pub async fn recent(&self, key: &str, limit: u32) -> Result<Vec<String>, RedisError> {
+        let mut conn = self.connection().await?;
+        let mut cmd = redis::cmd("ZRANGE");
+        cmd.arg(key).arg(0).arg(i64::from(limit) - 1).arg("REV");
+        self.bounded(cmd.query_async(&mut conn)).await
+    }
+
     /// Removes every key matching `pattern` with SCAN + UNLINK (never KEYS), on the node that
     /// holds the pattern's workspace; returns how many were removed. Each round trip is bounded.
     pub async fn remove_matching(&self, pattern: &KeyPattern) -> Result<u64, RedisError> {

@@ -2,6 +2,7 @@
 
 use crate::config::Config;
 use crate::db::Database;
+use crate::layers::runtime::Leased;
 use crate::redis_store::RedisStore;
 use crate::state::AppState;
 use crate::stats::Stats;
@@ -43,7 +44,7 @@ impl Application {
             let forwarder = crate::listener::Forwarder::new(url.clone(), secret.expose().clone());
             tokio::spawn(crate::listener::run(database_url.to_owned(), forwarder));
         }
-        let state = Arc::new(AppState { config, redis: Arc::new(redis), db: Arc::new(db), stats: Stats::default() });
+        let state = Arc::new(AppState { config, redis: Arc::new(redis), db: Arc::new(db), stats: Stats::default(), leases: Leased::default() });
         Ok(Self { listener, router: router(state) })
     }
 
@@ -70,6 +71,9 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/api/boards/{board_id}/contacts/cache", get(routes::contacts::cached))
         .route("/api/boards/{board_id}/contacts", get(routes::contacts::fallback))
         .route("/api/workspaces/{workspace_id}/counts", get(routes::counts::get))
+        .route("/api/workspaces/{workspace_id}/boards", get(routes::reads::boards))
+        .route("/api/reads", post(routes::reads::record))
+        .route("/api/reads/{workspace_id}", get(routes::reads::recent))
         .route("/api/cache/store", post(routes::cache::store))
         .route("/api/cache/invalidate", post(routes::cache::invalidate))
         .route("/api/cache/stats", get(routes::cache::stats))

@@ -4,6 +4,7 @@
 
 use crate::config::Config;
 use crate::db::Database;
+use crate::layers::runtime::Leased;
 use crate::redis_store::RedisStore;
 use crate::stats::Stats;
 use std::sync::Arc;
@@ -15,4 +16,6 @@ pub struct AppState {
     pub redis: Arc<RedisStore>,
     pub db: Arc<Database>,
     pub stats: Stats,
+    /// Refresh leases of the pages this process serves.
+    pub leases: Leased,
 }

@@ -75,7 +75,7 @@ impl Stats {
     pub fn record(&self, steps: &[Step]) {
         for Step { layer, event } in steps {
             match event {
-                Event::Hit => self.hits.increment(),
+                Event::Hit | Event::Superseded => self.hits.increment(),
                 Event::Miss | Event::Expired | Event::KeptForErrors => self.misses.increment(),
                 Event::Failed(LayerError::Refused { .. }) => {
                     self.misses.increment();

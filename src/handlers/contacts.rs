@@ -5,7 +5,8 @@
 use crate::auth;
 use crate::edge::Edge;
 use crate::error::AppError;
-use crate::read_path::PageRead;
+use crate::read_path::{PageRead, Reader};
+use crate::refresh;
 use contact_list_cache_core::engine::{Mode, Served};
 use contact_list_cache_core::layer::wants_fresh;
 use contact_list_cache_core::query::{ContactQuery, WorkspaceId};
@@ -18,7 +19,8 @@ pub async fn list(req: &Request, env: &Env, ctx: &Context, edge: &Edge, board: &
     edge.trace.board(&query.board_id);
     let access = auth::authorize(req, upstreams, workspace, &edge.trace).await?;
     let mode = if wants_fresh(req.headers().get("Cache-Control")?.as_deref()) { Mode::Bypass } else { Mode::Normal };
-    let page = PageRead::open(env, upstreams, &access, query, mode, &edge.trace).await?;
+    refresh::record_page(ctx, upstreams, &access.workspace, &access.caller.user_id, &query);
+    let page = PageRead::open(env, upstreams, Reader::Caller(&access), query, mode, &edge.trace).await?;
     let key = page.key().to_owned();
     let served = page.read(ctx, &edge.trace).await?;
     respond(served, &key, edge)

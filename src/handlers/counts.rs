@@ -6,37 +6,46 @@ use crate::edge::Edge;
 use crate::error::AppError;
 use crate::layers::backend::{self, Answer, Scoped};
 use crate::layers::kv;
-use contact_list_cache_core::generation::{Generation, Scope};
+use crate::refresh;
+use crate::runtime;
+use contact_list_cache_core::generation::{counts_generation_key, ScopeState};
 use contact_list_cache_core::layer::wants_fresh;
 use contact_list_cache_core::query::WorkspaceId;
-use worker::{Env, Request, Response};
+use worker::{Context, Env, Request, Response};
 
-pub async fn get(req: &Request, env: &Env, edge: &Edge, workspace: &str) -> Result<Response, AppError> {
+pub async fn get(req: &Request, env: &Env, ctx: &Context, edge: &Edge, workspace: &str) -> Result<Response, AppError> {
     let upstreams = edge.config()?.upstreams()?;
     let workspace = WorkspaceId::parse("workspaceId", workspace)?;
     let access = auth::authorize(req, upstreams, workspace, &edge.trace).await?;
     edge.trace.kv_operation();
     edge.trace.redis_operation();
-    let store = kv::store(env);
-    let generation = match &store {
-        Ok(store) => kv::generation(store, upstreams, &access.workspace, Scope::Counts).await,
-        Err(err) => Err(err.clone()),
+    refresh::record_counts(ctx, upstreams, &access.workspace, &access.caller.user_id);
+    let state = match kv::store(env) {
+        Ok(store) => kv::scope_state(&store, upstreams, &counts_generation_key(&access.workspace)).await,
+        Err(err) => Err(err),
     };
     // With the generation unknown, cached counts may predate an invalidation: read them afresh.
-    let fresh = wants_fresh(req.headers().get("Cache-Control")?.as_deref()) || generation.is_err();
-    let scoped = Scoped { workspace: access.workspace, user: access.caller.user_id, generation: generation.unwrap_or_else(|_| Generation::initial()) };
-    match backend::counts(upstreams, &scoped, fresh).await {
-        Ok(Answer::Found(body)) => {
+    let fresh = wants_fresh(req.headers().get("Cache-Control")?.as_deref()) || state.is_err();
+    let state = state.unwrap_or_else(|_| ScopeState::initial());
+    let superseded = state.fallback(runtime::now(), upstreams.staleness_bound_ms);
+    let scoped = Scoped { workspace: access.workspace.clone(), user: access.caller.user_id.clone(), generation: state.current.clone() };
+    match backend::counts(upstreams, &scoped, fresh, superseded).await {
+        Ok((Answer::Found(body), labels)) => {
             let response = Response::ok(body)?;
             let headers = response.headers();
             headers.set("Content-Type", "application/json")?;
             headers.set("Cache-Control", "private, no-store")?;
+            for (name, value) in [("X-Cache-Status", labels.status), ("X-Cache-Layer", labels.layer), ("Age", labels.age)] {
+                if let Some(value) = value {
+                    headers.set(name, &value)?;
+                }
+            }
             headers.set("X-Worker-Location", &edge.location)?;
             headers.set("X-Response-Time", &edge.elapsed())?;
             Ok(response)
         }
-        Ok(Answer::Forbidden) => Err(AppError::Forbidden),
-        Ok(Answer::Missing) => Err(AppError::Unavailable("the backend had no counts".into())),
+        Ok((Answer::Forbidden, _)) => Err(AppError::Forbidden),
+        Ok((Answer::Missing, _)) => Err(AppError::Unavailable("the backend had no counts".into())),
         Err(err) => Err(AppError::Unavailable(format!("counts: {err}"))),
     }
 }

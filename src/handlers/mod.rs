@@ -6,3 +6,4 @@ pub mod dashboard;
 pub mod health;
 pub mod invalidate;
 pub mod metrics;
+pub mod warm;

@@ -9,6 +9,7 @@ use contact_list_cache_core::engine::{Cache, LayerError, Source, SourceError, So
 use contact_list_cache_core::generation::Generation;
 use contact_list_cache_core::layer::CacheLayer;
 use contact_list_cache_core::query::{BoardId, UserId, WorkspaceId};
+use contact_list_cache_core::time::UnixMillis;
 use std::rc::Rc;
 use worker::{Fetch, Headers, Method, Request, RequestInit};
 
@@ -17,6 +18,16 @@ pub enum Answer {
     Found(String),
     Missing,
     Forbidden,
+}
+
+/// One read, as the backend keeps it: a scope (`<board>:<filter>` or `counts`), who read it and
+/// the page's canonical query string (none for counts).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Read {
+    pub workspace: String,
+    pub scope: String,
+    pub user: String,
+    pub query: String,
 }
 
 /// Who asks and for which generation: the headers of every list and counts call.
@@ -41,17 +52,33 @@ fn headers(upstreams: &Upstreams, scoped: Option<&Scoped>, layer: CacheLayer) ->
 
 /// One call to the backend, reported as `layer`'s.
 async fn call(upstreams: &Upstreams, method: Method, path: &str, headers: Headers, body: Option<String>, layer: CacheLayer) -> Result<Answer, LayerError> {
+    Ok(call_labelled(upstreams, method, path, headers, body, layer).await?.0)
+}
+
+/// The backend's own cache labels on an answer: `X-Cache-Status`, `X-Cache-Layer`, `Age`.
+#[derive(Debug, Default)]
+pub struct Labels {
+    pub status: Option<String>,
+    pub layer: Option<String>,
+    pub age: Option<String>,
+}
+
+/// One call to the backend, with the cache labels of its answer.
+async fn call_labelled(upstreams: &Upstreams, method: Method, path: &str, headers: Headers, body: Option<String>, layer: CacheLayer) -> Result<(Answer, Labels), LayerError> {
     let failed = |err: worker::Error| LayerError::failed(layer, err);
     let mut init = RequestInit::new();
     init.with_method(method).with_headers(headers).with_body(body.map(Into::into));
     let request = Request::new_with_init(&format!("{}{path}", upstreams.backend_url), &init).map_err(failed)?;
     let mut response = Fetch::Request(request).send().await.map_err(failed)?;
-    match response.status_code() {
-        200 => Ok(Answer::Found(response.text().await.map_err(failed)?)),
-        404 => Ok(Answer::Missing),
-        403 => Ok(Answer::Forbidden),
-        status => Err(LayerError::failed(layer, format!("backend answered {status}"))),
-    }
+    let label = |name: &str| response.headers().get(name).ok().flatten();
+    let labels = Labels { status: label("X-Cache-Status"), layer: label("X-Cache-Layer"), age: label("Age") };
+    let answer = match response.status_code() {
+        200 => Answer::Found(response.text().await.map_err(failed)?),
+        404 => Answer::Missing,
+        403 => Answer::Forbidden,
+        status => return Err(LayerError::failed(layer, format!("backend answered {status}"))),
+    };
+    Ok((answer, labels))
 }
 
 /// One contact page as the backend knows it.
@@ -136,15 +163,72 @@ pub async fn store(upstreams: &Upstreams, key: &str, body: &str, ttl_seconds: u3
     }
 }
 
-/// The caller's per-filter counts (the backend's read-through cache over PostgreSQL).
-pub async fn counts(upstreams: &Upstreams, scoped: &Scoped, fresh: bool) -> Result<Answer, LayerError> {
+/// The caller's per-filter counts (the backend's read-through cache over PostgreSQL): `fresh`
+/// skips its Redis; `superseded` names the generation an invalidation superseded and until when
+/// its counts may be served, labelled stale, while the current ones are read.
+pub async fn counts(upstreams: &Upstreams, scoped: &Scoped, fresh: bool, superseded: Option<(&Generation, UnixMillis)>) -> Result<(Answer, Labels), LayerError> {
     let layer = CacheLayer::Redis;
     let headers = headers(upstreams, Some(scoped), layer)?;
+    let set = |name: &str, value: &str| headers.set(name, value).map_err(|err| LayerError::failed(layer, err));
     if fresh {
-        headers.set("Cache-Control", "no-cache").map_err(|err| LayerError::failed(layer, err))?;
+        set("Cache-Control", "no-cache")?;
+    }
+    if let Some((previous, until)) = superseded {
+        set("X-Cache-Superseded-Generation", previous.as_str())?;
+        set("X-Cache-Superseded-Until", &until.0.to_string())?;
     }
     let path = format!("/api/workspaces/{}/counts", scoped.workspace);
-    within(layer, upstreams.budgets().redis_ms, call(upstreams, Method::Get, &path, headers, None, layer)).await
+    within(layer, upstreams.budgets().redis_ms, call_labelled(upstreams, Method::Get, &path, headers, None, layer)).await
+}
+
+/// Every board of `workspace`, as the backend reads them from PostgreSQL.
+pub async fn boards(upstreams: &Upstreams, workspace: &WorkspaceId) -> Result<Vec<BoardId>, LayerError> {
+    #[derive(serde::Deserialize)]
+    struct Boards {
+        data: Vec<BoardId>,
+    }
+    let layer = CacheLayer::BackendFallback;
+    let path = format!("/api/workspaces/{workspace}/boards");
+    let request = call(upstreams, Method::Get, &path, headers(upstreams, None, layer)?, None, layer);
+    match within(layer, upstreams.budgets().fallback_ms, request).await? {
+        Answer::Found(body) => serde_json::from_str::<Boards>(&body).map(|b| b.data).map_err(|err| LayerError::failed(layer, format!("boards: {err}"))),
+        Answer::Missing | Answer::Forbidden => Err(LayerError::failed(layer, "the backend refused the boards")),
+    }
+}
+
+/// Tells the backend which pages (and counts) were read, for refresh-ahead.
+pub async fn record_reads(upstreams: &Upstreams, reads: &[Read]) -> Result<(), LayerError> {
+    let layer = CacheLayer::Redis;
+    let headers = headers(upstreams, None, layer)?;
+    headers.set("Content-Type", "application/json").map_err(|err| LayerError::failed(layer, err))?;
+    let body = serde_json::to_string(&serde_json::json!({ "reads": reads })).expect("reads serialize");
+    match within(layer, upstreams.budgets().redis_ms, call(upstreams, Method::Post, "/api/reads", headers, Some(body), layer)).await? {
+        Answer::Found(_) => Ok(()),
+        Answer::Missing | Answer::Forbidden => Err(LayerError::failed(layer, "the backend refused the reads")),
+    }
+}
+
+/// The pages of `scope` in `workspace` read most recently (at most `limit`), newest first: who
+/// read each, and its query string.
+pub async fn hot_reads(upstreams: &Upstreams, workspace: &WorkspaceId, scope: &str, limit: u32) -> Result<Vec<(UserId, String)>, LayerError> {
+    #[derive(serde::Deserialize)]
+    struct Hot {
+        data: Vec<HotRead>,
+    }
+    #[derive(serde::Deserialize)]
+    struct HotRead {
+        user: UserId,
+        query: String,
+    }
+    let layer = CacheLayer::Redis;
+    let path = format!("/api/reads/{workspace}?scope={scope}&limit={limit}");
+    match within(layer, upstreams.budgets().redis_ms, call(upstreams, Method::Get, &path, headers(upstreams, None, layer)?, None, layer)).await? {
+        Answer::Found(body) => {
+            let hot = serde_json::from_str::<Hot>(&body).map_err(|err| LayerError::failed(layer, format!("hot reads: {err}")))?;
+            Ok(hot.data.into_iter().map(|read| (read.user, read.query)).collect())
+        }
+        Answer::Missing | Answer::Forbidden => Err(LayerError::failed(layer, "the backend refused the hot reads")),
+    }
 }
 
 /// The backend's Redis statistics (`GET /api/cache/stats`), as it sent them.

@@ -5,9 +5,8 @@ use crate::config::{Upstreams, KV_BINDING};
 use crate::runtime::within;
 use crate::webcrypto;
 use contact_list_cache_core::engine::{Cache, LayerError, StoredPage};
-use contact_list_cache_core::generation::{Generation, Scope};
+use contact_list_cache_core::generation::{Generation, ScopeState};
 use contact_list_cache_core::layer::CacheLayer;
-use contact_list_cache_core::query::WorkspaceId;
 use contact_list_cache_core::time::UnixMillis;
 use std::rc::Rc;
 use worker::kv::{KvError, KvStore};
@@ -97,36 +96,39 @@ const GENERATION_TTL_SECONDS: u32 = 86_400;
 /// Attempts at writing one generation (KV allows one write per second to a key).
 const GENERATION_WRITE_ATTEMPTS: u32 = 3;
 
-/// The current generation of `scope` in `workspace` (the initial one when never bumped), within
-/// KV's budget.
-pub async fn generation(store: &KvStore, upstreams: &Upstreams, workspace: &WorkspaceId, scope: Scope) -> Result<Generation, LayerError> {
-    let key = scope.generation_key(workspace);
-    match within(CacheLayer::Kv, upstreams.budgets().kv_ms, get_text(store, &key)).await? {
-        None => Ok(Generation::initial()),
-        Some(raw) => Generation::parse("generation", &raw).map_err(failed),
+/// The state of the generation stored at `key` (the initial one when never bumped), within KV's
+/// budget.
+pub async fn scope_state(store: &KvStore, upstreams: &Upstreams, key: &str) -> Result<ScopeState, LayerError> {
+    match within(CacheLayer::Kv, upstreams.budgets().kv_ms, get_text(store, key)).await? {
+        None => Ok(ScopeState::initial()),
+        Some(raw) => ScopeState::parse(&raw).map_err(failed),
     }
 }
 
-/// Writes `generation` for every scope, retrying a rejected write after a second (KV's
-/// per-key write rate). Returns the number of KV writes made. Costs one write per scope, however
-/// many pages are cached.
-pub async fn bump(store: &KvStore, workspace: &WorkspaceId, scopes: &[Scope], generation: &Generation) -> Result<u32, LayerError> {
-    let mut writes = 0;
-    for scope in scopes {
-        let key = scope.generation_key(workspace);
-        let mut attempt = 1;
+/// Moves every generation at `keys` to `next` at `now` (keeping, within `bound_ms`, the one it
+/// supersedes: see `ScopeState::bumped`), all keys at once; a write KV rejects (its rate is one
+/// write per second per key) is retried after a second, twice. Returns the KV reads and writes
+/// made. Costs one read and one write per key, however many pages are cached.
+pub async fn bump(store: &KvStore, keys: &[String], next: &Generation, now: UnixMillis, bound_ms: u64) -> Result<(u32, u32), LayerError> {
+    let bumps = keys.iter().map(|key| async move {
+        let state = match get_text(store, key).await? {
+            Some(raw) => ScopeState::parse(&raw).unwrap_or_else(|_| ScopeState::initial()),
+            None => ScopeState::initial(),
+        };
+        let value = state.bumped(next.clone(), now, bound_ms).format();
+        let mut writes = 0;
         loop {
             writes += 1;
-            match write(store, &key, generation.as_str(), None, GENERATION_TTL_SECONDS).await {
-                Ok(()) => break,
-                Err(err) if attempt < GENERATION_WRITE_ATTEMPTS => {
+            match write(store, key, &value, None, GENERATION_TTL_SECONDS).await {
+                Ok(()) => return Ok(writes),
+                Err(err) if writes < GENERATION_WRITE_ATTEMPTS => {
                     worker::console_warn!("generation write retried: {err}");
                     worker::Delay::from(std::time::Duration::from_millis(1100)).await;
-                    attempt += 1;
                 }
                 Err(err) => return Err(err),
             }
         }
-    }
-    Ok(writes)
+    });
+    let writes = futures_util::future::try_join_all(bumps).await?;
+    Ok((keys.len() as u32, writes.iter().sum()))
 }

@@ -33,6 +33,11 @@ impl Cache for RedisEntry {
         CacheLayer::Redis
     }
 
+    /// Redis is this service's own store.
+    fn is_local(&self) -> bool {
+        true
+    }
+
     async fn get(&self) -> Result<Option<StoredPage>, LayerError> {
         let entry = self.redis.get_sealed(&self.keyring, &self.key).await;
         match entry.map_err(|err| LayerError::failed(CacheLayer::Redis, format!("reading the entry: {err}")))? {

@@ -37,7 +37,7 @@ impl ListRequest {
     fn read(self, state: &AppState, cache_only: bool, mode: Mode) -> Read {
         let ttl_seconds = state.config.ttl_contacts_list;
         let source = (!cache_only).then(|| Postgres::page(Arc::clone(&state.db), self.workspace, self.caller, self.query, ttl_seconds));
-        Read { key: self.key, ttl_seconds, source, mode }
+        Read { key: self.key, ttl_seconds, source, mode, superseded: None }
     }
 }
 

@@ -1,11 +1,14 @@
 //! `GET /api/workspaces/{workspaceId}/counts`: per-filter counts for the caller (`X-User-ID`),
 //! the sidebar badges: Redis at `counts:{workspace}:user:gen:…`, then PostgreSQL (which checks
-//! membership in the same statement), kept for CACHE_TTL_CONTACT_COUNTS.
+//! membership in the same statement), kept for CACHE_TTL_CONTACT_COUNTS. Within the staleness
+//! bound after an invalidation (the worker names the superseded generation and until when), the
+//! counts of the superseded generation are served, labelled `STALE`, while the current ones are
+//! read.
 
 use crate::error::ApiError;
 use crate::layers::postgres::Postgres;
 use crate::routes::read::{self, Read};
-use crate::routes::{generation_header, read_mode, user_header};
+use crate::routes::{generation_header, read_mode, superseded_header, user_header};
 use crate::state::AppState;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
@@ -18,7 +21,8 @@ pub async fn get(State(state): State<Arc<AppState>>, Path(workspace): Path<Strin
     let workspace = WorkspaceId::parse("workspaceId", &workspace)?;
     let user = user_header(&headers)?;
     let key = redis_counts_key(&workspace, &user, &generation_header(&headers)?);
+    let superseded = superseded_header(&headers)?.map(|(previous, until)| (redis_counts_key(&workspace, &user, &previous), until));
     let ttl_seconds = state.config.ttl_contact_counts;
     let source = Postgres::counts(Arc::clone(&state.db), workspace, user, ttl_seconds);
-    read::serve(&state, Read { key, ttl_seconds, source: Some(source), mode: read_mode(&headers) }).await
+    read::serve(&state, Read { key, ttl_seconds, source: Some(source), mode: read_mode(&headers), superseded }).await
 }

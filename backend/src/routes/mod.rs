@@ -5,6 +5,7 @@ pub mod contacts;
 pub mod counts;
 pub mod health;
 pub mod read;
+pub mod reads;
 
 use crate::error::ApiError;
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
@@ -16,6 +17,7 @@ use contact_list_cache_core::envelope::ErrorBody;
 use contact_list_cache_core::layer::{CacheLayer, CacheStatus};
 use contact_list_cache_core::generation::Generation;
 use contact_list_cache_core::query::{QueryError, UserId, WorkspaceId};
+use contact_list_cache_core::time::UnixMillis;
 
 /// Any unknown path: the shared JSON error shape with 404.
 pub async fn not_found(uri: Uri) -> (StatusCode, Json<ErrorBody>) {
@@ -47,6 +49,17 @@ pub fn generation_header(headers: &HeaderMap) -> Result<Generation, ApiError> {
         None | Some("") => Ok(Generation::initial()),
         Some(raw) => Ok(Generation::parse("X-Cache-Generation", raw)?),
     }
+}
+
+/// `X-Cache-Superseded-Generation` and `X-Cache-Superseded-Until` (milliseconds since the
+/// epoch): the generation an invalidation superseded and until when its copies may be served.
+pub fn superseded_header(headers: &HeaderMap) -> Result<Option<(Generation, UnixMillis)>, ApiError> {
+    let (Some(previous), Some(until)) = (header(headers, "x-cache-superseded-generation"), header(headers, "x-cache-superseded-until")) else {
+        return Ok(None);
+    };
+    let previous = Generation::parse("X-Cache-Superseded-Generation", previous)?;
+    let until = until.parse().map_err(|_| bad_request("X-Cache-Superseded-Until", "X-Cache-Superseded-Until must be milliseconds since the epoch"))?;
+    Ok(Some((previous, UnixMillis(until))))
 }
 
 /// `Bypass` when the request asks to skip cached copies (`Cache-Control: no-cache`).

@@ -11,13 +11,14 @@ use crate::routes::cached_json;
 use crate::state::AppState;
 use axum::response::Response;
 use contact_list_cache_core::access::Membership;
-use contact_list_cache_core::coalesce::Alone;
+use crate::layers::runtime::Leased;
+use contact_list_cache_core::time::UnixMillis;
 use contact_list_cache_core::engine::{Engine, Event, GenerationState, Mode, Outcome, Request};
 use std::sync::Arc;
 
-/// Redis, then PostgreSQL. Nothing is coalesced here: Redis is what concurrent requests share
-/// (the worker coalesces the reads it sends).
-type ReadEngine = Engine<RedisEntry, Postgres, Tokio, Alone>;
+/// Redis, then PostgreSQL. Reads are not coalesced here (Redis is what concurrent requests share,
+/// and the worker coalesces the reads it sends), but a stale copy's refresh runs once per lease.
+type ReadEngine = Engine<RedisEntry, Postgres, Tokio, Leased>;
 
 /// One page to read.
 pub struct Read {
@@ -30,6 +31,10 @@ pub struct Read {
     pub source: Option<Postgres>,
     /// `Bypass` skips Redis and refreshes it (`BYPASS`).
     pub mode: Mode,
+    /// The page's key under the generation an invalidation superseded, and until when its copy
+    /// may be served, labelled `STALE`, while the current page is read (the worker's staleness
+    /// bound, `X-Cache-Superseded-Generation` and `X-Cache-Superseded-Until`).
+    pub superseded: Option<(String, UnixMillis)>,
 }
 
 /// Reads `read` and answers it as stored, with `X-Cache-Status`, `X-Cache-Layer` and
@@ -37,12 +42,17 @@ pub struct Read {
 /// the internal key, or the route checked it in PostgreSQL (and the source checks it again in
 /// the statement that reads the rows).
 pub async fn serve(state: &Arc<AppState>, read: Read) -> Result<Response, ApiError> {
-    let Read { key, ttl_seconds, source, mode } = read;
+    let Read { key, ttl_seconds, source, mode, superseded } = read;
     let policy = state.config.read_policy(ttl_seconds);
     let retention = policy.freshness.retention_seconds();
-    let redis = RedisEntry::new(Arc::clone(&state.redis), Arc::clone(&state.config.keyring), key.clone(), retention);
-    let engine: ReadEngine = Engine { caches: vec![redis], sources: source.into_iter().collect(), policy, runtime: Tokio, coalescer: Alone };
-    let request = Request { mode, membership: Membership::Confirmed, generation: GenerationState::Known, key };
+    let entry = |key: String| RedisEntry::new(Arc::clone(&state.redis), Arc::clone(&state.config.keyring), key, retention);
+    let (superseded, superseded_until) = match superseded {
+        Some((key, until)) => (vec![entry(key)], Some(until)),
+        None => (Vec::new(), None),
+    };
+    let caches = vec![entry(key.clone())];
+    let engine: ReadEngine = Engine { caches, superseded, sources: source.into_iter().collect(), policy, runtime: Tokio, coalescer: state.leases.clone() };
+    let request = Request { mode, membership: Membership::Confirmed, generation: GenerationState::Known, key, superseded_until };
     let Outcome { result, steps, after } = engine.read(&request).await;
     state.stats.record(&steps);
     for step in &steps {
@@ -51,7 +61,10 @@ pub async fn serve(state: &Arc<AppState>, read: Read) -> Result<Response, ApiErr
         }
     }
     let served = result?;
-    let response = cached_json(served.body, served.status, served.layer, &request.key);
+    let mut response = cached_json(served.body, served.status, served.layer, &request.key);
+    if let Some(age) = served.age {
+        response.headers_mut().insert("age", age.into());
+    }
     if !after.is_empty() {
         let state = Arc::clone(state);
         let writes = after.writes().count();

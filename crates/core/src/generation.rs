@@ -1,18 +1,22 @@
 //! Generations: O(1) invalidation. Every cached list or count carries the generation of its
-//! scope (a workspace's lists of one filter, or its counts) in its key. Invalidating a scope
-//! writes a new generation, which makes every older entry unreachable at once, in KV and in
-//! Redis alike, whatever their number; TTLs then remove them.
+//! scope (one board's lists of one filter, or a workspace's counts) in its key. Invalidating a
+//! scope writes a new generation, which makes every older entry unreachable at once, in KV and
+//! in Redis alike, whatever their number; TTLs then remove them.
+//!
+//! Soft invalidation: for a while after an invalidation (the staleness bound), the scope's state
+//! also names the generation it superseded, whose copies may still be served, labelled stale,
+//! while the new pages are read. See [`ScopeState`].
 
 use crate::filter::Filter;
-use crate::query::{QueryError, WorkspaceId};
+use crate::query::{BoardId, QueryError, WorkspaceId};
+use crate::time::UnixMillis;
 use std::fmt;
 
-/// What one generation covers in a workspace.
+/// What one generation covers: on each board, every list (any page, sort, search) of one
+/// filter; or a workspace's per-filter counts of every user.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Scope {
-    /// Every list (any board, page, sort, search) of one filter.
     List(Filter),
-    /// The per-filter counts of every user.
     Counts,
 }
 
@@ -34,9 +38,78 @@ impl Scope {
         }
     }
 
-    /// The KV key holding this scope's current generation: `gen:<workspace>:<scope>`.
-    pub fn generation_key(self, workspace: &WorkspaceId) -> String {
-        format!("gen:{workspace}:{}", self.as_str())
+    /// The KV key holding this scope's generation on `board` (counts are the workspace's, on
+    /// every board): `gen:<workspace>:<board>:<filter>`, `gen:<workspace>:counts`.
+    pub fn generation_key(self, workspace: &WorkspaceId, board: &BoardId) -> String {
+        match self {
+            Scope::List(filter) => format!("gen:{workspace}:{board}:{}", filter.as_str()),
+            Scope::Counts => counts_generation_key(workspace),
+        }
+    }
+}
+
+/// The KV key holding the generation of a workspace's counts.
+pub fn counts_generation_key(workspace: &WorkspaceId) -> String {
+    format!("gen:{workspace}:counts")
+}
+
+/// A scope's generation as stored: the current one and, after an invalidation, the one it
+/// superseded and since when. Written as `<current>` or `<current> <superseded> <since ms>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScopeState {
+    pub current: Generation,
+    pub superseded: Option<(Generation, UnixMillis)>,
+}
+
+impl ScopeState {
+    /// A scope never invalidated.
+    pub fn initial() -> Self {
+        Self { current: Generation::initial(), superseded: None }
+    }
+
+    /// Reads what [`ScopeState::format`] writes (a bare generation too).
+    pub fn parse(raw: &str) -> Result<Self, QueryError> {
+        let mut parts = raw.split(' ');
+        let current = Generation::parse("generation", parts.next().unwrap_or_default())?;
+        let superseded = match (parts.next(), parts.next(), parts.next()) {
+            (None, _, _) => None,
+            (Some(previous), Some(since), None) => {
+                let since = since.parse().map_err(|_| QueryError::new("generation", "the time a generation was superseded must be milliseconds"))?;
+                Some((Generation::parse("generation", previous)?, UnixMillis(since)))
+            }
+            _ => return Err(QueryError::new("generation", "a generation state is `<current>` or `<current> <superseded> <since>`")),
+        };
+        Ok(Self { current, superseded })
+    }
+
+    pub fn format(&self) -> String {
+        match &self.superseded {
+            None => self.current.to_string(),
+            Some((previous, since)) => format!("{} {previous} {}", self.current, since.0),
+        }
+    }
+
+    /// The state after invalidating at `now`, to `next`. With a staleness bound, the superseded
+    /// generation is the one current before the first invalidation of a burst: within
+    /// `bound_ms` of it, later invalidations keep it (its copies, the last ones built, stay
+    /// servable until `bound_ms` after the burst's first write, never longer). Without one
+    /// (`bound_ms == 0`, strict), nothing superseded is kept.
+    pub fn bumped(self, next: Generation, now: UnixMillis, bound_ms: u64) -> Self {
+        if bound_ms == 0 {
+            return Self { current: next, superseded: None };
+        }
+        let superseded = match self.superseded {
+            Some((previous, since)) if now.since(since) < bound_ms => (previous, since),
+            _ => (self.current, now),
+        };
+        Self { current: next, superseded: Some(superseded) }
+    }
+
+    /// The superseded generation and until when its copies may be served, if that is after `now`.
+    pub fn fallback(&self, now: UnixMillis, bound_ms: u64) -> Option<(&Generation, UnixMillis)> {
+        let (previous, since) = self.superseded.as_ref()?;
+        let until = UnixMillis(since.0.saturating_add(bound_ms));
+        (now < until).then_some((previous, until))
     }
 }
 
@@ -84,12 +157,49 @@ impl fmt::Display for Generation {
 mod tests {
     use super::*;
 
+    const WS: &str = "668953d2-25f2-b4fd-7d72-1e8cf024a277";
+    const BOARD: &str = "b6495e04-5abb-e13f-48ee-5435e1e75895";
+
     #[test]
     fn generation_keys_are_pinned() {
-        let ws = WorkspaceId::parse("ws", "668953d2-25f2-b4fd-7d72-1e8cf024a277").unwrap();
-        assert_eq!(Scope::List(Filter::Open).generation_key(&ws), "gen:668953d2-25f2-b4fd-7d72-1e8cf024a277:open");
-        assert_eq!(Scope::Counts.generation_key(&ws), "gen:668953d2-25f2-b4fd-7d72-1e8cf024a277:counts");
+        let ws = WorkspaceId::parse("ws", WS).unwrap();
+        let board = BoardId::parse("board", BOARD).unwrap();
+        assert_eq!(Scope::List(Filter::Open).generation_key(&ws, &board), format!("gen:{WS}:{BOARD}:open"));
+        assert_eq!(Scope::Counts.generation_key(&ws, &board), format!("gen:{WS}:counts"));
         assert_eq!(Scope::all().len(), 11);
+    }
+
+    fn state(raw: &str) -> ScopeState {
+        ScopeState::parse(raw).unwrap()
+    }
+
+    #[test]
+    fn states_are_written_and_read_back() {
+        assert_eq!(state("0"), ScopeState::initial());
+        assert_eq!(state("0").format(), "0");
+        let bumped = state("0").bumped(Generation::new(2_000, 7), UnixMillis(2_000), 1_000);
+        assert_eq!(bumped.format(), "7d0-00000007 0 2000");
+        assert_eq!(state(&bumped.format()), bumped);
+        for bad in ["", "a b", "a b c d", "a b x", "A", "a  1"] {
+            assert!(ScopeState::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_superseded_generation_is_served_only_within_the_bound_after_the_first_write_of_a_burst() {
+        let g = |n: u32| Generation::new(0, n);
+        let first = ScopeState { current: g(1), superseded: None }.bumped(g(2), UnixMillis(10_000), 1_000);
+        assert_eq!(first.superseded, Some((g(1), UnixMillis(10_000))));
+        // A burst: the second write keeps the page from before the first.
+        let second = first.clone().bumped(g(3), UnixMillis(10_600), 1_000);
+        assert_eq!((second.current.clone(), second.superseded.clone()), (g(3), Some((g(1), UnixMillis(10_000)))));
+        assert_eq!(second.fallback(UnixMillis(10_999), 1_000), Some((&g(1), UnixMillis(11_000))));
+        assert_eq!(second.fallback(UnixMillis(11_000), 1_000), None);
+        // Past the bound a write starts a new period, superseding the generation it replaces.
+        let later = second.bumped(g(4), UnixMillis(11_000), 1_000);
+        assert_eq!(later.superseded, Some((g(3), UnixMillis(11_000))));
+        // Strict: nothing superseded is ever kept.
+        assert_eq!(later.bumped(g(5), UnixMillis(11_100), 0), ScopeState { current: g(5), superseded: None });
     }
 
     #[test]

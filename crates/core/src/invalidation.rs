@@ -3,7 +3,7 @@
 
 use crate::generation::Scope;
 use crate::filter::{ConversationStatus, Facts, Filter, Priority};
-use crate::query::WorkspaceId;
+use crate::query::{BoardId, WorkspaceId};
 use serde::Deserialize;
 use std::collections::BTreeSet;
 
@@ -212,6 +212,21 @@ pub struct RowChange {
 }
 
 impl RowChange {
+    /// The boards whose lists the change reaches: the row's board before and after (a move
+    /// reaches both), the board itself for `boards`, the column's board for `board_columns`.
+    /// `None` when the row does not say (a favorite names only its contact): then every board of
+    /// its workspace.
+    pub fn boards(&self) -> Option<BTreeSet<BoardId>> {
+        let field = match self.table.as_str() {
+            "boards" => "id",
+            "contacts" | "board_columns" => "board_id",
+            _ => return None,
+        };
+        let rows = [&self.record, &self.old_record].into_iter().flatten();
+        let ids: BTreeSet<BoardId> = rows.filter_map(|row| row.get(field)?.as_str().and_then(|id| BoardId::parse(field, id).ok())).collect();
+        (!ids.is_empty()).then_some(ids)
+    }
+
     /// The workspace and event a change means, or `None` for changes that affect no cached list
     /// (other tables, a new board).
     pub fn event(&self) -> Option<(WorkspaceId, Event)> {
@@ -352,5 +367,19 @@ mod tests {
         assert_eq!(scopes(&format!("counts:{WS}*")), ["counts"]);
         assert_eq!(scopes(&format!("contacts:{WS}:*")).len(), 10);
         assert_eq!(scopes(&format!("contacts:{WS}:*:*")).len(), 10);
+    }
+
+    #[test]
+    fn a_change_reaches_the_boards_its_rows_name() {
+        use serde_json::json;
+        let (b1, b2) = ("b6495e04-5abb-e13f-48ee-5435e1e75895", "c6495e04-5abb-e13f-48ee-5435e1e75895");
+        let change = |table: &str, record: serde_json::Value, old: Option<serde_json::Value>| RowChange { kind: "UPDATE".into(), table: table.into(), schema: None, record: Some(record), old_record: old };
+        let names = |change: RowChange| change.boards().map(|boards| boards.into_iter().map(|b| b.to_string()).collect::<Vec<_>>());
+        assert_eq!(names(change("contacts", json!({"board_id": b2}), Some(json!({"board_id": b1})))), Some(vec![b1.to_owned(), b2.to_owned()]));
+        assert_eq!(names(change("contacts", json!({"board_id": b1}), Some(json!({"board_id": b1})))), Some(vec![b1.to_owned()]));
+        assert_eq!(names(change("boards", json!({"id": b2}), None)), Some(vec![b2.to_owned()]));
+        assert_eq!(names(change("board_columns", json!({"board_id": b1}), None)), Some(vec![b1.to_owned()]));
+        assert_eq!(names(change("contact_favorites", json!({"contact_id": b1}), None)), None);
+        assert_eq!(names(change("contacts", json!({"board_id": "not a board"}), None)), None);
     }
 }

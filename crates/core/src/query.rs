@@ -39,6 +39,14 @@ macro_rules! uuid_id {
             }
         }
 
+        impl<'de> serde::Deserialize<'de> for $name {
+            /// Only a UUID deserializes, in its canonical form.
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                let raw = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+                Self::parse(stringify!($name), &raw).map_err(serde::de::Error::custom)
+            }
+        }
+
         impl fmt::Display for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str(&self.0)

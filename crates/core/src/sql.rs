@@ -111,6 +111,14 @@ pub fn contact_page(workspace: &WorkspaceId, caller: &UserId, query: &ContactQue
     SqlQuery { text, params: params.0 }
 }
 
+/// `select coalesce(json_agg(id), '[]')::text`: the ids of every board of `workspace`, as a JSON
+/// array.
+pub fn boards(workspace: &WorkspaceId) -> SqlQuery {
+    let mut params = Params::default();
+    let workspace = params.uuid(workspace.as_str());
+    SqlQuery { text: format!("select coalesce(json_agg(b.id order by b.id), '[]'::json)::text from public.boards b where b.workspace_id = {workspace}"), params: params.0 }
+}
+
 /// `select <member bool>`: whether `caller` belongs to `workspace`.
 pub fn membership(workspace: &WorkspaceId, caller: &UserId) -> SqlQuery {
     let mut params = Params::default();

@@ -21,6 +21,11 @@
 //!    asked for it, or no cache can be trusted.
 //! 6. When nothing answers, the copy kept aside is served as `STALE` with its `Age`; without one
 //!    the read is `Unavailable`, naming every failure.
+//! 8. After an invalidation, until the staleness bound (`superseded_until`), a page the local
+//!    caches miss may be served from the generation the invalidation superseded, labelled
+//!    `STALE` with its `Age` (if it is itself within its TTL or stale-while-revalidate); after
+//!    the response, one read per page (shared with concurrent misses) fetches the current page
+//!    below the local caches and writes it back. Past the bound nothing superseded is served.
 //! 7. A page from a lower layer is written back, after the response, to every cache above it (a
 //!    source's page to every cache the source does not fill itself), only while the generation
 //!    is known. A shared read's flight ends only once those writes have landed.
@@ -37,7 +42,7 @@ use crate::access::Membership;
 use crate::coalesce::{wait_for, Coalesce, Finish, Turn};
 use crate::freshness::{age_seconds, Freshness, FreshnessPolicy};
 use crate::layer::{CacheLayer, CacheStatus};
-use crate::time::Runtime;
+use crate::time::{Runtime, UnixMillis};
 use futures_util::future::{select, Either};
 use std::future::Future;
 use std::pin::pin;
@@ -99,12 +104,18 @@ pub struct Request {
     pub generation: GenerationState,
     /// Names the page among concurrent reads (for coalescing and refresh leases).
     pub key: String,
+    /// Until when copies of the generation this page's scope superseded may be served, labelled
+    /// stale (the staleness bound after an invalidation); `None`: never.
+    pub superseded_until: Option<UnixMillis>,
 }
 
 /// The engine for one page: its caches in order (fastest first), its sources in order, the
 /// policy, the runtime and how concurrent reads share work.
 pub struct Engine<C, S, R, K> {
     pub caches: Vec<C>,
+    /// The local caches again, at the page's key under the superseded generation: read when the
+    /// local caches miss, before `superseded_until`.
+    pub superseded: Vec<C>,
     pub sources: Vec<S>,
     pub policy: Policy,
     pub runtime: R,
@@ -156,12 +167,16 @@ where
             }
             if let Some(hit) = self.look(cache, &mut trail).await {
                 self.write_above(index, &hit.page, request, &mut trail);
-                let after = After { writes: trail.writes, refresh: hit.refresh, lead: None };
+                let after = After { writes: trail.writes, refresh: hit.refresh, fill: false, lead: None };
                 return Outcome { result: Ok(served(hit, false)), steps: trail.steps, after };
             }
         }
+        if let Some(copy) = self.superseded_copy(request, access, &mut trail).await {
+            let after = After { writes: Vec::new(), refresh: false, fill: true, lead: None };
+            return Outcome { result: Ok(copy), steps: trail.steps, after };
+        }
         let (found, shared, lead) = if request.mode == Mode::Normal && request.membership == Membership::Confirmed {
-            match self.coalescer.join(&format!("{}|{:?}", request.key, request.generation)) {
+            match self.coalescer.join(&flight(request)) {
                 Turn::Lead(lead) => {
                     let found = self.below(local, request, &mut trail).await;
                     lead.finish(found.clone());
@@ -190,22 +205,60 @@ where
             },
             Err(ReadError::Forbidden) => Err(ReadError::Forbidden),
         };
-        Outcome { result, steps: trail.steps, after: After { writes: trail.writes, refresh, lead } }
+        Outcome { result, steps: trail.steps, after: After { writes: trail.writes, refresh, fill: false, lead } }
     }
 
-    /// After the response: the write-backs, the end of the flight, then the background refresh
-    /// (if this request's lease allows it). Returns what failed, for the logs.
+    /// After the response: the write-backs, the end of the flight, then the background refresh or
+    /// the fetch of a superseded page's current one (if this request's lease allows it). Returns
+    /// what failed, for the logs.
     pub async fn finish(&self, request: &Request, after: After<K::Lead>) -> Vec<LayerError> {
-        let After { writes, refresh, lead } = after;
+        let After { writes, refresh, fill, lead } = after;
         let mut failures = Vec::new();
         for (index, _, page) in &writes {
             failures.extend(self.put(*index, page).await);
         }
         drop(lead);
-        if refresh && self.coalescer.claim_refresh(&request.key, self.runtime.now(), self.policy.refresh_lease_ms) {
-            failures.extend(self.refresh(request).await);
+        if (fill || refresh) && self.coalescer.claim_refresh(&request.key, self.runtime.now(), self.policy.refresh_lease_ms) {
+            failures.extend(if fill { self.fill(request).await } else { self.refresh(request).await });
         }
         failures
+    }
+
+    /// After a superseded copy was served (once per page per refresh lease): reads the current
+    /// page below the local caches and writes it back, unless a concurrent read of it is under
+    /// way (which will).
+    async fn fill(&self, request: &Request) -> Vec<LayerError> {
+        let Turn::Lead(lead) = self.coalescer.join(&flight(request)) else {
+            return Vec::new();
+        };
+        let local = self.caches.iter().take_while(|cache| cache.is_local()).count();
+        let mut trail = Trail::default();
+        let found = self.below(local, request, &mut trail).await;
+        lead.finish(found);
+        let mut failures = trail.failures;
+        for (index, _, page) in &trail.writes {
+            failures.extend(self.put(*index, page).await);
+        }
+        failures
+    }
+
+    /// A copy of the page under the generation its scope superseded, while the staleness bound
+    /// allows it (and its own freshness does): served labelled `STALE`, with its `Age`.
+    async fn superseded_copy(&self, request: &Request, access: Result<(), Skip>, trail: &mut Trail) -> Option<Served> {
+        let until = request.superseded_until?;
+        if access.is_err() || self.runtime.now() >= until {
+            return None;
+        }
+        for cache in &self.superseded {
+            let Ok(Some(page)) = self.within(cache.layer(), cache.get()).await else { continue };
+            let now = self.runtime.now();
+            if matches!(self.policy.freshness.of(page.read_at, now), Freshness::Fresh | Freshness::Revalidate) && now < until {
+                trail.step(cache.layer(), Event::Superseded);
+                let age = Some(age_seconds(page.read_at, now));
+                return Some(Served { body: page.body, status: CacheStatus::Stale, layer: cache.layer(), age, coalesced: false });
+            }
+        }
+        None
     }
 
     /// Everything below the local caches: the other caches from `from` on, then the sources.
@@ -346,6 +399,11 @@ pub async fn within<R: Runtime, T, E: From<LayerError>>(runtime: &R, layer: Cach
         Either::Left((result, _)) => result,
         Either::Right(_) => Err(LayerError::Timeout { layer, budget_ms }.into()),
     }
+}
+
+/// The key concurrent identical reads of `request`'s page share.
+fn flight(request: &Request) -> String {
+    format!("{}|{:?}", request.key, request.generation)
 }
 
 /// Whether caches may be read for `request`, and if not, why.

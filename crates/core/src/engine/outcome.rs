@@ -26,6 +26,8 @@ pub enum Event {
     KeptForErrors,
     /// A copy past every window: ignored.
     Expired,
+    /// A copy from the generation an invalidation superseded, served within the staleness bound.
+    Superseded,
     Skipped(Skip),
     Failed(LayerError),
     /// A source answered.
@@ -89,6 +91,8 @@ pub type Shared = Result<Found, ReadError>;
 pub struct After<L> {
     pub(super) writes: Vec<(usize, CacheLayer, StoredPage)>,
     pub(super) refresh: bool,
+    /// A superseded copy was served: fetch the current page.
+    pub(super) fill: bool,
     pub(super) lead: Option<L>,
 }
 
@@ -103,9 +107,14 @@ impl<L> After<L> {
         self.refresh
     }
 
+    /// Whether the current page will be fetched after a superseded copy was served.
+    pub fn fills(&self) -> bool {
+        self.fill
+    }
+
     /// Whether nothing is left to do.
     pub fn is_empty(&self) -> bool {
-        self.writes.is_empty() && !self.refresh && self.lead.is_none()
+        self.writes.is_empty() && !self.refresh && !self.fill && self.lead.is_none()
     }
 }
 

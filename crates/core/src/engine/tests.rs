@@ -210,6 +210,8 @@ type Worker = Engine<Rc<FakeCache>, Rc<FakeSource>, FakeRuntime, Isolate<Shared>
 /// The worker's layers: KV and Redis hold nothing, the database and the fallback answer.
 struct World {
     kv: Rc<FakeCache>,
+    /// KV at the page's key under the generation an invalidation superseded.
+    old_kv: Rc<FakeCache>,
     redis: Rc<FakeCache>,
     database: Rc<FakeSource>,
     fallback: Rc<FakeSource>,
@@ -228,21 +230,23 @@ fn source(layer: CacheLayer, checks_membership: bool, fills: Option<CacheLayer>,
 fn world() -> World {
     let runtime = FakeRuntime::at(NOW);
     let kv = cache(CacheLayer::Kv);
+    let old_kv = cache(CacheLayer::Kv);
     let redis = cache(CacheLayer::Redis);
     let database = source(CacheLayer::Database, false, None, "from the database", &runtime);
     let fallback = source(CacheLayer::BackendFallback, true, Some(CacheLayer::Redis), "from the fallback", &runtime);
     let engine = Engine {
         caches: vec![Rc::clone(&kv), Rc::clone(&redis)],
+        superseded: vec![Rc::clone(&old_kv)],
         sources: vec![Rc::clone(&database), Rc::clone(&fallback)],
         policy: POLICY,
         runtime: runtime.clone(),
         coalescer: Isolate::default(),
     };
-    World { kv, redis, database, fallback, runtime, engine }
+    World { kv, old_kv, redis, database, fallback, runtime, engine }
 }
 
 fn request() -> Request {
-    Request { mode: Mode::Normal, membership: Membership::Confirmed, generation: GenerationState::Known, key: "page-1".into() }
+    Request { mode: Mode::Normal, membership: Membership::Confirmed, generation: GenerationState::Known, key: "page-1".into(), superseded_until: None }
 }
 
 /// A page read from its source `age_s` seconds before `NOW`.
@@ -287,7 +291,7 @@ fn read_and_finish(w: &World, request: &Request) -> (Outcome<()>, Vec<LayerError
     let targets: Vec<_> = after.writes.iter().map(|(i, l, p)| (*i, *l, p.clone())).collect();
     let refresh = after.refresh;
     let failures = run(&w.runtime, w.engine.finish(request, after));
-    (Outcome { result, steps, after: After { writes: targets, refresh, lead: None } }, failures)
+    (Outcome { result, steps, after: After { writes: targets, refresh, fill: false, lead: None } }, failures)
 }
 
 #[test]
@@ -624,7 +628,7 @@ fn a_cache_only_read_tells_a_clean_miss_from_a_failure() {
     let runtime = FakeRuntime::at(NOW);
     let redis = cache(CacheLayer::Redis);
     let engine: Engine<Rc<FakeCache>, Rc<FakeSource>, FakeRuntime, Alone> =
-        Engine { caches: vec![Rc::clone(&redis)], sources: vec![], policy: POLICY, runtime: runtime.clone(), coalescer: Alone };
+        Engine { caches: vec![Rc::clone(&redis)], superseded: vec![], sources: vec![], policy: POLICY, runtime: runtime.clone(), coalescer: Alone };
     let outcome = run(&runtime, engine.read(&request()));
     assert_eq!(outcome.result, Err(ReadError::Unavailable(vec![])));
     *redis.holds.borrow_mut() = Holds::Fails;
@@ -637,7 +641,7 @@ fn a_source_below_no_cache_may_answer_from_its_own() {
     let runtime = FakeRuntime::at(NOW);
     let fallback = source(CacheLayer::BackendFallback, true, Some(CacheLayer::Redis), "page", &runtime);
     let engine: Engine<Rc<FakeCache>, Rc<FakeSource>, FakeRuntime, Alone> =
-        Engine { caches: vec![], sources: vec![Rc::clone(&fallback)], policy: POLICY, runtime: runtime.clone(), coalescer: Alone };
+        Engine { caches: vec![], superseded: vec![], sources: vec![Rc::clone(&fallback)], policy: POLICY, runtime: runtime.clone(), coalescer: Alone };
     let outcome = run(&runtime, engine.read(&request()));
     assert_eq!(served(&outcome), ("page", "MISS", "BACKEND-FALLBACK", None));
     assert_eq!(*fallback.reads.borrow(), [SourceMode::MayUseItsCache]);
@@ -680,7 +684,7 @@ fn the_engines_futures_are_send_over_send_adapters() {
     fn send<T: Send>(value: T) -> T {
         value
     }
-    let engine = Engine { caches: vec![Plain], sources: vec![Plain], policy: POLICY, runtime: Clock, coalescer: Alone };
+    let engine = Engine { caches: vec![Plain], superseded: vec![], sources: vec![Plain], policy: POLICY, runtime: Clock, coalescer: Alone };
     let request = request();
     let outcome = run(&FakeRuntime::at(NOW), send(engine.read(&request)));
     assert_eq!(outcome.result, Err(ReadError::Forbidden));
@@ -692,10 +696,103 @@ fn without_a_local_cache_in_front_even_the_first_cache_is_read_once_for_concurre
     let runtime = FakeRuntime::at(NOW);
     let redis = cache(CacheLayer::Redis);
     holding(&redis, aged("in redis", 3));
-    let engine: Worker = Engine { caches: vec![Rc::clone(&redis)], sources: vec![], policy: POLICY, runtime: runtime.clone(), coalescer: Isolate::default() };
+    let engine: Worker = Engine { caches: vec![Rc::clone(&redis)], superseded: vec![], sources: vec![], policy: POLICY, runtime: runtime.clone(), coalescer: Isolate::default() };
     let request = request();
     let (a, b) = run(&runtime, async { futures_util::future::join(engine.read(&request), engine.read(&request)).await });
     assert_eq!(redis.gets.get(), 1);
     assert_eq!((served(&a), served(&b).1), (("in redis", "HIT", "REDIS", None), "HIT"));
     assert!(b.result.unwrap().coalesced);
+}
+
+/// A read one second-bound after an invalidation at `NOW - ago_ms`.
+fn after_invalidation(ago_ms: u64) -> Request {
+    Request { superseded_until: Some(UnixMillis(NOW - ago_ms + SECOND)), ..request() }
+}
+
+#[test]
+fn within_the_bound_after_an_invalidation_the_superseded_copy_is_served_stale_and_the_current_page_fetched() {
+    let w = world();
+    holding(&w.old_kv, aged("before the write", 20));
+    let request = after_invalidation(300);
+    let (outcome, failures) = read_and_finish(&w, &request);
+    assert_eq!(served(&outcome), ("before the write", "STALE", "KV", Some(20)));
+    assert_eq!(steps(&outcome), [("KV", Event::Miss), ("KV", Event::Superseded)]);
+    assert!(failures.is_empty());
+    // After the response, the current page was read below KV and written back to both caches.
+    assert_eq!(w.redis.gets.get(), 1);
+    assert_eq!(*w.database.reads.borrow(), [SourceMode::Fresh]);
+    assert_eq!(w.kv.puts.borrow()[0].body, "from the database");
+    assert_eq!(w.redis.puts.borrow()[0].body, "from the database");
+    // The next reader finds it.
+    assert_eq!(served(&read(&w, &request)), ("from the database", "HIT", "KV", None));
+}
+
+#[test]
+fn concurrent_readers_of_an_invalidated_page_are_served_stale_and_cause_one_read() {
+    let w = world();
+    holding(&w.old_kv, aged("before the write", 20));
+    let request = after_invalidation(300);
+    let readers: Vec<_> = (0..50).map(|_| w.engine.read(&request)).collect();
+    let outcomes = run(&w.runtime, futures_util::future::join_all(readers));
+    assert!(outcomes.iter().all(|o| served(o).1 == "STALE"));
+    let finishes: Vec<_> = outcomes.into_iter().map(|o| w.engine.finish(&request, o.after)).collect();
+    run(&w.runtime, futures_util::future::join_all(finishes));
+    assert_eq!(w.database.reads.borrow().len(), 1, "one read for fifty readers");
+}
+
+#[test]
+fn past_the_bound_nothing_superseded_is_served() {
+    let w = world();
+    holding(&w.old_kv, aged("before the write", 20));
+    let outcome = read(&w, &after_invalidation(1000));
+    assert_eq!(served(&outcome), ("from the database", "MISS", "DATABASE", None));
+    assert_eq!(w.old_kv.gets.get(), 0);
+}
+
+#[test]
+fn strict_mode_never_serves_a_superseded_generation() {
+    let w = world();
+    holding(&w.old_kv, aged("before the write", 20));
+    let outcome = read(&w, &request());
+    assert_eq!(served(&outcome).2, "DATABASE");
+    assert_eq!(w.old_kv.gets.get(), 0);
+}
+
+#[test]
+fn a_superseded_copy_past_its_own_ttl_is_not_served() {
+    let w = world();
+    holding(&w.old_kv, aged("old in itself", 215));
+    let outcome = read(&w, &after_invalidation(300));
+    assert_eq!(served(&outcome).2, "DATABASE");
+}
+
+#[test]
+fn a_failing_fetch_leaves_the_superseded_copy_served_only_within_the_bound() {
+    let w = world();
+    holding(&w.old_kv, aged("before the write", 20));
+    sources_fail(&w);
+    let request = after_invalidation(300);
+    let (outcome, failures) = read_and_finish(&w, &request);
+    assert_eq!(served(&outcome).1, "STALE");
+    assert_eq!(failures.len(), 2, "the database and the fallback failed");
+    // Still within the bound: served again, and not fetched again within the lease.
+    w.runtime.advance(600);
+    let (outcome, _) = read_and_finish(&w, &request);
+    assert_eq!(served(&outcome).1, "STALE");
+    assert_eq!(w.database.reads.borrow().len(), 1);
+    // Past the bound: read through as for any miss.
+    w.runtime.advance(200);
+    let outcome = read(&w, &request);
+    assert!(matches!(outcome.result, Err(ReadError::Unavailable(_))));
+}
+
+#[test]
+fn no_cache_and_unverified_reads_never_get_a_superseded_copy() {
+    for request in [Request { mode: Mode::Bypass, ..after_invalidation(300) }, Request { membership: Membership::Unverified, ..after_invalidation(300) }] {
+        let w = world();
+        holding(&w.old_kv, aged("before the write", 20));
+        let outcome = read(&w, &request);
+        assert_ne!(served(&outcome).1, "STALE");
+        assert_eq!(w.old_kv.gets.get(), 0);
+    }
 }

@@ -1,0 +1,162 @@
+//! Refresh-ahead. The worker tells the backend which pages are being read (batched, at most one
+//! record per page per isolate every few seconds; the backend keeps the most recent in Redis), and
+//! right after an invalidation refreshes the most recently read pages of each scope it changed,
+//! before readers ask. Invalidations of one scope within the debounce window make one refresh of
+//! each of its hot pages, at the window's end (per isolate: a burst reaches one isolate through
+//! the backend's change capture).
+
+use crate::config::Upstreams;
+use crate::layers::backend::{self, Read, Scoped};
+use crate::layers::kv;
+use crate::metrics::Trace;
+use crate::read_path::{PageRead, Reader};
+use crate::runtime::{self, Workerd};
+use contact_list_cache_core::engine::Mode;
+use contact_list_cache_core::filter::Filter;
+use contact_list_cache_core::generation::counts_generation_key;
+use contact_list_cache_core::query::{BoardId, ContactQuery, UserId, WorkspaceId};
+use contact_list_cache_core::time::Runtime;
+use std::cell::RefCell;
+use std::collections::{HashMap, HashSet};
+use std::rc::Rc;
+use worker::{Context, Env};
+
+/// A page (or a user's counts) is recorded at most this often per isolate.
+const RECORD_EVERY_MS: u64 = 5_000;
+/// Records are sent to the backend at least this often, or when this many are waiting.
+const SEND_EVERY_MS: u64 = 1_000;
+const SEND_AT: usize = 200;
+/// Pages refreshed at once.
+const CONCURRENCY: usize = 4;
+
+#[derive(Default)]
+struct Reads {
+    recorded: HashMap<String, u64>,
+    waiting: Vec<Read>,
+    sent_at: u64,
+}
+
+thread_local! {
+    static READS: RefCell<Reads> = RefCell::default();
+    /// Scopes whose refresh waits for the end of its debounce window.
+    static PENDING: RefCell<HashSet<String>> = RefCell::default();
+}
+
+/// The scope name of a board's lists of one filter.
+fn list_scope(board: &BoardId, filter: Filter) -> String {
+    format!("{board}:{}", filter.as_str())
+}
+
+/// Notes that `user` read `query`'s page in `workspace`.
+pub fn record_page(ctx: &Context, upstreams: &Rc<Upstreams>, workspace: &WorkspaceId, user: &UserId, query: &ContactQuery) {
+    let scope = list_scope(&query.board_id, query.filter);
+    record(ctx, upstreams, Read { workspace: workspace.to_string(), scope, user: user.to_string(), query: query.canonical_query_string() });
+}
+
+/// Notes that `user` read their counts in `workspace`.
+pub fn record_counts(ctx: &Context, upstreams: &Rc<Upstreams>, workspace: &WorkspaceId, user: &UserId) {
+    record(ctx, upstreams, Read { workspace: workspace.to_string(), scope: "counts".into(), user: user.to_string(), query: String::new() });
+}
+
+fn record(ctx: &Context, upstreams: &Rc<Upstreams>, read: Read) {
+    if upstreams.refresh_ahead_pages == 0 {
+        return;
+    }
+    let now = runtime::now().0;
+    let batch = READS.with(|cell| {
+        let mut reads = cell.borrow_mut();
+        let id = format!("{} {} {} {}", read.workspace, read.scope, read.user, read.query);
+        if reads.recorded.get(&id).is_some_and(|at| now.saturating_sub(*at) < RECORD_EVERY_MS) {
+            return None;
+        }
+        reads.recorded.retain(|_, at| now.saturating_sub(*at) < RECORD_EVERY_MS);
+        reads.recorded.insert(id, now);
+        reads.waiting.push(read);
+        let due = reads.waiting.len() >= SEND_AT || now.saturating_sub(reads.sent_at) >= SEND_EVERY_MS;
+        due.then(|| {
+            reads.sent_at = now;
+            std::mem::take(&mut reads.waiting)
+        })
+    });
+    if let Some(batch) = batch {
+        let upstreams = Rc::clone(upstreams);
+        ctx.wait_until(async move {
+            if let Err(err) = backend::record_reads(&upstreams, &batch).await {
+                worker::console_warn!("recording reads for refresh-ahead: {err}");
+            }
+        });
+    }
+}
+
+/// After an invalidation of `lists` (and of the counts, with `counts`) in `workspace`: once the
+/// debounce window is over, refreshes their most recently read pages. A scope already waiting
+/// for its refresh is left to it.
+pub fn schedule(ctx: &Context, env: &Env, upstreams: &Rc<Upstreams>, workspace: &WorkspaceId, lists: Vec<(BoardId, Filter)>, counts: bool) {
+    if upstreams.refresh_ahead_pages == 0 {
+        return;
+    }
+    let id = |scope: &str| format!("{workspace} {scope}");
+    let claim = |scope: String| PENDING.with(|pending| pending.borrow_mut().insert(id(&scope)));
+    let lists: Vec<_> = lists.into_iter().filter(|(board, filter)| claim(list_scope(board, *filter))).collect();
+    let counts = counts && claim("counts".to_owned());
+    if lists.is_empty() && !counts {
+        return;
+    }
+    let (env, upstreams, workspace) = (env.clone(), Rc::clone(upstreams), workspace.clone());
+    ctx.wait_until(async move {
+        Workerd.sleep(upstreams.refresh_debounce_ms).await;
+        PENDING.with(|pending| {
+            let mut pending = pending.borrow_mut();
+            lists.iter().for_each(|(board, filter)| {
+                pending.remove(&format!("{workspace} {}", list_scope(board, *filter)));
+            });
+            if counts {
+                pending.remove(&format!("{workspace} counts"));
+            }
+        });
+        for (board, filter) in lists {
+            refresh_lists(&env, &upstreams, &workspace, &board, filter).await;
+        }
+        if counts {
+            refresh_counts(&env, &upstreams, &workspace).await;
+        }
+    });
+}
+
+/// Refreshes the hot pages of one board's lists of one filter.
+async fn refresh_lists(env: &Env, upstreams: &Rc<Upstreams>, workspace: &WorkspaceId, board: &BoardId, filter: Filter) {
+    let hot = match backend::hot_reads(upstreams, workspace, &list_scope(board, filter), upstreams.refresh_ahead_pages).await {
+        Ok(hot) => hot,
+        Err(err) => return worker::console_warn!("refresh-ahead skipped: {err}"),
+    };
+    for chunk in hot.chunks(CONCURRENCY) {
+        let pages = chunk.iter().filter_map(|(user, raw)| {
+            let query = ContactQuery::parse(board.as_str(), raw).ok().filter(|query| query.filter == filter)?;
+            Some(refresh_page(env, upstreams, workspace, user, query))
+        });
+        futures_util::future::join_all(pages).await;
+    }
+}
+
+async fn refresh_page(env: &Env, upstreams: &Rc<Upstreams>, workspace: &WorkspaceId, user: &UserId, query: ContactQuery) {
+    let trace = Trace::default();
+    match PageRead::open(env, upstreams, Reader::Ahead { workspace, user }, query, Mode::Normal, &trace).await {
+        Ok(page) => page.refresh().await,
+        Err(err) => worker::console_warn!("refresh-ahead of a page skipped: {err}"),
+    }
+}
+
+/// Refreshes the counts of the users who read them recently, under the current generation.
+async fn refresh_counts(env: &Env, upstreams: &Rc<Upstreams>, workspace: &WorkspaceId) {
+    let (Ok(store), Ok(hot)) = (kv::store(env), backend::hot_reads(upstreams, workspace, "counts", upstreams.refresh_ahead_pages).await) else {
+        return;
+    };
+    let Ok(state) = kv::scope_state(&store, upstreams, &counts_generation_key(workspace)).await else { return };
+    for chunk in hot.chunks(CONCURRENCY) {
+        let refreshes = chunk.iter().map(|(user, _)| {
+            let scoped = Scoped { workspace: workspace.clone(), user: user.clone(), generation: state.current.clone() };
+            async move { backend::counts(upstreams, &scoped, true, None).await }
+        });
+        futures_util::future::join_all(refreshes).await;
+    }
+}
