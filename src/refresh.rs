@@ -33,7 +33,8 @@ const CONCURRENCY: usize = 4;
 struct Reads {
     recorded: HashMap<String, u64>,
     waiting: Vec<Read>,
-    sent_at: u64,
+    /// Whether a send of what waits is scheduled.
+    sending: bool,
 }
 
 thread_local! {
@@ -47,40 +48,62 @@ fn list_scope(board: &BoardId, filter: Filter) -> String {
     format!("{board}:{}", filter.as_str())
 }
 
-/// Notes that `user` read `query`'s page in `workspace`.
-pub fn record_page(ctx: &Context, upstreams: &Rc<Upstreams>, workspace: &WorkspaceId, user: &UserId, query: &ContactQuery) {
-    let scope = list_scope(&query.board_id, query.filter);
-    record(ctx, upstreams, Read { workspace: workspace.to_string(), scope, user: user.to_string(), query: query.canonical_query_string() });
+/// Notes that `user` read `query`'s page in `workspace`; `key`, the page's cache key, names it.
+pub fn record_page(ctx: &Context, upstreams: &Rc<Upstreams>, key: &str, workspace: &WorkspaceId, user: &UserId, query: &ContactQuery) {
+    record(ctx, upstreams, key, || Read {
+        workspace: workspace.to_string(),
+        scope: list_scope(&query.board_id, query.filter),
+        user: user.to_string(),
+        query: query.canonical_query_string(),
+    });
 }
 
 /// Notes that `user` read their counts in `workspace`.
 pub fn record_counts(ctx: &Context, upstreams: &Rc<Upstreams>, workspace: &WorkspaceId, user: &UserId) {
-    record(ctx, upstreams, Read { workspace: workspace.to_string(), scope: "counts".into(), user: user.to_string(), query: String::new() });
+    let read = || Read { workspace: workspace.to_string(), scope: "counts".into(), user: user.to_string(), query: String::new() };
+    record(ctx, upstreams, &format!("counts {workspace} {user}"), read);
 }
 
-fn record(ctx: &Context, upstreams: &Rc<Upstreams>, read: Read) {
+/// Records the read named `id` (at most once per [`RECORD_EVERY_MS`]). Records are sent to the
+/// backend in batches: at once when [`SEND_AT`] wait, else within [`SEND_EVERY_MS`].
+fn record(ctx: &Context, upstreams: &Rc<Upstreams>, id: &str, read: impl FnOnce() -> Read) {
     if upstreams.refresh_ahead_pages == 0 {
         return;
     }
     let now = runtime::now().0;
-    let batch = READS.with(|cell| {
+    let send = READS.with(|cell| {
         let mut reads = cell.borrow_mut();
-        let id = format!("{} {} {} {}", read.workspace, read.scope, read.user, read.query);
-        if reads.recorded.get(&id).is_some_and(|at| now.saturating_sub(*at) < RECORD_EVERY_MS) {
+        if reads.recorded.get(id).is_some_and(|at| now.saturating_sub(*at) < RECORD_EVERY_MS) {
             return None;
         }
-        reads.recorded.retain(|_, at| now.saturating_sub(*at) < RECORD_EVERY_MS);
-        reads.recorded.insert(id, now);
-        reads.waiting.push(read);
-        let due = reads.waiting.len() >= SEND_AT || now.saturating_sub(reads.sent_at) >= SEND_EVERY_MS;
-        due.then(|| {
-            reads.sent_at = now;
-            std::mem::take(&mut reads.waiting)
-        })
+        if reads.recorded.len() >= 10_000 {
+            reads.recorded.retain(|_, at| now.saturating_sub(*at) < RECORD_EVERY_MS);
+        }
+        reads.recorded.insert(id.to_owned(), now);
+        reads.waiting.push(read());
+        if reads.waiting.len() >= SEND_AT {
+            Some(0)
+        } else if !reads.sending {
+            reads.sending = true;
+            Some(SEND_EVERY_MS)
+        } else {
+            None
+        }
     });
-    if let Some(batch) = batch {
+    if let Some(after_ms) = send {
         let upstreams = Rc::clone(upstreams);
         ctx.wait_until(async move {
+            if after_ms > 0 {
+                Workerd.sleep(after_ms as u32).await;
+            }
+            let batch = READS.with(|cell| {
+                let mut reads = cell.borrow_mut();
+                reads.sending = false;
+                std::mem::take(&mut reads.waiting)
+            });
+            if batch.is_empty() {
+                return;
+            }
             if let Err(err) = backend::record_reads(&upstreams, &batch).await {
                 worker::console_warn!("recording reads for refresh-ahead: {err}");
             }

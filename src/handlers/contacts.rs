@@ -19,9 +19,9 @@ pub async fn list(req: &Request, env: &Env, ctx: &Context, edge: &Edge, board: &
     edge.trace.board(&query.board_id);
     let access = auth::authorize(req, upstreams, workspace, &edge.trace).await?;
     let mode = if wants_fresh(req.headers().get("Cache-Control")?.as_deref()) { Mode::Bypass } else { Mode::Normal };
-    refresh::record_page(ctx, upstreams, &access.workspace, &access.caller.user_id, &query);
-    let page = PageRead::open(env, upstreams, Reader::Caller(&access), query, mode, &edge.trace).await?;
+    let page = PageRead::open(env, upstreams, Reader::Caller(&access), query.clone(), mode, &edge.trace).await?;
     let key = page.key().to_owned();
+    refresh::record_page(ctx, upstreams, &key, &access.workspace, &access.caller.user_id, &query);
     let served = page.read(ctx, &edge.trace).await?;
     respond(served, &key, edge)
 }
