@@ -3,34 +3,41 @@
 // writes bench/results/<date>.md, .svg and .json. bench/README.md says what each number means.
 //
 //   node bench/run.mjs [--duration 15s] [--warmup 2s] [--connections 32] [--threads 2]
-//                      [--mix-warmup 10s] [--mix-duration 30s] [--write-rate 1] [--stale-bound 500ms]
-//                      [--contacts 100000] [--only floor,kv,...] [--out bench/results]
+//                      [--mix-warmup 10s] [--mix-duration 30s] [--write-rates 0,0.1,1,5 | --write-rate 1]
+//                      [--stale-bound 1000ms] [--contacts 100000] [--only floor,kv,...] [--out bench/results]
 //
 // This file is the command: its options and what it does with the results. bench/lib/plan.mjs
 // has the stack, the scenarios and the targets; bench/lib/run.mjs runs them.
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
-import { join, relative } from "node:path";
+import { join, relative, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { ROOT } from "../scripts/stack.mjs";
 import { machine, versions, wasmSize } from "./lib/machine.mjs";
 import { tokensFor } from "./lib/mix.mjs";
 import { SCENARIOS, scenarioPlan, startBenchStack, targets } from "./lib/plan.mjs";
-import { consoleReport, fmt, markdownReport, svgChart } from "./lib/report.mjs";
-import { measureStartup, runMix, runScenario } from "./lib/run.mjs";
+import { ratesChart, scenarioChart } from "./lib/chart.mjs";
+import { consoleReport, fmt, markdownReport } from "./lib/report.mjs";
+import { runMix } from "./lib/run-mix.mjs";
+import { measureStartup, runScenario } from "./lib/run.mjs";
 
 const USAGE = `usage: npm run bench -- [options]
   --duration 15s        measured time of each of scenarios 1-6
   --warmup 2s           unmeasured run before each of scenarios 1-6
   --connections 32      concurrent connections (wrk -c)
   --threads 2           wrk threads (wrk -t)
-  --mix-warmup 10s      unmeasured replay of the mix, writes included, before its measurement
-  --mix-duration 30s    measured time of the mix
-  --write-rate 1        contact writes per second during the mix
-  --stale-bound 500ms   least time after a write (once the worker serves it) before its workspace's pages are checked
+  --mix-warmup 10s      unmeasured replay of the mix, writes included, before its measurement at each write rate
+  --mix-duration 30s    measured time of the mix at each write rate
+  --write-rates 0,0.1,1,5  contact writes per second during the mix, one rate after another
+  --write-rate 1        the mix at this one rate (--write-rates 1)
+  --stale-bound 1000ms  least time after a write (once the worker serves it) before its workspace's pages are checked;
+                        default: the worker's staleness bound (STALENESS_BOUND_MS)
   --checks-per-write 2  mix pages compared with the database for each write, besides the written one
   --contacts 100000     contacts seeded
   --only a,b            scenarios to run: ${Object.keys(SCENARIOS).join(",")}
-  --out bench/results   where the results go`;
+  --out bench/results   where the results go (relative to the checkout, or absolute)`;
+
+/** The worker's staleness bound when STALENESS_BOUND_MS is not set (src/config.rs). */
+const WORKER_STALENESS_BOUND_MS = 1000;
 
 const log = (msg) => process.stderr.write(`[bench] ${msg}\n`);
 
@@ -38,6 +45,12 @@ function seconds(text, name) {
   const m = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(String(text).trim());
   if (!m) throw new Error(`--${name}: expected a duration like 15s, 500ms or 1m, got ${text}`);
   return Number(m[1]) * { ms: 0.001, s: 1, m: 60 }[m[2] ?? "s"];
+}
+
+function rates(text, name) {
+  const list = String(text).split(",").map((s) => s.trim()).filter(Boolean).map(Number);
+  if (list.length === 0 || list.some((n) => !Number.isFinite(n) || n < 0)) throw new Error(`--${name}: expected writes per second (0 or more), comma-separated, got ${text}`);
+  return list;
 }
 
 function positive(text, name) {
@@ -56,8 +69,9 @@ function options(argv) {
       threads: { type: "string", default: "2" },
       "mix-warmup": { type: "string", default: "10s" },
       "mix-duration": { type: "string", default: "30s" },
-      "write-rate": { type: "string", default: "1" },
-      "stale-bound": { type: "string", default: "500ms" },
+      "write-rates": { type: "string" },
+      "write-rate": { type: "string" },
+      "stale-bound": { type: "string" },
       "checks-per-write": { type: "string", default: "2" },
       contacts: { type: "string", default: "100000" },
       only: { type: "string", default: Object.keys(SCENARIOS).join(",") },
@@ -74,6 +88,7 @@ function options(argv) {
   if (unknown.length) throw new Error(`--only: unknown scenario ${unknown.join(", ")}; known: ${Object.keys(SCENARIOS).join(", ")}`);
   const connections = Math.round(positive(values.connections, "connections"));
   const threads = Math.min(Math.round(positive(values.threads, "threads")), connections);
+  if (values["write-rates"] !== undefined && values["write-rate"] !== undefined) throw new Error("--write-rate is --write-rates with one rate: give one of them");
   return {
     durationSeconds: seconds(values.duration, "duration"),
     warmupSeconds: seconds(values.warmup, "warmup"),
@@ -81,12 +96,13 @@ function options(argv) {
     mixSeconds: seconds(values["mix-duration"], "mix-duration"),
     connections,
     threads,
-    writeRate: positive(values["write-rate"], "write-rate"),
-    staleBoundMs: Math.round(seconds(values["stale-bound"], "stale-bound") * 1000),
+    writeRates: values["write-rate"] !== undefined ? rates(values["write-rate"], "write-rate").slice(0, 1) : rates(values["write-rates"] ?? "0,0.1,1,5", "write-rates"),
+    // null: the worker's bound, read from the stack's bindings once it runs.
+    staleBoundMs: values["stale-bound"] === undefined ? null : Math.round(seconds(values["stale-bound"], "stale-bound") * 1000),
     checksPerWrite: Math.max(0, Math.round(Number(values["checks-per-write"]))),
     contacts: Math.round(positive(values.contacts, "contacts")),
     only,
-    out: values.out,
+    out: resolve(ROOT, values.out),
   };
 }
 
@@ -108,6 +124,7 @@ async function main() {
     log(`stack ready after ${stack.timings.readySeconds.toFixed(0)} s; worker on ${stack.urls.worker}`);
     const tokens = tokensFor(stack.secrets.SUPABASE_JWT_SECRET);
     const plan = scenarioPlan(stack, tokens);
+    settings.staleBoundMs ??= Number(stack.bindings.STALENESS_BOUND_MS ?? WORKER_STALENESS_BOUND_MS);
     const startup = await measureStartup(stack.bindings, plan.list);
 
     const wrkOptions = { connections: settings.connections, threads: settings.threads };
@@ -127,8 +144,9 @@ async function main() {
         queriesPerRequest = 1;
       }
       mix = await runMix(stack, settings, wrkOptions, tokens, queriesPerRequest);
-      const { label, requests, rps, latencyMs, errors, servedAs, servedShare } = mix;
-      scenarios.push({ id: "mix", label, requests, rps, latencyMs, errors, servedAs, servedShare });
+      for (const { label, requests, rps, latencyMs, errors, servedAs, servedShare } of mix.rates) {
+        scenarios.push({ id: "mix", label, requests, rps, latencyMs, errors, servedAs, servedShare });
+      }
     }
 
     const date = localDate(startedAt);
@@ -147,14 +165,15 @@ async function main() {
       wasm,
       startup,
     };
-    const outDir = join(ROOT, settings.out);
-    mkdirSync(outDir, { recursive: true });
-    const base = join(outDir, date);
-    writeFileSync(`${base}.svg`, svgChart(results));
-    writeFileSync(`${base}.md`, markdownReport(results, `${date}.svg`));
+    mkdirSync(settings.out, { recursive: true });
+    const base = join(settings.out, date);
+    writeFileSync(`${base}.svg`, scenarioChart(results));
+    if (mix) writeFileSync(`${base}-rates.svg`, ratesChart(results));
+    writeFileSync(`${base}.md`, markdownReport(results, `${date}.svg`, `${date}-rates.svg`));
     writeFileSync(`${base}.json`, `${JSON.stringify(results, null, 2)}\n`);
     console.log(`\n${consoleReport(results)}\n`);
-    log(`wrote ${relative(ROOT, base)}.md, .svg and .json in ${fmt.int(results.totalSeconds)} s`);
+    const shown = relative(ROOT, base).startsWith("..") ? base : relative(ROOT, base);
+    log(`wrote ${shown}.md, .svg${mix ? ", -rates.svg" : ""} and .json in ${fmt.int(results.totalSeconds)} s`);
   } finally {
     if (!interrupted) await stack.stop();
   }

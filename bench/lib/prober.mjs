@@ -1,21 +1,24 @@
-// The mix's side process (a worker thread, so its synchronous psql calls never stall the main
-// thread, which hosts Miniflare and waits on wrk). While wrk replays the mix it runs, at once:
+// The mix's side process at one write rate (a worker thread, so its synchronous psql calls never
+// stall the main thread, which hosts Miniflare and waits on wrk). While wrk replays the mix it
+// runs, at once:
 //   - the writer: `writeRate` times a second, changes a contact in PostgreSQL (its name; every
 //     second write also its status or priority), picked on the first pages of a hot list, and
 //     measures the delay from the commit to the first answer from the worker that shows it
 //     (polling the list page that holds the contact every `pollMs`);
 //   - the checker: reads the written page and `checksPerWrite` pages of the mix through the
-//     worker and compares each with the database (the end-to-end tests' SQL oracle). A page is
-//     checked only while its workspace is quiet: every write to it already served by the worker
-//     (its change captured) and the last one at least `boundMs` old; a write to it during the
-//     check makes the check void. A 200 answer that differs is a stale read.
-// When the mix has stopped it writes a few more times and measures the delay without load.
-// Its own SQL runs as the role `bench_prober`, so the query counts can leave it out.
+//     worker (at rate 0, one mix page a second) and compares each with the database (the
+//     end-to-end tests' SQL oracle). A page is checked only while its workspace is quiet: every
+//     write to it already served by the worker (its change captured) and the last one at least
+//     `boundMs` old; a write to it during the check makes the check void. A 200 answer that
+//     differs is a stale read: an answer older than the bound.
+// When the mix has stopped it writes `unloadedWrites` more times, one at a time, and measures
+// the delay without load. Its own SQL runs as the role `bench_prober`, so the query counts can
+// leave it out.
 import { parentPort, workerData } from "node:worker_threads";
 import { seed } from "../../scripts/seed-ids.mjs";
 import { listPath, membersOf, mixDrawer, writeTargets } from "./mix.mjs";
 
-const { pgPort, workerUrl, tokens, writeRate, boundMs, checksPerWrite, pollMs, runId } = workerData;
+const { pgPort, workerUrl, tokens, writeRate, boundMs, checksPerWrite, pollMs, unloadedWrites, runId, seedOffset } = workerData;
 
 // "measure": the measured part of the mix begins; "stop": it has ended, report.
 let measuring = false;
@@ -35,7 +38,7 @@ const sql = sqlOn(pgPort, "bench_prober");
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, Math.max(0, ms)));
 
-/** One list request through the worker: its status, JSON body (null if none) and layer. */
+/** One list request through the worker: its status, JSON body (null if none) and label. */
 async function list(draw) {
   try {
     const res = await fetch(`${workerUrl}${listPath(draw)}`, { headers: { Authorization: `Bearer ${tokens[draw.user]}`, "X-Workspace-ID": draw.workspace } });
@@ -46,7 +49,7 @@ async function list(draw) {
   }
 }
 
-/** Reads `draw` through the worker and compares it with the database; a mismatch is stale. */
+/** Reads `draw` through the worker and compares it with the database. */
 async function check(draw) {
   const { status, body, layer } = await list(draw);
   const expected = expectedPage({ workspace: draw.workspace, board: draw.board, me: draw.user, ...draw.params }, sql);
@@ -58,22 +61,22 @@ async function check(draw) {
   return { fresh: Boolean(fresh), layer, status };
 }
 
-const target = writeTargets();
-const sample = mixDrawer(4242);
-const intervalMs = 1000 / writeRate;
-const UNLOADED_WRITES = 5;
+// Each rate draws its own writes and checked pages (seedOffset), so no two rates write the same sequence.
+const target = writeTargets(7 + seedOffset);
+const sample = mixDrawer(4242 + seedOffset);
 /** How long a page may wait for its workspace to be quiet before its check is given up. */
 const CHECK_PATIENCE_MS = 10_000;
+/** Without writes, one mix page a second is checked. */
+const IDLE_CHECK_MS = 1000;
 
 const writes = [];
 const staleReads = [];
+const failures = []; // checks not answered 200: { path, status, layer }
 const due = []; // pages to check: { draw, since }
 const unseenByWorkspace = new Map(); // workspace -> writes not yet served by the worker
 const lastCommitByWorkspace = new Map(); // workspace -> commit time (ms) of its last write
-let checks = 0;
-let failedChecks = 0;
-let voidChecks = 0;
-let abandonedChecks = 0;
+const lastServedByWorkspace = new Map(); // workspace -> when the worker first served its last served write
+const tally = { checked: 0, matched: 0, labelledStale: 0, failed: 0, void: 0, abandoned: 0 };
 let measuredReads = 0;
 let measuredWrites = 0;
 
@@ -100,26 +103,35 @@ function write(i) {
   return { id, name, page, committedAt: Number(committedAt) };
 }
 
-/** Polls the written contact's page until the worker serves the new name (10 s at most). */
+/** Polls the written contact's page until the worker serves the new name (10 s at most); also
+ * counts the answers labelled STALE before it. */
 async function seen({ id, name, page, committedAt }) {
   const deadline = Date.now() + 10_000;
+  let staleAnswers = 0;
   while (Date.now() < deadline) {
     const { body, layer } = counted(await list(page));
-    if (body?.data?.contacts?.some((c) => c.id === id && c.name === name)) return { seenAfterMs: Date.now() - committedAt, servedBy: layer };
+    if (body?.data?.contacts?.some((c) => c.id === id && c.name === name)) return { seenAfterMs: Date.now() - committedAt, servedBy: layer, staleAnswers };
+    if (layer.startsWith("STALE/")) staleAnswers++;
     await sleep(pollMs);
   }
-  return { seenAfterMs: null, servedBy: null };
+  return { seenAfterMs: null, servedBy: null, staleAnswers };
 }
 
-/** Writes on schedule; each write's delay is followed on its own while the next ones go on. */
+/** Writes on schedule (at rate 0, queues one mix page a second to check instead); each write's
+ * delay is followed on its own while the next ones go on. */
 async function writer() {
   const following = [];
+  const intervalMs = writeRate > 0 ? 1000 / writeRate : IDLE_CHECK_MS;
   let next = Date.now();
   let i = 0;
   for (; !stopping; i++) {
     while (!stopping && Date.now() < next) await sleep(Math.min(50, next - Date.now()));
     if (stopping) break;
     next = Math.max(next + intervalMs, Date.now() - intervalMs); // late: catch up by one, no burst
+    if (writeRate === 0) {
+      due.push({ draw: sample(), since: Date.now() });
+      continue;
+    }
     const written = write(i);
     const w = written.page.w;
     if (measuring) measuredWrites++;
@@ -129,10 +141,11 @@ async function writer() {
     following.push(seen(written).then((result) => {
       writes.push(result);
       unseenByWorkspace.set(w, unseenByWorkspace.get(w) - 1);
+      if (result.seenAfterMs !== null) lastServedByWorkspace.set(w, written.committedAt + result.seenAfterMs);
     }));
   }
   await Promise.all(following);
-  return i;
+  return writeRate > 0 ? i : 0;
 }
 
 const quiet = (w) => (unseenByWorkspace.get(w) ?? 0) === 0 && Date.now() - (lastCommitByWorkspace.get(w) ?? 0) >= boundMs;
@@ -147,7 +160,7 @@ async function checker(writerDone) {
       const stale = due.findIndex(({ since }) => Date.now() - since > CHECK_PATIENCE_MS);
       if (stale >= 0) {
         due.splice(stale, 1);
-        abandonedChecks++;
+        tally.abandoned++;
       } else {
         await sleep(done && due.length > 0 ? Math.max(10, boundMs / 4) : 10);
       }
@@ -155,14 +168,27 @@ async function checker(writerDone) {
     }
     const [{ draw }] = due.splice(at, 1);
     const before = lastCommitByWorkspace.get(draw.w);
+    const served = lastServedByWorkspace.get(draw.w);
     const result = counted(await check(draw));
     if (lastCommitByWorkspace.get(draw.w) !== before) {
-      voidChecks++; // a write to its workspace came in while it was read
+      tally.void++; // a write to its workspace came in while it was read
       continue;
     }
-    checks++;
-    if (result.status !== 200) failedChecks++;
-    else if (!result.fresh) staleReads.push({ path: listPath(draw), user: draw.user, layer: result.layer, status: result.status, afterWriteMs: before === undefined ? null : Date.now() - before });
+    tally.checked++;
+    if (result.layer.startsWith("STALE/")) tally.labelledStale++;
+    if (result.status !== 200) {
+      tally.failed++;
+      failures.push({ path: listPath(draw), user: draw.user, status: result.status, layer: result.layer });
+    }
+    else if (result.fresh) tally.matched++;
+    else {
+      const now = Date.now();
+      staleReads.push({
+        path: listPath(draw), user: draw.user, layer: result.layer,
+        afterWriteMs: before === undefined ? null : now - before,
+        afterServedMs: served === undefined ? null : now - served,
+      });
+    }
   }
 }
 
@@ -174,9 +200,9 @@ let i = await writing;
 
 // The same delay with no load: the mechanism without the queueing.
 const unloaded = [];
-for (let j = 0; j < UNLOADED_WRITES; j++, i++) {
+for (let j = 0; j < unloadedWrites; j++, i++) {
   await sleep(200);
   unloaded.push(await seen(write(i)));
 }
 
-parentPort.postMessage({ writes, unloaded, checks, failedChecks, voidChecks, abandonedChecks, staleReads, measuredReads, measuredWrites, elapsedMs });
+parentPort.postMessage({ writes, unloaded, ...tally, staleReads, failures, measuredReads, measuredWrites, elapsedMs });

@@ -1,5 +1,5 @@
-// The benchmark's outputs: the table printed to the terminal, bench/results/<date>.md and the
-// SVG chart beside it.
+// The benchmark's outputs: the tables printed to the terminal and bench/results/<date>.md (the
+// charts beside it are bench/lib/chart.mjs's).
 
 const fmt = {
   int: (n) => Math.round(n).toLocaleString("en-US"),
@@ -45,35 +45,52 @@ function textTable(header, rows) {
 /** What is printed at the end of a run. */
 export function consoleReport(r) {
   const parts = [textTable(SCENARIO_HEADER, scenarioRows(r.scenarios))];
-  if (r.mix) parts.push(textTable(["mix", "value"], mixRows(r.mix)));
+  if (r.mix) {
+    parts.push(textTable(ANSWERS_HEADER, answerRows(r.mix.rates)), textTable(FRESHNESS_HEADER, freshnessRows(r.mix.rates)));
+    const stale = staleReadLines(r.mix.rates);
+    if (stale.length) parts.push(["Stale reads:", ...stale].join("\n"));
+  }
   parts.push(textTable(TARGET_HEADER, targetRows(r.targets)));
   return parts.join("\n\n");
 }
 
-function mixRows(mix) {
-  const d = mix.writes.delayMs;
-  return [
-    ["list requests (wrk)", `${fmt.int(mix.requests)} at ${fmt.int(mix.rps)} req/s, p50 ${fmt.ms(mix.latencyMs.p50)} ms, p99 ${fmt.ms(mix.latencyMs.p99)} ms, ${fmt.int(mix.errors)} errors`],
-    ["combined hit rate (KV or Redis)", fmt.pct(mix.hitRate, 2)],
-    ["KV hit rate (of all lists)", fmt.pct(mix.kvHitRate, 2)],
-    ["Redis hit rate (of KV misses)", fmt.pct(mix.redisHitRate, 2)],
-    ["answered by the database", fmt.pct(mix.databaseShare, 2)],
-    ["contact writes", `${mix.writes.count} (${mix.writes.perMinute.toFixed(1)}/min), ${mix.writes.measured} of them measured`],
-    ["database answers per measured write", mix.writes.missesPerWrite === null ? "—" : fmt.int(mix.writes.missesPerWrite)],
-    ["write → edge serves it, under the mix", d ? `p50 ${fmt.ms(d.p50)} ms, p95 ${fmt.ms(d.p95)} ms, max ${fmt.ms(d.max)} ms${mix.writes.unseen ? `, ${mix.writes.unseen} not seen within 10 s` : ""}` : "no writes"],
-    ["the same, without load", mix.writes.unloadedDelayMs.map((v) => (v === null ? "not seen" : `${fmt.ms(v)} ms`)).join(", ") || "—"],
-    ["first fresh answer from", Object.entries(mix.writes.firstFreshFrom).map(([k, v]) => `${k} ${v}`).join(", ") || "—"],
-    ["database queries/min, with the cache", fmt.int(mix.dbQueries.perMinute)],
-    ["database queries/min, same traffic without", fmt.int(mix.dbQueries.baselinePerMinute)],
-    ["database queries reduced by", fmt.pct(mix.dbQueries.reduction, 2)],
-    [`stale reads (once captured, ≥ ${mix.stale.boundMs} ms after)`, `${mix.stale.stale} of ${mix.stale.checks} checked`
-      + [[mix.stale.failed, "not answered 200"], [mix.stale.void, "void (a write came in meanwhile)"], [mix.stale.abandoned, "given up (workspace never quiet)"]]
-        .filter(([n]) => n > 0).map(([n, what]) => `; ${n} ${what}`).join("")],
-  ];
+const ANSWERS_HEADER = ["writes/s", "req/s", "p50 ms", "cache-served", "HIT", "HIT/KV", "STALE/KV", "HIT/REDIS", "STALE/REDIS", "database", "queries/min", "without cache", "reduced"];
+const FRESHNESS_HEADER = ["writes/s", "writes (measured)", "db answers/write", "write → edge loaded p50/p95/p99 ms", "unloaded p50/p95/p99 ms", "checked", "matched", "labelled STALE", "stale reads", "void", "given up"];
+
+/** Per write rate: how the mix's list answers were served, and the database queries. */
+function answerRows(rates) {
+  return rates.map((x) => [
+    x.writeRate, fmt.int(x.rps), fmt.ms(x.latencyMs.p50), fmt.pct(x.cacheServed, 2), fmt.pct(x.hitOnly, 2),
+    ...["HIT/KV", "STALE/KV", "HIT/REDIS", "STALE/REDIS", "database"].map((k) => fmt.pct(x.layers[k], 2)),
+    fmt.int(x.dbQueries.perMinute), fmt.int(x.dbQueries.baselinePerMinute), fmt.pct(x.dbQueries.reduction, 2),
+  ]);
+}
+
+const spread = (d) => (d ? `${fmt.int(d.p50)} / ${fmt.int(d.p95)} / ${fmt.int(d.p99)}` : "—");
+
+/** Per write rate: the writes, their delay to the edge, and the prober's checks against SQL. */
+function freshnessRows(rates) {
+  return rates.map((x) => {
+    const w = x.writes;
+    const f = x.freshness;
+    const unseen = (n) => (n ? ` (${n} not seen in 10 s)` : "");
+    return [
+      x.writeRate, `${w.count} (${w.measured})`, w.databaseAnswersPerWrite === null ? "—" : w.databaseAnswersPerWrite.toFixed(1),
+      spread(w.delayMs) + unseen(w.unseen), spread(w.unloadedDelayMs.count ? w.unloadedDelayMs : null) + unseen(w.unloadedDelayMs.samples.filter((v) => v === null).length),
+      f.checked, f.matched, f.labelledStale, f.staleReads + (f.failed ? ` (+${f.failed} not 200)` : ""), f.void, f.abandoned,
+    ];
+  });
+}
+
+/** One line per stale read: which page, how it was labelled, how long after the last write to its workspace. */
+function staleReadLines(rates) {
+  const when = (d) => (d.afterWriteMs === null ? "no write to its workspace before"
+    : `${fmt.int(d.afterWriteMs)} ms after the last write to its workspace committed${d.afterServedMs === null ? "" : ` (${fmt.int(d.afterServedMs)} ms after the worker first served it)`}`);
+  return rates.flatMap((x) => x.freshness.details.map((d) => `- at ${x.writeRate} writes/s: \`${d.path}\` (user ${d.user}) ${d.layer}, ${when(d)}`));
 }
 
 /** bench/results/<date>.md */
-export function markdownReport(r, chartFile) {
+export function markdownReport(r, chartFile, ratesChartFile) {
   const m = r.machine;
   const s = r.settings;
   const out = [];
@@ -81,18 +98,29 @@ export function markdownReport(r, chartFile) {
   out.push(`Measured on ${m.cores} cores (${m.cpu}), ${m.memoryGiB} GiB memory, ${m.os}; everything on loopback on this one machine: `
     + `wrk, workerd (Miniflare), the backend (release build), Redis, PostgREST behind the local Supabase gateway, and PostgreSQL with ${fmt.int(s.contacts)} seeded contacts. `
     + `Each scenario: ${s.connections} connections on ${s.threads} wrk threads for ${s.durationSeconds} s after a ${s.warmupSeconds} s warm-up, then the same request on one connection for up to 2 s ("alone"); `
-    + `the mix for ${s.mixSeconds} s after a ${s.mixWarmupSeconds} s warm-up, with up to ${s.writeRate} contact writes/s. `
+    + `the mix for ${s.mixSeconds} s after a ${s.mixWarmupSeconds} s warm-up at each of ${s.writeRates.join(", ")} contact writes/s. `
     + `Run started ${r.startedAt}, took ${fmt.int(r.totalSeconds)} s in all.`, "");
   out.push("## Scenarios", "", markdownTable(SCENARIO_HEADER, scenarioRows(r.scenarios), [1, 2, 3, 4, 5, 6]), "");
   out.push(`![requests per second and latency per scenario](${chartFile})`, "");
   out.push("## Targets", "", "Reported, not enforced: no test fails on them.", "", markdownTable(TARGET_HEADER, targetRows(r.targets)), "");
   if (r.mix) {
-    out.push("## The realistic mix", "", r.mix.description, "", markdownTable(["measure", "value"], mixRows(r.mix)), "");
-    out.push("Answers by layer: " + Object.entries(r.mix.tallies).sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k} ${fmt.int(v)}`).join(", ") + ".", "");
-    if (r.mix.stale.details.length) {
-      const when = (d) => (d.afterWriteMs === null ? "no write to its workspace before" : `${d.afterWriteMs} ms after the last write to its workspace`);
-      out.push("Stale reads:", "", ...r.mix.stale.details.map((d) => `- \`${d.path}\` (user ${d.user}) ${d.layer}, ${when(d)}`), "");
+    out.push("## The realistic mix at each write rate", "", r.mix.description, "");
+    out.push(`![hit rates, database queries saved and write → edge delay against the write rate](${ratesChartFile})`, "");
+    out.push("How the list answers were served (shares of the measured wrk answers) and the database queries against the same traffic without the cache:", "");
+    out.push(markdownTable(ANSWERS_HEADER, answerRows(r.mix.rates), ANSWERS_HEADER.map((_, i) => i)), "");
+    out.push(`The writes (all, and those made while measuring), the database answers per measured write, the delay from a write's commit to the first answer that shows it, and the prober's checks against the database (a page is checked once every write to its workspace is served and the last one is at least ${r.mix.rates[0]?.freshness.boundMs} ms old):`, "");
+    out.push(markdownTable(FRESHNESS_HEADER, freshnessRows(r.mix.rates), FRESHNESS_HEADER.map((_, i) => i)), "");
+    for (const x of r.mix.rates) {
+      const from = Object.entries(x.writes.firstFreshFrom).map(([k, v]) => `${k} ${v}`).join(", ");
+      out.push(`- At ${x.writeRate} writes/s: answers ${Object.entries(x.tallies).sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k} ${fmt.int(v)}`).join(", ")}; `
+        + `${fmt.int(x.errors)} errors; Redis answered ${fmt.pct(x.redisOfKvMisses, 1)} of KV misses`
+        + (from ? `; first fresh answer to a write from ${from}; ${fmt.int(x.writes.staleBeforeFresh)} answers labelled STALE to the written pages' polling before that` : "") + ".");
     }
+    out.push("");
+    const stale = staleReadLines(r.mix.rates);
+    if (stale.length) out.push("Stale reads:", "", ...stale, "");
+    const failed = r.mix.rates.flatMap((x) => x.freshness.failures.map((d) => `- at ${x.writeRate} writes/s: \`${d.path}\` (user ${d.user}) answered ${d.status} ${d.layer}`));
+    if (failed.length) out.push("Checks not answered 200:", "", ...failed, "");
   }
   out.push("## Size and start-up", "");
   out.push(`- Worker wasm (\`${r.wasm.worker.file}\`, release, after wasm-opt): ${fmt.bytes(r.wasm.worker.raw)} raw, **${fmt.bytes(r.wasm.worker.gzipped)} gzipped** (gzip -9).`);
@@ -105,66 +133,5 @@ export function markdownReport(r, chartFile) {
   out.push(`- Stack start-up: PostgreSQL, migrations and the ${fmt.int(s.contacts)}-contact seed ${fmt.int(r.stack.seedSeconds)} s; every service ready after ${fmt.int(r.stack.readySeconds)} s.`, "");
   out.push("## Versions", "", ...Object.entries(r.versions).map(([k, v]) => `- ${k}: ${v}`), "");
   out.push("## How each number is measured", "", "See `bench/README.md`. Command: `" + r.command + "`.", "");
-  return out.join("\n");
-}
-
-const escapeXml = (s) => String(s).replace(/[<>&"]/g, (c) => ({ "<": "&lt;", ">": "&gt;", "&": "&amp;", '"': "&quot;" })[c]);
-
-/**
- * A two-panel horizontal bar chart: requests per second (linear), and p50/p95/p99 latency
- * (logarithmic, since the layers differ by orders of magnitude).
- */
-export function svgChart(r) {
-  const rows = r.scenarios;
-  const left = 210;
-  const barArea = 520;
-  const width = left + barArea + 110;
-  const rowHeight = 34;
-  const panel1Top = 56;
-  const panel1Height = rows.length * rowHeight;
-  const panel2Top = panel1Top + panel1Height + 70;
-  const panel2Height = rows.length * rowHeight;
-  const height = panel2Top + panel2Height + 50;
-  const maxRps = Math.max(...rows.map((s) => s.rps), 1);
-  const colors = { rps: "#2f6fb0", p50: "#3a9a5b", p95: "#e0a030", p99: "#c0443a" };
-  const out = [];
-  out.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="system-ui, sans-serif" font-size="12">`);
-  out.push(`<rect width="100%" height="100%" fill="#fff"/>`);
-  out.push(`<text x="${width / 2}" y="22" text-anchor="middle" font-size="15" font-weight="600">contact-list-cache benchmark ${escapeXml(r.date)}: ${r.settings.connections} connections, ${escapeXml(`${r.machine.cores} cores`)}</text>`);
-
-  out.push(`<text x="${left}" y="${panel1Top - 12}" font-weight="600">Requests per second</text>`);
-  rows.forEach((s, i) => {
-    const y = panel1Top + i * rowHeight;
-    const w = (s.rps / maxRps) * barArea;
-    out.push(`<text x="${left - 8}" y="${y + 20}" text-anchor="end">${escapeXml(s.label)}</text>`);
-    out.push(`<rect x="${left}" y="${y + 6}" width="${w.toFixed(1)}" height="${rowHeight - 12}" fill="${colors.rps}"/>`);
-    out.push(`<text x="${left + w + 6}" y="${y + 20}">${fmt.int(s.rps)}</text>`);
-  });
-
-  const latencies = rows.flatMap((s) => [s.latencyMs.p50, s.latencyMs.p99, s.aloneMs?.p50]).filter((v) => v > 0);
-  const lo = 10 ** Math.floor(Math.log10(Math.min(...latencies, 1)));
-  const hi = 10 ** Math.ceil(Math.log10(Math.max(...latencies, 10)));
-  const x = (ms) => left + ((Math.log10(Math.max(ms, lo)) - Math.log10(lo)) / (Math.log10(hi) - Math.log10(lo))) * barArea;
-  out.push(`<text x="${left}" y="${panel2Top - 26}" font-weight="600">Latency, ms (log scale)</text>`);
-  ["p50", "p95", "p99"].forEach((p, i) => {
-    out.push(`<rect x="${left + 190 + i * 70}" y="${panel2Top - 36}" width="12" height="12" fill="${colors[p]}"/><text x="${left + 206 + i * 70}" y="${panel2Top - 26}">${p}</text>`);
-  });
-  out.push(`<rect x="${left + 400}" y="${panel2Top - 38}" width="3" height="16" fill="#000"/><text x="${left + 409}" y="${panel2Top - 26}">p50 alone</text>`);
-  for (let e = Math.log10(lo); e <= Math.log10(hi); e++) {
-    const t = Number((10 ** e).toPrecision(1));
-    out.push(`<line x1="${x(t).toFixed(1)}" y1="${panel2Top - 4}" x2="${x(t).toFixed(1)}" y2="${panel2Top + panel2Height}" stroke="#ddd"/>`);
-    out.push(`<text x="${x(t).toFixed(1)}" y="${panel2Top + panel2Height + 16}" text-anchor="middle" fill="#555">${t}</text>`);
-  }
-  rows.forEach((s, i) => {
-    const y = panel2Top + i * rowHeight;
-    out.push(`<text x="${left - 8}" y="${y + 20}" text-anchor="end">${escapeXml(s.label)}</text>`);
-    ["p50", "p95", "p99"].forEach((p, j) => {
-      const w = x(s.latencyMs[p]) - left;
-      out.push(`<rect x="${left}" y="${y + 5 + j * 8}" width="${Math.max(w, 1).toFixed(1)}" height="7" fill="${colors[p]}"/>`);
-    });
-    if (s.aloneMs) out.push(`<rect x="${(x(s.aloneMs.p50) - 1).toFixed(1)}" y="${y + 2}" width="3" height="28" fill="#000"/>`);
-    out.push(`<text x="${x(s.latencyMs.p99) + 6}" y="${y + 21}" fill="#333">${fmt.ms(s.latencyMs.p50)} / ${fmt.ms(s.latencyMs.p95)} / ${fmt.ms(s.latencyMs.p99)}</text>`);
-  });
-  out.push("</svg>");
   return out.join("\n");
 }

@@ -1,0 +1,193 @@
+// The realistic mix at each write rate: wrk replays the drawn requests while the prober
+// (bench/lib/prober.mjs) writes and checks beside it, one rate after another on the same stack,
+// each turned into the numbers the report shows.
+import { randomBytes } from "node:crypto";
+import { join } from "node:path";
+import { Worker } from "node:worker_threads";
+import { EXPONENTS, listPath, mixDrawer, pageKey } from "./mix.mjs";
+import { SCENARIOS } from "./plan.mjs";
+import { fmt } from "./report.mjs";
+import { contactQueries, resetQueryCounts } from "./run.mjs";
+import { runWrk, writeRequests } from "./wrk.mjs";
+
+const log = (msg) => process.stderr.write(`[bench] ${msg}\n`);
+
+/** How many requests wrk replays in a loop; the longest asking for each page once may take. */
+const MIX_REQUESTS = 20_000;
+const MIX_MAX_FILL_SECONDS = 120;
+/** Writes timed one at a time after each rate's mix, with nothing else running. */
+const UNLOADED_WRITES = 10;
+
+function percentile(values, p) {
+  if (values.length === 0) return null;
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
+}
+
+/** p50, p95, p99 and max of `values` (null when there are none). */
+function spread(values) {
+  return values.length ? { count: values.length, p50: percentile(values, 50), p95: percentile(values, 95), p99: percentile(values, 99), max: Math.max(...values) } : null;
+}
+
+/**
+ * Runs the mix at each of `settings.writeRates`, in order. Every page of the list is asked for
+ * once first, so the cache starts as one that has served this traffic before. Then, per rate:
+ * the list is replayed with that rate's writes for the mix's warm-up, the query counts are
+ * reset, the mix is measured, the prober finishes (its last checks and the unloaded writes) and
+ * the system is left alone for the staleness bound and a second more, so nothing of one rate's
+ * writes is in flight when the next rate starts.
+ */
+export async function runMix(stack, settings, wrkOptions, tokens, queriesPerRequest) {
+  const url = stack.urls.worker;
+  const draws = Array.from({ length: MIX_REQUESTS }, mixDrawer(42));
+  const requests = draws.map((d) => ({ path: listPath(d), headers: { Authorization: `Bearer ${tokens.get(d.user)}`, "X-Workspace-ID": d.workspace } }));
+  const file = join(stack.dir, "mix.tsv");
+  writeRequests(file, requests);
+  const pages = new Map();
+  draws.forEach((d, i) => pages.has(pageKey(d)) || pages.set(pageKey(d), requests[i]));
+  const pagesFile = join(stack.dir, "mix-pages.tsv");
+  writeRequests(pagesFile, [...pages.values()]);
+
+  log(`mix: ${fmt.int(MIX_REQUESTS)} requests over ${fmt.int(pages.size)} distinct pages; asking for each page once`);
+  const filled = Date.now();
+  await runWrk({ ...wrkOptions, url, file: pagesFile, seconds: MIX_MAX_FILL_SECONDS, once: true });
+  const fillSeconds = (Date.now() - filled) / 1000;
+
+  const settleMs = settings.staleBoundMs + 1000;
+  const rates = [];
+  for (const [index, writeRate] of settings.writeRates.entries()) {
+    if (index > 0) await new Promise((r) => setTimeout(r, settleMs));
+    rates.push(await runRate({ stack, settings, wrkOptions, tokens, file, writeRate, index, queriesPerRequest }));
+  }
+  return {
+    label: SCENARIOS.mix,
+    description: `${fmt.int(MIX_REQUESTS)} requests drawn from Zipf distributions over the seed (exponents ${Object.entries(EXPONENTS).map(([k, v]) => `${k} ${v}`).join(", ")}; `
+      + `bench/lib/mix.mjs), ${fmt.int(pages.size)} distinct cached pages among them. Each page was asked for once first (${fillSeconds.toFixed(0)} s); `
+      + `then, at each write rate in turn (${settings.writeRates.join(", ")} writes/s), wrk replayed the list in a loop, ${settings.mixWarmupSeconds} s of warm-up and ${settings.mixSeconds} s measured, `
+      + `while the prober changed contacts in PostgreSQL at that rate (names; every second write also a status or priority), each followed until the worker served it; `
+      + `for each write, the written page and ${settings.checksPerWrite} mix pages (at rate 0, one mix page a second) were compared with the database once their workspace was quiet `
+      + `(every write to it served, the last one ${settings.staleBoundMs} ms old or more, the worker's staleness bound). `
+      + `After each rate, ${UNLOADED_WRITES} writes were timed one at a time with nothing else running, and the system was left alone ${settleMs / 1000} s before the next rate. `
+      + `Hit rates and queries cover the measured ${settings.mixSeconds} s; writes, delays and checks the warm-up too.`,
+    requests: MIX_REQUESTS,
+    distinct: pages.size,
+    fillSeconds,
+    settleMs,
+    unloadedWrites: UNLOADED_WRITES,
+    rates,
+  };
+}
+
+/** One write rate: the prober beside wrk's warm-up and measurement, then its report. */
+async function runRate({ stack, settings, wrkOptions, tokens, file, writeRate, index, queriesPerRequest }) {
+  const started = Date.now();
+  const url = stack.urls.worker;
+  const prober = new Worker(new URL("./prober.mjs", import.meta.url), {
+    workerData: {
+      pgPort: stack.ports.postgres,
+      workerUrl: url,
+      tokens: Object.fromEntries(tokens),
+      writeRate,
+      boundMs: settings.staleBoundMs,
+      checksPerWrite: settings.checksPerWrite,
+      pollMs: 2,
+      unloadedWrites: UNLOADED_WRITES,
+      runId: randomBytes(3).toString("hex"),
+      seedOffset: index,
+    },
+  });
+  const probed = new Promise((resolve, reject) => {
+    prober.once("message", resolve);
+    prober.once("error", reject);
+    prober.once("exit", (code) => code !== 0 && reject(new Error(`the mix prober exited with ${code}`)));
+  });
+  try {
+    log(`mix at ${writeRate} writes/s: ${settings.mixWarmupSeconds} s warm-up and ${settings.mixSeconds} s measured`);
+    if (settings.mixWarmupSeconds > 0) await runWrk({ ...wrkOptions, url, file, seconds: settings.mixWarmupSeconds });
+    await resetQueryCounts(stack.ports.postgres);
+    prober.postMessage("measure");
+    const result = await runWrk({ ...wrkOptions, url, file, seconds: settings.mixSeconds });
+    const queries = await contactQueries(stack.ports.postgres);
+    prober.postMessage("stop");
+    const probe = await probed;
+    const rate = rateResults({ settings, writeRate, result, queries, probe, queriesPerRequest, seconds: (Date.now() - started) / 1000 });
+    const d = rate.writes.delayMs;
+    log(`  ${fmt.int(rate.rps)} req/s; cache-served ${fmt.pct(rate.cacheServed, 2)} (HIT ${fmt.pct(rate.hitOnly, 2)}); database queries reduced ${fmt.pct(rate.dbQueries.reduction, 1)}; `
+      + `write → edge ${d ? `p50 ${fmt.int(d.p50)} ms, p99 ${fmt.int(d.p99)} ms` : "no writes"}; ${rate.freshness.staleReads} stale of ${rate.freshness.checked} checked`);
+    return rate;
+  } finally {
+    await prober.terminate();
+  }
+}
+
+/** One rate's numbers from wrk's tallies, the query count and the prober's report. */
+function rateResults({ settings, writeRate, result, queries, probe, queriesPerRequest, seconds }) {
+  const t = result.tallies;
+  const total = Object.values(t).reduce((a, n) => a + n, 0);
+  const answered = (pred) => Object.entries(t).filter(([k]) => pred(k)).reduce((a, [, n]) => a + n, 0);
+  const labelled = (label) => answered((k) => /^2\d\d /.test(k) && k.endsWith(` ${label}`));
+  const counts = {
+    "HIT/KV": labelled("HIT/KV"),
+    "STALE/KV": labelled("STALE/KV"),
+    "HIT/REDIS": labelled("HIT/REDIS"),
+    "STALE/REDIS": labelled("STALE/REDIS"),
+    database: answered((k) => k.endsWith("/DATABASE") || k.endsWith("/BACKEND-FALLBACK")),
+  };
+  counts.other = total - Object.values(counts).reduce((a, n) => a + n, 0);
+  const share = (n) => (total > 0 ? n / total : 0);
+  const fromKv = counts["HIT/KV"] + counts["STALE/KV"];
+  const fromRedis = counts["HIT/REDIS"] + counts["STALE/REDIS"];
+  const minutes = result.seconds / 60;
+  const listRequests = result.requests + probe.measuredReads;
+  const delays = probe.writes.map((w) => w.seenAfterMs).filter((v) => v !== null);
+  const unloaded = probe.unloaded.map((w) => w.seenAfterMs);
+  return {
+    writeRate,
+    label: `${SCENARIOS.mix}, ${writeRate} writes/s`,
+    seconds,
+    requests: result.requests,
+    rps: result.rps,
+    latencyMs: result.latencyMs,
+    errors: result.errors,
+    errorKinds: result.errorKinds,
+    tallies: t,
+    layers: Object.fromEntries(Object.entries(counts).map(([k, n]) => [k, share(n)])),
+    cacheServed: share(fromKv + fromRedis),
+    hitOnly: share(counts["HIT/KV"] + counts["HIT/REDIS"]),
+    redisOfKvMisses: total - fromKv > 0 ? fromRedis / (total - fromKv) : 0,
+    writes: {
+      count: probe.writes.length,
+      perMinute: probe.writes.length / (probe.elapsedMs / 60_000),
+      unseen: probe.writes.length - delays.length,
+      measured: probe.measuredWrites,
+      // What one write costs the cache: the measured answers from the database per measured write.
+      databaseAnswersPerWrite: probe.measuredWrites > 0 ? counts.database / probe.measuredWrites : null,
+      firstFreshFrom: probe.writes.reduce((acc, w) => (w.servedBy ? { ...acc, [w.servedBy]: (acc[w.servedBy] ?? 0) + 1 } : acc), {}),
+      staleBeforeFresh: probe.writes.reduce((a, w) => a + w.staleAnswers, 0),
+      delayMs: spread(delays),
+      unloadedDelayMs: { samples: unloaded, ...spread(unloaded.filter((v) => v !== null)) },
+    },
+    dbQueries: {
+      total: queries,
+      perMinute: queries / minutes,
+      baselinePerMinute: (listRequests * queriesPerRequest) / minutes,
+      queriesPerRequest,
+      reduction: 1 - queries / (listRequests * queriesPerRequest),
+    },
+    freshness: {
+      boundMs: settings.staleBoundMs,
+      checked: probe.checked,
+      matched: probe.matched,
+      labelledStale: probe.labelledStale,
+      staleReads: probe.staleReads.length,
+      failed: probe.failed,
+      void: probe.void,
+      abandoned: probe.abandoned,
+      details: probe.staleReads,
+      failures: probe.failures,
+    },
+    // For the scenario table and its chart.
+    servedAs: "cache (HIT or STALE)",
+    servedShare: share(fromKv + fromRedis),
+  };
+}
