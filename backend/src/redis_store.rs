@@ -125,25 +125,49 @@ impl RedisStore {
         self.bounded(cmd.query_async::<()>(&mut conn)).await
     }
 
-    /// Adds `members` to the sorted set at `key` with score `score` (now), keeps only the `keep`
-    /// highest-scored, and lets the set expire after `ttl_seconds` without additions.
-    pub async fn add_recent(&self, key: &str, members: &[String], score: u64, keep: u32, ttl_seconds: u32) -> Result<(), RedisError> {
+    /// Scores each of `pages` (a member and who read it) with `score` (now) in the sorted set at
+    /// `key` and names its reader in the hash at `readers` (same hash tag), keeps only the `keep`
+    /// most recent in both, and lets both expire `ttl_seconds` after the last addition. One
+    /// script, so the two stay in step.
+    pub async fn add_recent(&self, key: &str, readers: &str, pages: &[(String, String)], score: u64, keep: u32, ttl_seconds: u32) -> Result<(), RedisError> {
+        const SCRIPT: &str = r"
+            local score, keep, ttl = ARGV[1], tonumber(ARGV[2]), ARGV[3]
+            for i = 4, #ARGV, 2 do
+                redis.call('ZADD', KEYS[1], score, ARGV[i])
+                redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1])
+            end
+            local gone = redis.call('ZRANGE', KEYS[1], 0, -keep - 1)
+            if #gone > 0 then
+                redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -keep - 1)
+                redis.call('HDEL', KEYS[2], unpack(gone))
+            end
+            redis.call('EXPIRE', KEYS[1], ttl)
+            redis.call('EXPIRE', KEYS[2], ttl)
+            return #gone";
         let mut conn = self.connection().await?;
-        let mut pipe = redis::pipe();
-        let zadd = pipe.cmd("ZADD").arg(key);
-        for member in members {
-            zadd.arg(score).arg(member);
+        let script = redis::Script::new(SCRIPT);
+        let mut invocation = script.key(key);
+        invocation.key(readers).arg(score).arg(keep).arg(ttl_seconds);
+        for (page, user) in pages {
+            invocation.arg(page).arg(user);
         }
-        pipe.ignore().cmd("ZREMRANGEBYRANK").arg(key).arg(0).arg(-i64::from(keep) - 1).ignore().cmd("EXPIRE").arg(key).arg(ttl_seconds).ignore();
-        self.bounded(pipe.query_async::<()>(&mut conn)).await
+        self.bounded(invocation.invoke_async::<u64>(&mut conn)).await.map(|_| ())
     }
 
-    /// The `limit` highest-scored members of the sorted set at `key`, highest first.
-    pub async fn recent(&self, key: &str, limit: u32) -> Result<Vec<String>, RedisError> {
+    /// The members of the sorted set at `key` scored `since` or later, highest first, at most
+    /// `limit`, each with its reader from the hash at `readers` (`None` when it has none).
+    pub async fn recent(&self, key: &str, readers: &str, since: u64, limit: u32) -> Result<Vec<(String, Option<String>)>, RedisError> {
         let mut conn = self.connection().await?;
-        let mut cmd = redis::cmd("ZRANGE");
-        cmd.arg(key).arg(0).arg(i64::from(limit) - 1).arg("REV");
-        self.bounded(cmd.query_async(&mut conn)).await
+        let mut range = redis::cmd("ZRANGE");
+        range.arg(key).arg("+inf").arg(since).arg("BYSCORE").arg("REV").arg("LIMIT").arg(0).arg(limit);
+        let pages: Vec<String> = self.bounded(range.query_async(&mut conn)).await?;
+        if pages.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut hmget = redis::cmd("HMGET");
+        hmget.arg(readers).arg(&pages);
+        let users: Vec<Option<String>> = self.bounded(hmget.query_async(&mut conn)).await?;
+        Ok(pages.into_iter().zip(users).collect())
     }
 
     /// Removes every key matching `pattern` with SCAN + UNLINK (never KEYS), on the node that

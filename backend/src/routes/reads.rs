@@ -1,8 +1,11 @@
 //! The reads log of refresh-ahead: `POST /api/reads` records which pages (and counts) were read,
 //! `GET /api/reads/{workspaceId}?scope=…&limit=…` answers the most recently read of one scope;
 //! and `GET /api/workspaces/{workspaceId}/boards`, the boards an invalidation of a whole
-//! workspace reaches. Kept in Redis per scope as a sorted set by last read, capped, with the
-//! workspace in the key's hash tag: `reads:{<workspace>}:<board>:<filter>`, `reads:{<workspace>}:counts`.
+//! workspace reaches. Kept in Redis per scope, with the workspace in the key's hash tag: a sorted
+//! set of pages by last read (`reads:{<workspace>}:<board>:<filter>`, `reads:{<workspace>}:counts`),
+//! capped, and beside it a hash naming the last reader of each (`readers:{<workspace>}:…`). A
+//! page every member sees alike is one entry, whoever read it; a page of one user's
+//! (`assigned_to_me`, `favorites`, counts) is that user's.
 
 use crate::error::ApiError;
 use crate::layers::runtime::now;
@@ -26,6 +29,8 @@ const TTL_SECONDS: u32 = 3600;
 const MAX_READS: usize = 1000;
 /// The longest query string recorded.
 const MAX_QUERY_LEN: usize = 512;
+/// A page counts as hot when it was read this recently.
+const HOT_WITHIN_MS: u64 = 30_000;
 
 #[derive(Debug, Deserialize)]
 pub struct Read {
@@ -56,23 +61,34 @@ fn key(workspace: &WorkspaceId, scope: &str) -> String {
     format!("reads:{{{workspace}}}:{scope}")
 }
 
-/// Records reads: each page (or user's counts) scored by now.
+fn readers_key(workspace: &WorkspaceId, scope: &str) -> String {
+    format!("readers:{{{workspace}}}:{scope}")
+}
+
+/// Whether the pages of `scope` differ per user (its filter is user-relative, or it is the counts).
+fn per_user(scope: &str) -> bool {
+    scope.split_once(':').is_none_or(|(_, filter)| Filter::parse(filter).is_ok_and(Filter::is_user_relative))
+}
+
+/// Records reads: each page (or user's counts) scored by now, and who read it last.
 pub async fn record(State(state): State<Arc<AppState>>, body: Result<Json<RecordRequest>, JsonRejection>) -> Result<Json<Value>, ApiError> {
     let Json(request) = body.map_err(|rejection| bad_request("reads", rejection.body_text()))?;
     if request.reads.len() > MAX_READS {
         return Err(bad_request("reads", format!("at most {MAX_READS} reads per call")));
     }
-    let mut by_key: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut by_scope: BTreeMap<(WorkspaceId, String), Vec<(String, String)>> = BTreeMap::new();
     for read in &request.reads {
         if read.query.len() > MAX_QUERY_LEN || read.query.contains(char::is_whitespace) {
             return Err(bad_request("query", format!("query must be a query string of at most {MAX_QUERY_LEN} characters")));
         }
-        let member = if read.query.is_empty() { read.user.to_string() } else { format!("{} {}", read.user, read.query) };
-        by_key.entry(key(&read.workspace, &scope(&read.scope)?)).or_default().push(member);
+        let scope = scope(&read.scope)?;
+        let page = if per_user(&scope) { format!("{} {}", read.query, read.user) } else { read.query.clone() };
+        by_scope.entry((read.workspace.clone(), scope)).or_default().push((page, read.user.to_string()));
     }
     let score = now().0;
-    for (key, members) in &by_key {
-        state.redis.add_recent(key, members, score, KEEP, TTL_SECONDS).await.inspect_err(|_| state.stats.redis_errors.increment())?;
+    for ((workspace, scope), pages) in &by_scope {
+        let recorded = state.redis.add_recent(&key(workspace, scope), &readers_key(workspace, scope), pages, score, KEEP, TTL_SECONDS).await;
+        recorded.inspect_err(|_| state.stats.redis_errors.increment())?;
     }
     Ok(Json(json!({"success": true, "data": {"recorded": request.reads.len()}})))
 }
@@ -88,17 +104,20 @@ fn default_limit() -> u32 {
     20
 }
 
-/// The most recently read pages of one scope, newest first: `[{user, query}]`.
+/// The pages of one scope read in the last [`HOT_WITHIN_MS`], most recent first, at most `limit`:
+/// `[{user, query}]` with the user who read each last.
 pub async fn recent(State(state): State<Arc<AppState>>, Path(workspace): Path<String>, Query(params): Query<RecentQuery>) -> Result<Json<Value>, ApiError> {
     let workspace = WorkspaceId::parse("workspaceId", &workspace)?;
     let scope = scope(&params.scope)?;
     let limit = params.limit.clamp(1, KEEP);
-    let members = state.redis.recent(&key(&workspace, &scope), limit).await.inspect_err(|_| state.stats.redis_errors.increment())?;
-    let reads: Vec<Value> = members
-        .iter()
-        .map(|member| {
-            let (user, query) = member.split_once(' ').unwrap_or((member, ""));
-            json!({"user": user, "query": query})
+    let since = now().0.saturating_sub(HOT_WITHIN_MS);
+    let pages = state.redis.recent(&key(&workspace, &scope), &readers_key(&workspace, &scope), since, limit).await;
+    let pages = pages.inspect_err(|_| state.stats.redis_errors.increment())?;
+    let reads: Vec<Value> = pages
+        .into_iter()
+        .filter_map(|(page, user)| {
+            let query = page.split(' ').next().unwrap_or_default();
+            Some(json!({"user": user?, "query": query}))
         })
         .collect();
     Ok(Json(json!({"success": true, "data": reads})))
