@@ -52,13 +52,14 @@ async function list(draw) {
 /** Reads `draw` through the worker and compares it with the database. */
 async function check(draw) {
   const { status, body, layer } = await list(draw);
+  const answeredAt = Date.now();
   const expected = expectedPage({ workspace: draw.workspace, board: draw.board, me: draw.user, ...draw.params }, sql);
   const data = body?.data;
   const fresh = status === 200 && data &&
     JSON.stringify(data.contacts.map((c) => c.id)) === JSON.stringify(expected.ids) &&
     sameRows(data.contacts, expected.rows) &&
     data.pagination.total === expected.total && data.pagination.totalPages === expected.totalPages;
-  return { fresh: Boolean(fresh), layer, status };
+  return { fresh: Boolean(fresh), layer, status, answeredAt };
 }
 
 // Each rate draws its own writes and checked pages (seedOffset), so no two rates write the same sequence.
@@ -76,6 +77,7 @@ const due = []; // pages to check: { draw, since }
 const unseenByWorkspace = new Map(); // workspace -> writes not yet served by the worker
 const lastCommitByWorkspace = new Map(); // workspace -> commit time (ms) of its last write
 const lastServedByWorkspace = new Map(); // workspace -> when the worker first served its last served write
+const neverServedByWorkspace = new Map(); // workspace -> its writes the worker did not serve within 10 s
 const tally = { checked: 0, matched: 0, labelledStale: 0, failed: 0, void: 0, abandoned: 0 };
 let measuredReads = 0;
 let measuredWrites = 0;
@@ -103,18 +105,23 @@ function write(i) {
   return { id, name, page, committedAt: Number(committedAt) };
 }
 
-/** Polls the written contact's page until the worker serves the new name (10 s at most); also
- * counts the answers labelled STALE before it. */
+/** Polls the written contact's page until the worker serves the new name (10 s at most). Also
+ * notes the answers without it before: how many, how many labelled STALE, and when the first
+ * STALE one ended (the edge knew of the invalidation by then). */
 async function seen({ id, name, page, committedAt }) {
   const deadline = Date.now() + 10_000;
-  let staleAnswers = 0;
+  const before = { oldAnswers: 0, staleAnswers: 0, firstStaleAfterMs: null };
   while (Date.now() < deadline) {
     const { body, layer } = counted(await list(page));
-    if (body?.data?.contacts?.some((c) => c.id === id && c.name === name)) return { seenAfterMs: Date.now() - committedAt, servedBy: layer, staleAnswers };
-    if (layer.startsWith("STALE/")) staleAnswers++;
+    if (body?.data?.contacts?.some((c) => c.id === id && c.name === name)) return { seenAfterMs: Date.now() - committedAt, servedBy: layer, ...before };
+    before.oldAnswers++;
+    if (layer.startsWith("STALE/")) {
+      before.staleAnswers++;
+      before.firstStaleAfterMs ??= Date.now() - committedAt;
+    }
     await sleep(pollMs);
   }
-  return { seenAfterMs: null, servedBy: null, staleAnswers };
+  return { seenAfterMs: null, servedBy: null, ...before };
 }
 
 /** Writes on schedule (at rate 0, queues one mix page a second to check instead); each write's
@@ -142,6 +149,7 @@ async function writer() {
       writes.push(result);
       unseenByWorkspace.set(w, unseenByWorkspace.get(w) - 1);
       if (result.seenAfterMs !== null) lastServedByWorkspace.set(w, written.committedAt + result.seenAfterMs);
+      else neverServedByWorkspace.set(w, (neverServedByWorkspace.get(w) ?? 0) + 1);
     }));
   }
   await Promise.all(following);
@@ -182,11 +190,12 @@ async function checker(writerDone) {
     }
     else if (result.fresh) tally.matched++;
     else {
-      const now = Date.now();
+      const now = result.answeredAt;
       staleReads.push({
         path: listPath(draw), user: draw.user, layer: result.layer,
         afterWriteMs: before === undefined ? null : now - before,
         afterServedMs: served === undefined ? null : now - served,
+        neverServedWrites: neverServedByWorkspace.get(draw.w) ?? 0,
       });
     }
   }

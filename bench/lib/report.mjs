@@ -85,7 +85,8 @@ function freshnessRows(rates) {
 /** One line per stale read: which page, how it was labelled, how long after the last write to its workspace. */
 function staleReadLines(rates) {
   const when = (d) => (d.afterWriteMs === null ? "no write to its workspace before"
-    : `${fmt.int(d.afterWriteMs)} ms after the last write to its workspace committed${d.afterServedMs === null ? "" : ` (${fmt.int(d.afterServedMs)} ms after the worker first served it)`}`);
+    : `${fmt.int(d.afterWriteMs)} ms after the last write to its workspace committed${d.afterServedMs === null ? "" : `, ${fmt.int(d.afterServedMs)} ms after the worker first served the last write it served`}`
+      + (d.neverServedWrites ? `; ${d.neverServedWrites} writes to that workspace were never served within 10 s` : ""));
   return rates.flatMap((x) => x.freshness.details.map((d) => `- at ${x.writeRate} writes/s: \`${d.path}\` (user ${d.user}) ${d.layer}, ${when(d)}`));
 }
 
@@ -114,7 +115,9 @@ export function markdownReport(r, chartFile, ratesChartFile) {
       const from = Object.entries(x.writes.firstFreshFrom).map(([k, v]) => `${k} ${v}`).join(", ");
       out.push(`- At ${x.writeRate} writes/s: answers ${Object.entries(x.tallies).sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k} ${fmt.int(v)}`).join(", ")}; `
         + `${fmt.int(x.errors)} errors; Redis answered ${fmt.pct(x.redisOfKvMisses, 1)} of KV misses`
-        + (from ? `; first fresh answer to a write from ${from}; ${fmt.int(x.writes.staleBeforeFresh)} answers labelled STALE to the written pages' polling before that` : "") + ".");
+        + (from ? `; first fresh answer to a write from ${from}; ${fmt.int(x.writes.staleBeforeFresh)} answers labelled STALE to the written pages' polling before that` : "")
+        + [["under the mix", x.writes.firstStaleMs], ["without load", x.writes.unloadedFirstStaleMs]].filter(([, d]) => d)
+          .map(([when, d]) => `; ${when}, the first STALE answer to the polling came p50 ${fmt.int(d.p50)} ms, p95 ${fmt.int(d.p95)} ms after the commit (${d.count} writes)`).join("") + ".");
     }
     out.push("");
     const stale = staleReadLines(r.mix.rates);

@@ -164,8 +164,14 @@ function rateResults({ settings, writeRate, result, queries, probe, queriesPerRe
       databaseAnswersPerWrite: probe.measuredWrites > 0 ? counts.database / probe.measuredWrites : null,
       firstFreshFrom: probe.writes.reduce((acc, w) => (w.servedBy ? { ...acc, [w.servedBy]: (acc[w.servedBy] ?? 0) + 1 } : acc), {}),
       staleBeforeFresh: probe.writes.reduce((a, w) => a + w.staleAnswers, 0),
+      // From the commit to the end of the first answer labelled STALE to the written page's
+      // polling (writes with one): by then the edge had the invalidation.
+      firstStaleMs: spread(probe.writes.map((w) => w.firstStaleAfterMs).filter((v) => v !== null)),
+      unloadedFirstStaleMs: spread(probe.unloaded.map((w) => w.firstStaleAfterMs).filter((v) => v !== null)),
       delayMs: spread(delays),
       unloadedDelayMs: { samples: unloaded, ...spread(unloaded.filter((v) => v !== null)) },
+      // Each unloaded write: its delay, the answer that first showed it, the STALE answers before.
+      unloaded: probe.unloaded,
     },
     dbQueries: {
       total: queries,
