@@ -136,7 +136,7 @@ export function ratesChart(r) {
 
   // The columns: the rate, and the staleness checks.
   rates.forEach((x, i) => {
-    out.push(`<text x="${col(i)}" y="${top2 + height2 + 20}" text-anchor="middle" font-weight="600">${x.writeRate} writes/s</text>`);
+    out.push(`<text x="${col(i)}" y="${top2 + height2 + 20}" text-anchor="middle" font-weight="600">${fmt.rate(x.writeRate)}</text>`);
     const f = x.freshness;
     out.push(`<text x="${col(i)}" y="${top2 + height2 + 36}" text-anchor="middle" fill="${f.staleReads ? "#c0443a" : "#333"}">${f.staleReads} stale of ${f.checked} checked</text>`);
     out.push(`<text x="${col(i)}" y="${top2 + height2 + 50}" text-anchor="middle" fill="#555">(${f.labelledStale} labelled STALE)</text>`);

@@ -122,7 +122,7 @@ export function targets(byId, mix, wasm) {
     out.push({ name: "database-path p50 ≤ direct PostgREST p50 + 2 ms", measured: `${signed(diff)} (alone: ${signed(alone)})`, ratio: `${(diff / 2).toFixed(2)} of the 2 ms (alone: ${(alone / 2).toFixed(2)})`, met: diff <= 2 });
   }
   for (const rate of mix?.rates ?? []) {
-    const at = `mix at ${rate.writeRate} writes/s`;
+    const at = `mix at ${fmt.rate(rate.writeRate)}`;
     const pct = (x) => fmt.pct(x, 2);
     const minHit = { 1: 0.97, 5: 0.9 }[rate.writeRate];
     if (minHit) out.push({ name: `${at}: combined hit rate (HIT + STALE) ≥ ${minHit * 100} %`, measured: `${pct(rate.cacheServed)} (HIT alone ${pct(rate.hitOnly)})`, ratio: (rate.cacheServed / minHit).toFixed(3), met: rate.cacheServed >= minHit });

@@ -6,6 +6,7 @@ const fmt = {
   ms: (n) => (n >= 100 ? n.toFixed(0) : n >= 10 ? n.toFixed(1) : n.toFixed(2)),
   pct: (x, digits = 1) => `${(x * 100).toFixed(digits)} %`,
   bytes: (n) => `${n.toLocaleString("en-US")} B (${(n / 1000).toFixed(0)} KB)`,
+  rate: (n) => `${n} write${n === 1 ? "" : "s"}/s`,
 };
 export { fmt };
 
@@ -87,7 +88,7 @@ function staleReadLines(rates) {
   const when = (d) => (d.afterWriteMs === null ? "no write to its workspace before"
     : `${fmt.int(d.afterWriteMs)} ms after the last write to its workspace committed${d.afterServedMs === null ? "" : `, ${fmt.int(d.afterServedMs)} ms after the worker first served the last write it served`}`
       + (d.neverServedWrites ? `; ${d.neverServedWrites} writes to that workspace were never served within 10 s` : ""));
-  return rates.flatMap((x) => x.freshness.details.map((d) => `- at ${x.writeRate} writes/s: \`${d.path}\` (user ${d.user}) ${d.layer}, ${when(d)}`));
+  return rates.flatMap((x) => x.freshness.details.map((d) => `- at ${fmt.rate(x.writeRate)}: \`${d.path}\` (user ${d.user}) ${d.layer}, ${when(d)}`));
 }
 
 /** bench/results/<date>.md */
@@ -113,7 +114,7 @@ export function markdownReport(r, chartFile, ratesChartFile) {
     out.push(markdownTable(FRESHNESS_HEADER, freshnessRows(r.mix.rates), FRESHNESS_HEADER.map((_, i) => i)), "");
     for (const x of r.mix.rates) {
       const from = Object.entries(x.writes.firstFreshFrom).map(([k, v]) => `${k} ${v}`).join(", ");
-      out.push(`- At ${x.writeRate} writes/s: answers ${Object.entries(x.tallies).sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k} ${fmt.int(v)}`).join(", ")}; `
+      out.push(`- At ${fmt.rate(x.writeRate)}: answers ${Object.entries(x.tallies).sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k} ${fmt.int(v)}`).join(", ")}; `
         + `${fmt.int(x.errors)} errors; Redis answered ${fmt.pct(x.redisOfKvMisses, 1)} of KV misses`
         + (from ? `; first fresh answer to a write from ${from}; ${fmt.int(x.writes.staleBeforeFresh)} answers labelled STALE to the written pages' polling before that` : "")
         + [["under the mix", x.writes.firstStaleMs], ["without load", x.writes.unloadedFirstStaleMs]].filter(([, d]) => d)
@@ -122,7 +123,7 @@ export function markdownReport(r, chartFile, ratesChartFile) {
     out.push("");
     const stale = staleReadLines(r.mix.rates);
     if (stale.length) out.push("Stale reads:", "", ...stale, "");
-    const failed = r.mix.rates.flatMap((x) => x.freshness.failures.map((d) => `- at ${x.writeRate} writes/s: \`${d.path}\` (user ${d.user}) answered ${d.status} ${d.layer}`));
+    const failed = r.mix.rates.flatMap((x) => x.freshness.failures.map((d) => `- at ${fmt.rate(x.writeRate)}: \`${d.path}\` (user ${d.user}) answered ${d.status} ${d.layer}`));
     if (failed.length) out.push("Checks not answered 200:", "", ...failed, "");
   }
   out.push("## Size and start-up", "");

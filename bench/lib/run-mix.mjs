@@ -102,7 +102,7 @@ async function runRate({ stack, settings, wrkOptions, tokens, file, writeRate, i
     prober.once("exit", (code) => code !== 0 && reject(new Error(`the mix prober exited with ${code}`)));
   });
   try {
-    log(`mix at ${writeRate} writes/s: ${settings.mixWarmupSeconds} s warm-up and ${settings.mixSeconds} s measured`);
+    log(`mix at ${fmt.rate(writeRate)}: ${settings.mixWarmupSeconds} s warm-up and ${settings.mixSeconds} s measured`);
     if (settings.mixWarmupSeconds > 0) await runWrk({ ...wrkOptions, url, file, seconds: settings.mixWarmupSeconds });
     await resetQueryCounts(stack.ports.postgres);
     prober.postMessage("measure");
@@ -143,7 +143,7 @@ function rateResults({ settings, writeRate, result, queries, probe, queriesPerRe
   const unloaded = probe.unloaded.map((w) => w.seenAfterMs);
   return {
     writeRate,
-    label: `${SCENARIOS.mix}, ${writeRate} writes/s`,
+    label: `${SCENARIOS.mix}, ${fmt.rate(writeRate)}`,
     seconds,
     requests: result.requests,
     rps: result.rps,
