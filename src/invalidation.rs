@@ -7,7 +7,7 @@ use crate::error::AppError;
 use crate::layers::{backend, kv};
 use crate::metrics::Trace;
 use crate::refresh;
-use crate::runtime;
+use crate::runtime::{self, Workerd};
 use contact_list_cache_core::generation::{counts_generation_key, Generation, Scope};
 use contact_list_cache_core::query::{BoardId, WorkspaceId};
 use contact_list_cache_core::settings::SettingError;
@@ -33,7 +33,12 @@ pub async fn apply(env: &Env, ctx: &Context, upstreams: &Rc<Upstreams>, workspac
     let boards: Vec<BoardId> = match boards {
         _ if lists.is_empty() => Vec::new(),
         Boards::These(boards) => boards.into_iter().collect(),
-        Boards::All => backend::boards(upstreams, workspace).await.map_err(|err| AppError::Unavailable(format!("listing the workspace's boards: {err}")))?,
+        Boards::All => {
+            // Concurrent invalidations of one workspace ask the backend once.
+            let lookups = runtime::board_lists();
+            let lookup = lookups.once(&Workerd, workspace.as_str(), upstreams.budgets().fallback_ms, || backend::boards(upstreams, workspace));
+            lookup.await.0.map_err(|err| AppError::Unavailable(format!("listing the workspace's boards: {err}")))?
+        }
     };
     let mut keys: Vec<String> = boards.iter().flat_map(|board| lists.iter().map(move |filter| Scope::List(*filter).generation_key(workspace, board))).collect();
     if scopes.contains(&Scope::Counts) {

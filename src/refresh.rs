@@ -157,7 +157,7 @@ async fn refresh_lists(env: &Env, upstreams: &Rc<Upstreams>, workspace: &Workspa
             let query = ContactQuery::parse(board.as_str(), raw).ok().filter(|query| query.filter == filter)?;
             Some(refresh_page(env, upstreams, workspace, user, query))
         });
-        futures_util::future::join_all(pages).await;
+        runtime::all(pages).await;
     }
 }
 
@@ -180,6 +180,6 @@ async fn refresh_counts(env: &Env, upstreams: &Rc<Upstreams>, workspace: &Worksp
             let scoped = Scoped { workspace: workspace.clone(), user: user.clone(), generation: state.current.clone() };
             async move { backend::counts(upstreams, &scoped, true, None).await }
         });
-        futures_util::future::join_all(refreshes).await;
+        runtime::all(refreshes).await;
     }
 }

@@ -4,8 +4,11 @@
 use contact_list_cache_core::coalesce::Isolate;
 use contact_list_cache_core::engine::{self, LayerError, Shared};
 use contact_list_cache_core::layer::CacheLayer;
+use contact_list_cache_core::query::BoardId;
 use contact_list_cache_core::time::{Runtime, UnixMillis};
-use std::future::Future;
+use std::future::{poll_fn, Future};
+use std::pin::Pin;
+use std::task::Poll;
 use std::time::Duration;
 
 /// The worker's clock and timers.
@@ -33,14 +36,43 @@ pub async fn within<T>(layer: CacheLayer, budget_ms: u32, call: impl Future<Outp
     engine::within(&Workerd, layer, budget_ms, call).await
 }
 
+/// Runs `futures` at once (on this one thread) and gives their outputs in order. (A few lines
+/// instead of `futures_util`'s `join_all`, whose general machinery costs the wasm kilobytes.)
+pub async fn all<F: Future>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output> {
+    let mut pending: Vec<Option<Pin<Box<F>>>> = futures.into_iter().map(|f| Some(Box::pin(f))).collect();
+    let mut outputs: Vec<Option<F::Output>> = pending.iter().map(|_| None).collect();
+    poll_fn(|cx| {
+        for (slot, output) in pending.iter_mut().zip(outputs.iter_mut()) {
+            if let Some(future) = slot {
+                if let Poll::Ready(value) = future.as_mut().poll(cx) {
+                    *output = Some(value);
+                    *slot = None;
+                }
+            }
+        }
+        if pending.iter().all(Option::is_none) {
+            Poll::Ready(outputs.iter_mut().map(|o| o.take().expect("every future finished")).collect())
+        } else {
+            Poll::Pending
+        }
+    })
+    .await
+}
+
 thread_local! {
     static READS: Isolate<Shared> = Isolate::default();
     static MEMBERSHIP_CHECKS: Isolate<Result<bool, LayerError>> = Isolate::default();
+    static BOARD_LISTS: Isolate<Result<Vec<BoardId>, LayerError>> = Isolate::default();
 }
 
 /// Page reads and refreshes in progress in this isolate.
 pub fn reads() -> Isolate<Shared> {
     READS.with(Isolate::clone)
+}
+
+/// Lookups of a workspace's boards in progress in this isolate.
+pub fn board_lists() -> Isolate<Result<Vec<BoardId>, LayerError>> {
+    BOARD_LISTS.with(Isolate::clone)
 }
 
 /// Membership checks in progress in this isolate.

@@ -129,6 +129,6 @@ pub async fn bump(store: &KvStore, keys: &[String], next: &Generation, now: Unix
             }
         }
     });
-    let writes = futures_util::future::try_join_all(bumps).await?;
+    let writes = crate::runtime::all(bumps).await.into_iter().collect::<Result<Vec<u32>, LayerError>>()?;
     Ok((keys.len() as u32, writes.iter().sum()))
 }
