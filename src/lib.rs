@@ -20,6 +20,7 @@ use worker::{event, Context, Env, Request, Response, Result};
 #[event(start)]
 fn start() {
     console_error_panic_hook::set_once();
+    auth::crypto::install();
 }
 
 #[event(fetch)]

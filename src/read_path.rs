@@ -21,8 +21,14 @@ use contact_list_cache_core::layer::CacheLayer;
 use contact_list_cache_core::access::Membership;
 use contact_list_cache_core::query::{ContactQuery, UserId, WorkspaceId};
 use contact_list_cache_core::settings::SettingError;
+use std::future::Future;
+use std::pin::Pin;
 use std::rc::Rc;
 use worker::{Context, Env};
+
+/// An adapter's future, boxed: each is compiled once and polled through a pointer, instead of
+/// being copied into every engine step that awaits it (which costs the wasm tens of kilobytes).
+type Boxed<'a, T> = Pin<Box<dyn Future<Output = T> + 'a>>;
 
 /// The edge's caches, fastest first.
 pub enum EdgeCache {
@@ -46,17 +52,19 @@ impl Cache for EdgeCache {
     }
 
     async fn get(&self) -> Result<Option<StoredPage>, LayerError> {
-        match self {
-            Self::Kv(kv) => kv.get().await,
-            Self::Redis(redis) => redis.get().await,
-        }
+        let get: Boxed<'_, _> = match self {
+            Self::Kv(kv) => Box::pin(kv.get()),
+            Self::Redis(redis) => Box::pin(redis.get()),
+        };
+        get.await
     }
 
     async fn put(&self, page: &StoredPage) -> Result<(), LayerError> {
-        match self {
-            Self::Kv(kv) => kv.put(page).await,
-            Self::Redis(redis) => redis.put(page).await,
-        }
+        let put: Boxed<'_, _> = match self {
+            Self::Kv(kv) => Box::pin(kv.put(page)),
+            Self::Redis(redis) => Box::pin(redis.put(page)),
+        };
+        put.await
     }
 }
 
@@ -89,10 +97,11 @@ impl Source for EdgeSource {
     }
 
     async fn read(&self, mode: SourceMode) -> Result<StoredPage, SourceError> {
-        match self {
-            Self::Supabase(supabase) => supabase.read(mode).await,
-            Self::Fallback(fallback) => fallback.read(mode).await,
-        }
+        let read: Boxed<'_, _> = match self {
+            Self::Supabase(supabase) => Box::pin(supabase.read(mode)),
+            Self::Fallback(fallback) => Box::pin(fallback.read(mode)),
+        };
+        read.await
     }
 }
 

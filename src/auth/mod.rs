@@ -2,6 +2,7 @@
 //! the caller's membership of the workspace; a non-member is turned away here, and what is known
 //! of a member's membership travels on as [`Membership`].
 
+pub mod crypto;
 mod membership;
 mod token;
 

@@ -125,10 +125,12 @@ mod tests {
     }
 
     fn sign(claims: &Value) -> String {
+        crate::auth::crypto::install();
         encode(&Header::new(Algorithm::HS256), claims, &EncodingKey::from_secret(SECRET.as_bytes())).expect("signs")
     }
 
     fn check(token: &str) -> Result<Caller, AppError> {
+        crate::auth::crypto::install();
         verify(token, Algorithm::HS256, &DecodingKey::from_secret(SECRET.as_bytes()))
     }
 
