@@ -114,17 +114,18 @@ export function ratesChart(r) {
 
   // Panel 2: write → edge delay, from 0 to the largest value (at least 1 s), rounded up.
   const delays = [
-    { name: "under the mix, p50", color: "#3a9a5b", value: (x) => x.writes.delayMs?.p50, dy: 14 },
-    { name: "under the mix, p95", color: "#e0a030", value: (x) => x.writes.delayMs?.p95, dy: -8, leftOf: true },
+    { name: "under the mix, p50", color: "#3a9a5b", value: (x) => x.writes.delayMs?.p50, dy: -8, leftOf: true },
+    { name: "under the mix, p95", color: "#e0a030", value: (x) => x.writes.delayMs?.p95, unlabelled: true },
     { name: "under the mix, p99", color: "#c0443a", value: (x) => x.writes.delayMs?.p99, dy: -8 },
-    { name: "without load, p50", color: "#888", value: (x) => x.writes.unloadedDelayMs?.p50, dy: -8, dashed: true },
+    { name: "without load, p50", color: "#888", value: (x) => x.writes.unloadedDelayMs?.p50, dy: 14, dashed: true },
   ];
   const biggest = Math.max(1000, ...rates.flatMap((x) => delays.map((d) => d.value(x))).filter(Number.isFinite));
-  const unit = 10 ** Math.floor(Math.log10(biggest));
+  const magnitude = 10 ** Math.floor(Math.log10(biggest));
+  const unit = [0.1, 0.2, 0.5, 1].map((k) => k * magnitude).find((u) => Math.ceil(biggest / u) <= 6) ?? magnitude;
   const hi = Math.ceil(biggest / unit) * unit;
   const y2 = (v) => top2 + height2 - (v / hi) * height2;
   out.push(`<text x="${left}" y="${top2 - 30}" font-weight="600">Write → edge serves it, ms (from the commit to the first fresh answer)</text>`);
-  for (let v = 0; v <= hi; v += unit / (hi / unit <= 3 ? 2 : 1)) {
+  for (let v = 0; v <= hi; v += unit) {
     out.push(`<line x1="${left}" y1="${y2(v).toFixed(1)}" x2="${left + plotWidth}" y2="${y2(v).toFixed(1)}" stroke="#ddd"/>`);
     out.push(`<text x="${left - 6}" y="${(y2(v) + 4).toFixed(1)}" text-anchor="end" fill="#555">${fmt.int(v)}</text>`);
   }
@@ -145,16 +146,16 @@ export function ratesChart(r) {
   return out.join("\n");
 }
 
-/** A polyline through the points whose value is a number, each point marked and labelled
- * (`labelDy` below it, on its right or, with `leftOf`, its left). */
-function line(out, points, y, color, label, labelDy, { dashed = false, leftOf = false } = {}) {
+/** A polyline through the points whose value is a number, each point marked and, unless
+ * `unlabelled`, labelled (`labelDy` below it, on its right or, with `leftOf`, its left). */
+function line(out, points, y, color, label, labelDy, { dashed = false, leftOf = false, unlabelled = false } = {}) {
   const shown = points.filter(([, v]) => Number.isFinite(v));
   if (shown.length > 1) {
     out.push(`<polyline fill="none" stroke="${color}" stroke-width="2"${dashed ? ' stroke-dasharray="5 4"' : ""} points="${shown.map(([x, v]) => `${x.toFixed(1)},${y(v).toFixed(1)}`).join(" ")}"/>`);
   }
   for (const [x, v] of shown) {
     out.push(`<circle cx="${x.toFixed(1)}" cy="${y(v).toFixed(1)}" r="3.5" fill="${color}"/>`);
-    out.push(`<text x="${(leftOf ? x - 6 : x + 6).toFixed(1)}" y="${(y(v) + labelDy).toFixed(1)}"${leftOf ? ' text-anchor="end"' : ""} font-size="10" fill="${color}">${label(v)}</text>`);
+    if (!unlabelled) out.push(`<text x="${(leftOf ? x - 6 : x + 6).toFixed(1)}" y="${(y(v) + labelDy).toFixed(1)}"${leftOf ? ' text-anchor="end"' : ""} font-size="10" fill="${color}">${label(v)}</text>`);
   }
 }
 
