@@ -30,12 +30,13 @@ function spread(values) {
 }
 
 /**
- * Runs the mix at each of `settings.writeRates`, in order. Every page of the list is asked for
- * once first, so the cache starts as one that has served this traffic before. Then, per rate:
- * the list is replayed with that rate's writes for the mix's warm-up, the query counts are
- * reset, the mix is measured, the prober finishes (its last checks and the unloaded writes) and
- * the system is left alone for the staleness bound and a second more, so nothing of one rate's
- * writes is in flight when the next rate starts.
+ * Runs the mix at each of `settings.writeRates`, in order. Per rate: every page of the list is
+ * asked for once (so the cache starts as one that has served this traffic before, and every page
+ * a previous rate's writes superseded is current again), the list is replayed with that rate's
+ * writes for the mix's warm-up, the query counts are reset, the mix is measured, the prober
+ * finishes (its last checks and the unloaded writes), and the system is left alone for the
+ * staleness bound and a second more, so nothing of one rate's writes is in flight, or left for
+ * the next rate's readers to miss, when the next rate starts.
  */
 export async function runMix(stack, settings, wrkOptions, tokens, queriesPerRequest) {
   const url = stack.urls.worker;
@@ -48,22 +49,23 @@ export async function runMix(stack, settings, wrkOptions, tokens, queriesPerRequ
   const pagesFile = join(stack.dir, "mix-pages.tsv");
   writeRequests(pagesFile, [...pages.values()]);
 
-  log(`mix: ${fmt.int(MIX_REQUESTS)} requests over ${fmt.int(pages.size)} distinct pages; asking for each page once`);
-  const filled = Date.now();
-  await runWrk({ ...wrkOptions, url, file: pagesFile, seconds: MIX_MAX_FILL_SECONDS, once: true });
-  const fillSeconds = (Date.now() - filled) / 1000;
-
+  log(`mix: ${fmt.int(MIX_REQUESTS)} requests over ${fmt.int(pages.size)} distinct pages`);
   const settleMs = settings.staleBoundMs + 1000;
   const rates = [];
   for (const [index, writeRate] of settings.writeRates.entries()) {
     if (index > 0) await new Promise((r) => setTimeout(r, settleMs));
-    rates.push(await runRate({ stack, settings, wrkOptions, tokens, file, writeRate, index, queriesPerRequest }));
+    const filled = Date.now();
+    const fill = await runWrk({ ...wrkOptions, url, file: pagesFile, seconds: MIX_MAX_FILL_SECONDS, once: true });
+    // The answers (about one per page) that were not HIT: the pages not current when the rate began.
+    const start = { fillSeconds: (Date.now() - filled) / 1000, answers: fill.requests, notHit: fill.requests - (fill.tallies["200 HIT/KV"] ?? 0) - (fill.tallies["200 HIT/REDIS"] ?? 0) };
+    log(`mix at ${fmt.rate(writeRate)}: each page asked for once in ${start.fillSeconds.toFixed(0)} s, ${fmt.int(start.notHit)} of them not a HIT`);
+    rates.push({ ...(await runRate({ stack, settings, wrkOptions, tokens, file, writeRate, index, queriesPerRequest })), start });
   }
   return {
     label: SCENARIOS.mix,
     description: `${fmt.int(MIX_REQUESTS)} requests drawn from Zipf distributions over the seed (exponents ${Object.entries(EXPONENTS).map(([k, v]) => `${k} ${v}`).join(", ")}; `
-      + `bench/lib/mix.mjs), ${fmt.int(pages.size)} distinct cached pages among them. Each page was asked for once first (${fillSeconds.toFixed(0)} s); `
-      + `then, at each write rate in turn (${settings.writeRates.join(", ")} writes/s), wrk replayed the list in a loop, ${settings.mixWarmupSeconds} s of warm-up and ${settings.mixSeconds} s measured, `
+      + `bench/lib/mix.mjs), ${fmt.int(pages.size)} distinct cached pages among them. At each write rate in turn (${settings.writeRates.join(", ")} writes/s), `
+      + `each page was asked for once (the first time ${rates[0]?.start.fillSeconds.toFixed(0)} s, then ${rates.slice(1).map((x) => `${x.start.fillSeconds.toFixed(0)} s`).join(", ") || "—"}), then wrk replayed the list in a loop, ${settings.mixWarmupSeconds} s of warm-up and ${settings.mixSeconds} s measured, `
       + `while the prober changed contacts in PostgreSQL at that rate (names; every second write also a status or priority), each followed until the worker served it; `
       + `for each write, the written page and ${settings.checksPerWrite} mix pages (at rate 0, one mix page a second) were compared with the database once their workspace was quiet `
       + `(every write to it served, the last one ${settings.staleBoundMs} ms old or more, the worker's staleness bound). `
@@ -71,7 +73,6 @@ export async function runMix(stack, settings, wrkOptions, tokens, queriesPerRequ
       + `Hit rates and queries cover the measured ${settings.mixSeconds} s; writes, delays and checks the warm-up too.`,
     requests: MIX_REQUESTS,
     distinct: pages.size,
-    fillSeconds,
     settleMs,
     unloadedWrites: UNLOADED_WRITES,
     rates,
