@@ -115,7 +115,8 @@ export function markdownReport(r, chartFile, ratesChartFile) {
     for (const x of r.mix.rates) {
       const from = Object.entries(x.writes.firstFreshFrom).map(([k, v]) => `${k} ${v}`).join(", ");
       out.push(`- At ${fmt.rate(x.writeRate)}: asking for each page once before it took ${x.start.fillSeconds.toFixed(0)} s, ${fmt.int(x.start.notHit)} of ${fmt.int(x.start.answers)} answers not a HIT; measured answers ${Object.entries(x.tallies).sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k} ${fmt.int(v)}`).join(", ")}; `
-        + `${fmt.int(x.errors)} errors; Redis answered ${fmt.pct(x.redisOfKvMisses, 1)} of KV misses`
+        + `${fmt.int(x.errors)} errors; Redis answered ${fmt.pct(x.redisOfKvMisses, 1)} of KV misses; `
+        + `database queries by role ${Object.entries(x.dbQueries.byRole ?? {}).map(([k, v]) => `${k} ${fmt.int(v)}`).join(", ") || "none"}`
         + (from ? `; first fresh answer to a write from ${from}; ${fmt.int(x.writes.staleBeforeFresh)} answers labelled STALE to the written pages' polling before that` : "")
         + [["under the mix", x.writes.firstStaleMs], ["without load", x.writes.unloadedFirstStaleMs]].filter(([, d]) => d)
           .map(([when, d]) => `; ${when}, the first STALE answer to the polling came p50 ${fmt.int(d.p50)} ms, p95 ${fmt.int(d.p95)} ms after the commit (${d.count} writes)`).join("") + ".");

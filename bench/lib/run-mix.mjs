@@ -7,7 +7,7 @@ import { Worker } from "node:worker_threads";
 import { EXPONENTS, listPath, mixDrawer, pageKey } from "./mix.mjs";
 import { SCENARIOS } from "./plan.mjs";
 import { fmt } from "./report.mjs";
-import { contactQueries, resetQueryCounts } from "./run.mjs";
+import { contactQueries, resetQueryCounts, contactQueriesByRole } from "./run.mjs";
 import { runWrk, writeRequests } from "./wrk.mjs";
 
 const log = (msg) => process.stderr.write(`[bench] ${msg}\n`);
@@ -109,9 +109,10 @@ async function runRate({ stack, settings, wrkOptions, tokens, file, writeRate, i
     prober.postMessage("measure");
     const result = await runWrk({ ...wrkOptions, url, file, seconds: settings.mixSeconds });
     const queries = await contactQueries(stack.ports.postgres);
+    const topQueries = await contactQueriesByRole(stack.ports.postgres);
     prober.postMessage("stop");
     const probe = await probed;
-    const rate = rateResults({ settings, writeRate, result, queries, probe, queriesPerRequest, seconds: (Date.now() - started) / 1000 });
+    const rate = rateResults({ settings, writeRate, result, queries, topQueries, probe, queriesPerRequest, seconds: (Date.now() - started) / 1000 });
     const d = rate.writes.delayMs;
     log(`  ${fmt.int(rate.rps)} req/s; cache-served ${fmt.pct(rate.cacheServed, 2)} (HIT ${fmt.pct(rate.hitOnly, 2)}); database queries reduced ${fmt.pct(rate.dbQueries.reduction, 1)}; `
       + `write → edge ${d ? `p50 ${fmt.int(d.p50)} ms, p99 ${fmt.int(d.p99)} ms` : "no writes"}; ${rate.freshness.staleReads} stale of ${rate.freshness.checked} checked`);
@@ -122,7 +123,7 @@ async function runRate({ stack, settings, wrkOptions, tokens, file, writeRate, i
 }
 
 /** One rate's numbers from wrk's tallies, the query count and the prober's report. */
-function rateResults({ settings, writeRate, result, queries, probe, queriesPerRequest, seconds }) {
+function rateResults({ settings, writeRate, result, queries, topQueries, probe, queriesPerRequest, seconds }) {
   const t = result.tallies;
   const total = Object.values(t).reduce((a, n) => a + n, 0);
   const answered = (pred) => Object.entries(t).filter(([k]) => pred(k)).reduce((a, [, n]) => a + n, 0);
@@ -180,6 +181,8 @@ function rateResults({ settings, writeRate, result, queries, probe, queriesPerRe
       baselinePerMinute: (listRequests * queriesPerRequest) / minutes,
       queriesPerRequest,
       reduction: 1 - queries / (listRequests * queriesPerRequest),
+      // By role and the most called statements: PostgREST's (the worker's reads) from the backend's.
+      ...topQueries,
     },
     freshness: {
       boundMs: settings.staleBoundMs,

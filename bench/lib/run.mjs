@@ -42,6 +42,15 @@ export async function contactQueries(pgPort) {
   return Number((await psql(pgPort, { command: "select coalesce(sum(calls), 0) from pg_stat_statements where query ilike '%contacts%' and userid <> 'bench_prober'::regrole" })).trim());
 }
 
+/** Those calls by the role that made them (PostgREST's `authenticated`, the backend's
+ * `postgres`), and the `n` most called statements, their text shortened. */
+export async function contactQueriesByRole(pgPort, n = 6) {
+  const mine = "from pg_stat_statements s join pg_roles r on r.oid = s.userid where s.query ilike '%contacts%' and s.userid <> 'bench_prober'::regrole";
+  const command = `select json_build_object('byRole', (select coalesce(json_object_agg(role, calls), '{}') from (select r.rolname as role, sum(s.calls) as calls ${mine} group by r.rolname) g), `
+    + `'top', (select coalesce(json_agg(t), '[]') from (select s.calls, r.rolname as role, left(regexp_replace(s.query, '\\s+', ' ', 'g'), 160) as query ${mine} order by s.calls desc limit ${n}) t))`;
+  return JSON.parse((await psql(pgPort, { command })).trim());
+}
+
 export async function resetQueryCounts(pgPort) {
   await psql(pgPort, { command: "select pg_stat_statements_reset()" });
 }
