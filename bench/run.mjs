@@ -1,13 +1,14 @@
 // `npm run bench` (through scripts/bench.sh, which installs wrk and builds what is missing):
-// starts the local stack with the seeded contacts, runs each scenario with wrk on loopback and
-// writes bench/results/<date>.md, .svg and .json. bench/README.md says what each number means.
+// starts the local stack with the seeded contacts, runs each scenario with wrk on loopback (the
+// mix at each write rate) and writes bench/results/<date>.md, .svg, -rates.svg and .json.
+// bench/README.md says what each number means.
 //
 //   node bench/run.mjs [--duration 15s] [--warmup 2s] [--connections 32] [--threads 2]
 //                      [--mix-warmup 10s] [--mix-duration 30s] [--write-rates 0,0.1,1,5 | --write-rate 1]
 //                      [--stale-bound 1000ms] [--contacts 100000] [--only floor,kv,...] [--out bench/results]
 //
 // This file is the command: its options and what it does with the results. bench/lib/plan.mjs
-// has the stack, the scenarios and the targets; bench/lib/run.mjs runs them.
+// has the stack, the scenarios and the targets; bench/lib/run.mjs and run-mix.mjs run them.
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join, relative, resolve } from "node:path";
 import { parseArgs } from "node:util";
@@ -102,7 +103,7 @@ function options(argv) {
     checksPerWrite: Math.max(0, Math.round(Number(values["checks-per-write"]))),
     contacts: Math.round(positive(values.contacts, "contacts")),
     only,
-    out: resolve(ROOT, values.out),
+    out: values.out,
   };
 }
 
@@ -165,8 +166,9 @@ async function main() {
       wasm,
       startup,
     };
-    mkdirSync(settings.out, { recursive: true });
-    const base = join(settings.out, date);
+    const outDir = resolve(ROOT, settings.out); // relative to the checkout, or absolute
+    mkdirSync(outDir, { recursive: true });
+    const base = join(outDir, date);
     writeFileSync(`${base}.svg`, scenarioChart(results));
     if (mix) writeFileSync(`${base}-rates.svg`, ratesChart(results));
     writeFileSync(`${base}.md`, markdownReport(results, `${date}.svg`, `${date}-rates.svg`));
