@@ -8,6 +8,7 @@ use crate::layers::{backend, kv};
 use crate::metrics::Trace;
 use crate::refresh;
 use crate::runtime::{self, Workerd};
+use contact_list_cache_core::filter::Filter;
 use contact_list_cache_core::generation::{counts_generation_key, Generation, Scope};
 use contact_list_cache_core::query::{BoardId, WorkspaceId};
 use contact_list_cache_core::settings::SettingError;
@@ -23,25 +24,38 @@ pub enum Boards {
     All,
 }
 
-/// Writes a new generation for `scopes` on `boards`, schedules the refresh of their hot pages,
-/// and answers what was done.
-pub async fn apply(env: &Env, ctx: &Context, upstreams: &Rc<Upstreams>, workspace: &WorkspaceId, scopes: BTreeSet<Scope>, boards: Boards, trace: &Trace) -> Result<Value, AppError> {
-    let lists: Vec<_> = scopes.iter().filter_map(|scope| match scope {
-        Scope::List(filter) => Some(*filter),
-        Scope::Counts => None,
-    }).collect();
-    let boards: Vec<BoardId> = match boards {
-        _ if lists.is_empty() => Vec::new(),
-        Boards::These(boards) => boards.into_iter().collect(),
-        Boards::All => {
-            // Concurrent invalidations of one workspace ask the backend once.
-            let lookups = runtime::board_lists();
-            let lookup = lookups.once(&Workerd, workspace.as_str(), upstreams.budgets().fallback_ms, || backend::boards(upstreams, workspace));
-            lookup.await.0.map_err(|err| AppError::Unavailable(format!("listing the workspace's boards: {err}")))?
+/// Writes a new generation for each target's scopes on its boards (one generation for all of
+/// them), schedules the refresh of their hot pages, and answers what was done.
+pub async fn apply(env: &Env, ctx: &Context, upstreams: &Rc<Upstreams>, workspace: &WorkspaceId, targets: Vec<(BTreeSet<Scope>, Boards)>, trace: &Trace) -> Result<Value, AppError> {
+    let mut every_board: Option<Vec<BoardId>> = None;
+    let mut lists: Vec<(BoardId, Filter)> = Vec::new();
+    let mut counts = false;
+    for (scopes, boards) in targets {
+        counts |= scopes.contains(&Scope::Counts);
+        let filters: Vec<Filter> = scopes.iter().filter_map(|scope| match scope {
+            Scope::List(filter) => Some(*filter),
+            Scope::Counts => None,
+        }).collect();
+        if filters.is_empty() {
+            continue;
         }
-    };
-    let mut keys: Vec<String> = boards.iter().flat_map(|board| lists.iter().map(move |filter| Scope::List(*filter).generation_key(workspace, board))).collect();
-    if scopes.contains(&Scope::Counts) {
+        let boards: Vec<BoardId> = match boards {
+            Boards::These(boards) => boards.into_iter().collect(),
+            Boards::All => match &every_board {
+                Some(all) => all.clone(),
+                None => every_board.insert(boards_of(upstreams, workspace).await?).clone(),
+            },
+        };
+        for board in boards {
+            for filter in &filters {
+                if !lists.iter().any(|(b, f)| *b == board && f == filter) {
+                    lists.push((board.clone(), *filter));
+                }
+            }
+        }
+    }
+    let mut keys: Vec<String> = lists.iter().map(|(board, filter)| Scope::List(*filter).generation_key(workspace, board)).collect();
+    if counts {
         keys.push(counts_generation_key(workspace));
     }
     let now = runtime::now();
@@ -51,14 +65,33 @@ pub async fn apply(env: &Env, ctx: &Context, upstreams: &Rc<Upstreams>, workspac
         .await
         .map_err(|err| AppError::Unavailable(format!("writing generations: {err}")))?;
     (0..reads + writes).for_each(|_| trace.kv_operation());
-    let refreshed = boards.iter().flat_map(|board| lists.iter().map(move |filter| (board.clone(), *filter))).collect();
-    refresh::schedule(ctx, env, upstreams, workspace, refreshed, scopes.contains(&Scope::Counts));
-    Ok(json!({
+    let mut boards: Vec<&BoardId> = Vec::new();
+    for (board, _) in &lists {
+        if !boards.contains(&board) {
+            boards.push(board);
+        }
+    }
+    let mut scopes: Vec<&str> = lists.iter().map(|(_, filter)| filter.as_str()).collect();
+    scopes.sort_unstable_by_key(|name| Filter::ALL.iter().position(|f| f.as_str() == *name));
+    scopes.dedup();
+    if counts {
+        scopes.push(Scope::Counts.as_str());
+    }
+    let response = json!({
         "workspace_id": workspace,
         "boards": boards,
-        "scopes": scopes.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
+        "scopes": scopes,
         "generation": generation.as_str(),
         "staleness_bound_ms": upstreams.staleness_bound_ms,
         "operations": {"kv_reads": reads, "kv_writes": writes, "kv_lists": 0, "redis": 0},
-    }))
+    });
+    refresh::schedule(ctx, env, upstreams, workspace, lists, counts);
+    Ok(response)
+}
+
+/// Every board of `workspace`; concurrent invalidations of one workspace ask the backend once.
+async fn boards_of(upstreams: &Upstreams, workspace: &WorkspaceId) -> Result<Vec<BoardId>, AppError> {
+    let lookups = runtime::board_lists();
+    let lookup = lookups.once(&Workerd, workspace.as_str(), upstreams.budgets().fallback_ms, || backend::boards(upstreams, workspace));
+    lookup.await.0.map_err(|err| AppError::Unavailable(format!("listing the workspace's boards: {err}")))
 }

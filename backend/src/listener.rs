@@ -1,12 +1,23 @@
 //! Change capture: LISTEN on PostgreSQL's `contact_list_cache` channel (filled by the triggers in
-//! supabase/migrations) and forward every notification to the worker's `/api/cache/webhook`,
-//! reconnecting by itself. Changes made while disconnected are not replayed: their lists stay
-//! cached until their TTL (180 s) at most.
+//! supabase/migrations) and forward the notifications to the worker's `/api/cache/webhook`,
+//! reconnecting by itself. Notifications that arrive within [`BATCH_WINDOW`] of each other go in
+//! one batch (a JSON array), and up to [`IN_FLIGHT`] batches are forwarded at once, so a burst of
+//! writes never queues behind one slow call. Changes made while disconnected are not replayed:
+//! their lists stay cached until their TTL (180 s) at most.
 
 use anyhow::Context;
 use futures_util::StreamExt;
+use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::Semaphore;
 use tokio_postgres::{AsyncMessage, NoTls};
+
+/// How long a batch waits for more notifications after its first.
+const BATCH_WINDOW: Duration = Duration::from_millis(20);
+/// The most notifications in one batch.
+const BATCH_MAX: usize = 100;
+/// The most batches being forwarded at once.
+const IN_FLIGHT: usize = 8;
 
 /// The NOTIFY channel the triggers use.
 pub const CHANNEL: &str = "contact_list_cache";
@@ -25,8 +36,9 @@ impl Forwarder {
         Self { url, secret, client }
     }
 
-    /// Posts one change, trying three times.
-    async fn forward(&self, payload: String) {
+    /// Posts a batch of changes (their JSON, as notified), trying three times.
+    async fn forward(&self, changes: Vec<String>) {
+        let payload = format!("[{}]", changes.join(","));
         for attempt in 1..=3u32 {
             let sent = self
                 .client
@@ -43,7 +55,7 @@ impl Forwarder {
             }
             tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await;
         }
-        tracing::error!("a change could not be forwarded; its lists stay cached until their TTL");
+        tracing::error!(changes = changes.len(), "changes could not be forwarded; their lists stay cached until their TTL");
     }
 }
 
@@ -83,8 +95,22 @@ async fn listen(database_url: &str, forwarder: &Forwarder, backoff: &mut Duratio
     client.batch_execute(&format!("LISTEN {CHANNEL}")).await.context("LISTEN")?;
     tracing::info!(channel = CHANNEL, "change capture: listening");
     *backoff = Duration::from_secs(1);
-    while let Some(payload) = changes.recv().await {
-        forwarder.forward(payload).await;
+    let in_flight = Arc::new(Semaphore::new(IN_FLIGHT));
+    while let Some(first) = changes.recv().await {
+        let mut batch = vec![first];
+        let deadline = tokio::time::Instant::now() + BATCH_WINDOW;
+        while batch.len() < BATCH_MAX {
+            match tokio::time::timeout_at(deadline, changes.recv()).await {
+                Ok(Some(payload)) => batch.push(payload),
+                Ok(None) | Err(_) => break,
+            }
+        }
+        let permit = Arc::clone(&in_flight).acquire_owned().await.expect("the semaphore is never closed");
+        let forwarder = forwarder.clone();
+        tokio::spawn(async move {
+            forwarder.forward(batch).await;
+            drop(permit);
+        });
     }
     pump.abort();
     drop(client);

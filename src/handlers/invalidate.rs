@@ -40,6 +40,10 @@ pub async fn json_body<T: serde::de::DeserializeOwned>(req: &mut Request) -> Res
     serde_json::from_str(&text).map_err(|err| AppError::BadRequest(QueryError::new("body", format!("body is not valid: {err}"))))
 }
 
+fn change(value: Value) -> Result<RowChange, AppError> {
+    serde_json::from_value(value).map_err(|err| AppError::BadRequest(QueryError::new("body", format!("a change is not valid: {err}"))))
+}
+
 fn event(value: Value) -> Result<Event, AppError> {
     serde_json::from_value(value).map_err(|err| AppError::BadRequest(QueryError::new("event", format!("event is not valid: {err}"))))
 }
@@ -76,7 +80,7 @@ pub async fn invalidate(mut req: Request, env: &Env, ctx: &Context, edge: &Edge)
         scopes.extend(Scope::all());
     }
     let boards = board.map_or(Boards::All, |board| Boards::These(BTreeSet::from([board])));
-    let data = invalidation::apply(env, ctx, upstreams, &workspace, scopes, boards, &edge.trace).await?;
+    let data = invalidation::apply(env, ctx, upstreams, &workspace, vec![(scopes, boards)], &edge.trace).await?;
     Ok(Response::from_json(&json!({"success": true, "data": data}))?)
 }
 
@@ -92,14 +96,34 @@ pub async fn webhook(mut req: Request, env: &Env, ctx: &Context, edge: &Edge) ->
     if !secrets_match(given.as_bytes(), secret.expose().as_bytes()) {
         return Err(AppError::Unauthorized("missing or wrong webhook secret"));
     }
-    let change: RowChange = json_body(&mut req).await?;
-    let data = match change.event() {
-        Some((workspace, event)) => {
-            edge.trace.workspace(&workspace);
-            let boards = change.boards().map_or(Boards::All, Boards::These);
-            invalidation::apply(env, ctx, config.upstreams()?, &workspace, event.scopes(), boards, &edge.trace).await?
+    // One change (as a Supabase Database Webhook sends it) or a batch (as the backend's change
+    // capture does): one invalidation per workspace.
+    let changes: Vec<RowChange> = match json_body::<Value>(&mut req).await? {
+        Value::Array(changes) => changes.into_iter().map(change).collect::<Result<_, _>>()?,
+        one => vec![change(one)?],
+    };
+    let mut by_workspace: Vec<(WorkspaceId, Vec<(BTreeSet<Scope>, Boards)>)> = Vec::new();
+    let mut ignored = Vec::new();
+    for change in &changes {
+        let Some((workspace, event)) = change.event() else {
+            ignored.push(format!("{} {} affects no cached list", change.kind, change.table));
+            continue;
+        };
+        let target = (event.scopes(), change.boards().map_or(Boards::All, Boards::These));
+        match by_workspace.iter_mut().find(|(w, _)| *w == workspace) {
+            Some((_, targets)) => targets.push(target),
+            None => by_workspace.push((workspace, vec![target])),
         }
-        None => json!({"scopes": [], "ignored": format!("{} {} affects no cached list", change.kind, change.table)}),
+    }
+    let mut applied = Vec::new();
+    for (workspace, targets) in by_workspace {
+        edge.trace.workspace(&workspace);
+        applied.push(invalidation::apply(env, ctx, config.upstreams()?, &workspace, targets, &edge.trace).await?);
+    }
+    let data = match (applied.len(), changes.len()) {
+        (1, 1) => applied.remove(0),
+        (0, 1) => json!({"scopes": [], "ignored": ignored.remove(0)}),
+        _ => json!({"applied": applied, "ignored": ignored}),
     };
     Ok(Response::from_json(&json!({"success": true, "data": data}))?)
 }

@@ -30,7 +30,7 @@ const MAX_READS: usize = 1000;
 /// The longest query string recorded.
 const MAX_QUERY_LEN: usize = 512;
 /// A page counts as hot when it was read this recently.
-const HOT_WITHIN_MS: u64 = 30_000;
+const HOT_WITHIN_MS: u64 = 10_000;
 
 #[derive(Debug, Deserialize)]
 pub struct Read {
