@@ -68,7 +68,7 @@ pub struct Upstreams {
     /// `REFRESH_DEBOUNCE_MS` (default 250, at most 5000): invalidations of one scope within this
     /// window make one refresh of its hot pages, at the window's end.
     pub refresh_debounce_ms: u32,
-    /// `REFRESH_AHEAD_PAGES` (default 8, at most 200; 0 = off): how many of a scope's pages read
+    /// `REFRESH_AHEAD_PAGES` (default 24, at most 200; 0 = off): how many of a scope's pages read
     /// in the last 10 s are refreshed right after it is invalidated (the most recent first).
     pub refresh_ahead_pages: u32,
 }
@@ -134,7 +134,7 @@ impl Upstreams {
             },
             staleness_bound_ms: var(env, "STALENESS_BOUND_MS").map_or(Ok(1000), |raw| parse_number("STALENESS_BOUND_MS", &raw, 0..=60_000))?,
             refresh_debounce_ms: var(env, "REFRESH_DEBOUNCE_MS").map_or(Ok(250), |raw| parse_number("REFRESH_DEBOUNCE_MS", &raw, 0..=5_000))?,
-            refresh_ahead_pages: var(env, "REFRESH_AHEAD_PAGES").map_or(Ok(8), |raw| parse_number("REFRESH_AHEAD_PAGES", &raw, 0..=200))?,
+            refresh_ahead_pages: var(env, "REFRESH_AHEAD_PAGES").map_or(Ok(24), |raw| parse_number("REFRESH_AHEAD_PAGES", &raw, 0..=200))?,
         })
     }
 

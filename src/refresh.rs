@@ -27,7 +27,7 @@ const RECORD_EVERY_MS: u64 = 5_000;
 const SEND_EVERY_MS: u64 = 1_000;
 const SEND_AT: usize = 200;
 /// Pages refreshed at once.
-const CONCURRENCY: usize = 4;
+const CONCURRENCY: usize = 8;
 
 #[derive(Default)]
 struct Reads {
