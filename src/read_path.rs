@@ -11,7 +11,7 @@ use crate::layers::kv::{self, KvPage};
 use crate::layers::supabase::SupabasePage;
 use crate::metrics::Trace;
 use crate::runtime::{self, Workerd};
-use contact_list_cache_core::cache_key::{kv_list_key, redis_list_key};
+use contact_list_cache_core::cache_key::{kv_list_key, kv_total_key, redis_list_key};
 use contact_list_cache_core::coalesce::Isolate;
 use contact_list_cache_core::engine::{
     Cache, Engine, GenerationState, LayerError, Mode, ReadError, Request, Served, Shared, Source, SourceError, SourceMode, StoredPage,
@@ -152,10 +152,10 @@ impl PageRead {
             scoped: Scoped { workspace: workspace.clone(), user: user.clone(), generation: keyed.clone() },
             redis_key: redis_list_key(workspace, user, &query, &keyed),
         });
-        let kv_page = |key: String| EdgeCache::Kv(KvPage { store: store.clone(), upstreams: Rc::clone(upstreams), key });
+        let kv_page = |key: String| KvPage { store: store.clone(), upstreams: Rc::clone(upstreams), key };
         let mut caches = Vec::new();
         if upstreams.kv_cache_enabled {
-            caches.push(kv_page(kv_key.clone()));
+            caches.push(EdgeCache::Kv(kv_page(kv_key.clone())));
         }
         if upstreams.redis_enabled {
             caches.push(EdgeCache::Redis(RedisCopy(Rc::clone(&at_backend))));
@@ -164,12 +164,13 @@ impl PageRead {
         let now = runtime::now();
         let fallback = state.as_ref().and_then(|s| s.fallback(now, upstreams.staleness_bound_ms)).filter(|_| matches!(reader, Reader::Caller(_)));
         let superseded = match fallback {
-            Some((previous, _)) if upstreams.kv_cache_enabled => vec![kv_page(kv_list_key(workspace, user, &query, previous))],
+            Some((previous, _)) if upstreams.kv_cache_enabled => vec![EdgeCache::Kv(kv_page(kv_list_key(workspace, user, &query, previous)))],
             _ => Vec::new(),
         };
         let (membership, sources) = match reader {
             Reader::Caller(access) => {
-                let supabase = SupabasePage { upstreams: Rc::clone(upstreams), caller: access.caller.clone(), workspace: workspace.clone(), query };
+                let total = (query.is_narrowed() && state.is_some()).then(|| kv_page(kv_total_key(workspace, user, &query, &keyed)));
+                let supabase = SupabasePage { upstreams: Rc::clone(upstreams), caller: access.caller.clone(), workspace: workspace.clone(), query, total };
                 (access.membership, vec![EdgeSource::Supabase(supabase), EdgeSource::Fallback(Fallback(at_backend))])
             }
             Reader::Ahead { .. } => (Membership::Confirmed, vec![EdgeSource::Fallback(Fallback(at_backend))]),

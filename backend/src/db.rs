@@ -83,8 +83,9 @@ impl Database {
         Ok(started.elapsed())
     }
 
-    pub async fn contact_page(&self, workspace: &WorkspaceId, caller: &UserId, query: &ContactQuery) -> Result<PageRead, DbError> {
-        let row = self.query_one(&sql::contact_page(workspace, caller, query)).await?;
+    /// One page; a narrowed list's total is counted unless `known_total` gives it.
+    pub async fn contact_page(&self, workspace: &WorkspaceId, caller: &UserId, query: &ContactQuery, known_total: Option<u64>) -> Result<PageRead, DbError> {
+        let row = self.query_one(&sql::contact_page(workspace, caller, query, known_total)).await?;
         Ok(PageRead {
             member: row.try_get(0)?,
             total: row.try_get::<_, i64>(1)?.max(0) as u64,

@@ -2,14 +2,16 @@
 //! key as `apikey`) so row-level security applies; and the project's JWKS.
 
 use crate::config::{Upstreams, CACHE_TTL_SECONDS};
+use crate::layers::kv::KvPage;
 use crate::runtime::{self, within};
 use contact_list_cache_core::access::Caller;
-use contact_list_cache_core::engine::{LayerError, Source, SourceError, SourceMode, StoredPage};
+use contact_list_cache_core::engine::{Cache, LayerError, Source, SourceError, SourceMode, StoredPage};
 use contact_list_cache_core::envelope::{Contact, ContactListResponse};
 use contact_list_cache_core::layer::CacheLayer;
-use contact_list_cache_core::postgrest::contact_page;
+use contact_list_cache_core::postgrest::{contact_page, list_total as counter_filters, PostgrestQuery};
 use contact_list_cache_core::query::{ContactQuery, WorkspaceId};
 use jsonwebtoken::jwk::JwkSet;
+use futures_util::future::join;
 use postgrest::Postgrest;
 use std::rc::Rc;
 
@@ -32,6 +34,10 @@ pub struct SupabasePage {
     pub caller: Caller,
     pub workspace: WorkspaceId,
     pub query: ContactQuery,
+    /// Where a narrowed list's total is kept once counted (KV, under the list's generation), so
+    /// its pages count it once between them; `None` for a list with a counter, or when the
+    /// generation is unknown.
+    pub total: Option<KvPage>,
 }
 
 impl Source for SupabasePage {
@@ -45,24 +51,55 @@ impl Source for SupabasePage {
 
     /// Always from the database: PostgREST keeps no cache.
     async fn read(&self, _: SourceMode) -> Result<StoredPage, SourceError> {
-        let (contacts, total) = page(&self.upstreams, &self.caller, &self.workspace, &self.query).await?;
+        let (contacts, total) = self.page().await?;
         let read_at = runtime::now();
         let envelope = ContactListResponse::new(&self.query, contacts, total, read_at, CACHE_TTL_SECONDS);
         Ok(StoredPage { body: serde_json::to_string(&envelope).expect("a response serializes"), read_at })
     }
 }
 
-/// One page and the total count of matching rows.
-async fn page(upstreams: &Upstreams, caller: &Caller, workspace: &WorkspaceId, query: &ContactQuery) -> Result<(Vec<Contact>, u64), LayerError> {
-    let request = contact_page(workspace, &caller.user_id, query);
-    // exact_count() asks for the total; range() (after it) asks for this page's rows.
+impl SupabasePage {
+    /// One page and the total of its list: from the list's counter, read beside the rows; for a
+    /// narrowed list, from where it was kept, or counted with the rows and kept.
+    async fn page(&self) -> Result<(Vec<Contact>, u64), LayerError> {
+        let (upstreams, caller, query) = (&self.upstreams, &self.caller, &self.query);
+        let request = contact_page(&self.workspace, &caller.user_id, query);
+        if let Some(counter) = query.counter(&caller.user_id) {
+            let (rows, total) = join(rows(upstreams, caller, &request, false), list_total(upstreams, caller, &self.workspace, query, &counter)).await;
+            return Ok((rows?.0, total?));
+        }
+        let now = runtime::now();
+        let known = match &self.total {
+            Some(kept) => match kept.get().await {
+                Ok(Some(page)) if now.since(page.read_at) < u64::from(CACHE_TTL_SECONDS) * 1000 => page.body.parse::<u64>().ok(),
+                _ => None,
+            },
+            None => None,
+        };
+        let (contacts, counted) = rows(upstreams, caller, &request, known.is_none()).await?;
+        match (known, counted, &self.total) {
+            (Some(total), _, _) => Ok((contacts, total)),
+            (None, Some(total), Some(kept)) => {
+                if let Err(err) = kept.put(&StoredPage { body: total.to_string(), read_at: now }).await {
+                    worker::console_warn!("a list's total was not kept: {err}");
+                }
+                Ok((contacts, total))
+            }
+            (None, Some(total), None) => Ok((contacts, total)),
+            (None, None, _) => Err(failed("PostgREST sent no total")),
+        }
+    }
+}
+
+/// One page's rows and, with `count`, the total of matching rows (which costs counting them).
+async fn rows(upstreams: &Upstreams, caller: &Caller, request: &PostgrestQuery, count: bool) -> Result<(Vec<Contact>, Option<u64>), LayerError> {
     let (low, high) = (request.offset as usize, request.offset as usize + usize::from(request.limit) - 1);
-    let mut builder = client(upstreams, caller)
-        .from("contacts")
-        .select(&request.select)
-        .order(request.order.clone())
-        .exact_count()
-        .range(low, high);
+    let mut builder = client(upstreams, caller).from("contacts").select(&request.select).order(request.order.clone());
+    if count {
+        builder = builder.exact_count();
+    }
+    // range() after exact_count(): the count for the whole list, the rows for this page.
+    builder = builder.range(low, high);
     for (name, value) in &request.filters {
         builder = match value.split_once('.') {
             _ if name == "or" => builder.or(value.trim_start_matches('(').trim_end_matches(')')),
@@ -79,13 +116,31 @@ async fn page(upstreams: &Upstreams, caller: &Caller, workspace: &WorkspaceId, q
         .and_then(|v| v.to_str().ok())
         .and_then(|range| range.rsplit('/').next())
         .and_then(|total| total.parse::<u64>().ok());
-    match (status, total) {
-        // 416: the page is past the end; the range header still carries the total.
-        (416, Some(total)) => Ok((Vec::new(), total)),
-        (200 | 206, Some(total)) => Ok((response.json::<Vec<Contact>>().await.map_err(|err| failed(err.without_url()))?, total)),
-        (401, _) => Err(failed("PostgREST rejected the token")),
+    match status {
+        // 416: the page is past the end (the range header still carries the total, if counted).
+        416 => Ok((Vec::new(), total)),
+        200 | 206 => Ok((response.json::<Vec<Contact>>().await.map_err(|err| failed(err.without_url()))?, total)),
+        401 => Err(failed("PostgREST rejected the token")),
         _ => Err(failed(format!("PostgREST answered {status}"))),
     }
+}
+
+/// The total a list's counter holds (0 when it has none yet), as the caller may read it.
+async fn list_total(upstreams: &Upstreams, caller: &Caller, workspace: &WorkspaceId, query: &ContactQuery, counter: &str) -> Result<u64, LayerError> {
+    #[derive(serde::Deserialize)]
+    struct Counter {
+        total: u64,
+    }
+    let mut builder = client(upstreams, caller).from("contact_list_counts").select("total");
+    for (name, value) in counter_filters(workspace, &query.board_id, counter) {
+        builder = builder.eq(name, value.trim_start_matches("eq."));
+    }
+    let response = builder.build().send().await.map_err(|err| failed(err.without_url()))?;
+    if !response.status().is_success() {
+        return Err(failed(format!("PostgREST answered {} for a list's total", response.status())));
+    }
+    let counters: Vec<Counter> = response.json().await.map_err(|err| failed(err.without_url()))?;
+    Ok(counters.first().map_or(0, |counter| counter.total))
 }
 
 /// Whether `workspace_members`, read with the caller's token, shows them in `workspace`.

@@ -4,14 +4,15 @@
 //! `X-User-ID`, and derive the Redis key with the same code as everything else.
 
 use crate::error::ApiError;
-use crate::layers::postgres::Postgres;
+use crate::layers::postgres::{Postgres, Totals};
 use crate::routes::read::{self, Read};
 use crate::routes::{cache_only, generation_header, read_mode, user_header, workspace_header};
 use crate::state::AppState;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
-use contact_list_cache_core::cache_key::redis_list_key;
+use contact_list_cache_core::cache_key::{redis_list_key, redis_total_key};
+use contact_list_cache_core::generation::Generation;
 use contact_list_cache_core::engine::Mode;
 use contact_list_cache_core::query::{ContactQuery, UserId, WorkspaceId};
 use std::sync::Arc;
@@ -21,6 +22,7 @@ struct ListRequest {
     query: ContactQuery,
     workspace: WorkspaceId,
     caller: UserId,
+    generation: Generation,
     key: String,
 }
 
@@ -29,14 +31,20 @@ impl ListRequest {
         let query = ContactQuery::parse(board, raw_query.unwrap_or_default())?;
         let workspace = workspace_header(headers)?;
         let caller = user_header(headers)?;
-        let key = redis_list_key(&workspace, &caller, &query, &generation_header(headers)?);
-        Ok(Self { query, workspace, caller, key })
+        let generation = generation_header(headers)?;
+        let key = redis_list_key(&workspace, &caller, &query, &generation);
+        Ok(Self { query, workspace, caller, generation, key })
     }
 
     /// Redis, then (unless `cache_only`) PostgreSQL, as `mode` says.
     fn read(self, state: &AppState, cache_only: bool, mode: Mode) -> Read {
         let ttl_seconds = state.config.ttl_contacts_list;
-        let source = (!cache_only).then(|| Postgres::page(Arc::clone(&state.db), self.workspace, self.caller, self.query, ttl_seconds));
+        let totals = self.query.is_narrowed().then(|| Totals {
+            redis: Arc::clone(&state.redis),
+            keyring: Arc::clone(&state.config.keyring),
+            key: redis_total_key(&self.workspace, &self.caller, &self.query, &self.generation),
+        });
+        let source = (!cache_only).then(|| Postgres::page(Arc::clone(&state.db), self.workspace, self.caller, self.query, totals, ttl_seconds));
         Read { key: self.key, ttl_seconds, source, mode, superseded: None }
     }
 }

@@ -77,6 +77,38 @@ pub fn kv_list_key(workspace: &WorkspaceId, caller: &UserId, query: &ContactQuer
     format!("contacts:{workspace}:{}:{params}", query.board_id)
 }
 
+/// What names one list among its pages: the filter and what narrows it (the search term only as a
+/// hash), and the caller for user-relative filters; not the page, its size or the sort.
+fn list_part(caller: &UserId, query: &ContactQuery) -> String {
+    let mut part = format!("filter={}", query.filter.as_str());
+    if let Some(search) = &query.search {
+        part.push_str(&format!("&search={}", sha256_hex(search.as_str().as_bytes(), HASH_HEX)));
+    }
+    if let Some(assigned) = &query.assigned_to {
+        part.push_str(&format!("&assignedTo={assigned}"));
+    }
+    if let Some(column) = &query.column_id {
+        part.push_str(&format!("&columnId={column}"));
+    }
+    if query.is_user_relative() {
+        part.push_str(&format!("&user={caller}"));
+    }
+    part
+}
+
+/// The Workers KV key of a narrowed list's total, counted once and shared by its pages under the
+/// same generation: `total:<workspace>:<board>:filter=…[&search=…][&assignedTo=…][&columnId=…][&user=…]&gen=…`.
+pub fn kv_total_key(workspace: &WorkspaceId, caller: &UserId, query: &ContactQuery, generation: &Generation) -> String {
+    format!("total:{workspace}:{}:{}&gen={generation}", query.board_id, list_part(caller, query))
+}
+
+/// The Redis key of a narrowed list's total, for the backend's direct path:
+/// `total:{<workspace>}:<board>:<SHA-256 prefix of the list's part>:gen:…`.
+pub fn redis_total_key(workspace: &WorkspaceId, caller: &UserId, query: &ContactQuery, generation: &Generation) -> String {
+    let list = sha256_hex(list_part(caller, query).as_bytes(), HASH_HEX);
+    format!("total:{{{workspace}}}:{}:{list}:gen:{generation}", query.board_id)
+}
+
 /// The Redis key of a user's per-filter counts: `counts:{workspace}:user:gen:…`.
 pub fn redis_counts_key(workspace: &WorkspaceId, user: &UserId, generation: &Generation) -> String {
     format!("counts:{{{workspace}}}:{user}:gen:{generation}")
@@ -188,5 +220,19 @@ mod tests {
             redis_counts_key(&WorkspaceId::parse("ws", WS).unwrap(), &UserId::parse("u", ME).unwrap(), &gen0()),
             "counts:{668953d2-25f2-b4fd-7d72-1e8cf024a277}:d6d77053-92bc-7af6-3332-8bea8c4c6904:gen:0"
         );
+    }
+
+    #[test]
+    fn a_lists_total_is_keyed_without_its_page_size_or_sort() {
+        let (ws, me) = (WorkspaceId::parse("ws", WS).unwrap(), UserId::parse("u", ME).unwrap());
+        let q = |raw: &str| ContactQuery::parse(BOARD, raw).unwrap();
+        let g = Generation::parse("g", "7").unwrap();
+        let key = kv_total_key(&ws, &me, &q("filter=open&search=ann&page=3&pageSize=20&sortBy=name"), &g);
+        assert_eq!(key, format!("total:{WS}:{BOARD}:filter=open&search={}&gen=7", sha256_hex(b"ann", HASH_HEX)));
+        assert_eq!(key, kv_total_key(&ws, &me, &q("filter=open&search=ann"), &g));
+        assert_ne!(key, kv_total_key(&ws, &me, &q("filter=open&search=bob"), &g));
+        let mine = kv_total_key(&ws, &me, &q("filter=favorites&columnId=b6495e04-5abb-e13f-48ee-5435e1e75895"), &g);
+        assert!(mine.ends_with(&format!("&user={ME}&gen=7")), "{mine}");
+        assert!(redis_total_key(&ws, &me, &q("filter=open&search=ann"), &g).starts_with(&format!("total:{{{WS}}}:{BOARD}:")));
     }
 }

@@ -54,6 +54,16 @@ pub fn contact_page(workspace: &crate::query::WorkspaceId, caller: &UserId, quer
     }
 }
 
+/// The filters that read one list's total from its counter (`contact_list_counts`), as the caller
+/// may (row-level security applies there too).
+pub fn list_total(workspace: &crate::query::WorkspaceId, board: &crate::query::BoardId, counter: &str) -> Vec<(String, String)> {
+    vec![
+        ("workspace_id".to_owned(), format!("eq.{workspace}")),
+        ("board_id".to_owned(), format!("eq.{board}")),
+        ("list".to_owned(), format!("eq.{counter}")),
+    ]
+}
+
 /// PostgREST's `order` value; ties broken by id, nulls last in both directions.
 pub fn order(field: SortField, order: SortOrder) -> String {
     let dir = order.as_str();

@@ -97,6 +97,15 @@ impl Filter {
         self.meaning().into_iter().map(|meaning| meaning.for_caller(caller)).collect()
     }
 
+    /// The name of the counter the database keeps of this filter's list for `caller` on each
+    /// board (`contact_list_counts.list`, kept by supabase/migrations/…_list_counts.sql).
+    pub fn counter(self, caller: &UserId) -> String {
+        match self {
+            Filter::AssignedToMe => format!("assigned:{caller}"),
+            Filter::Favorites => format!("favorites:{caller}"),
+            other => other.as_str().to_owned(),
+        }
+    }
 }
 
 impl Meaning {
@@ -304,6 +313,17 @@ impl ContactQuery {
         conditions.extend(self.column_id.clone().map(Condition::Column));
         conditions.extend(self.search.clone().map(Condition::Search));
         conditions
+    }
+
+    /// Whether the list is narrowed beyond its filter (a search, `assignedTo`, `columnId`): no
+    /// counter holds its total, which must be counted (once per list).
+    pub fn is_narrowed(&self) -> bool {
+        self.search.is_some() || self.assigned_to.is_some() || self.column_id.is_some()
+    }
+
+    /// The counter holding this list's total for `caller`, unless the list is narrowed.
+    pub fn counter(&self, caller: &UserId) -> Option<String> {
+        (!self.is_narrowed()).then(|| self.filter.counter(caller))
     }
 
     /// Rows to skip before this page.

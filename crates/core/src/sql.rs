@@ -85,21 +85,28 @@ const CONTACT_JSON: &str = "json_build_object('id', p.id, 'name', p.name, 'email
 
 /// One page of a board's contacts as one row: `(member bool, total bigint, contacts text)`,
 /// where `contacts` is a JSON array. Rows are read only within `workspace`, and `member` says
-/// whether `caller` belongs to it (callers answer 403 when it is false).
-pub fn contact_page(workspace: &WorkspaceId, caller: &UserId, query: &ContactQuery) -> SqlQuery {
+/// whether `caller` belongs to it (callers answer 403 when it is false). `total` is read from the
+/// list's counter (`contact_list_counts`) in O(1); a narrowed list, which has none, takes
+/// `known_total` when the caller has it (counted once per list) and is counted otherwise.
+pub fn contact_page(workspace: &WorkspaceId, caller: &UserId, query: &ContactQuery, known_total: Option<u64>) -> SqlQuery {
     let mut params = Params::default();
     let member = member_sql(&mut params, workspace, caller);
-    let mut conditions = vec![
-        format!("c.workspace_id = $1::text::uuid"),
-        format!("c.board_id = {}", params.uuid(query.board_id.as_str())),
-    ];
+    let board = params.uuid(query.board_id.as_str());
+    let mut conditions = vec![format!("c.workspace_id = $1::text::uuid"), format!("c.board_id = {board}")];
     for condition in query.conditions(caller) {
         conditions.push(condition_sql(&mut params, &condition));
     }
     let filter = conditions.join(" and ");
+    let total = match (query.counter(caller), known_total) {
+        (Some(counter), _) => format!(
+            "coalesce((select k.total from public.contact_list_counts k where k.workspace_id = $1::text::uuid and k.board_id = {board} and k.list = {}), 0)",
+            params.text(counter)
+        ),
+        (None, Some(total)) => format!("{}::bigint", params.text(total.to_string())),
+        (None, None) => format!("(select count(*) from public.contacts c where {filter})"),
+    };
     let text = format!(
-        "select {member} as member, \
-           (select count(*) from public.contacts c where {filter}) as total, \
+        "select {member} as member, {total} as total, \
            coalesce((select json_agg({CONTACT_JSON} order by {page_order}) from \
              (select c.* from public.contacts c where {filter} order by {order} limit {limit} offset {offset}) p \
            ), '[]'::json)::text as contacts",
@@ -127,20 +134,17 @@ pub fn membership(workspace: &WorkspaceId, caller: &UserId) -> SqlQuery {
 }
 
 /// Per-filter counts of a workspace for `caller`, as one row: `member bool` followed by one
-/// `bigint` per [`Filter::ALL`] entry, in that order.
+/// `bigint` per [`Filter::ALL`] entry, in that order, summed over the workspace's boards from the
+/// lists' counters (`contact_list_counts`).
 pub fn contact_counts(workspace: &WorkspaceId, caller: &UserId) -> SqlQuery {
     let mut params = Params::default();
     let member = member_sql(&mut params, workspace, caller);
     let counts: Vec<String> = Filter::ALL
         .iter()
-        .map(|filter| {
-            let conditions: Vec<String> =
-                filter.conditions(caller).iter().map(|c| condition_sql(&mut params, c)).collect();
-            format!("count(*) filter (where {})", conditions.join(" and "))
-        })
+        .map(|filter| format!("coalesce(sum(k.total) filter (where k.list = {}), 0)::bigint", params.text(filter.counter(caller))))
         .collect();
     let text = format!(
-        "select {member} as member, {} from public.contacts c where c.workspace_id = $1::text::uuid",
+        "select {member} as member, {} from public.contact_list_counts k where k.workspace_id = $1::text::uuid",
         counts.join(", ")
     );
     SqlQuery { text, params: params.0 }
@@ -177,7 +181,7 @@ mod tests {
     fn a_page_query_binds_every_value() {
         let (ws, me) = ids();
         let query = ContactQuery::parse(BOARD, "filter=favorites&search=o'brien%25&page=3&pageSize=20&sortBy=name&sortOrder=asc").unwrap();
-        let sql = contact_page(&ws, &me, &query);
+        let sql = contact_page(&ws, &me, &query, None);
         assert_eq!(sql.params, vec![WS, USER, BOARD, USER, "%o'brien\\%%"]);
         assert!(!sql.text.contains("brien"), "values are bound, never spliced");
         assert!(sql.text.contains("c.workspace_id = $1::text::uuid and c.board_id = $3::text::uuid and c.archived = false"));
@@ -186,11 +190,28 @@ mod tests {
     }
 
     #[test]
-    fn counts_cover_every_filter_in_order() {
+    fn counts_read_every_filters_counter_in_order() {
         let (ws, me) = ids();
         let sql = contact_counts(&ws, &me);
-        assert_eq!(sql.text.matches("count(*) filter").count(), Filter::ALL.len());
-        assert!(sql.text.contains("count(*) filter (where c.archived = true)"));
-        assert!(sql.text.ends_with("from public.contacts c where c.workspace_id = $1::text::uuid"));
+        assert_eq!(sql.text.matches("sum(k.total) filter").count(), Filter::ALL.len());
+        let counters: Vec<String> = Filter::ALL.iter().map(|f| f.counter(&me)).collect();
+        assert_eq!(sql.params[2..], counters);
+        assert_eq!(counters[4], format!("assigned:{USER}"));
+        assert!(sql.text.ends_with("from public.contact_list_counts k where k.workspace_id = $1::text::uuid"));
+    }
+
+    #[test]
+    fn a_lists_total_is_read_from_its_counter_and_a_narrowed_list_counted_unless_known() {
+        let (ws, me) = ids();
+        let open = ContactQuery::parse(BOARD, "filter=open&page=100").unwrap();
+        let sql = contact_page(&ws, &me, &open, None);
+        assert!(sql.text.contains("(select k.total from public.contact_list_counts k where k.workspace_id = $1::text::uuid and k.board_id = $3::text::uuid and k.list = $5::text)"));
+        assert!(!sql.text.contains("count(*)"), "the board is never counted");
+        assert_eq!(sql.params[4], "open");
+        let narrowed = ContactQuery::parse(BOARD, "filter=open&search=ann").unwrap();
+        assert!(contact_page(&ws, &me, &narrowed, None).text.contains("(select count(*) from public.contacts c where"));
+        let known = contact_page(&ws, &me, &narrowed, Some(42));
+        assert!(!known.text.contains("count(*)"));
+        assert!(known.params.contains(&"42".to_owned()));
     }
 }
