@@ -24,9 +24,12 @@ pub enum Boards {
     All,
 }
 
+/// What an invalidation reaches: scopes, each set on some boards.
+pub type Targets = Vec<(BTreeSet<Scope>, Boards)>;
+
 /// Writes a new generation for each target's scopes on its boards (one generation for all of
 /// them), schedules the refresh of their hot pages, and answers what was done.
-pub async fn apply(env: &Env, ctx: &Context, upstreams: &Rc<Upstreams>, workspace: &WorkspaceId, targets: Vec<(BTreeSet<Scope>, Boards)>, trace: &Trace) -> Result<Value, AppError> {
+pub async fn apply(env: &Env, ctx: &Context, upstreams: &Rc<Upstreams>, workspace: &WorkspaceId, targets: Targets, trace: &Trace) -> Result<Value, AppError> {
     let mut every_board: Option<Vec<BoardId>> = None;
     let mut lists: Vec<(BoardId, Filter)> = Vec::new();
     let mut counts = false;

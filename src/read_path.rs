@@ -70,7 +70,7 @@ impl Cache for EdgeCache {
 
 /// The edge's sources, in the order they are asked.
 pub enum EdgeSource {
-    Supabase(SupabasePage),
+    Supabase(Box<SupabasePage>),
     Fallback(Fallback),
 }
 
@@ -171,7 +171,7 @@ impl PageRead {
             Reader::Caller(access) => {
                 let total = (query.is_narrowed() && state.is_some()).then(|| kv_page(kv_total_key(workspace, user, &query, &keyed)));
                 let supabase = SupabasePage { upstreams: Rc::clone(upstreams), caller: access.caller.clone(), workspace: workspace.clone(), query, total };
-                (access.membership, vec![EdgeSource::Supabase(supabase), EdgeSource::Fallback(Fallback(at_backend))])
+                (access.membership, vec![EdgeSource::Supabase(Box::new(supabase)), EdgeSource::Fallback(Fallback(at_backend))])
             }
             Reader::Ahead { .. } => (Membership::Confirmed, vec![EdgeSource::Fallback(Fallback(at_backend))]),
         };

@@ -4,7 +4,7 @@
 use crate::auth;
 use crate::edge::Edge;
 use crate::error::AppError;
-use crate::invalidation::{self, Boards};
+use crate::invalidation::{self, Boards, Targets};
 use contact_list_cache_core::access::bearer_token;
 use contact_list_cache_core::filter::Filter;
 use contact_list_cache_core::generation::Scope;
@@ -102,7 +102,7 @@ pub async fn webhook(mut req: Request, env: &Env, ctx: &Context, edge: &Edge) ->
         Value::Array(changes) => changes.into_iter().map(change).collect::<Result<_, _>>()?,
         one => vec![change(one)?],
     };
-    let mut by_workspace: Vec<(WorkspaceId, Vec<(BTreeSet<Scope>, Boards)>)> = Vec::new();
+    let mut by_workspace: Vec<(WorkspaceId, Targets)> = Vec::new();
     let mut ignored = Vec::new();
     for change in &changes {
         let Some((workspace, event)) = change.event() else {
