@@ -183,21 +183,29 @@ revoke all on function public.recount_contact_lists() from public;
 
 select public.recount_contact_lists();
 
--- Every filter with every sort, within one board and archived or not; ties broken by id. (The
--- favorites list joins the user's favorites, a small set, and sorts that.)
+-- Every filter with every sort, within one workspace's board and archived or not, ties broken by
+-- id: the list queries name the workspace, the board and the filter's columns by equality, so an
+-- index that starts with them hands a page over in order, however deep, without sorting the board.
+-- (The favorites list joins the user's favorites, a small set, and sorts that.)
+drop index public.contacts_sort_created_at_idx;
+drop index public.contacts_sort_last_message_time_idx;
+drop index public.contacts_sort_name_idx;
 drop index public.contacts_filter_status_idx;
 drop index public.contacts_filter_priority_idx;
 drop index public.contacts_filter_assignee_idx;
 drop index public.contacts_filter_column_idx;
-create index contacts_status_created_at_idx on public.contacts (board_id, archived, conversation_status, created_at desc, id desc);
-create index contacts_status_last_message_time_idx on public.contacts (board_id, archived, conversation_status, last_message_time desc nulls last, id desc);
-create index contacts_status_name_idx on public.contacts (board_id, archived, conversation_status, name, id);
-create index contacts_priority_created_at_idx on public.contacts (board_id, archived, priority, created_at desc, id desc);
-create index contacts_priority_last_message_time_idx on public.contacts (board_id, archived, priority, last_message_time desc nulls last, id desc);
-create index contacts_priority_name_idx on public.contacts (board_id, archived, priority, name, id);
-create index contacts_assignee_created_at_idx on public.contacts (board_id, archived, assigned_user_id, created_at desc, id desc);
-create index contacts_assignee_last_message_time_idx on public.contacts (board_id, archived, assigned_user_id, last_message_time desc nulls last, id desc);
-create index contacts_assignee_name_idx on public.contacts (board_id, archived, assigned_user_id, name, id);
-create index contacts_column_created_at_idx on public.contacts (board_column_id, archived, created_at desc, id desc);
-create index contacts_column_last_message_time_idx on public.contacts (board_column_id, archived, last_message_time desc nulls last, id desc);
-create index contacts_column_name_idx on public.contacts (board_column_id, archived, name, id);
+create index contacts_created_at_idx on public.contacts (workspace_id, board_id, archived, created_at desc, id desc);
+create index contacts_last_message_time_idx on public.contacts (workspace_id, board_id, archived, last_message_time desc nulls last, id desc);
+create index contacts_name_idx on public.contacts (workspace_id, board_id, archived, name, id);
+create index contacts_status_created_at_idx on public.contacts (workspace_id, board_id, archived, conversation_status, created_at desc, id desc);
+create index contacts_status_last_message_time_idx on public.contacts (workspace_id, board_id, archived, conversation_status, last_message_time desc nulls last, id desc);
+create index contacts_status_name_idx on public.contacts (workspace_id, board_id, archived, conversation_status, name, id);
+create index contacts_priority_created_at_idx on public.contacts (workspace_id, board_id, archived, priority, created_at desc, id desc);
+create index contacts_priority_last_message_time_idx on public.contacts (workspace_id, board_id, archived, priority, last_message_time desc nulls last, id desc);
+create index contacts_priority_name_idx on public.contacts (workspace_id, board_id, archived, priority, name, id);
+create index contacts_assignee_created_at_idx on public.contacts (workspace_id, board_id, archived, assigned_user_id, created_at desc, id desc);
+create index contacts_assignee_last_message_time_idx on public.contacts (workspace_id, board_id, archived, assigned_user_id, last_message_time desc nulls last, id desc);
+create index contacts_assignee_name_idx on public.contacts (workspace_id, board_id, archived, assigned_user_id, name, id);
+create index contacts_column_created_at_idx on public.contacts (workspace_id, board_id, board_column_id, archived, created_at desc, id desc);
+create index contacts_column_last_message_time_idx on public.contacts (workspace_id, board_id, board_column_id, archived, last_message_time desc nulls last, id desc);
+create index contacts_column_name_idx on public.contacts (workspace_id, board_id, board_column_id, archived, name, id);
