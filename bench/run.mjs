@@ -1,11 +1,15 @@
 // `npm run bench` (through scripts/bench.sh, which installs wrk and builds what is missing):
 // starts the local stack with the seeded contacts, runs each scenario with wrk on loopback (the
-// mix at each write rate) and writes bench/results/<date>.md, .svg, -rates.svg and .json.
+// mix at each write rate) and writes bench/results/<date>.md, .svg, -rates.svg and .json. With
+// --scale, only the scale run: a stack per seed size, the database path and direct PostgREST for
+// four pages (bench/lib/scale.mjs), written to <date>-scale.md, .svg and .json.
 // bench/README.md says what each number means.
 //
 //   node bench/run.mjs [--duration 15s] [--warmup 2s] [--connections 32] [--threads 2]
 //                      [--mix-warmup 10s] [--mix-duration 30s] [--write-rates 0,0.1,1,5 | --write-rate 1]
 //                      [--stale-bound 1000ms] [--contacts 100000] [--only floor,kv,...] [--out bench/results]
+//   node bench/run.mjs --scale 100000,1000000 [--alone 5s] [--only database,postgrest,...]
+//                      [--duration 15s] [--warmup 2s] [--connections 32] [--threads 2] [--out bench/results]
 //
 // This file is the command: its options and what it does with the results. bench/lib/plan.mjs
 // has the stack, the scenarios and the targets; bench/lib/run.mjs and run-mix.mjs run them.
@@ -16,10 +20,11 @@ import { ROOT } from "../scripts/stack.mjs";
 import { machine, versions, wasmSize } from "./lib/machine.mjs";
 import { tokensFor } from "./lib/mix.mjs";
 import { SCENARIOS, scenarioPlan, startBenchStack, targets } from "./lib/plan.mjs";
-import { ratesChart, scenarioChart } from "./lib/chart.mjs";
-import { consoleReport, fmt, markdownReport } from "./lib/report.mjs";
+import { ratesChart, scaleChart, scenarioChart } from "./lib/chart.mjs";
+import { consoleReport, fmt, markdownReport, scaleConsoleReport, scaleMarkdownReport } from "./lib/report.mjs";
 import { runMix } from "./lib/run-mix.mjs";
 import { measureStartup, runScenario } from "./lib/run.mjs";
+import { SCALE_CEILING_MS, SCALE_PAGES, SCALE_PATHS, runScale, scaleTargets } from "./lib/scale.mjs";
 
 const USAGE = `usage: npm run bench -- [options]
   --duration 15s        measured time of each of scenarios 1-6
@@ -35,7 +40,14 @@ const USAGE = `usage: npm run bench -- [options]
   --checks-per-write 2  mix pages compared with the database for each write, besides the written one
   --contacts 100000     contacts seeded
   --only a,b            scenarios to run: ${Object.keys(SCENARIOS).join(",")}
-  --out bench/results   where the results go (relative to the checkout, or absolute)`;
+  --out bench/results   where the results go (relative to the checkout, or absolute)
+
+The scale run (only it runs when --scale is given; writes <date>-scale.md, .svg and .json):
+  --scale 100000,1000000  seed sizes: a stack for each, one after the other; on each, four pages of board 1
+                        (${SCALE_PAGES.map((p) => p.query).join(", ")}) through each read
+  --alone 5s            time of each read alone, on one connection (after --warmup and --duration under load)
+  --only a,b            reads to run: ${Object.keys(SCALE_PATHS).join(",")} (default all)
+  --duration, --warmup, --connections, --threads, --out as above; --contacts and the mix's options do not apply`;
 
 /** The worker's staleness bound when STALENESS_BOUND_MS is not set (src/config.rs). */
 const WORKER_STALENESS_BOUND_MS = 1000;
@@ -74,8 +86,10 @@ function options(argv) {
       "write-rate": { type: "string" },
       "stale-bound": { type: "string" },
       "checks-per-write": { type: "string", default: "2" },
-      contacts: { type: "string", default: "100000" },
-      only: { type: "string", default: Object.keys(SCENARIOS).join(",") },
+      contacts: { type: "string" },
+      only: { type: "string" },
+      scale: { type: "string" },
+      alone: { type: "string" },
       out: { type: "string", default: "bench/results" },
       help: { type: "boolean", short: "h", default: false },
     },
@@ -84,9 +98,13 @@ function options(argv) {
     console.log(USAGE);
     process.exit(0);
   }
-  const only = values.only.split(",").map((s) => s.trim()).filter(Boolean);
-  const unknown = only.filter((s) => !(s in SCENARIOS));
-  if (unknown.length) throw new Error(`--only: unknown scenario ${unknown.join(", ")}; known: ${Object.keys(SCENARIOS).join(", ")}`);
+  const scale = values.scale === undefined ? null : values.scale.split(",").map((s) => Math.round(positive(s.trim(), "scale")));
+  if (scale && values.contacts !== undefined) throw new Error("--contacts and --scale: the scale run seeds each of --scale's sizes; give one of them");
+  if (!scale && values.alone !== undefined) throw new Error("--alone is the scale run's: give it with --scale");
+  const known = scale ? SCALE_PATHS : SCENARIOS;
+  const only = (values.only ?? Object.keys(known).join(",")).split(",").map((s) => s.trim()).filter(Boolean);
+  const unknown = only.filter((s) => !(s in known));
+  if (unknown.length) throw new Error(`--only: unknown ${scale ? "read" : "scenario"} ${unknown.join(", ")}; known: ${Object.keys(known).join(", ")}`);
   const connections = Math.round(positive(values.connections, "connections"));
   const threads = Math.min(Math.round(positive(values.threads, "threads")), connections);
   if (values["write-rates"] !== undefined && values["write-rate"] !== undefined) throw new Error("--write-rate is --write-rates with one rate: give one of them");
@@ -101,9 +119,10 @@ function options(argv) {
     // null: the worker's bound, read from the stack's bindings once it runs.
     staleBoundMs: values["stale-bound"] === undefined ? null : Math.round(seconds(values["stale-bound"], "stale-bound") * 1000),
     checksPerWrite: Math.max(0, Math.round(Number(values["checks-per-write"]))),
-    contacts: Math.round(positive(values.contacts, "contacts")),
+    contacts: Math.round(positive(values.contacts ?? "100000", "contacts")),
     only,
     out: values.out,
+    ...(scale ? { scale, aloneSeconds: seconds(values.alone ?? "5s", "alone") } : {}),
   };
 }
 
@@ -118,6 +137,7 @@ async function main() {
   }
   if (process.env.BACKEND_PROFILE !== "release") log("warning: BACKEND_PROFILE is not release; `npm run bench` runs the release backend");
   const startedAt = new Date();
+  if (settings.scale) return scaleRun(settings, startedAt);
   const wasm = { worker: wasmSize("build/index_bg.wasm"), floor: wasmSize("bench/floor/build/index_bg.wasm") };
 
   const stack = await startBenchStack(settings.contacts);
@@ -179,6 +199,36 @@ async function main() {
   } finally {
     if (!interrupted) await stack.stop();
   }
+}
+
+/** The scale run: each size's stack in turn, then <date>-scale.md, .svg and .json. */
+async function scaleRun(settings, startedAt) {
+  const { scale, durationSeconds, warmupSeconds, aloneSeconds, connections, threads, only, out } = settings;
+  const wrkOptions = { connections, threads };
+  const sizes = await runScale(settings, wrkOptions, () => interrupted);
+  const date = localDate(startedAt);
+  const results = {
+    date,
+    startedAt: startedAt.toISOString(),
+    totalSeconds: (Date.now() - startedAt.getTime()) / 1000,
+    command: `npm run bench -- ${process.argv.slice(2).join(" ")}`,
+    machine: machine(),
+    versions: versions(),
+    settings: { scale, durationSeconds, warmupSeconds, aloneSeconds, connections, threads, only, out },
+    pages: SCALE_PAGES.map(({ id, query }) => ({ id, query })),
+    reads: Object.fromEntries(Object.entries(SCALE_PATHS).filter(([id]) => only.includes(id))),
+    sizes,
+    targets: scaleTargets(sizes),
+  };
+  const paths = results.reads;
+  const base = join(resolve(ROOT, out), `${date}-scale`);
+  mkdirSync(resolve(ROOT, out), { recursive: true });
+  writeFileSync(`${base}.svg`, scaleChart(results, SCALE_PAGES, paths, SCALE_CEILING_MS));
+  writeFileSync(`${base}.md`, scaleMarkdownReport(results, `${date}-scale.svg`, SCALE_PAGES, paths));
+  writeFileSync(`${base}.json`, `${JSON.stringify(results, null, 2)}\n`);
+  console.log(`\n${scaleConsoleReport(results, SCALE_PAGES, paths)}\n`);
+  const shown = relative(ROOT, base).startsWith("..") ? base : relative(ROOT, base);
+  log(`wrote ${shown}.md, .svg and .json in ${fmt.int(results.totalSeconds)} s`);
 }
 
 // On Ctrl-C (or SIGTERM, SIGHUP) scripts/stack.mjs stops every stack and exits; stopping here

@@ -173,3 +173,88 @@ function legend(out, x, top, entries) {
     out.push(`<rect x="${x}" y="${top + i * 18}" width="12" height="12" fill="${color}"/><text x="${x + 18}" y="${top + i * 18 + 10}">${escapeXml(name)}</text>`);
   });
 }
+
+/**
+ * The scale run's chart, bench/results/<date>-scale.svg: one panel per page, each read's latency
+ * (p50 alone, p50 and p99 under load) against board 1's size, both axes logarithmic and the same
+ * in every panel, the issue's ceiling on the database path's p50 alone marked; the database path's
+ * points are labelled.
+ */
+export function scaleChart(r, pages, paths, ceilingMs) {
+  const sizes = r.sizes;
+  const [panelW, panelH, left, gapX, top, gapY] = [360, 250, 70, 80, 70, 90];
+  const columns = 2;
+  const rowsOfPanels = Math.ceil(pages.length / columns);
+  const legendX = left + columns * (panelW + gapX);
+  const width = legendX + 400;
+  const height = top + rowsOfPanels * (panelH + gapY) - 30;
+  const colors = { database: "#2f6fb0", postgrest: "#3a9a5b", counter: "#8a5cc2", "postgrest-count": "#c0443a" };
+  const measures = [
+    { name: "p50 alone", value: (run) => run.aloneMs.p50, dash: null, mark: "circle" },
+    { name: "p50 under load", value: (run) => run.latencyMs.p50, dash: "7 4", mark: "square" },
+    { name: "p99 under load", value: (run) => run.latencyMs.p99, dash: "2 3", mark: "diamond" },
+  ];
+  const boards = sizes.map((s) => s.board.contacts);
+  const values = sizes.flatMap((s) => s.runs.flatMap((run) => measures.map((m) => m.value(run)))).filter((v) => v > 0);
+  const lo = 10 ** Math.floor(Math.log10(Math.min(ceilingMs, ...values)));
+  const hi = 10 ** Math.ceil(Math.log10(Math.max(ceilingMs, ...values)));
+  const [bmin, bmax] = [Math.min(...boards), Math.max(...boards)];
+  const out = [];
+  out.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="system-ui, sans-serif" font-size="12">`);
+  out.push(`<rect width="100%" height="100%" fill="#fff"/>`);
+  out.push(`<text x="${width / 2}" y="24" text-anchor="middle" font-size="15" font-weight="600">contact-list-cache miss latency against board size ${escapeXml(r.date)}: ${r.settings.connections} connections under load, ${escapeXml(`${r.machine.cores} cores`)}</text>`);
+  pages.forEach((page, i) => {
+    const px = left + (i % columns) * (panelW + gapX);
+    const py = top + Math.floor(i / columns) * (panelH + gapY);
+    const x = (b) => (bmax === bmin ? px + panelW / 2 : px + 40 + ((Math.log10(b) - Math.log10(bmin)) / (Math.log10(bmax) - Math.log10(bmin))) * (panelW - 80));
+    const y = (ms) => py + panelH - ((Math.log10(Math.max(ms, lo)) - Math.log10(lo)) / (Math.log10(hi) - Math.log10(lo))) * panelH;
+    out.push(`<text x="${px}" y="${py - 10}" font-weight="600">${escapeXml(page.query)}</text>`);
+    out.push(`<rect x="${px}" y="${py}" width="${panelW}" height="${panelH}" fill="none" stroke="#bbb"/>`);
+    for (let e = Math.log10(lo); e <= Math.log10(hi); e++) {
+      for (const k of [1, 2, 5]) {
+        const v = k * 10 ** e;
+        if (v > hi) continue;
+        out.push(`<line x1="${px}" y1="${y(v).toFixed(1)}" x2="${px + panelW}" y2="${y(v).toFixed(1)}" stroke="${k === 1 ? "#ccc" : "#eee"}"/>`);
+        out.push(`<text x="${px - 6}" y="${(y(v) + 4).toFixed(1)}" text-anchor="end" fill="#555" font-size="10">${Number(v.toPrecision(1))}</text>`);
+      }
+    }
+    out.push(`<line x1="${px}" y1="${y(ceilingMs).toFixed(1)}" x2="${px + panelW}" y2="${y(ceilingMs).toFixed(1)}" stroke="#555" stroke-width="1.5" stroke-dasharray="8 3 2 3"/>`);
+    sizes.forEach((s) => {
+      out.push(`<text x="${x(s.board.contacts).toFixed(1)}" y="${py + panelH + 16}" text-anchor="middle" fill="#333">${fmt.int(s.board.contacts)}</text>`);
+      out.push(`<text x="${x(s.board.contacts).toFixed(1)}" y="${py + panelH + 30}" text-anchor="middle" fill="#777" font-size="10">(${fmt.int(s.contacts)} seeded)</text>`);
+    });
+    for (const path of Object.keys(paths)) {
+      for (const m of measures) {
+        const points = sizes.map((s) => [s.board.contacts, s.runs.find((run) => run.page === page.id && run.path === path)]).filter(([, run]) => run).map(([b, run]) => [x(b), m.value(run)]);
+        if (points.length > 1) out.push(`<polyline fill="none" stroke="${colors[path]}" stroke-width="2"${m.dash ? ` stroke-dasharray="${m.dash}"` : ""} points="${points.map(([px2, v]) => `${px2.toFixed(1)},${y(v).toFixed(1)}`).join(" ")}"/>`);
+        points.forEach(([px2, v], j) => {
+          out.push(marker(m.mark, px2, y(v), colors[path]));
+          // The first of several points is labelled on its left, clear of the line.
+          const leftOf = j === 0 && points.length > 1;
+          if (path === "database") out.push(`<text x="${(px2 + (leftOf ? -7 : 7)).toFixed(1)}" y="${(y(v) + 4).toFixed(1)}"${leftOf ? ' text-anchor="end"' : ""} font-size="10" fill="${colors[path]}">${fmt.ms(v)}</text>`);
+        });
+      }
+    }
+  });
+  out.push(`<text x="${legendX}" y="${top + 4}" font-weight="600">Read</text>`);
+  legend(out, legendX, top + 14, Object.entries(paths).map(([id, label]) => [label, colors[id]]));
+  const styles = top + 30 + Object.keys(paths).length * 18;
+  out.push(`<text x="${legendX}" y="${styles}" font-weight="600">Latency, ms (log scale)</text>`);
+  measures.forEach((m, i) => {
+    const ly = styles + 16 + i * 18;
+    out.push(`<line x1="${legendX}" y1="${ly}" x2="${legendX + 28}" y2="${ly}" stroke="#333" stroke-width="2"${m.dash ? ` stroke-dasharray="${m.dash}"` : ""}/>${marker(m.mark, legendX + 14, ly, "#333")}<text x="${legendX + 36}" y="${ly + 4}">${m.name}</text>`);
+  });
+  const ceilingY = styles + 16 + measures.length * 18;
+  out.push(`<line x1="${legendX}" y1="${ceilingY}" x2="${legendX + 28}" y2="${ceilingY}" stroke="#555" stroke-width="1.5" stroke-dasharray="8 3 2 3"/><text x="${legendX + 36}" y="${ceilingY + 4}">target: database path p50 alone ≤ ${ceilingMs} ms</text>`);
+  out.push(`<text x="${legendX}" y="${ceilingY + 28}" fill="#555">x: board 1's contacts (log scale)</text>`);
+  out.push("</svg>");
+  return out.join("\n");
+}
+
+/** A point's mark: a filled circle, a square or a diamond centred on (x, y). */
+function marker(shape, x, y, color) {
+  const [cx, cy] = [x.toFixed(1), y.toFixed(1)];
+  if (shape === "square") return `<rect x="${(x - 3).toFixed(1)}" y="${(y - 3).toFixed(1)}" width="6" height="6" fill="${color}"/>`;
+  if (shape === "diamond") return `<path d="M${cx} ${(y - 4.5).toFixed(1)} L${(x + 4.5).toFixed(1)} ${cy} L${cx} ${(y + 4.5).toFixed(1)} L${(x - 4.5).toFixed(1)} ${cy} Z" fill="${color}"/>`;
+  return `<circle cx="${cx}" cy="${cy}" r="3.5" fill="${color}"/>`;
+}

@@ -37,9 +37,10 @@ function markdownTable(header, rows, rightAligned = []) {
   return [header, align, ...rows].map((r) => `| ${r.join(" | ")} |`).join("\n");
 }
 
-function textTable(header, rows) {
+/** A plain-text table: the first `leftColumns` columns and the last aligned left, the others right. */
+function textTable(header, rows, leftColumns = 1) {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => String(r[i]).length)));
-  const line = (r) => r.map((c, i) => (i === 0 || i === r.length - 1 ? String(c).padEnd(widths[i]) : String(c).padStart(widths[i]))).join("  ");
+  const line = (r) => r.map((c, i) => (i < leftColumns || i === r.length - 1 ? String(c).padEnd(widths[i]) : String(c).padStart(widths[i]))).join("  ");
   return [line(header), widths.map((w) => "-".repeat(w)).join("  "), ...rows.map(line)].join("\n");
 }
 
@@ -136,6 +137,68 @@ export function markdownReport(r, chartFile, ratesChartFile) {
       + `of which workerd ready after ${fmt.int(st.medianReadyMs)} ms; answered as ${[...new Set(st.samples.map((x) => x.servedAs))].join(", ")}.`);
   }
   out.push(`- Stack start-up: PostgreSQL, migrations and the ${fmt.int(s.contacts)}-contact seed ${fmt.int(r.stack.seedSeconds)} s; every service ready after ${fmt.int(r.stack.readySeconds)} s.`, "");
+  out.push("## Versions", "", ...Object.entries(r.versions).map(([k, v]) => `- ${k}: ${v}`), "");
+  out.push("## How each number is measured", "", "See `bench/README.md`. Command: `" + r.command + "`.", "");
+  return out.join("\n");
+}
+
+// The scale run's outputs (bench/lib/scale.mjs): bench/results/<date>-scale.md and the console.
+
+const SCALE_HEADER = ["contacts", "page", "read", "alone p50 ms", "alone p95 ms", "alone p99 ms", "loaded p50 ms", "loaded p95 ms", "loaded p99 ms", "loaded req/s", "errors", "served as"];
+
+/** One row per size, page and path: the percentiles alone and under load, the throughput. */
+function scaleRows(sizes, paths) {
+  return sizes.flatMap((size) => size.runs.map((r) => [
+    fmt.int(size.contacts), `\`${r.query}\``, paths[r.path],
+    ...["p50", "p95", "p99"].map((p) => fmt.ms(r.aloneMs[p])), ...["p50", "p95", "p99"].map((p) => fmt.ms(r.latencyMs[p])),
+    fmt.int(r.rps), fmt.int(r.errors), `${r.servedAs} ${fmt.pct(r.servedShare)}`,
+  ]));
+}
+
+/** Per page and path: the p50 alone, the p50 under load and req/s at each size, and the growth of the p50 alone from the smallest size to the largest. */
+function growthTable(sizes, pages, paths) {
+  const at = (label) => sizes.map((s) => `${label} at ${fmt.int(s.contacts)}`);
+  const header = ["page", "read", ...at("alone p50 ms"), "alone p50 growth", ...at("loaded p50 ms"), ...at("req/s")];
+  const rows = [];
+  for (const page of pages) {
+    for (const path of Object.keys(paths)) {
+      const runs = sizes.map((s) => s.runs.find((r) => r.page === page.id && r.path === path));
+      if (runs.every((r) => !r)) continue;
+      const [first, last] = [runs[0], runs[runs.length - 1]];
+      const growth = sizes.length > 1 && first && last ? `×${(last.aloneMs.p50 / first.aloneMs.p50).toFixed(2)}` : "—";
+      const cell = (f) => runs.map((r) => (r ? f(r) : "—"));
+      rows.push([`\`${page.query}\``, paths[path], ...cell((r) => fmt.ms(r.aloneMs.p50)), growth, ...cell((r) => fmt.ms(r.latencyMs.p50)), ...cell((r) => fmt.int(r.rps))]);
+    }
+  }
+  return { header, rows };
+}
+
+/** What the scale run prints at its end. */
+export function scaleConsoleReport(r, pages, paths) {
+  const growth = growthTable(r.sizes, pages, paths);
+  const plain = (rows) => rows.map((row) => row.map((c) => String(c).replaceAll("`", "")));
+  return [textTable(SCALE_HEADER, plain(scaleRows(r.sizes, paths)), 3), textTable(growth.header, plain(growth.rows), 2), textTable(TARGET_HEADER, plain(targetRows(r.targets)), 2)].join("\n\n");
+}
+
+/** bench/results/<date>-scale.md */
+export function scaleMarkdownReport(r, chartFile, pages, paths) {
+  const m = r.machine;
+  const s = r.settings;
+  const growth = growthTable(r.sizes, pages, paths);
+  const out = [`# Scale benchmark ${r.date}`, ""];
+  out.push(`Measured on ${m.cores} cores (${m.cpu}), ${m.memoryGiB} GiB memory, ${m.os}; everything on loopback on this one machine. `
+    + `For each seed size, a stack of its own; for each page of board 1 of workspace 1, as user 1, each read: ${s.connections} connections on ${s.threads} wrk threads for ${s.durationSeconds} s after a ${s.warmupSeconds} s warm-up ("loaded"), then one connection for ${s.aloneSeconds} s ("alone"). `
+    + `Run started ${r.startedAt}, took ${fmt.int(r.totalSeconds)} s in all.`, "");
+  out.push("| contacts seeded | board 1's contacts | its lists' totals (counters) | seed | stack ready |", "| ---: | ---: | --- | ---: | ---: |");
+  for (const size of r.sizes) {
+    const lists = Object.entries(size.board.lists ?? {}).map(([k, v]) => `${k.replace(/^(assigned):.*/, "$1:user 1")} ${fmt.int(v)}`).join(", ");
+    out.push(`| ${fmt.int(size.contacts)} | ${fmt.int(size.board.contacts)} | ${lists} | ${fmt.int(size.stack.seedSeconds)} s | ${fmt.int(size.stack.readySeconds)} s |`);
+  }
+  out.push("", "Reads: " + Object.entries(paths).filter(([id]) => s.only.includes(id)).map(([id, label]) => `**${label}** (\`${id}\`)`).join(", ") + ". See `bench/README.md`, \"The scale run\".", "");
+  out.push("## Targets (issue 14)", "", "Reported, not enforced: no test fails on them.", "", markdownTable(TARGET_HEADER, targetRows(r.targets)), "");
+  out.push("## Miss latency against board size", "", `![miss latency against board size, per page](${chartFile})`, "");
+  out.push(markdownTable(growth.header, growth.rows, growth.header.map((_, i) => i).slice(2)), "");
+  out.push("## Every measurement", "", markdownTable(SCALE_HEADER, scaleRows(r.sizes, paths), [0, 3, 4, 5, 6, 7, 8, 9, 10]), "");
   out.push("## Versions", "", ...Object.entries(r.versions).map(([k, v]) => `- ${k}: ${v}`), "");
   out.push("## How each number is measured", "", "See `bench/README.md`. Command: `" + r.command + "`.", "");
   return out.join("\n");

@@ -9,7 +9,8 @@ import { runWrk, share, writeRequests } from "./wrk.mjs";
 
 const log = (msg) => process.stderr.write(`[bench] ${msg}\n`);
 
-/** How long each scenario's request is also measured alone, on one connection. */
+/** How long each scenario's request is also measured alone, on one connection (at most its
+ * `--duration`), unless the settings say (`aloneSeconds`, the scale run's `--alone`). */
 const ALONE_SECONDS = 2;
 
 /** The worker alone in a fresh Miniflare, 3 times: the times to workerd ready and to its first
@@ -56,11 +57,12 @@ export async function resetQueryCounts(pgPort) {
 }
 
 /**
- * One of scenarios 1-6: asked until it answers as expected, warmed up, measured at the set
+ * One of scenarios 1-6 (or a scale run's page and path, labelled by `p.label`): asked until it answers as expected, warmed up, measured at the set
  * concurrency, then measured alone on one connection (where scenario 4 also counts its queries).
  */
 export async function runScenario(stack, id, p, settings, wrkOptions) {
-  log(`${SCENARIOS[id]}: ${settings.warmupSeconds} s warm-up, ${settings.durationSeconds} s measured`);
+  const label = p.label ?? SCENARIOS[id];
+  log(`${label}: ${settings.warmupSeconds} s warm-up, ${settings.durationSeconds} s measured`);
   const file = join(stack.dir, `${id}.tsv`);
   const request = typeof p.request === "function" ? await p.request() : p.request;
   writeRequests(file, [request]);
@@ -72,10 +74,11 @@ export async function runScenario(stack, id, p, settings, wrkOptions) {
     await new Promise((r) => setTimeout(r, 1000)); // what wrk left in flight finishes
     await resetQueryCounts(stack.ports.postgres);
   }
-  const alone = await runWrk({ url: p.url, file, seconds: Math.min(ALONE_SECONDS, settings.durationSeconds), connections: 1, threads: 1 });
+  const aloneSeconds = settings.aloneSeconds ?? Math.min(ALONE_SECONDS, settings.durationSeconds);
+  const alone = await runWrk({ url: p.url, file, seconds: aloneSeconds, connections: 1, threads: 1 });
   const queriesPerRequest = p.countQueries ? (await contactQueries(stack.ports.postgres)) / alone.requests : undefined;
   const shown = p.shown ?? p.expect.split(" ")[1];
-  const scenario = { id, label: SCENARIOS[id], ...result, aloneMs: alone.latencyMs, servedAs: shown, servedShare: share(result.tallies, (k) => k === p.expect), queriesPerRequest };
+  const scenario = { id, label, ...result, aloneMs: alone.latencyMs, aloneRequests: alone.requests, servedAs: shown, servedShare: share(result.tallies, (k) => k === p.expect), queriesPerRequest };
   log(`  ${fmt.int(result.rps)} req/s, p50 ${fmt.ms(result.latencyMs.p50)} ms, p99 ${fmt.ms(result.latencyMs.p99)} ms, ${result.errors} errors, `
     + `${shown} ${fmt.pct(scenario.servedShare)}; alone p50 ${fmt.ms(alone.latencyMs.p50)} ms`
     + (queriesPerRequest === undefined ? "" : `; ${queriesPerRequest.toFixed(3)} queries on contacts per request`));
