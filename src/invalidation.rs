@@ -4,10 +4,12 @@
 
 use crate::config::{Upstreams, KV_BINDING};
 use crate::error::AppError;
-use crate::layers::{backend, kv};
+use crate::layers::kv::{self, Bump};
+use crate::layers::backend;
 use crate::metrics::Trace;
 use crate::refresh;
 use crate::runtime::{self, Workerd};
+use contact_list_cache_core::carry::{carry_key, ContactUpdate};
 use contact_list_cache_core::filter::Filter;
 use contact_list_cache_core::generation::{counts_generation_key, Generation, Scope};
 use contact_list_cache_core::query::{BoardId, WorkspaceId};
@@ -24,16 +26,27 @@ pub enum Boards {
     All,
 }
 
-/// What an invalidation reaches: scopes, each set on some boards.
-pub type Targets = Vec<(BTreeSet<Scope>, Boards)>;
+/// What one change or call reaches: scopes on some boards, and the contact it updated in place
+/// (`None`: not known, nothing carried).
+pub struct Target {
+    pub scopes: BTreeSet<Scope>,
+    pub boards: Boards,
+    pub update: Option<ContactUpdate>,
+}
+
+/// What an invalidation reaches.
+pub type Targets = Vec<Target>;
+
+/// One board's lists of one filter, with the updates that carry their pages (`None`: unknown).
+type ListScope = (BoardId, Filter, Option<Vec<ContactUpdate>>);
 
 /// Writes a new generation for each target's scopes on its boards (one generation for all of
 /// them), schedules the refresh of their hot pages, and answers what was done.
 pub async fn apply(env: &Env, ctx: &Context, upstreams: &Rc<Upstreams>, workspace: &WorkspaceId, targets: Targets, trace: &Trace) -> Result<Value, AppError> {
     let mut every_board: Option<Vec<BoardId>> = None;
-    let mut lists: Vec<(BoardId, Filter)> = Vec::new();
+    let mut lists: Vec<ListScope> = Vec::new();
     let mut counts = false;
-    for (scopes, boards) in targets {
+    for Target { scopes, boards, update } in targets {
         counts |= scopes.contains(&Scope::Counts);
         let filters: Vec<Filter> = scopes.iter().filter_map(|scope| match scope {
             Scope::List(filter) => Some(*filter),
@@ -51,30 +64,42 @@ pub async fn apply(env: &Env, ctx: &Context, upstreams: &Rc<Upstreams>, workspac
         };
         for board in boards {
             for filter in &filters {
-                if !lists.iter().any(|(b, f)| *b == board && f == filter) {
-                    lists.push((board.clone(), *filter));
+                let updates = update.clone().map(|update| vec![update]);
+                match lists.iter_mut().find(|(b, f, _)| *b == board && f == filter) {
+                    Some((_, _, known)) => match (known.as_mut(), updates) {
+                        (Some(known), Some(more)) => known.extend(more),
+                        _ => *known = None,
+                    },
+                    None => lists.push((board.clone(), *filter, updates)),
                 }
             }
         }
     }
-    let mut keys: Vec<String> = lists.iter().map(|(board, filter)| Scope::List(*filter).generation_key(workspace, board)).collect();
+    let mut bumps: Vec<Bump> = lists
+        .iter()
+        .map(|(board, filter, updates)| Bump {
+            key: Scope::List(*filter).generation_key(workspace, board),
+            carry: updates.clone().map(|updates| (carry_key(workspace, board, *filter), updates)),
+        })
+        .collect();
     if counts {
-        keys.push(counts_generation_key(workspace));
+        bumps.push(Bump { key: counts_generation_key(workspace), carry: None });
     }
     let now = runtime::now();
     let generation = Generation::new(now.0, (js_sys::Math::random() * f64::from(u32::MAX)) as u32);
     let store = kv::store(env).map_err(|_| SettingError::Missing { name: KV_BINDING })?;
-    let (reads, writes) = kv::bump(&store, &keys, &generation, now, upstreams.staleness_bound_ms)
+    let retention = upstreams.policy.freshness.retention_seconds();
+    let (reads, writes) = kv::bump(&store, &bumps, &generation, now, upstreams.staleness_bound_ms, retention)
         .await
         .map_err(|err| AppError::Unavailable(format!("writing generations: {err}")))?;
     (0..reads + writes).for_each(|_| trace.kv_operation());
     let mut boards: Vec<&BoardId> = Vec::new();
-    for (board, _) in &lists {
+    for (board, _, _) in &lists {
         if !boards.contains(&board) {
             boards.push(board);
         }
     }
-    let mut scopes: Vec<&str> = lists.iter().map(|(_, filter)| filter.as_str()).collect();
+    let mut scopes: Vec<&str> = lists.iter().map(|(_, filter, _)| filter.as_str()).collect();
     scopes.sort_unstable_by_key(|name| Filter::ALL.iter().position(|f| f.as_str() == *name));
     scopes.dedup();
     if counts {
@@ -88,6 +113,7 @@ pub async fn apply(env: &Env, ctx: &Context, upstreams: &Rc<Upstreams>, workspac
         "staleness_bound_ms": upstreams.staleness_bound_ms,
         "operations": {"kv_reads": reads, "kv_writes": writes, "kv_lists": 0, "redis": 0},
     });
+    let lists = lists.into_iter().map(|(board, filter, _)| (board, filter)).collect();
     refresh::schedule(ctx, env, upstreams, workspace, lists, counts);
     Ok(response)
 }

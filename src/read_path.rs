@@ -7,11 +7,12 @@ use crate::auth::Access;
 use crate::config::{Upstreams, KV_BINDING};
 use crate::error::AppError;
 use crate::layers::backend::{Fallback, PageAtBackend, RedisCopy, Scoped};
-use crate::layers::kv::{self, KvPage};
+use crate::layers::kv::{self, CarriedCopy, KvPage};
 use crate::layers::supabase::SupabasePage;
 use crate::metrics::Trace;
 use crate::runtime::{self, Workerd};
 use contact_list_cache_core::cache_key::{kv_list_key, kv_total_key, redis_list_key};
+use contact_list_cache_core::carry::carry_key;
 use contact_list_cache_core::coalesce::Isolate;
 use contact_list_cache_core::engine::{
     Cache, Engine, GenerationState, LayerError, Mode, ReadError, Request, Served, Shared, Source, SourceError, SourceMode, StoredPage,
@@ -70,6 +71,7 @@ impl Cache for EdgeCache {
 
 /// The edge's sources, in the order they are asked.
 pub enum EdgeSource {
+    Carried(Box<CarriedCopy>),
     Supabase(Box<SupabasePage>),
     Fallback(Fallback),
 }
@@ -77,6 +79,7 @@ pub enum EdgeSource {
 impl Source for EdgeSource {
     fn layer(&self) -> CacheLayer {
         match self {
+            Self::Carried(carried) => carried.layer(),
             Self::Supabase(supabase) => supabase.layer(),
             Self::Fallback(fallback) => fallback.layer(),
         }
@@ -84,6 +87,7 @@ impl Source for EdgeSource {
 
     fn checks_membership(&self) -> bool {
         match self {
+            Self::Carried(carried) => carried.checks_membership(),
             Self::Supabase(supabase) => supabase.checks_membership(),
             Self::Fallback(fallback) => fallback.checks_membership(),
         }
@@ -91,13 +95,19 @@ impl Source for EdgeSource {
 
     fn fills(&self, cache: CacheLayer) -> bool {
         match self {
+            Self::Carried(carried) => carried.fills(cache),
             Self::Supabase(supabase) => supabase.fills(cache),
             Self::Fallback(fallback) => fallback.fills(cache),
         }
     }
 
+    fn is_cache_copy(&self) -> bool {
+        matches!(self, Self::Carried(_))
+    }
+
     async fn read(&self, mode: SourceMode) -> Result<StoredPage, SourceError> {
         let read: Boxed<'_, _> = match self {
+            Self::Carried(carried) => Box::pin(carried.read(mode)),
             Self::Supabase(supabase) => Box::pin(supabase.read(mode)),
             Self::Fallback(fallback) => Box::pin(fallback.read(mode)),
         };
@@ -167,14 +177,29 @@ impl PageRead {
             Some((previous, _)) if upstreams.kv_cache_enabled => vec![EdgeCache::Kv(kv_page(kv_list_key(workspace, user, &query, previous)))],
             _ => Vec::new(),
         };
-        let (membership, sources) = match reader {
+        // A copy of the generation before, carried across the writes since (no database read).
+        let mut sources = Vec::new();
+        if upstreams.kv_cache_enabled && state.is_some() {
+            sources.push(EdgeSource::Carried(Box::new(CarriedCopy {
+                store: store.clone(),
+                upstreams: Rc::clone(upstreams),
+                record_key: carry_key(workspace, &query.board_id, query.filter),
+                current: keyed.clone(),
+                workspace: workspace.clone(),
+                user: user.clone(),
+                query: query.clone(),
+            })));
+        }
+        let membership = match reader {
             Reader::Caller(access) => {
                 let total = (query.is_narrowed() && state.is_some()).then(|| kv_page(kv_total_key(workspace, user, &query, &keyed)));
                 let supabase = SupabasePage { upstreams: Rc::clone(upstreams), caller: access.caller.clone(), workspace: workspace.clone(), query, total };
-                (access.membership, vec![EdgeSource::Supabase(Box::new(supabase)), EdgeSource::Fallback(Fallback(at_backend))])
+                sources.push(EdgeSource::Supabase(Box::new(supabase)));
+                access.membership
             }
-            Reader::Ahead { .. } => (Membership::Confirmed, vec![EdgeSource::Fallback(Fallback(at_backend))]),
+            Reader::Ahead { .. } => Membership::Confirmed,
         };
+        sources.push(EdgeSource::Fallback(Fallback(at_backend)));
         let request = Request {
             mode,
             membership,

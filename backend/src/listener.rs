@@ -1,23 +1,23 @@
 //! Change capture: LISTEN on PostgreSQL's `contact_list_cache` channel (filled by the triggers in
 //! supabase/migrations) and forward the notifications to the worker's `/api/cache/webhook`,
 //! reconnecting by itself. Notifications that arrive within [`BATCH_WINDOW`] of each other go in
-//! one batch (a JSON array), and up to [`IN_FLIGHT`] batches are forwarded at once, so a burst of
-//! writes never queues behind one slow call. Changes made while disconnected are not replayed:
-//! their lists stay cached until their TTL (180 s) at most.
+//! one batch (a JSON array). Each workspace's changes are forwarded in commit order, one batch
+//! at a time (the worker carries cached pages across each batch from the generation the last
+//! one made, so two batches of one workspace must not race); different workspaces' batches go at
+//! once, so one busy workspace never delays another. Changes made while disconnected are not
+//! replayed: their lists stay cached until their TTL (180 s) at most.
 
 use anyhow::Context;
 use futures_util::StreamExt;
-use std::sync::Arc;
+use std::collections::HashMap;
 use std::time::Duration;
-use tokio::sync::Semaphore;
+use tokio::sync::mpsc;
 use tokio_postgres::{AsyncMessage, NoTls};
 
 /// How long a batch waits for more notifications after its first.
 const BATCH_WINDOW: Duration = Duration::from_millis(20);
 /// The most notifications in one batch.
 const BATCH_MAX: usize = 100;
-/// The most batches being forwarded at once.
-const IN_FLIGHT: usize = 8;
 
 /// The NOTIFY channel the triggers use.
 pub const CHANNEL: &str = "contact_list_cache";
@@ -95,7 +95,7 @@ async fn listen(database_url: &str, forwarder: &Forwarder, backoff: &mut Duratio
     client.batch_execute(&format!("LISTEN {CHANNEL}")).await.context("LISTEN")?;
     tracing::info!(channel = CHANNEL, "change capture: listening");
     *backoff = Duration::from_secs(1);
-    let in_flight = Arc::new(Semaphore::new(IN_FLIGHT));
+    let mut lanes: HashMap<String, mpsc::UnboundedSender<Vec<String>>> = HashMap::new();
     while let Some(first) = changes.recv().await {
         let mut batch = vec![first];
         let deadline = tokio::time::Instant::now() + BATCH_WINDOW;
@@ -105,14 +105,71 @@ async fn listen(database_url: &str, forwarder: &Forwarder, backoff: &mut Duratio
                 Ok(None) | Err(_) => break,
             }
         }
-        let permit = Arc::clone(&in_flight).acquire_owned().await.expect("the semaphore is never closed");
-        let forwarder = forwarder.clone();
-        tokio::spawn(async move {
-            forwarder.forward(batch).await;
-            drop(permit);
-        });
+        for (workspace, changes) in by_workspace(batch) {
+            let lane = lanes.entry(workspace).or_insert_with(|| lane(forwarder.clone()));
+            if let Err(unsent) = lane.send(changes) {
+                // Its task ended (it never does while the sender lives): start another.
+                let fresh = lane_for(forwarder.clone(), unsent.0);
+                *lane = fresh;
+            }
+        }
     }
     pump.abort();
     drop(client);
     Ok(())
+}
+
+/// A batch's changes grouped by the workspace their rows name, each group in commit order
+/// (changes that name none go together under "").
+fn by_workspace(batch: Vec<String>) -> Vec<(String, Vec<String>)> {
+    let mut groups: Vec<(String, Vec<String>)> = Vec::new();
+    for payload in batch {
+        let workspace = workspace_of(&payload).unwrap_or_default();
+        match groups.iter_mut().find(|(w, _)| *w == workspace) {
+            Some((_, changes)) => changes.push(payload),
+            None => groups.push((workspace, vec![payload])),
+        }
+    }
+    groups
+}
+
+/// The `workspace_id` of a change's row (after, else before).
+fn workspace_of(payload: &str) -> Option<String> {
+    let change: serde_json::Value = serde_json::from_str(payload).ok()?;
+    ["record", "old_record"].iter().find_map(|row| change.get(row)?.get("workspace_id")?.as_str().map(str::to_owned))
+}
+
+/// A task forwarding one workspace's batches one after the other, in the order sent.
+fn lane(forwarder: Forwarder) -> mpsc::UnboundedSender<Vec<String>> {
+    let (sender, mut batches) = mpsc::unbounded_channel::<Vec<String>>();
+    tokio::spawn(async move {
+        while let Some(batch) = batches.recv().await {
+            forwarder.forward(batch).await;
+        }
+    });
+    sender
+}
+
+/// A new lane, with `first` already queued.
+fn lane_for(forwarder: Forwarder, first: Vec<String>) -> mpsc::UnboundedSender<Vec<String>> {
+    let sender = lane(forwarder);
+    sender.send(first).expect("a new lane's task is running");
+    sender
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_batch_splits_by_workspace_in_commit_order() {
+        let change = |n: u32, workspace: &str| format!(r#"{{"type":"UPDATE","table":"contacts","record":{{"n":{n},"workspace_id":"{workspace}"}}}}"#);
+        let deleted = r#"{"type":"DELETE","table":"contacts","record":null,"old_record":{"workspace_id":"b"}}"#.to_owned();
+        let groups = by_workspace(vec![change(1, "a"), change(2, "b"), change(3, "a"), deleted.clone(), "not json".to_owned()]);
+        assert_eq!(groups, vec![
+            ("a".to_owned(), vec![change(1, "a"), change(3, "a")]),
+            ("b".to_owned(), vec![change(2, "b"), deleted]),
+            (String::new(), vec!["not json".to_owned()]),
+        ]);
+    }
 }

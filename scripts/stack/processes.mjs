@@ -31,13 +31,14 @@ export function portIsFree(port) {
   });
 }
 
-/** Polls `check` until it resolves truthy, or fails after `timeoutMs` naming `what`. */
+/** Polls `check` until it resolves truthy (and returns that value), or fails after `timeoutMs` naming `what`. */
 export async function waitFor(what, check, timeoutMs = 30_000) {
   const deadline = Date.now() + timeoutMs;
   let lastError;
   while (Date.now() < deadline) {
     try {
-      if (await check()) return;
+      const value = await check();
+      if (value) return value;
     } catch (err) {
       lastError = err;
     }

@@ -4,8 +4,9 @@
 use crate::auth;
 use crate::edge::Edge;
 use crate::error::AppError;
-use crate::invalidation::{self, Boards, Targets};
+use crate::invalidation::{self, Boards, Target, Targets};
 use contact_list_cache_core::access::bearer_token;
+use contact_list_cache_core::carry::ContactUpdate;
 use contact_list_cache_core::filter::Filter;
 use contact_list_cache_core::generation::Scope;
 use contact_list_cache_core::invalidation::{Event, KeyPattern, RowChange};
@@ -80,7 +81,8 @@ pub async fn invalidate(mut req: Request, env: &Env, ctx: &Context, edge: &Edge)
         scopes.extend(Scope::all());
     }
     let boards = board.map_or(Boards::All, |board| Boards::These(BTreeSet::from([board])));
-    let data = invalidation::apply(env, ctx, upstreams, &workspace, vec![(scopes, boards)], &edge.trace).await?;
+    let target = Target { scopes, boards, update: None };
+    let data = invalidation::apply(env, ctx, upstreams, &workspace, vec![target], &edge.trace).await?;
     Ok(Response::from_json(&json!({"success": true, "data": data}))?)
 }
 
@@ -109,7 +111,7 @@ pub async fn webhook(mut req: Request, env: &Env, ctx: &Context, edge: &Edge) ->
             ignored.push(format!("{} {} affects no cached list", change.kind, change.table));
             continue;
         };
-        let target = (event.scopes(), change.boards().map_or(Boards::All, Boards::These));
+        let target = Target { scopes: event.scopes(), boards: change.boards().map_or(Boards::All, Boards::These), update: ContactUpdate::from_change(change) };
         match by_workspace.iter_mut().find(|(w, _)| *w == workspace) {
             Some((_, targets)) => targets.push(target),
             None => by_workspace.push((workspace, vec![target])),

@@ -4,9 +4,13 @@
 use crate::config::{Upstreams, KV_BINDING};
 use crate::runtime::within;
 use crate::webcrypto;
-use contact_list_cache_core::engine::{Cache, LayerError, StoredPage};
+use contact_list_cache_core::cache_key::kv_list_key;
+use contact_list_cache_core::carry::{carry, CarryRecord, Carried, ContactUpdate};
+use contact_list_cache_core::engine::{Cache, LayerError, Source, SourceError, SourceMode, StoredPage};
+use contact_list_cache_core::freshness::Freshness;
 use contact_list_cache_core::generation::{Generation, ScopeState};
 use contact_list_cache_core::layer::CacheLayer;
+use contact_list_cache_core::query::{ContactQuery, UserId, WorkspaceId};
 use contact_list_cache_core::time::UnixMillis;
 use std::rc::Rc;
 use worker::kv::{KvError, KvStore};
@@ -105,30 +109,110 @@ pub async fn scope_state(store: &KvStore, upstreams: &Upstreams, key: &str) -> R
     }
 }
 
-/// Moves every generation at `keys` to `next` at `now` (keeping, within `bound_ms`, the one it
-/// supersedes: see `ScopeState::bumped`), all keys at once; a write KV rejects (its rate is one
-/// write per second per key) is retried after a second, twice. Returns the KV reads and writes
-/// made. Costs one read and one write per key, however many pages are cached.
-pub async fn bump(store: &KvStore, keys: &[String], next: &Generation, now: UnixMillis, bound_ms: u64) -> Result<(u32, u32), LayerError> {
-    let bumps = keys.iter().map(|key| async move {
-        let state = match get_text(store, key).await? {
+/// One scope to move to a new generation: its state's key and, when the invalidation says which
+/// contacts it updated in place, its carry record's key with those updates. Without them no
+/// record is written: the one stored leads to a generation no longer current, which carries
+/// nothing, and the next record starts from this generation.
+pub struct Bump {
+    pub key: String,
+    pub carry: Option<(String, Vec<ContactUpdate>)>,
+}
+
+/// Moves every scope of `bumps` to `next` at `now` (keeping, within `bound_ms`, the generation it
+/// supersedes: see `ScopeState::bumped`) and rewrites its carry record (see
+/// `CarryRecord::after`) if it has one, all at once; a write KV rejects (its rate is one write per second per
+/// key) is retried after a second, twice. Returns the KV reads and writes made: at most two of
+/// each per scope, however many pages are cached.
+pub async fn bump(store: &KvStore, bumps: &[Bump], next: &Generation, now: UnixMillis, bound_ms: u64, retention_seconds: u32) -> Result<(u32, u32), LayerError> {
+    let each = bumps.iter().map(|bump| async move {
+        let last_record = async {
+            match &bump.carry {
+                Some((key, _)) => get_text(store, key).await.map(|raw| raw.and_then(|raw| serde_json::from_str::<CarryRecord>(&raw).ok())),
+                None => Ok(None),
+            }
+        };
+        let (state, last_record) = futures_util::future::join(get_text(store, &bump.key), last_record).await;
+        let state = match state? {
             Some(raw) => ScopeState::parse(&raw).unwrap_or_else(|_| ScopeState::initial()),
             None => ScopeState::initial(),
         };
+        let reads = 1 + u32::from(bump.carry.is_some());
+        let record = bump.carry.as_ref().map(|(key, updates)| {
+            let record = CarryRecord::after(last_record.ok().flatten(), &state.current, next, Some(updates));
+            (key, serde_json::to_string(&record).expect("a carry record serializes"))
+        });
         let value = state.bumped(next.clone(), now, bound_ms).format();
+        // The record first: a reader that sees the new generation finds its record.
         let mut writes = 0;
-        loop {
-            writes += 1;
-            match write(store, key, &value, None, GENERATION_TTL_SECONDS).await {
-                Ok(()) => return Ok(writes),
-                Err(err) if writes < GENERATION_WRITE_ATTEMPTS => {
-                    worker::console_warn!("generation write retried: {err}");
-                    worker::Delay::from(std::time::Duration::from_millis(1100)).await;
-                }
-                Err(err) => return Err(err),
-            }
+        if let Some((key, record)) = &record {
+            writes += write_retrying(store, key, record, retention_seconds).await?;
         }
+        writes += write_retrying(store, &bump.key, &value, GENERATION_TTL_SECONDS).await?;
+        Ok::<_, LayerError>((reads, writes))
     });
-    let writes = crate::runtime::all(bumps).await.into_iter().collect::<Result<Vec<u32>, LayerError>>()?;
-    Ok((keys.len() as u32, writes.iter().sum()))
+    let done = crate::runtime::all(each).await.into_iter().collect::<Result<Vec<(u32, u32)>, LayerError>>()?;
+    Ok(done.iter().fold((0, 0), |(r, w), (reads, writes)| (r + reads, w + writes)))
+}
+
+/// Writes `value` at `key`, retrying a rejected write after a second, twice; returns the writes.
+async fn write_retrying(store: &KvStore, key: &str, value: &str, ttl_seconds: u32) -> Result<u32, LayerError> {
+    let mut writes = 0;
+    loop {
+        writes += 1;
+        match write(store, key, value, None, ttl_seconds).await {
+            Ok(()) => return Ok(writes),
+            Err(err) if writes < GENERATION_WRITE_ATTEMPTS => {
+                worker::console_warn!("generation write retried: {err}");
+                worker::Delay::from(std::time::Duration::from_millis(1100)).await;
+            }
+            Err(err) => return Err(err),
+        }
+    }
+}
+
+/// A page of the current generation made from a KV copy of an earlier one, carried across the
+/// contact updates of the scope's carry record: a source that reads no database. Declines when
+/// there is no record leading to the current generation, no copy, a copy past stale-while-
+/// revalidate, or an update that may move contacts across the page.
+pub struct CarriedCopy {
+    pub store: KvStore,
+    pub upstreams: Rc<Upstreams>,
+    pub record_key: String,
+    pub current: Generation,
+    pub workspace: WorkspaceId,
+    pub user: UserId,
+    pub query: ContactQuery,
+}
+
+impl Source for CarriedCopy {
+    fn layer(&self) -> CacheLayer {
+        CacheLayer::Kv
+    }
+
+    fn checks_membership(&self) -> bool {
+        false
+    }
+
+    fn is_cache_copy(&self) -> bool {
+        true
+    }
+
+    async fn read(&self, _mode: SourceMode) -> Result<StoredPage, SourceError> {
+        let Some(raw) = get_text(&self.store, &self.record_key).await? else { return Err(SourceError::Declined) };
+        let record: CarryRecord = serde_json::from_str(&raw).map_err(|_| SourceError::Declined)?;
+        let Some((from, updates)) = record.towards(&self.current) else { return Err(SourceError::Declined) };
+        let from = Generation::parse("generation", from).map_err(|_| SourceError::Declined)?;
+        let key = kv_list_key(&self.workspace, &self.user, &self.query, &from);
+        let copy = KvPage { store: self.store.clone(), upstreams: Rc::clone(&self.upstreams), key };
+        let Some(page) = copy.get().await? else { return Err(SourceError::Declined) };
+        let now = crate::runtime::now();
+        if !matches!(self.upstreams.policy.freshness.of(page.read_at, now), Freshness::Fresh | Freshness::Revalidate) {
+            return Err(SourceError::Declined);
+        }
+        match carry(&page.body, &self.query, &self.user, updates) {
+            Some(Carried::Unchanged) => Ok(page),
+            Some(Carried::Patched(body)) => Ok(StoredPage { body, read_at: page.read_at }),
+            None => Err(SourceError::Declined),
+        }
+    }
 }

@@ -102,6 +102,11 @@ fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<Strin
 }
 
 impl ContactState {
+    /// Whether every field the filters read is known.
+    fn is_known(&self) -> bool {
+        self.conversation_status.is_some() && self.priority.is_some() && self.assigned_user_id.is_some() && self.archived.is_some()
+    }
+
     /// What this state says of the fields the filters read; a value that is not one the API
     /// knows counts as unknown.
     fn facts(&self) -> Facts {
@@ -178,7 +183,8 @@ impl Event {
                 let mut filters = old.filters();
                 filters.extend(new.filters());
                 filters.insert(Filter::Favorites);
-                with_counts(lists(filters))
+                // A change the filters do not read (a new name, say) changes no count.
+                if old.is_known() && old == new { lists(filters) } else { with_counts(lists(filters)) }
             }
             Event::ContactUpdated { .. } | Event::ContactDeleted { contact: None } => Scope::all().into_iter().collect(),
             Event::ContactDeleted { contact: Some(contact) } => {
@@ -341,6 +347,14 @@ mod tests {
             "new": {"conversation_status": "Open", "priority": null, "assigned_user_id": null, "archived": true}
         }));
         assert_eq!(names(archived.scopes()), ["all", "open", "unassigned", "favorites", "archived", "counts"]);
+        // A new name: the lists that show the contact, no count.
+        let state = serde_json::json!({"conversation_status": "Open", "priority": "high", "assigned_user_id": null, "archived": false});
+        let renamed = event(serde_json::json!({"type": "contact:updated", "old": state, "new": state}));
+        assert_eq!(names(renamed.scopes()), ["all", "open", "unassigned", "high_priority", "favorites"]);
+        // Unless a field the filters read is unknown.
+        let partial = serde_json::json!({"conversation_status": "Open"});
+        let unknown = event(serde_json::json!({"type": "contact:updated", "old": partial, "new": partial}));
+        assert!(unknown.scopes().contains(&Scope::Counts));
     }
 
     #[test]

@@ -5,6 +5,7 @@
 
 pub mod access;
 pub mod cache_key;
+pub mod carry;
 pub mod coalesce;
 pub mod cors;
 pub mod engine;

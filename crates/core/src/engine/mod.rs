@@ -287,8 +287,10 @@ where
                     if request.generation == GenerationState::Known {
                         trail.writes.extend(self.targets(source).map(|i| (i, self.caches[i].layer(), page.clone())));
                     }
+                    let status = if source.is_cache_copy() { CacheStatus::Hit } else { status };
                     return Ok(Found { page, layer: source.layer(), status, age: None, refresh: false });
                 }
+                Err(SourceError::Declined) => trail.step(source.layer(), Event::Skipped(Skip::NotCarried)),
                 Err(SourceError::Forbidden) => {
                     trail.step(source.layer(), Event::Forbidden);
                     return Err(ReadError::Forbidden);
@@ -347,6 +349,7 @@ where
                 }
                 Err(SourceError::Forbidden) => return failures,
                 Err(SourceError::Failed(err)) => failures.push(err),
+                Err(SourceError::Declined) => {}
             }
         }
         failures
@@ -363,9 +366,17 @@ where
     /// The sources that may be asked for this request; the others are recorded as skipped.
     fn sources_for<'a>(&'a self, request: &Request, trail: &mut Trail) -> Vec<&'a S> {
         let unverified = request.membership == Membership::Unverified;
-        let (asked, skipped): (Vec<&S>, Vec<&S>) = self.sources.iter().partition(|s| !unverified || s.checks_membership());
-        for source in skipped {
-            trail.step(source.layer(), Event::Skipped(Skip::MembershipUnverified));
+        let mut asked = Vec::new();
+        for source in &self.sources {
+            let skip = match cache_access(request) {
+                Err(skip) if source.is_cache_copy() => Some(skip),
+                _ if unverified && !source.checks_membership() => Some(Skip::MembershipUnverified),
+                _ => None,
+            };
+            match skip {
+                Some(skip) => trail.step(source.layer(), Event::Skipped(skip)),
+                None => asked.push(source),
+            }
         }
         asked
     }

@@ -13,6 +13,9 @@ pub enum Skip {
     MembershipUnverified,
     /// The page's generation could not be read.
     GenerationUnknown,
+    /// A cached copy could not be carried forward (nothing to carry, or a write that moves
+    /// contacts across the page).
+    NotCarried,
 }
 
 /// What happened at one layer.

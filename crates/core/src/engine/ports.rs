@@ -59,6 +59,9 @@ pub enum SourceError {
     Forbidden,
     #[error(transparent)]
     Failed(#[from] LayerError),
+    /// Nothing to answer with, and nothing wrong (a cache copy that cannot be carried forward).
+    #[error("declined")]
+    Declined,
 }
 
 /// One cache layer, bound to the page of one request: it knows its own key.
@@ -97,6 +100,12 @@ pub trait Source {
     /// Whether this source writes its answer to `cache` itself (no write-back needed there).
     fn fills(&self, cache: CacheLayer) -> bool {
         let _ = cache;
+        false
+    }
+    /// Whether this source answers from a cached copy (carried across the writes since it was
+    /// read) rather than from the database: it is asked only when caches may be read, and its
+    /// answer is a `HIT`.
+    fn is_cache_copy(&self) -> bool {
         false
     }
     /// The page, read as `mode` allows.

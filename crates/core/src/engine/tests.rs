@@ -164,6 +164,7 @@ enum Gives {
     Fails,
     Hangs,
     After(Rc<Cell<bool>>, &'static str),
+    Declines,
 }
 
 struct FakeSource {
@@ -173,6 +174,8 @@ struct FakeSource {
     gives: RefCell<Gives>,
     reads: RefCell<Vec<SourceMode>>,
     clock: FakeRuntime,
+    /// A cached copy carried forward, not the database.
+    copy: bool,
 }
 
 impl Source for Rc<FakeSource> {
@@ -188,6 +191,10 @@ impl Source for Rc<FakeSource> {
         self.fills == Some(cache)
     }
 
+    fn is_cache_copy(&self) -> bool {
+        self.copy
+    }
+
     async fn read(&self, mode: SourceMode) -> Result<StoredPage, SourceError> {
         self.reads.borrow_mut().push(mode);
         let gives = self.gives.borrow().clone();
@@ -196,6 +203,7 @@ impl Source for Rc<FakeSource> {
             Gives::Forbidden => return Err(SourceError::Forbidden),
             Gives::Fails => return Err(LayerError::failed(self.layer, "answered 500").into()),
             Gives::Hangs => pending().await,
+            Gives::Declines => return Err(SourceError::Declined),
             Gives::After(gate, body) => {
                 Gate(gate).await;
                 body
@@ -224,7 +232,7 @@ fn cache(layer: CacheLayer) -> Rc<FakeCache> {
 }
 
 fn source(layer: CacheLayer, checks_membership: bool, fills: Option<CacheLayer>, body: &'static str, clock: &FakeRuntime) -> Rc<FakeSource> {
-    Rc::new(FakeSource { layer, checks_membership, fills, gives: RefCell::new(Gives::Page(body)), reads: RefCell::default(), clock: clock.clone() })
+    Rc::new(FakeSource { layer, checks_membership, fills, gives: RefCell::new(Gives::Page(body)), reads: RefCell::default(), clock: clock.clone(), copy: false })
 }
 
 fn world() -> World {
@@ -794,5 +802,47 @@ fn no_cache_and_unverified_reads_never_get_a_superseded_copy() {
         let outcome = read(&w, &request);
         assert_ne!(served(&outcome).1, "STALE");
         assert_eq!(w.old_kv.gets.get(), 0);
+    }
+}
+
+/// The worker's world with a carried KV copy asked before the database.
+fn world_with_copy() -> (World, Rc<FakeSource>) {
+    let mut w = world();
+    let copy = Rc::new(FakeSource { copy: true, ..Rc::try_unwrap(source(CacheLayer::Kv, false, None, "carried", &w.runtime)).ok().unwrap() });
+    w.engine.sources.insert(0, Rc::clone(&copy));
+    (w, copy)
+}
+
+#[test]
+fn a_carried_copy_answers_a_miss_as_a_hit_and_is_written_to_every_cache() {
+    let (w, _copy) = world_with_copy();
+    let (outcome, failures) = read_and_finish(&w, &request());
+    assert_eq!(served(&outcome), ("carried", "HIT", "KV", None));
+    assert_eq!(steps(&outcome), [("KV", Event::Miss), ("REDIS", Event::Miss), ("KV", Event::Answered)]);
+    assert_eq!(written(&outcome), ["KV", "REDIS"]);
+    assert!(failures.is_empty());
+    assert!(w.database.reads.borrow().is_empty(), "no database read");
+}
+
+#[test]
+fn a_copy_that_cannot_be_carried_falls_through_to_the_database() {
+    let (w, copy) = world_with_copy();
+    giving(&copy, Gives::Declines);
+    let outcome = read(&w, &request());
+    assert_eq!(served(&outcome), ("from the database", "MISS", "DATABASE", None));
+    assert_eq!(steps(&outcome), [("KV", Event::Miss), ("REDIS", Event::Miss), ("KV", Event::Skipped(Skip::NotCarried)), ("DATABASE", Event::Answered)]);
+}
+
+#[test]
+fn a_carried_copy_is_never_asked_when_caches_may_not_be_read() {
+    for request in [
+        Request { mode: Mode::Bypass, ..request() },
+        Request { generation: GenerationState::Unknown, ..request() },
+        Request { membership: Membership::Unverified, ..request() },
+    ] {
+        let (w, copy) = world_with_copy();
+        let outcome = read(&w, &request);
+        assert!(copy.reads.borrow().is_empty(), "{:?}", steps(&outcome));
+        assert_ne!(served(&outcome).0, "carried");
     }
 }

@@ -1,0 +1,214 @@
+//! Carrying a cached page across a contact write instead of reading it again. Change capture
+//! sends each write's row before and after; for a page of the generation just superseded, most
+//! writes provably leave the page as it was, or change one contact in place on it (a new name,
+//! status or priority that keeps it in the list at the same position). Then the page of the new
+//! generation is the old one, with that contact's row replaced: no database read. Any write that
+//! may move contacts across the page (one entering or leaving the list, a changed sort key, a
+//! search the new name may match) is not carried: the page is read again, as before.
+//!
+//! Carrying is idempotent per write: a page that already shows the write (read after it
+//! committed) comes out the same, so a page of the superseded generation is a safe start
+//! whenever the writes carried are every write between that generation and the new one.
+
+use crate::envelope::{Contact, ContactListResponse};
+use crate::generation::Generation;
+use crate::invalidation::RowChange;
+use crate::filter::Filter;
+use crate::query::{BoardId, Condition, ContactQuery, UserId, WorkspaceId};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// The KV key of the carry record of one board's lists of one filter:
+/// `carry:<workspace>:<board>:<filter>`.
+pub fn carry_key(workspace: &WorkspaceId, board: &BoardId, filter: Filter) -> String {
+    format!("carry:{workspace}:{board}:{}", filter.as_str())
+}
+
+/// The most updates one record carries; past them, pages are read from the database again.
+pub const MAX_CARRIED_UPDATES: usize = 20;
+
+/// What a scope's invalidations changed since a generation whose pages may be carried to the
+/// current one. Kept beside the scope's state (read only when a page of the current generation
+/// is missing, never on a hit) and rewritten with it by every invalidation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CarryRecord {
+    /// The generation the record leads to.
+    pub to: String,
+    /// The generation whose pages the updates apply to; `None` when the last invalidation did
+    /// not say what changed (an API call, an insert, a delete): nothing is carried.
+    pub from: Option<String>,
+    pub updates: Vec<ContactUpdate>,
+}
+
+impl CarryRecord {
+    /// The record after an invalidation from `previous` (the generation current before it) to
+    /// `next` with `updates` (`None`: it did not say what changed), `last` the record stored. The
+    /// updates accumulate while the last record led to `previous`, so a burst of writes carries
+    /// the pages of the generation before its first write; past [`MAX_CARRIED_UPDATES`], or
+    /// after an invalidation that named no updates, they start again from `previous`, whose
+    /// pages were read after every write before this one.
+    pub fn after(last: Option<CarryRecord>, previous: &Generation, next: &Generation, updates: Option<&[ContactUpdate]>) -> Self {
+        let Some(updates) = updates else {
+            return Self { to: next.to_string(), from: None, updates: Vec::new() };
+        };
+        let chained = last.filter(|last| last.to == previous.as_str() && last.from.is_some() && last.updates.len() + updates.len() <= MAX_CARRIED_UPDATES);
+        let (from, mut carried) = match chained {
+            Some(last) => (last.from, last.updates),
+            None => (Some(previous.to_string()), Vec::new()),
+        };
+        carried.extend_from_slice(updates);
+        Self { to: next.to_string(), from, updates: carried }
+    }
+
+    /// The generation whose pages carry to `current`, with the updates to apply, if any.
+    pub fn towards(&self, current: &Generation) -> Option<(&str, &[ContactUpdate])> {
+        (self.to == current.as_str()).then_some(())?;
+        Some((self.from.as_deref()?, &self.updates))
+    }
+}
+
+/// A contact updated where it was: same board, same column (a move is not carried).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ContactUpdate {
+    pub old: Value,
+    pub new: Value,
+}
+
+impl ContactUpdate {
+    /// The update a row change is, if it is a `contacts` UPDATE that kept its id, board and column.
+    pub fn from_change(change: &RowChange) -> Option<Self> {
+        if change.table != "contacts" || change.kind != "UPDATE" {
+            return None;
+        }
+        let (old, new) = (change.old_record.clone()?, change.record.clone()?);
+        let kept = ["id", "board_id", "board_column_id", "workspace_id"].iter().all(|field| old.get(field).is_some_and(|v| Some(v) == new.get(field)));
+        kept.then_some(Self { old, new })
+    }
+
+    fn id(&self) -> Option<&str> {
+        self.new.get("id")?.as_str()
+    }
+
+    fn board(&self) -> Option<&str> {
+        self.new.get("board_id")?.as_str()
+    }
+}
+
+/// What a page becomes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Carried {
+    /// The writes do not change it.
+    Unchanged,
+    /// The page with the written contacts' rows replaced.
+    Patched(String),
+}
+
+/// `body` (a page of `query`, as `caller` reads it) after `updates` in order, or `None` when one
+/// of them may change more than a row in place (the page must be read from the database).
+pub fn carry(body: &str, query: &ContactQuery, caller: &UserId, updates: &[ContactUpdate]) -> Option<Carried> {
+    let mut page: Option<ContactListResponse> = None;
+    for update in updates {
+        if update.board() != Some(query.board_id.as_str()) {
+            continue;
+        }
+        let parsed = match page.as_mut() {
+            Some(parsed) => parsed,
+            None => page.insert(serde_json::from_str(body).ok()?),
+        };
+        apply(parsed, query, caller, update)?;
+    }
+    match page {
+        None => Some(Carried::Unchanged),
+        Some(page) => {
+            let patched = serde_json::to_string(&page).ok()?;
+            Some(if patched == body { Carried::Unchanged } else { Carried::Patched(patched) })
+        }
+    }
+}
+
+/// One update on a parsed page; `None` when it cannot be carried.
+fn apply(page: &mut ContactListResponse, query: &ContactQuery, caller: &UserId, update: &ContactUpdate) -> Option<()> {
+    let id = update.id()?;
+    let conditions = query.conditions(caller);
+    let listed_before = listed(&conditions, &update.old)?;
+    let listed_after = listed(&conditions, &update.new)?;
+    let on_page = page.data.contacts.iter().position(|contact| contact.id == id);
+    if listed_before != listed_after {
+        return None; // it enters or leaves the list: the contacts after it move
+    }
+    if !listed_after {
+        // In the list neither before nor after: the page cannot show it.
+        return on_page.is_none().then_some(());
+    }
+    let sort = query.sort_by.as_str();
+    if update.old.get(sort)? != update.new.get(sort)? {
+        return None; // it moves within the list
+    }
+    match on_page {
+        None => Some(()),
+        Some(at) => {
+            page.data.contacts[at] = patched(&page.data.contacts[at], update)?;
+            Some(())
+        }
+    }
+}
+
+/// Whether a row is in the list of `conditions`: `Some(true)` may also mean "in it for the same
+/// reason before and after" (who favorited a contact is not in its row, and a contacts update
+/// does not change it). `None` when the row cannot tell (a search, a missing field).
+fn listed(conditions: &[Condition], row: &Value) -> Option<bool> {
+    let text = |field: &str| -> Option<Option<&str>> {
+        match row.get(field)? {
+            Value::Null => Some(None),
+            Value::String(s) => Some(Some(s.as_str())),
+            _ => None,
+        }
+    };
+    let mut all = true;
+    for condition in conditions {
+        let holds = match condition {
+            Condition::Archived(archived) => row.get("archived")?.as_bool()? == *archived,
+            Condition::Status(status) => text("conversation_status")? == Some(status.as_str()),
+            Condition::Priority(priority) => text("priority")? == Some(priority.as_str()),
+            Condition::Unassigned => text("assigned_user_id")?.is_none(),
+            Condition::AssignedTo(user) => text("assigned_user_id")? == Some(user.as_str()),
+            Condition::Column(column) => text("board_column_id")? == Some(column.as_str()),
+            Condition::FavoriteOf(_) => true,
+            Condition::Search(_) => return None,
+        };
+        all &= holds;
+    }
+    Some(all)
+}
+
+/// The listed contact with the update's new row. Timestamps are kept as the page has them and
+/// must not have changed: the database encodes them per session, so a new one is read again.
+fn patched(listed: &Contact, update: &ContactUpdate) -> Option<Contact> {
+    let (old, new) = (&update.old, &update.new);
+    let unchanged = |field: &str| old.get(field).is_some() && old.get(field) == new.get(field);
+    if !unchanged("created_at") || !unchanged("last_message_time") {
+        return None;
+    }
+    let text = |field: &str| -> Option<Option<String>> {
+        match new.get(field)? {
+            Value::Null => Some(None),
+            Value::String(s) => Some(Some(s.clone())),
+            _ => None,
+        }
+    };
+    Some(Contact {
+        id: listed.id.clone(),
+        name: text("name")??,
+        email: text("email")?,
+        phone: text("phone")?,
+        conversation_status: text("conversation_status")??,
+        priority: text("priority")?,
+        last_message_time: listed.last_message_time.clone(),
+        assigned_user_id: text("assigned_user_id")?,
+        board_column_id: text("board_column_id")?,
+        created_at: listed.created_at.clone(),
+    })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,194 @@
+use super::*;
+use crate::generation::Generation;
+use crate::time::UnixMillis;
+use serde_json::json;
+
+const BOARD: &str = "b6495e04-5abb-e13f-48ee-5435e1e75895";
+const OTHER_BOARD: &str = "0b7e9a0c-2c7e-4a55-9a57-3e0d7d4f6c11";
+const WS: &str = "668953d2-25f2-b4fd-7d72-1e8cf024a277";
+const ME: &str = "523d9e31-5b8a-fbee-39be-392d0cffd8b3";
+
+fn caller() -> UserId {
+    UserId::parse("sub", ME).unwrap()
+}
+
+fn query(raw: &str) -> ContactQuery {
+    ContactQuery::parse(BOARD, raw).unwrap()
+}
+
+/// A contact row as change capture sends it: contact `n` on BOARD, open, high, unassigned.
+fn row(n: u32) -> Value {
+    json!({
+        "id": format!("00000000-0000-4000-8000-{n:012}"),
+        "workspace_id": WS,
+        "board_id": BOARD,
+        "board_column_id": null,
+        "name": format!("Contact {n}"),
+        "email": format!("c{n}@example.test"),
+        "phone": null,
+        "conversation_status": "Open",
+        "priority": "high",
+        "assigned_user_id": null,
+        "archived": false,
+        "last_message_time": null,
+        "created_at": format!("2025-01-{:02}T10:00:00+00:00", 28 - n),
+        "updated_at": "2025-01-27T10:00:00+00:00",
+    })
+}
+
+fn listed(row: &Value) -> Contact {
+    serde_json::from_value(row.clone()).unwrap()
+}
+
+/// A page of `query` listing contacts `numbers`, as the read path stores it.
+fn page(query: &ContactQuery, numbers: &[u32]) -> String {
+    let contacts = numbers.iter().map(|n| listed(&row(*n))).collect();
+    serde_json::to_string(&ContactListResponse::new(query, contacts, 120, UnixMillis(1_000), 180)).unwrap()
+}
+
+fn update(n: u32, change: impl FnOnce(&mut Value)) -> ContactUpdate {
+    let old = row(n);
+    let mut new = old.clone();
+    change(&mut new);
+    ContactUpdate { old, new }
+}
+
+fn renamed(n: u32) -> ContactUpdate {
+    update(n, |row| row["name"] = json!("Renamed"))
+}
+
+fn contacts(body: &str) -> Vec<Contact> {
+    serde_json::from_str::<ContactListResponse>(body).unwrap().data.contacts
+}
+
+#[test]
+fn a_rename_on_the_page_patches_that_contact_only() {
+    let q = query("filter=open&page=1");
+    let before = page(&q, &[1, 2, 3]);
+    let Some(Carried::Patched(after)) = carry(&before, &q, &caller(), &[renamed(2)]) else { panic!("not patched") };
+    let (old, new) = (contacts(&before), contacts(&after));
+    assert_eq!(new[1].name, "Renamed");
+    assert_eq!((new[0].clone(), new[2].clone()), (old[0].clone(), old[2].clone()));
+    let mut expected = serde_json::from_str::<ContactListResponse>(&before).unwrap();
+    expected.data.contacts[1].name = "Renamed".into();
+    assert_eq!(serde_json::from_str::<ContactListResponse>(&after).unwrap(), expected, "pagination, filters and cached_at are kept");
+}
+
+#[test]
+fn a_rename_elsewhere_in_the_list_or_on_another_board_leaves_the_page() {
+    let q = query("filter=all&page=2");
+    let body = page(&q, &[1, 2, 3]);
+    assert_eq!(carry(&body, &q, &caller(), &[renamed(9)]), Some(Carried::Unchanged));
+    let mut other = renamed(1);
+    other.new["board_id"] = json!(OTHER_BOARD);
+    other.old["board_id"] = json!(OTHER_BOARD);
+    assert_eq!(carry(&body, &q, &caller(), &[other]), Some(Carried::Unchanged));
+}
+
+#[test]
+fn a_contact_entering_or_leaving_the_list_is_read_again() {
+    let closes = update(2, |row| row["conversation_status"] = json!("Closed"));
+    let open = query("filter=open&page=1");
+    assert_eq!(carry(&page(&open, &[1, 2, 3]), &open, &caller(), &[closes.clone()]), None, "leaves open, on the page");
+    assert_eq!(carry(&page(&open, &[5, 6, 7]), &open, &caller(), &[closes.clone()]), None, "leaves open before the page");
+    let closed = query("filter=closed&page=3");
+    assert_eq!(carry(&page(&closed, &[5, 6]), &closed, &caller(), &[closes.clone()]), None, "enters closed");
+    // In 'all' it stays where it was: patched in place.
+    let all = query("filter=all&page=1");
+    let Some(Carried::Patched(after)) = carry(&page(&all, &[1, 2, 3]), &all, &caller(), &[closes]) else { panic!() };
+    assert_eq!(contacts(&after)[1].conversation_status, "Closed");
+    let assigned = update(2, |row| row["assigned_user_id"] = json!(ME));
+    let mine = query("filter=assigned_to_me&page=1");
+    assert_eq!(carry(&page(&mine, &[4]), &mine, &caller(), &[assigned]), None, "enters assigned_to_me");
+}
+
+#[test]
+fn a_list_the_write_does_not_reach_is_unchanged() {
+    let to_low = update(2, |row| row["priority"] = json!("low"));
+    let closed = query("filter=closed&page=1");
+    assert_eq!(carry(&page(&closed, &[7, 8]), &closed, &caller(), &[to_low]), Some(Carried::Unchanged));
+}
+
+#[test]
+fn a_moved_sort_key_a_search_or_a_new_timestamp_is_read_again() {
+    let by_name = query("filter=all&sortBy=name&sortOrder=asc");
+    assert_eq!(carry(&page(&by_name, &[4, 5]), &by_name, &caller(), &[renamed(9)]), None);
+    let searched = query("filter=all&search=contact");
+    assert_eq!(carry(&page(&searched, &[4, 5]), &searched, &caller(), &[renamed(9)]), None);
+    let messaged = update(2, |row| row["last_message_time"] = json!("2025-02-01T09:00:00+00:00"));
+    let all = query("filter=all");
+    assert_eq!(carry(&page(&all, &[1, 2]), &all, &caller(), &[messaged.clone()]), None, "on the page: its new timestamp's encoding is the database's");
+    assert_eq!(carry(&page(&all, &[5, 6]), &all, &caller(), &[messaged]), Some(Carried::Unchanged), "elsewhere in a created_at list");
+}
+
+#[test]
+fn carrying_twice_is_carrying_once() {
+    let q = query("filter=high_priority");
+    let once = carry(&page(&q, &[1, 2, 3]), &q, &caller(), &[renamed(3)]);
+    let Some(Carried::Patched(after)) = once.clone() else { panic!() };
+    assert_eq!(carry(&after, &q, &caller(), &[renamed(3)]), Some(Carried::Unchanged));
+    assert_eq!(carry(&page(&q, &[1, 2, 3]), &q, &caller(), &[renamed(3), renamed(3)]), once);
+}
+
+#[test]
+fn a_page_that_contradicts_the_rows_is_read_again() {
+    // Contact 2 is on the open page, yet its rows say closed before and after.
+    let q = query("filter=open");
+    let closed_rename = update(2, |row| row["name"] = json!("Renamed"));
+    let mut closed = closed_rename.clone();
+    closed.old["conversation_status"] = json!("Closed");
+    closed.new["conversation_status"] = json!("Closed");
+    assert_eq!(carry(&page(&q, &[1, 2]), &q, &caller(), &[closed]), None);
+    let mut unknown = closed_rename;
+    unknown.new.as_object_mut().unwrap().remove("archived");
+    assert_eq!(carry(&page(&q, &[1, 2]), &q, &caller(), &[unknown]), None, "a missing field is unknown");
+}
+
+#[test]
+fn favorites_are_patched_in_place_but_not_across_archiving() {
+    let q = query("filter=favorites");
+    let Some(Carried::Patched(after)) = carry(&page(&q, &[1, 2]), &q, &caller(), &[renamed(1)]) else { panic!() };
+    assert_eq!(contacts(&after)[0].name, "Renamed");
+    let archived = update(1, |row| row["archived"] = json!(true));
+    assert_eq!(carry(&page(&q, &[1, 2]), &q, &caller(), &[archived]), None);
+}
+
+#[test]
+fn only_updates_in_place_are_carried() {
+    let change = |kind: &str, old: Option<Value>, new: Option<Value>| RowChange { kind: kind.into(), table: "contacts".into(), schema: None, record: new, old_record: old };
+    assert!(ContactUpdate::from_change(&change("UPDATE", Some(row(1)), Some(renamed(1).new))).is_some());
+    assert!(ContactUpdate::from_change(&change("INSERT", None, Some(row(1)))).is_none());
+    assert!(ContactUpdate::from_change(&change("DELETE", Some(row(1)), None)).is_none());
+    let mut moved = row(1);
+    moved["board_column_id"] = json!("7e1f4c2a-3b5d-4c6e-8f90-a1b2c3d4e5f6");
+    assert!(ContactUpdate::from_change(&change("UPDATE", Some(row(1)), Some(moved))).is_none());
+    let favorite = RowChange { kind: "UPDATE".into(), table: "contact_favorites".into(), schema: None, record: Some(row(1)), old_record: Some(row(1)) };
+    assert!(ContactUpdate::from_change(&favorite).is_none());
+}
+
+#[test]
+fn records_accumulate_a_burst_and_start_again_after_an_unknown_change() {
+    let g = |n: u32| Generation::new(0, n);
+    let first = CarryRecord::after(None, &g(0), &g(1), Some(&[renamed(1)]));
+    assert_eq!(first.towards(&g(1)), Some((g(0).as_str(), &[renamed(1)][..])));
+    assert_eq!(first.towards(&g(2)), None, "a record leads to one generation only");
+    let second = CarryRecord::after(Some(first.clone()), &g(1), &g(2), Some(&[renamed(2)]));
+    assert_eq!(second.towards(&g(2)), Some((g(0).as_str(), &[renamed(1), renamed(2)][..])), "the burst carries from before its first write");
+    let unknown = CarryRecord::after(Some(second.clone()), &g(2), &g(3), None);
+    assert_eq!(unknown.towards(&g(3)), None);
+    let after_unknown = CarryRecord::after(Some(unknown), &g(3), &g(4), Some(&[renamed(3)]));
+    assert_eq!(after_unknown.towards(&g(4)), Some((g(3).as_str(), &[renamed(3)][..])));
+    // A record that does not lead to the generation replaced (another isolate's invalidation
+    // came between) is not chained: the pages of the one replaced are the start.
+    let unchained = CarryRecord::after(Some(first), &g(5), &g(6), Some(&[renamed(4)]));
+    assert_eq!(unchained.towards(&g(6)), Some((g(5).as_str(), &[renamed(4)][..])));
+    let mut long = second;
+    for n in 2..MAX_CARRIED_UPDATES as u32 {
+        long = CarryRecord::after(Some(long), &g(n), &g(n + 1), Some(&[renamed(n)]));
+    }
+    assert_eq!((long.from.as_deref(), long.updates.len()), (Some(g(0).as_str()), MAX_CARRIED_UPDATES));
+    let past = CarryRecord::after(Some(long.clone()), &g(20), &g(21), Some(&[renamed(9)]));
+    assert_eq!(past.towards(&g(21)), Some((g(20).as_str(), &[renamed(9)][..])), "past the cap: from the generation replaced");
+    let json = serde_json::to_string(&long).unwrap();
+    assert_eq!(serde_json::from_str::<CarryRecord>(&json).unwrap(), long);
+}

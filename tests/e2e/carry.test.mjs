@@ -1,0 +1,88 @@
+// Writes carried in place: a contact update that keeps the contact where it is in a list (a new
+// name in a list sorted by date, say) makes the pages of the new generation from the cached
+// ones, with that contact's row replaced, and no database read; a write that moves contacts
+// across pages (one leaving a list) is read from the database again. Either way every page
+// matches SQL. The writes go through PostgreSQL and the backend's change capture, as in
+// production; database reads are counted in pg_stat_statements.
+import assert from "node:assert/strict";
+import { before, describe, test } from "node:test";
+import { waitFor } from "../../scripts/stack.mjs";
+import { expectedPage, sameRows, seed, sql, stack, tokenFor } from "./harness.mjs";
+
+// Workspace 5, board 2: no other test reads it, so no other page of its lists is refreshed.
+const WS = seed.workspace(5);
+const BOARD = seed.board(5, 2);
+const ME = seed.user(5); // member of workspace 5
+const TOKEN = tokenFor(ME, { app_metadata: { workspace_ids: [WS] } });
+
+async function list(query) {
+  const res = await fetch(`${stack.urls.worker}/api/boards/${BOARD}/contacts?${query}`, { headers: { Authorization: `Bearer ${TOKEN}`, "X-Workspace-ID": WS } });
+  assert.equal(res.status, 200, query);
+  return { label: `${res.headers.get("x-cache-status")}/${res.headers.get("x-cache-layer")}`, key: res.headers.get("x-cache-key"), body: await res.json() };
+}
+
+/** Statements run since the last reset that read the contacts table. */
+function contactReads() {
+  const [[n]] = sql("select coalesce(sum(calls), 0) from pg_stat_statements where query ilike '%from%contacts%' and query not ilike '%pg_stat_statements%'");
+  return Number(n);
+}
+
+/** Waits until every page of `queries` is served from KV under a generation other than `keys`'. */
+async function settled(queries, keys) {
+  const pages = new Map();
+  for (const query of queries) {
+    pages.set(query, await waitFor(`${query} at the new generation`, async () => {
+      const res = await list(query);
+      return res.key !== keys.get(query) && res.label === "HIT/KV" && res;
+    }, 3000));
+  }
+  return pages;
+}
+
+/** Every page matches SQL (the test's own queries: count database reads before). */
+function matchSql(pages) {
+  for (const [query, res] of pages) {
+    const params = Object.fromEntries(new URLSearchParams(query));
+    const expected = expectedPage({ workspace: WS, board: BOARD, me: ME, filter: params.filter, page: Number(params.page) });
+    assert.ok(sameRows(res.body.data.contacts, expected.rows), `${query} matches SQL`);
+    assert.equal(res.body.data.pagination.total, expected.total, `${query}: total`);
+  }
+}
+
+/** The newest live contact of the board, its status and the lists it shows on page 1 of. */
+function newest() {
+  const [[id, status]] = sql(`select id, conversation_status from contacts where board_id = '${BOARD}' and not archived order by created_at desc, id desc limit 1`);
+  return { id, status, statusFilter: status === "Open" ? "open" : "closed" };
+}
+
+describe("writes carried in place", () => {
+  before(() => sql("create extension if not exists pg_stat_statements"));
+
+  test("a rename reaches every page of its lists with no database read", async () => {
+    const { id, statusFilter } = newest();
+    const queries = ["filter=all&page=1", "filter=all&page=2", "filter=all&page=3", `filter=${statusFilter}&page=1`, `filter=${statusFilter}&page=2`];
+    const keys = new Map();
+    for (const query of queries) {
+      keys.set(query, (await waitFor(`${query} in KV`, async () => { const res = await list(query); return res.label === "HIT/KV" && res; }, 5000)).key);
+    }
+    sql("select pg_stat_statements_reset()");
+    sql(`update contacts set name = 'Carried Across' where id = '${id}'`);
+    await waitFor("the rename at the edge", async () => (await list("filter=all&page=1")).body.data.contacts[0].name === "Carried Across", 3000);
+    const pages = await settled(queries, keys);
+    assert.equal(contactReads(), 0, "the pages were carried, not read");
+    matchSql(pages);
+  });
+
+  test("a contact leaving a list is read again, and every page matches SQL", async () => {
+    const { id, status, statusFilter } = newest();
+    const queries = ["filter=all&page=1", `filter=${statusFilter}&page=1`, `filter=${statusFilter}&page=2`];
+    const keys = new Map();
+    for (const query of queries) keys.set(query, (await list(query)).key);
+    sql("select pg_stat_statements_reset()");
+    sql(`update contacts set conversation_status = '${status === "Open" ? "Closed" : "Open"}' where id = '${id}'`);
+    await waitFor("the write at the edge", async () => !(await list(`filter=${statusFilter}&page=1`)).body.data.contacts.some((c) => c.id === id), 3000);
+    const pages = await settled(queries, keys);
+    assert.ok(contactReads() > 0, "the list it left was read from the database");
+    matchSql(pages);
+  });
+});
