@@ -5,7 +5,7 @@
 // four pages (bench/lib/scale.mjs), written to <date>-scale.md, .svg and .json.
 // bench/README.md says what each number means.
 //
-//   node bench/run.mjs [--duration 15s] [--warmup 2s] [--connections 32] [--threads 2]
+//   node bench/run.mjs [--duration 15s] [--warmup 2s] [--rounds 3] [--connections 32] [--threads 2]
 //                      [--mix-warmup 10s] [--mix-duration 30s] [--write-rates 0,0.1,1,5 | --write-rate 1]
 //                      [--stale-bound 1000ms] [--contacts 100000] [--only floor,kv,...] [--out bench/results]
 //   node bench/run.mjs --scale 100000,1000000 [--alone 5s] [--only database,postgrest,...]
@@ -19,16 +19,18 @@ import { parseArgs } from "node:util";
 import { ROOT } from "../scripts/stack.mjs";
 import { machine, versions, wasmSize } from "./lib/machine.mjs";
 import { tokensFor } from "./lib/mix.mjs";
-import { SCENARIOS, scenarioPlan, startBenchStack, targets } from "./lib/plan.mjs";
+import { SCENARIOS, SIDE_BY_SIDE, scenarioPlan, startBenchStack, targets } from "./lib/plan.mjs";
 import { ratesChart, scaleChart, scenarioChart } from "./lib/chart.mjs";
 import { consoleReport, fmt, markdownReport, scaleConsoleReport, scaleMarkdownReport } from "./lib/report.mjs";
 import { runMix } from "./lib/run-mix.mjs";
-import { measureStartup, runScenario } from "./lib/run.mjs";
+import { measureStartup, runRounds, runScenario } from "./lib/run.mjs";
 import { SCALE_CEILING_MS, SCALE_PAGES, SCALE_PATHS, runScale, scaleTargets } from "./lib/scale.mjs";
 
 const USAGE = `usage: npm run bench -- [options]
   --duration 15s        measured time of each of scenarios 1-6
-  --warmup 2s           unmeasured run before each of scenarios 1-6
+  --warmup 2s           unmeasured run before each of scenarios 1-6 (before each round of those measured side by side)
+  --rounds 3            rounds of the scenarios measured side by side (${SIDE_BY_SIDE.join(", ")}): each round runs
+                        each of them in turn for --duration ÷ rounds; their numbers are the medians of the rounds
   --connections 32      concurrent connections (wrk -c)
   --threads 2           wrk threads (wrk -t)
   --mix-warmup 10s      unmeasured replay of the mix, writes included, before its measurement at each write rate
@@ -78,6 +80,7 @@ function options(argv) {
     options: {
       duration: { type: "string", default: "15s" },
       warmup: { type: "string", default: "2s" },
+      rounds: { type: "string", default: "3" },
       connections: { type: "string", default: "32" },
       threads: { type: "string", default: "2" },
       "mix-warmup": { type: "string", default: "10s" },
@@ -111,6 +114,7 @@ function options(argv) {
   return {
     durationSeconds: seconds(values.duration, "duration"),
     warmupSeconds: seconds(values.warmup, "warmup"),
+    rounds: Math.round(positive(values.rounds, "rounds")),
     mixWarmupSeconds: seconds(values["mix-warmup"], "mix-warmup"),
     mixSeconds: seconds(values["mix-duration"], "mix-duration"),
     connections,
@@ -149,13 +153,14 @@ async function main() {
     const startup = await measureStartup(stack.bindings, plan.list);
 
     const wrkOptions = { connections: settings.connections, threads: settings.threads };
-    const scenarios = [];
     const byId = {};
+    const sideBySide = Object.entries(plan.scenarios).filter(([id]) => SIDE_BY_SIDE.includes(id) && settings.only.includes(id));
     for (const [id, p] of Object.entries(plan.scenarios)) {
-      if (!settings.only.includes(id)) continue;
-      byId[id] = await runScenario(stack, id, p, settings, wrkOptions);
-      scenarios.push(byId[id]);
+      if (!settings.only.includes(id) || id in byId) continue;
+      if (!SIDE_BY_SIDE.includes(id)) byId[id] = await runScenario(stack, id, p, settings, wrkOptions);
+      else for (const scenario of await runRounds(stack, sideBySide, settings, wrkOptions)) byId[scenario.id] = scenario;
     }
+    const scenarios = Object.keys(SCENARIOS).filter((id) => id in byId).map((id) => byId[id]);
 
     let mix = null;
     if (settings.only.includes("mix")) {

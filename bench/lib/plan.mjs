@@ -1,6 +1,7 @@
-// The benchmark's plan: the stack it runs on (the local stack with the floor and two more copies
-// of the worker beside it), the request of each scenario and the answer every request must get,
-// and the targets the results are held against.
+// The benchmark's plan: the stack it runs on (the local stack with the floors, more copies of the
+// worker and the JavaScript KV hit beside it), the request of each scenario and the answer every
+// request must get, which scenarios are measured side by side, and the targets the results are
+// held against.
 import { get as httpGet } from "node:http";
 import { join } from "node:path";
 import { seed } from "../../scripts/seed-ids.mjs";
@@ -9,8 +10,11 @@ import { fmt } from "./report.mjs";
 
 export const SCENARIOS = {
   floor: "1. Floor (constant JSON)",
+  "floor-js": "1j. Floor in JavaScript",
   "floor-kv": "1b. Floor + the 2 KV reads",
-  kv: "2. KV hit",
+  kv: "2. KV hit (L0 off)",
+  "kv-js": "2j. KV hit in JavaScript",
+  "kv-l0": "2l. KV hit, L0 on",
   redis: "3. Redis hit (KV off)",
   database: "4. Database path",
   postgrest: "5. Direct PostgREST",
@@ -18,15 +22,41 @@ export const SCENARIOS = {
   mix: "7. Realistic mix",
 };
 
+/**
+ * Scenarios measured side by side, in rounds (bench/lib/run.mjs runRounds): ours and the same
+ * work in JavaScript, the floor and the JavaScript floor, the KV hit with and without the L0.
+ */
+export const SIDE_BY_SIDE = ["floor", "floor-js", "kv", "kv-js", "kv-l0"];
+
 /** The host names by which the entry of the one Miniflare routes to each extra worker. */
-const HOSTS = { floor: "floor.bench", redisOnly: "redis-only.bench", fallback: "fallback.bench" };
+const HOSTS = {
+  floor: "floor.bench",
+  redisOnly: "redis-only.bench",
+  fallback: "fallback.bench",
+  l0Off: "l0-off.bench",
+  l0On: "l0-on.bench",
+  jsFloor: "js-floor.bench",
+  jsHit: "js-hit.bench",
+};
+
+/**
+ * The worker's in-isolate L0 cache off and on, whichever way the worker names it: `L0_CACHE`
+ * (`on`/`off`) or its size, `L0_CACHE_MB` (0 = off, its default when on). A worker that knows
+ * neither runs the same either way.
+ */
+const L0 = { off: { L0_CACHE: "off", L0_CACHE_MB: "0" }, on: { L0_CACHE: "on" } };
+
+/** A plain ES module worker of the benchmark's (no build step). */
+const jsWorker = (name, options) => ({ name, modules: true, scriptPath: join(ROOT, "bench", name, "worker.mjs"), ...options });
 
 /**
  * The local stack (scripts/stack.mjs) with what the benchmark adds: pg_stat_statements and the
  * role `bench_prober` (the benchmark's own SQL runs as it, so the query counts can leave it out),
- * the backend logging warnings only, and, in the same workerd as the worker, the floor worker and
- * two more copies of the worker with other bindings: one with KV pages off (Redis hits) and one
- * whose Supabase is unreachable (backend fallback). The entry routes to them by Host header.
+ * the backend logging warnings only, and, in the same workerd as the worker, the floor worker,
+ * four more copies of the worker with other bindings (KV pages off, for Redis hits; Supabase
+ * unreachable, for the backend fallback; the in-isolate L0 cache off and on, for the KV hits), and
+ * the JavaScript floor and KV hit (bench/js-floor, bench/js-hit) with the worker's bindings. The
+ * entry routes to them by Host header; all share the worker's KV namespace.
  */
 export async function startBenchStack(contacts) {
   const closedPort = await freePort(); // nothing listens there: Supabase is unreachable
@@ -38,6 +68,10 @@ export async function startBenchStack(contacts) {
       builtWorker({ name: "floor", root: join(ROOT, "bench", "floor"), routes: [`${HOSTS.floor}/*`] }),
       builtWorker({ name: "redis-only", bindings: { ...bindings, KV_CACHE_ENABLED: "false" }, routes: [`${HOSTS.redisOnly}/*`] }),
       builtWorker({ name: "fallback", bindings: { ...bindings, SUPABASE_URL: `http://127.0.0.1:${closedPort}` }, routes: [`${HOSTS.fallback}/*`] }),
+      builtWorker({ name: "l0-off", bindings: { ...bindings, ...L0.off }, routes: [`${HOSTS.l0Off}/*`] }),
+      builtWorker({ name: "l0-on", bindings: { ...bindings, ...L0.on }, routes: [`${HOSTS.l0On}/*`] }),
+      jsWorker("js-floor", { routes: [`${HOSTS.jsFloor}/*`] }),
+      jsWorker("js-hit", { bindings, routes: [`${HOSTS.jsHit}/*`] }),
     ],
   });
 }
@@ -118,7 +152,12 @@ export function scenarioPlan(stack, tokens) {
         expect: "200 -/-",
         shown: "200",
       },
-      kv: { url, request: list, expect: "200 HIT/KV" },
+      "floor-js": { url, request: routed(HOSTS.jsFloor, { path: "/", headers: {} }), expect: "200 -/-", shown: "200" },
+      kv: { url, request: routed(HOSTS.l0Off, list), expect: "200 HIT/KV" },
+      // The JavaScript worker only reads KV: the page is put there by ours (the same key), and
+      // again before each round in case its copy has passed the TTL since.
+      "kv-js": { url, request: routed(HOSTS.jsHit, list), expect: "200 HIT/KV", before: () => until(url, routed(HOSTS.l0Off, list), "200 HIT/KV") },
+      "kv-l0": { url, request: routed(HOSTS.l0On, list), expect: "200 HIT/KV" },
       redis: { url, request: routed(HOSTS.redisOnly, list), expect: "200 HIT/REDIS" },
       database: { url, request: noCache(list), expect: "200 BYPASS/DATABASE", countQueries: true },
       postgrest: { url: new URL(stack.bindings.SUPABASE_URL).origin, request: direct, expect: "200 -/-", shown: "200" },
@@ -136,6 +175,20 @@ export function targets(byId, mix, wasm) {
     const withKv = byId["floor-kv"] ? ` (${fmt.pct(kv.rps / byId["floor-kv"].rps)} of the floor with the 2 KV reads)` : "";
     out.push({ name: "KV-hit throughput ≥ 80 % of the floor", measured: `${fmt.pct(ratio)} of the floor${withKv}`, ratio: (ratio / 0.8).toFixed(2), met: ratio >= 0.8 });
   }
+  // Issue 15: ours against the same work in JavaScript, measured in the same rounds.
+  const versus = (ours, js, name, least) => {
+    if (!byId[ours] || !byId[js]) return;
+    const [a, b] = [byId[ours], byId[js]];
+    const ratio = a.rps / b.rps;
+    const byRound = a.rounds && b.rounds ? ` (by round: ${a.rounds.map((r, i) => (r.rps / b.rounds[i].rps).toFixed(2)).join(", ")})` : "";
+    const measured = `${fmt.int(a.rps)} ÷ ${fmt.int(b.rps)} req/s = ${ratio.toFixed(2)}${byRound}`;
+    out.push(least === null
+      ? { name, measured, ratio: ratio.toFixed(2), met: null }
+      : { name, measured, ratio: (ratio / least).toFixed(2), met: ratio >= least });
+  };
+  versus("kv", "kv-js", "KV hit: ours ÷ JavaScript, L0 off ≥ 1", 1);
+  versus("kv-l0", "kv-js", "KV hit with the L0 on ÷ JavaScript ≥ 2", 2);
+  versus("floor", "floor-js", "floor: ours ÷ the JavaScript floor (reported)", null);
   if (database && postgrest) {
     const signed = (ms) => `${ms >= 0 ? "+" : ""}${ms.toFixed(2)} ms`;
     const diff = database.latencyMs.p50 - postgrest.latencyMs.p50;

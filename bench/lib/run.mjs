@@ -56,6 +56,16 @@ export async function resetQueryCounts(pgPort) {
   await psql(pgPort, { command: "select pg_stat_statements_reset()" });
 }
 
+/** Writes the request of scenario `id` to its file and asks until it is answered as expected. */
+async function prepare(stack, id, p) {
+  const file = join(stack.dir, `${id}.tsv`);
+  const request = typeof p.request === "function" ? await p.request() : p.request;
+  writeRequests(file, [request]);
+  await p.before?.();
+  await until(p.url, request, p.expect);
+  return { file, request };
+}
+
 /**
  * One of scenarios 1-6 (or a scale run's page and path, labelled by `p.label`): asked until it answers as expected, warmed up, measured at the set
  * concurrency, then measured alone on one connection (where scenario 4 also counts its queries).
@@ -63,10 +73,7 @@ export async function resetQueryCounts(pgPort) {
 export async function runScenario(stack, id, p, settings, wrkOptions) {
   const label = p.label ?? SCENARIOS[id];
   log(`${label}: ${settings.warmupSeconds} s warm-up, ${settings.durationSeconds} s measured`);
-  const file = join(stack.dir, `${id}.tsv`);
-  const request = typeof p.request === "function" ? await p.request() : p.request;
-  writeRequests(file, [request]);
-  await until(p.url, request, p.expect);
+  const { file } = await prepare(stack, id, p);
   if (settings.warmupSeconds > 0) await runWrk({ ...wrkOptions, url: p.url, file, seconds: settings.warmupSeconds });
   const result = await runWrk({ ...wrkOptions, url: p.url, file, seconds: settings.durationSeconds });
   // Counted on one connection, the queries per request have nothing in flight to blur them.
@@ -85,3 +92,66 @@ export async function runScenario(stack, id, p, settings, wrkOptions) {
   return scenario;
 }
 
+const median = (xs) => {
+  const sorted = [...xs].sort((x, y) => x - y);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+};
+
+/**
+ * Scenarios measured side by side (`entries`: [id, plan] in the order they take turns): each is
+ * asked until it answers as expected, then `settings.rounds` rounds run each in turn, a warm-up
+ * and its share of `--duration` (duration ÷ rounds), so what drifts on the machine meanwhile
+ * falls on all of them alike; last, each is measured alone on one connection. A scenario's req/s
+ * and latency percentiles are the medians of its rounds' (each round's are kept in `rounds`), its
+ * requests, errors and answers the sums.
+ */
+export async function runRounds(stack, entries, settings, wrkOptions) {
+  const { rounds } = settings;
+  const seconds = settings.durationSeconds / rounds;
+  log(`side by side: ${entries.map(([id]) => id).join(", ")}; ${rounds} rounds of ${settings.warmupSeconds} s warm-up and ${seconds.toFixed(1)} s measured each`);
+  const ready = [];
+  for (const [id, p] of entries) ready.push({ id, p, label: SCENARIOS[id], runs: [], ...(await prepare(stack, id, p)) });
+  for (let round = 1; round <= rounds; round++) {
+    for (const r of ready) {
+      if (round > 1) {
+        await r.p.before?.();
+        await until(r.p.url, r.request, r.p.expect);
+      }
+      if (settings.warmupSeconds > 0) await runWrk({ ...wrkOptions, url: r.p.url, file: r.file, seconds: settings.warmupSeconds });
+      const result = await runWrk({ ...wrkOptions, url: r.p.url, file: r.file, seconds });
+      r.runs.push(result);
+      log(`  round ${round} ${r.label}: ${fmt.int(result.rps)} req/s, p50 ${fmt.ms(result.latencyMs.p50)} ms, p99 ${fmt.ms(result.latencyMs.p99)} ms, ${result.errors} errors`);
+    }
+  }
+  const aloneSeconds = Math.min(ALONE_SECONDS, settings.durationSeconds);
+  const scenarios = [];
+  for (const { id, p, label, file, runs } of ready) {
+    const alone = await runWrk({ url: p.url, file, seconds: aloneSeconds, connections: 1, threads: 1 });
+    const tallies = {};
+    for (const run of runs) for (const [k, n] of Object.entries(run.tallies)) tallies[k] = (tallies[k] ?? 0) + n;
+    const errorKinds = {};
+    for (const run of runs) for (const [k, n] of Object.entries(run.errorKinds)) errorKinds[k] = (errorKinds[k] ?? 0) + n;
+    const shown = p.shown ?? p.expect.split(" ")[1];
+    const scenario = {
+      id,
+      label,
+      requests: runs.reduce((a, run) => a + run.requests, 0),
+      seconds: runs.reduce((a, run) => a + run.seconds, 0),
+      rps: median(runs.map((run) => run.rps)),
+      latencyMs: Object.fromEntries(Object.keys(runs[0].latencyMs).map((k) => [k, median(runs.map((run) => run.latencyMs[k]))])),
+      errors: runs.reduce((a, run) => a + run.errors, 0),
+      errorKinds,
+      tallies,
+      rounds: runs.map(({ rps, requests, seconds, latencyMs, errors }) => ({ rps, requests, seconds, latencyMs, errors })),
+      aloneMs: alone.latencyMs,
+      aloneRequests: alone.requests,
+      servedAs: shown,
+      servedShare: share(tallies, (k) => k === p.expect),
+    };
+    log(`${label}: median ${fmt.int(scenario.rps)} req/s (rounds ${runs.map((run) => fmt.int(run.rps)).join(", ")}), p50 ${fmt.ms(scenario.latencyMs.p50)} ms, `
+      + `${scenario.errors} errors, ${shown} ${fmt.pct(scenario.servedShare)}; alone p50 ${fmt.ms(alone.latencyMs.p50)} ms`);
+    scenarios.push(scenario);
+  }
+  return scenarios;
+}

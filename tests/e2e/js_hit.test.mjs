@@ -58,9 +58,16 @@ describe("the benchmark's JavaScript KV hit", () => {
       await waitFor(`${query} cached`, async () => served(await ours(query)) === "200 HIT/KV", 10_000);
       const a = await sameAnswers(query);
       assert.equal(served({ status: a.status, headers: new Headers(a.headers) }), "200 HIT/KV");
+      assert.equal(a.headers["x-request-id"], "same-id-for-both");
+      assert.ok(a.headers["access-control-allow-origin"] && a.headers["x-worker-location"] && a.headers["vary"]);
       assert.ok(a.body.length > 100);
     });
   }
+
+  test("the longest of those pages is keyed by a hash of its parameters", async () => {
+    const key = (await js(PAGES[3])).headers.get("x-cache-key");
+    assert.match(key, new RegExp(`^contacts:${WS}:${BOARD}:[0-9a-f]{32}$`));
+  });
 
   test("a page past its TTL, within stale-while-revalidate, is answered alike with its Age", async () => {
     const query = "filter=closed&page=2";
