@@ -5,6 +5,7 @@ use crate::error::AppError;
 use contact_list_cache_core::cors::CorsPolicy;
 use contact_list_cache_core::engine::{Budgets, Policy};
 use contact_list_cache_core::freshness::FreshnessPolicy;
+use contact_list_cache_core::l0::L0Limits;
 use contact_list_cache_core::sealed::Keyring;
 use contact_list_cache_core::settings::{parse_base_url, parse_flag, parse_number, require_secret, Secret, SettingError};
 use std::cell::OnceCell;
@@ -71,6 +72,9 @@ pub struct Upstreams {
     /// `REFRESH_AHEAD_PAGES` (default 24, at most 200; 0 = off): how many of a scope's pages read
     /// in the last 10 s are refreshed right after it is invalidated (the most recent first).
     pub refresh_ahead_pages: u32,
+    /// The isolate's L0: pages and scope states kept for at most `STALENESS_BOUND_MS` after they
+    /// were read from KV, within `L0_CACHE_MB` (default 32, at most 96; 0 = off) of memory.
+    pub l0: L0Limits,
 }
 
 thread_local! {
@@ -109,6 +113,7 @@ impl Upstreams {
         let millis = |name: &'static str, default: u32| var(env, name).map_or(Ok(default), |raw| parse_number(name, &raw, 10..=60_000));
         let seconds = |name: &'static str, default: u64| var(env, name).map_or(Ok(default), |raw| parse_number(name, &raw, 0..=86_400));
         let backend_ms = millis("BACKEND_TIMEOUT_MS", 2000)?;
+        let staleness_bound_ms = var(env, "STALENESS_BOUND_MS").map_or(Ok(1000), |raw| parse_number("STALENESS_BOUND_MS", &raw, 0..=60_000))?;
         Ok(Self {
             supabase_url: url("SUPABASE_URL")?,
             supabase_anon_key: secret("SUPABASE_ANON_KEY")?,
@@ -132,9 +137,13 @@ impl Upstreams {
                 },
                 refresh_lease_ms: REFRESH_LEASE_MS,
             },
-            staleness_bound_ms: var(env, "STALENESS_BOUND_MS").map_or(Ok(1000), |raw| parse_number("STALENESS_BOUND_MS", &raw, 0..=60_000))?,
             refresh_debounce_ms: var(env, "REFRESH_DEBOUNCE_MS").map_or(Ok(250), |raw| parse_number("REFRESH_DEBOUNCE_MS", &raw, 0..=5_000))?,
             refresh_ahead_pages: var(env, "REFRESH_AHEAD_PAGES").map_or(Ok(24), |raw| parse_number("REFRESH_AHEAD_PAGES", &raw, 0..=200))?,
+            l0: L0Limits {
+                keep_ms: staleness_bound_ms,
+                max_bytes: var(env, "L0_CACHE_MB").map_or(Ok(32), |raw| parse_number("L0_CACHE_MB", &raw, 0..=96))? << 20,
+            },
+            staleness_bound_ms,
         })
     }
 

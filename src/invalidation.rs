@@ -5,7 +5,7 @@
 use crate::config::{Upstreams, KV_BINDING};
 use crate::error::AppError;
 use crate::layers::kv::{self, Bump};
-use crate::layers::backend;
+use crate::layers::{backend, l0};
 use crate::metrics::Trace;
 use crate::refresh;
 use crate::runtime::{self, Workerd};
@@ -93,6 +93,7 @@ pub async fn apply(env: &Env, ctx: &Context, upstreams: &Rc<Upstreams>, workspac
         .await
         .map_err(|err| AppError::Unavailable(format!("writing generations: {err}")))?;
     (0..reads + writes).for_each(|_| trace.kv_operation());
+    l0::forget_states(bumps.iter().map(|bump| bump.key.as_str()));
     let mut boards: Vec<&BoardId> = Vec::new();
     for (board, _, _) in &lists {
         if !boards.contains(&board) {

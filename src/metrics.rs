@@ -71,6 +71,7 @@ impl Trace {
     /// One call to `layer`: a KV or Redis operation, or a database query.
     fn operation(&self, layer: CacheLayer) {
         match layer {
+            CacheLayer::L0 => {}
             CacheLayer::Kv => self.kv_operation(),
             CacheLayer::Redis => self.redis_operation(),
             CacheLayer::Database | CacheLayer::BackendFallback => self.database_query(),
@@ -88,7 +89,7 @@ impl Trace {
                 Event::Failed(_) | Event::Answered | Event::Forbidden => None,
             };
             self.operation(*layer);
-            if let Some(hit) = lookup.filter(|_| matches!(layer, CacheLayer::Kv | CacheLayer::Redis)) {
+            if let Some(hit) = lookup.filter(|_| matches!(layer, CacheLayer::L0 | CacheLayer::Kv | CacheLayer::Redis)) {
                 self.lookup(*layer, hit);
             }
             if let Event::Failed(err) = event {

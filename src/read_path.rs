@@ -8,6 +8,7 @@ use crate::config::{Upstreams, KV_BINDING};
 use crate::error::AppError;
 use crate::layers::backend::{Fallback, PageAtBackend, RedisCopy, Scoped};
 use crate::layers::kv::{self, CarriedCopy, KvPage};
+use crate::layers::l0::{self, L0Page};
 use crate::layers::supabase::SupabasePage;
 use crate::metrics::Trace;
 use crate::runtime::{self, Workerd};
@@ -33,6 +34,7 @@ type Boxed<'a, T> = Pin<Box<dyn Future<Output = T> + 'a>>;
 
 /// The edge's caches, fastest first.
 pub enum EdgeCache {
+    L0(L0Page),
     Kv(KvPage),
     Redis(RedisCopy),
 }
@@ -40,6 +42,7 @@ pub enum EdgeCache {
 impl Cache for EdgeCache {
     fn layer(&self) -> CacheLayer {
         match self {
+            Self::L0(l0) => l0.layer(),
             Self::Kv(kv) => kv.layer(),
             Self::Redis(redis) => redis.layer(),
         }
@@ -47,6 +50,7 @@ impl Cache for EdgeCache {
 
     fn is_local(&self) -> bool {
         match self {
+            Self::L0(l0) => l0.is_local(),
             Self::Kv(kv) => kv.is_local(),
             Self::Redis(redis) => redis.is_local(),
         }
@@ -54,6 +58,7 @@ impl Cache for EdgeCache {
 
     async fn get(&self) -> Result<Option<StoredPage>, LayerError> {
         let get: Boxed<'_, _> = match self {
+            Self::L0(l0) => Box::pin(l0.get()),
             Self::Kv(kv) => Box::pin(kv.get()),
             Self::Redis(redis) => Box::pin(redis.get()),
         };
@@ -62,6 +67,7 @@ impl Cache for EdgeCache {
 
     async fn put(&self, page: &StoredPage) -> Result<(), LayerError> {
         let put: Boxed<'_, _> = match self {
+            Self::L0(l0) => Box::pin(l0.put(page)),
             Self::Kv(kv) => Box::pin(kv.put(page)),
             Self::Redis(redis) => Box::pin(redis.put(page)),
         };
@@ -144,13 +150,25 @@ impl PageRead {
             Reader::Caller(access) => (&access.workspace, &access.caller.user_id),
             Reader::Ahead { workspace, user } => (*workspace, *user),
         };
-        trace.kv_operation();
+        // L0 serves callers who accept cached pages; refresh-ahead always reads KV.
+        let l0 = (upstreams.l0.enabled() && mode == Mode::Normal && matches!(reader, Reader::Caller(_))).then_some(upstreams.l0);
         let key = Scope::List(query.filter).generation_key(workspace, &query.board_id);
-        let state = match kv::scope_state(&store, upstreams, &key).await {
-            Ok(state) => Some(state),
-            Err(err) => {
-                trace.failed(format!("KV generation read: {err}"));
-                None
+        let state = match l0.and_then(|limits| l0::state(&key, limits)) {
+            Some(state) => Some(state),
+            None => {
+                trace.kv_operation();
+                match kv::scope_state(&store, upstreams, &key).await {
+                    Ok(state) => {
+                        if let Some(limits) = l0 {
+                            l0::keep_state(&key, &state, limits);
+                        }
+                        Some(state)
+                    }
+                    Err(err) => {
+                        trace.failed(format!("KV generation read: {err}"));
+                        None
+                    }
+                }
             }
         };
         let keyed = state.as_ref().map_or_else(Generation::initial, |s| s.current.clone());
@@ -164,6 +182,9 @@ impl PageRead {
         });
         let kv_page = |key: String| KvPage { store: store.clone(), upstreams: Rc::clone(upstreams), key };
         let mut caches = Vec::new();
+        if let Some(limits) = l0 {
+            caches.push(EdgeCache::L0(L0Page { key: kv_key.clone(), limits }));
+        }
         if upstreams.kv_cache_enabled {
             caches.push(EdgeCache::Kv(kv_page(kv_key.clone())));
         }

@@ -12,7 +12,9 @@ const files = readdirSync(join(ROOT, "tests", "e2e"))
   .sort()
   .map((f) => join("tests", "e2e", f));
 
-const stack = await startStack({ worker: "miniflare", contacts: Number(process.env.SEED_CONTACTS ?? 100_000) });
+// L0 (the isolate's memory of pages) off, so each test sees its layers; tests/e2e/l0.test.mjs
+// turns it on in workers of its own.
+const stack = await startStack({ worker: "miniflare", contacts: Number(process.env.SEED_CONTACTS ?? 100_000), bindings: { L0_CACHE_MB: "0" } });
 const { stop, stack: _internal, ...shared } = stack;
 
 const runner = spawn(process.execPath, ["--test", "--test-concurrency=1", ...files], {

@@ -11,7 +11,7 @@ use contact_list_cache_core::access::bearer_token;
 use contact_list_cache_core::metrics::prometheus;
 use contact_list_cache_core::secure::secrets_match;
 use contact_list_cache_core::WORKER_NAME;
-use serde_json::json;
+use serde_json::{json, Value};
 use worker::{Request, Response};
 
 /// With `METRICS_TOKEN` set, the caller must send it as a bearer token.
@@ -46,6 +46,7 @@ pub fn get(req: &Request, edge: &Edge) -> Result<Response, AppError> {
             "analytics": snapshot.analytics,
             "layers": snapshot.layers,
             "latency": snapshot.latency,
+            "l0": l0_usage(edge),
             "timestamp": now().to_string(),
         }))?
     };
@@ -72,6 +73,7 @@ pub async fn stats(req: &Request, edge: &Edge) -> Result<Response, AppError> {
                 "analytics": snapshot.analytics,
                 "layers": snapshot.layers,
                 "latency": snapshot.latency,
+                "l0": l0_usage(edge),
             },
             "backend": backend,
         },
@@ -79,4 +81,9 @@ pub async fn stats(req: &Request, edge: &Edge) -> Result<Response, AppError> {
     }))?;
     response.headers().set("Cache-Control", "no-store")?;
     Ok(response)
+}
+
+/// This isolate's L0, or `null` when the configuration cannot be read.
+fn l0_usage(edge: &Edge) -> Value {
+    edge.config().ok().and_then(|config| config.upstreams().ok()).map_or(Value::Null, |upstreams| crate::layers::l0::usage(upstreams.l0))
 }

@@ -142,13 +142,16 @@ pub async fn bump(store: &KvStore, bumps: &[Bump], next: &Generation, now: UnixM
             (key, serde_json::to_string(&record).expect("a carry record serializes"))
         });
         let value = state.bumped(next.clone(), now, bound_ms).format();
-        // The record first: a reader that sees the new generation finds its record.
-        let mut writes = 0;
-        if let Some((key, record)) = &record {
-            writes += write_retrying(store, key, record, retention_seconds).await?;
-        }
-        writes += write_retrying(store, &bump.key, &value, GENERATION_TTL_SECONDS).await?;
-        Ok::<_, LayerError>((reads, writes))
+        // Both at once: a reader that sees the new generation before its record reads the page
+        // from the database, as without a record.
+        let record_write = async {
+            match &record {
+                Some((key, record)) => write_retrying(store, key, record, retention_seconds).await,
+                None => Ok(0),
+            }
+        };
+        let (record_writes, state_writes) = futures_util::future::join(record_write, write_retrying(store, &bump.key, &value, GENERATION_TTL_SECONDS)).await;
+        Ok::<_, LayerError>((reads, record_writes? + state_writes?))
     });
     let done = crate::runtime::all(each).await.into_iter().collect::<Result<Vec<(u32, u32)>, LayerError>>()?;
     Ok(done.iter().fold((0, 0), |(r, w), (reads, writes)| (r + reads, w + writes)))

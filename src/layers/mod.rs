@@ -1,7 +1,8 @@
-//! One adapter per layer, implementing the core engine's ports: KV at the edge, the backend
+//! One adapter per layer, implementing the core engine's ports: the isolate's L0 and KV at the edge, the backend
 //! (its Redis copy and its fallback read path), Supabase's PostgREST. The engine gives every call
 //! its time budget; the other calls here take theirs from `runtime::within`.
 
 pub mod backend;
 pub mod kv;
+pub mod l0;
 pub mod supabase;

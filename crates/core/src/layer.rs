@@ -4,6 +4,8 @@
 /// The layer that produced an answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum CacheLayer {
+    /// The isolate's own memory of what it read from KV (see [`crate::l0`]).
+    L0,
     Kv,
     Redis,
     Database,
@@ -13,6 +15,7 @@ pub enum CacheLayer {
 impl CacheLayer {
     pub fn as_str(self) -> &'static str {
         match self {
+            Self::L0 => "L0",
             Self::Kv => "KV",
             Self::Redis => "REDIS",
             Self::Database => "DATABASE",

@@ -14,6 +14,7 @@ pub mod filter;
 pub mod freshness;
 pub mod generation;
 pub mod invalidation;
+pub mod l0;
 pub mod layer;
 pub mod metrics;
 pub mod postgrest;

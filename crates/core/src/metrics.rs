@@ -124,7 +124,7 @@ impl Recorder {
         let average = if total == 0 { 0.0 } else { round2(sum(|s| s.millis) as f64 / total as f64) };
         let covered_ms = now.since(self.since).clamp(1, self.window_ms);
         let mut layers: BTreeMap<&'static str, LayerCounts> = BTreeMap::new();
-        for layer in [CacheLayer::Kv, CacheLayer::Redis, CacheLayer::Database, CacheLayer::BackendFallback] {
+        for layer in [CacheLayer::L0, CacheLayer::Kv, CacheLayer::Redis, CacheLayer::Database, CacheLayer::BackendFallback] {
             layers.insert(layer.as_str(), LayerCounts::default());
         }
         for sample in samples {

@@ -59,7 +59,7 @@ pub struct Budgets {
 impl Budgets {
     pub fn of(&self, layer: CacheLayer) -> u32 {
         match layer {
-            CacheLayer::Kv => self.kv_ms,
+            CacheLayer::L0 | CacheLayer::Kv => self.kv_ms,
             CacheLayer::Redis => self.redis_ms,
             CacheLayer::Database => self.database_ms,
             CacheLayer::BackendFallback => self.fallback_ms,
