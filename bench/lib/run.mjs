@@ -56,6 +56,9 @@ export async function resetQueryCounts(pgPort) {
   await psql(pgPort, { command: "select pg_stat_statements_reset()" });
 }
 
+/** The "served as" column: the answers (one, or a list) every request must get, without the status. */
+const servedAs = (p) => p.shown ?? [p.expect].flat().map((e) => e.split(" ")[1]).join(" or ");
+
 /** Writes the request of scenario `id` to its file and asks until it is answered as expected. */
 async function prepare(stack, id, p) {
   const file = join(stack.dir, `${id}.tsv`);
@@ -84,8 +87,8 @@ export async function runScenario(stack, id, p, settings, wrkOptions) {
   const aloneSeconds = settings.aloneSeconds ?? Math.min(ALONE_SECONDS, settings.durationSeconds);
   const alone = await runWrk({ url: p.url, file, seconds: aloneSeconds, connections: 1, threads: 1 });
   const queriesPerRequest = p.countQueries ? (await contactQueries(stack.ports.postgres)) / alone.requests : undefined;
-  const shown = p.shown ?? p.expect.split(" ")[1];
-  const scenario = { id, label, ...result, aloneMs: alone.latencyMs, aloneRequests: alone.requests, servedAs: shown, servedShare: share(result.tallies, (k) => k === p.expect), queriesPerRequest };
+  const shown = servedAs(p);
+  const scenario = { id, label, ...result, aloneMs: alone.latencyMs, aloneRequests: alone.requests, servedAs: shown, servedShare: share(result.tallies, (k) => [p.expect].flat().includes(k)), queriesPerRequest };
   log(`  ${fmt.int(result.rps)} req/s, p50 ${fmt.ms(result.latencyMs.p50)} ms, p99 ${fmt.ms(result.latencyMs.p99)} ms, ${result.errors} errors, `
     + `${shown} ${fmt.pct(scenario.servedShare)}; alone p50 ${fmt.ms(alone.latencyMs.p50)} ms`
     + (queriesPerRequest === undefined ? "" : `; ${queriesPerRequest.toFixed(3)} queries on contacts per request`));
@@ -132,7 +135,7 @@ export async function runRounds(stack, entries, settings, wrkOptions) {
     for (const run of runs) for (const [k, n] of Object.entries(run.tallies)) tallies[k] = (tallies[k] ?? 0) + n;
     const errorKinds = {};
     for (const run of runs) for (const [k, n] of Object.entries(run.errorKinds)) errorKinds[k] = (errorKinds[k] ?? 0) + n;
-    const shown = p.shown ?? p.expect.split(" ")[1];
+    const shown = servedAs(p);
     const scenario = {
       id,
       label,
@@ -147,10 +150,11 @@ export async function runRounds(stack, entries, settings, wrkOptions) {
       aloneMs: alone.latencyMs,
       aloneRequests: alone.requests,
       servedAs: shown,
-      servedShare: share(tallies, (k) => k === p.expect),
+      servedShare: share(tallies, (k) => [p.expect].flat().includes(k)),
     };
     log(`${label}: median ${fmt.int(scenario.rps)} req/s (rounds ${runs.map((run) => fmt.int(run.rps)).join(", ")}), p50 ${fmt.ms(scenario.latencyMs.p50)} ms, `
-      + `${scenario.errors} errors, ${shown} ${fmt.pct(scenario.servedShare)}; alone p50 ${fmt.ms(alone.latencyMs.p50)} ms`);
+      + `${scenario.errors} errors, ${shown} ${fmt.pct(scenario.servedShare)}; alone p50 ${fmt.ms(alone.latencyMs.p50)} ms`
+      + (Object.keys(tallies).length > 1 ? `; answers ${Object.entries(tallies).map(([k, n]) => `${k} ${fmt.int(n)}`).join(", ")}` : ""));
     scenarios.push(scenario);
   }
   return scenarios;
