@@ -114,8 +114,14 @@ pub async fn apply(env: &Env, ctx: &Context, upstreams: &Rc<Upstreams>, workspac
         "staleness_bound_ms": upstreams.staleness_bound_ms,
         "operations": {"kv_reads": reads, "kv_writes": writes, "kv_lists": 0, "redis": 0},
     });
-    let lists = lists.into_iter().map(|(board, filter, _)| (board, filter)).collect();
-    refresh::schedule(ctx, env, upstreams, workspace, lists, counts);
+    // Refresh-ahead for the lists whose contacts may have moved; the others are carried from
+    // their current pages when read.
+    let moved = lists
+        .into_iter()
+        .filter(|(_, filter, updates)| updates.as_ref().is_none_or(|updates| updates.iter().any(|update| update.may_move(*filter))))
+        .map(|(board, filter, _)| (board, filter))
+        .collect();
+    refresh::schedule(ctx, env, upstreams, workspace, moved, counts);
     Ok(response)
 }
 

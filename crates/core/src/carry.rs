@@ -13,7 +13,7 @@
 use crate::envelope::{Contact, ContactListResponse};
 use crate::generation::Generation;
 use crate::invalidation::RowChange;
-use crate::filter::Filter;
+use crate::filter::{Filter, Meaning};
 use crate::query::{BoardId, Condition, ContactQuery, UserId, WorkspaceId};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -91,6 +91,31 @@ impl ContactUpdate {
 
     fn board(&self) -> Option<&str> {
         self.new.get("board_id")?.as_str()
+    }
+}
+
+impl ContactUpdate {
+    /// Whether the update may add the contact to `filter`'s lists or take it out of them, for
+    /// some caller, or move it in a list sorted by time: then pages of those lists shift and are
+    /// read again, not carried. A field missing from either row may have changed. (A new name
+    /// moves the contact only in name-sorted lists and searches, which are read again when asked
+    /// for; it is not counted here.)
+    pub fn may_move(&self, filter: Filter) -> bool {
+        let differs = |field: &str| match (self.old.get(field), self.new.get(field)) {
+            (Some(old), Some(new)) => old != new,
+            _ => true,
+        };
+        let unassigned = |row: &Value| row.get("assigned_user_id").map(Value::is_null);
+        let moves_in_time = differs("created_at") || differs("last_message_time");
+        moves_in_time
+            || filter.meaning().into_iter().any(|meaning| match meaning {
+                Meaning::Archived(_) => differs("archived"),
+                Meaning::Status(_) => differs("conversation_status"),
+                Meaning::Priority(_) => differs("priority"),
+                Meaning::Unassigned => unassigned(&self.old).is_none() || unassigned(&self.old) != unassigned(&self.new),
+                Meaning::AssignedToCaller => differs("assigned_user_id"),
+                Meaning::FavoriteOfCaller => false,
+            })
     }
 }
 

@@ -192,3 +192,20 @@ fn records_accumulate_a_burst_and_start_again_after_an_unknown_change() {
     let json = serde_json::to_string(&long).unwrap();
     assert_eq!(serde_json::from_str::<CarryRecord>(&json).unwrap(), long);
 }
+
+#[test]
+fn an_update_moves_members_of_the_lists_whose_fields_it_changes() {
+    use crate::filter::Filter;
+    let renamed = renamed(1);
+    assert!(Filter::ALL.iter().all(|f| !renamed.may_move(*f)), "a new name moves no one in a list sorted by time");
+    let closes = update(1, |row| row["conversation_status"] = json!("Closed"));
+    assert!(closes.may_move(Filter::Open) && closes.may_move(Filter::Closed));
+    assert!(!closes.may_move(Filter::All) && !closes.may_move(Filter::HighPriority) && !closes.may_move(Filter::Favorites));
+    let assigned = update(1, |row| row["assigned_user_id"] = json!(ME));
+    assert!(assigned.may_move(Filter::AssignedToMe) && assigned.may_move(Filter::Unassigned) && !assigned.may_move(Filter::Open));
+    let messaged = update(1, |row| row["last_message_time"] = json!("2025-02-01T09:00:00+00:00"));
+    assert!(messaged.may_move(Filter::All));
+    let mut partial = renamed.clone();
+    partial.new.as_object_mut().unwrap().remove("priority");
+    assert!(partial.may_move(Filter::LowPriority) && !partial.may_move(Filter::Open));
+}
