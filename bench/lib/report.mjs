@@ -56,14 +56,14 @@ export function consoleReport(r) {
   return parts.join("\n\n");
 }
 
-const ANSWERS_HEADER = ["writes/s", "req/s", "p50 ms", "cache-served", "HIT", "HIT/KV", "STALE/KV", "HIT/REDIS", "STALE/REDIS", "database", "queries/min", "without cache", "reduced"];
+const ANSWERS_HEADER = ["writes/s", "req/s", "p50 ms", "cache-served", "HIT", "HIT/L0", "HIT/KV", "STALE/KV", "HIT/REDIS", "STALE/REDIS", "database", "queries/min", "without cache", "reduced"];
 const FRESHNESS_HEADER = ["writes/s", "writes (measured)", "db answers/write", "write → edge loaded p50/p95/p99 ms", "unloaded p50/p95/p99 ms", "checked", "matched", "labelled STALE", "stale reads", "void", "given up"];
 
 /** Per write rate: how the mix's list answers were served, and the database queries. */
 function answerRows(rates) {
   return rates.map((x) => [
     x.writeRate, fmt.int(x.rps), fmt.ms(x.latencyMs.p50), fmt.pct(x.cacheServed, 2), fmt.pct(x.hitOnly, 2),
-    ...["HIT/KV", "STALE/KV", "HIT/REDIS", "STALE/REDIS", "database"].map((k) => fmt.pct(x.layers[k], 2)),
+    ...["HIT/L0", "HIT/KV", "STALE/KV", "HIT/REDIS", "STALE/REDIS", "database"].map((k) => fmt.pct(x.layers[k], 2)),
     fmt.int(x.dbQueries.perMinute), fmt.int(x.dbQueries.baselinePerMinute), fmt.pct(x.dbQueries.reduction, 2),
   ]);
 }

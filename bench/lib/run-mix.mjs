@@ -57,7 +57,7 @@ export async function runMix(stack, settings, wrkOptions, tokens, queriesPerRequ
     const filled = Date.now();
     const fill = await runWrk({ ...wrkOptions, url, file: pagesFile, seconds: MIX_MAX_FILL_SECONDS, once: true });
     // The answers (about one per page) that were not HIT: the pages not current when the rate began.
-    const start = { fillSeconds: (Date.now() - filled) / 1000, answers: fill.requests, notHit: fill.requests - (fill.tallies["200 HIT/KV"] ?? 0) - (fill.tallies["200 HIT/REDIS"] ?? 0) };
+    const start = { fillSeconds: (Date.now() - filled) / 1000, answers: fill.requests, notHit: fill.requests - ["200 HIT/L0", "200 HIT/KV", "200 HIT/REDIS"].reduce((n, k) => n + (fill.tallies[k] ?? 0), 0) };
     log(`mix at ${fmt.rate(writeRate)}: each page asked for once in ${start.fillSeconds.toFixed(0)} s, ${fmt.int(start.notHit)} of them not a HIT`);
     rates.push({ ...(await runRate({ stack, settings, wrkOptions, tokens, file, writeRate, index, queriesPerRequest })), start });
   }
@@ -129,6 +129,7 @@ function rateResults({ settings, writeRate, result, queries, topQueries, probe, 
   const answered = (pred) => Object.entries(t).filter(([k]) => pred(k)).reduce((a, [, n]) => a + n, 0);
   const labelled = (label) => answered((k) => /^2\d\d /.test(k) && k.endsWith(` ${label}`));
   const counts = {
+    "HIT/L0": labelled("HIT/L0"),
     "HIT/KV": labelled("HIT/KV"),
     "STALE/KV": labelled("STALE/KV"),
     "HIT/REDIS": labelled("HIT/REDIS"),
@@ -137,7 +138,8 @@ function rateResults({ settings, writeRate, result, queries, topQueries, probe, 
   };
   counts.other = total - Object.values(counts).reduce((a, n) => a + n, 0);
   const share = (n) => (total > 0 ? n / total : 0);
-  const fromKv = counts["HIT/KV"] + counts["STALE/KV"];
+  // The edge: the isolate's L0 and KV.
+  const fromKv = counts["HIT/L0"] + counts["HIT/KV"] + counts["STALE/KV"];
   const fromRedis = counts["HIT/REDIS"] + counts["STALE/REDIS"];
   const minutes = result.seconds / 60;
   const listRequests = result.requests + probe.measuredReads;
@@ -155,7 +157,7 @@ function rateResults({ settings, writeRate, result, queries, topQueries, probe, 
     tallies: t,
     layers: Object.fromEntries(Object.entries(counts).map(([k, n]) => [k, share(n)])),
     cacheServed: share(fromKv + fromRedis),
-    hitOnly: share(counts["HIT/KV"] + counts["HIT/REDIS"]),
+    hitOnly: share(counts["HIT/L0"] + counts["HIT/KV"] + counts["HIT/REDIS"]),
     redisOfKvMisses: total - fromKv > 0 ? fromRedis / (total - fromKv) : 0,
     writes: {
       count: probe.writes.length,
