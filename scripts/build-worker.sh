@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Builds the worker to build/ (release wasm, optimized by wasm-opt). Skipped when nothing that
-# goes into the wasm changed since the last build.
+# Builds the worker to build/ and the live channel's worker to live/build/ (release wasm,
+# optimized by wasm-opt). Each is skipped when nothing that goes into its wasm changed since its
+# last build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -37,3 +38,23 @@ fi
 
 wasm=build/index_bg.wasm
 echo "[build] $wasm: $(stat -c %s "$wasm") bytes, $(gzip -9c "$wasm" | wc -c) gzipped" >&2
+
+# The live channel (live/): a worker of its own, bound to this one as LIVE.
+live_hash=$({
+  find live/src -type f -name '*.rs' | LC_ALL=C sort | xargs cat
+  cat live/Cargo.toml Cargo.lock scripts/build-worker.sh
+  worker-build --version
+  "$WASM_BINDGEN_BIN" --version
+} | sha256sum | cut -d' ' -f1)
+if [ -f live/build/index.js ] && [ "$(cat live/build/.inputs-hash 2>/dev/null)" = "$live_hash" ]; then
+  echo "[build] live worker unchanged, reusing live/build/" >&2
+else
+  echo "[build] building the live worker (release wasm)" >&2
+  (cd live && worker-build --release)
+  "$WASM_OPT_BIN" live/build/index_bg.wasm -o live/build/index_bg.stripped.wasm --strip-debug --strip-producers \
+    --enable-mutable-globals --enable-sign-ext --enable-nontrapping-float-to-int --enable-bulk-memory \
+    --enable-multivalue --enable-reference-types --enable-exception-handling
+  mv live/build/index_bg.stripped.wasm live/build/index_bg.wasm
+  echo "$live_hash" > live/build/.inputs-hash
+fi
+echo "[build] live/build/index_bg.wasm: $(stat -c %s live/build/index_bg.wasm) bytes, $(gzip -9c live/build/index_bg.wasm | wc -c) gzipped" >&2

@@ -89,6 +89,7 @@ pub async fn apply(env: &Env, ctx: &Context, upstreams: &Rc<Upstreams>, workspac
         "operations": {"kv_reads": reads, "kv_writes": writes, "kv_lists": 0, "redis": 0},
     });
     refresh::schedule(ctx, env, upstreams, workspace, lists, counts);
+    crate::live::publish(env, ctx, &response);
     Ok(response)
 }
 

@@ -139,7 +139,9 @@ export class LiveChannel {
       } catch {
         return;
       }
-      if ((message as { type?: unknown }).type !== "invalidated") return;
+      const type = (message as { type?: unknown }).type;
+      if (type === "expired") return this.expired(socket);
+      if (type !== "invalidated") return;
       for (const s of this.subscribers) s.onInvalidate?.(message as LiveInvalidation);
     };
     socket.onclose = (event: CloseEvent) => {
@@ -151,6 +153,18 @@ export class LiveChannel {
       if (event.code === TOKEN_EXPIRED) this.failures = 0;
       this.reconnectLater(event.code === TOKEN_EXPIRED ? 0 : undefined);
     };
+  }
+
+  /** The token expired: leave the socket to close and reconnect at once with the current one. */
+  private expired(socket: WebSocket): void {
+    if (this.socket !== socket) return;
+    socket.onopen = socket.onmessage = socket.onclose = socket.onerror = null;
+    socket.close(1000, "token expired");
+    this.socket = null;
+    if (this.ping) clearInterval(this.ping);
+    this.ping = null;
+    this.failures = 0;
+    this.reconnectLater(0);
   }
 
   private reconnectLater(delayMs?: number): void {

@@ -87,6 +87,22 @@ describe("the live channel", () => {
     expect(FakeSocket.last().protocols[1]).toBe("bearer.tok-2");
   });
 
+  test("an expired message reconnects at once with the current token, without waiting for the close", async () => {
+    const c = client();
+    const connects: boolean[] = [];
+    c.subscribe("ws-1", { onConnect: ({ reconnected }) => connects.push(reconnected) });
+    await flush();
+    FakeSocket.last().open();
+    FakeSocket.last().push({ type: "expired" });
+    expect(FakeSocket.last().closedWith?.code).toBe(1000);
+    await flush();
+    await flush();
+    expect(FakeSocket.opened).toHaveLength(2);
+    expect(FakeSocket.last().protocols[1]).toBe("bearer.tok-2");
+    FakeSocket.last().open();
+    expect(connects).toEqual([false, true]);
+  });
+
   test("pause closes the socket and stays away; resume reconnects", async () => {
     const c = client();
     const connects: boolean[] = [];
