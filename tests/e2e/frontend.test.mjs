@@ -1,11 +1,12 @@
 // The frontend against the real stack: the live channel's gate (who may open a socket), what it
 // pushes to whom, and the demo page in headless Chromium: paging, the cache badge, a row changed
-// with psql appearing without a reload, and a page that is current again after the channel
+// with psql appearing without a reload, and a page that is current again after its connection
 // dropped.
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { mkdirSync } from "node:fs";
 import { request } from "node:http";
+import { connect, createServer } from "node:net";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { chromium } from "playwright-core";
@@ -43,6 +44,36 @@ function handshake(path, protocols) {
     req.on("error", reject);
     req.end();
   });
+}
+
+/** A TCP proxy to `port` on loopback that `cut()` severs (every open connection, and new ones
+ * refused) until `restore()`. */
+async function cuttableProxy(port) {
+  const open = new Set();
+  let up = true;
+  const server = createServer((client) => {
+    if (!up) return client.destroy();
+    const upstream = connect(Number(port), "127.0.0.1");
+    const end = () => {
+      client.destroy();
+      upstream.destroy();
+      open.delete(end);
+    };
+    open.add(end);
+    client.on("error", end).on("close", end);
+    upstream.on("error", end).on("close", end);
+    client.pipe(upstream).pipe(client);
+  });
+  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return {
+    url: `http://127.0.0.1:${server.address().port}`,
+    cut: () => {
+      up = false;
+      for (const end of [...open]) end();
+    },
+    restore: () => (up = true),
+    close: () => new Promise((resolve) => server.close(resolve)),
+  };
 }
 
 /** The ids of a page as the API answers it to the demo user. */
@@ -221,17 +252,34 @@ describe("the demo page in headless Chromium", () => {
     assert.equal(ended.closed?.reason, "token expired");
   });
 
-  test("after the channel drops, a change made meanwhile is on screen once it reconnects", async () => {
-    const [, , id] = await shownIds();
-    const name = `Offline ${randomBytes(3).toString("hex")}`;
-    await page.evaluate(() => window.demo.client.channel(window.demo.workspaceId).pause());
-    await page.waitForSelector("#live[data-status='paused']");
-    await sql(`update contacts set name = '${name}' where id = '${id}'`);
-    // Change capture has delivered it by now; the push found no socket and is lost.
-    await assert.rejects(shows(id, name, 1500), /Timeout/);
-    await page.evaluate(() => window.demo.client.channel(window.demo.workspaceId).resume());
-    await page.waitForSelector("#live[data-status='live']", { timeout: 5_000 });
-    await shows(id, name, 3_000);
-    assert.equal(await page.evaluate(() => window.__sameDocument), true);
+  test("after the connection drops, a change made meanwhile is on screen once it reconnects", async () => {
+    // The page talks to the worker through a TCP proxy that this test cuts and restores: a real
+    // network drop for the browser, its socket and its requests alike.
+    const proxy = await cuttableProxy(new URL(worker).port);
+    const proxied = await serveDemo({ config: { workerUrl: proxy.url, token: stack.tokens.demo, workspaceId: WS, boardId: BOARD } });
+    const other = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    try {
+      await other.goto(proxied.url);
+      await other.waitForSelector("#contacts[data-page='1']:not(.placeholder) tr", { timeout: 20_000 });
+      await other.waitForSelector("#live[data-status='live']", { timeout: 10_000 });
+      await other.evaluate(() => (window.__sameDocument = true));
+      const id = await other.$$eval("#contacts tr", (rows) => rows[2].dataset.id);
+      const name = `Offline ${randomBytes(3).toString("hex")}`;
+      proxy.cut();
+      await other.waitForSelector("#live:not([data-status='live'])", { timeout: 5_000 });
+      await sql(`update contacts set name = '${name}' where id = '${id}'`);
+      // Change capture has delivered it by now, and the push found no socket of this page.
+      const showsName = (timeout) =>
+        other.waitForFunction(([id, name]) => document.querySelector(`tr[data-id="${id}"] .name`)?.textContent === name, [id, name], { timeout, polling: 10 });
+      await assert.rejects(showsName(1500), /Timeout/);
+      proxy.restore();
+      await other.waitForSelector("#live[data-status='live']", { timeout: 15_000 });
+      await showsName(3_000);
+      assert.equal(await other.evaluate(() => window.__sameDocument), true);
+    } finally {
+      await other.close();
+      await proxied.close();
+      await proxy.close();
+    }
   });
 });
