@@ -20,6 +20,19 @@ inputs_hash() {
   } | sha256sum | cut -d' ' -f1
 }
 
+# worker-build keeps the wasm names section (function names in stack traces): a fifth of the
+# gzipped size. Panic messages still reach the logs without it.
+strip_names() {
+  "$WASM_OPT_BIN" "$1" -o "$1.stripped" --strip-debug --strip-producers \
+    --enable-mutable-globals --enable-sign-ext --enable-nontrapping-float-to-int --enable-bulk-memory \
+    --enable-multivalue --enable-reference-types --enable-exception-handling
+  mv "$1.stripped" "$1"
+}
+
+report() {
+  echo "[build] $1: $(stat -c %s "$1") bytes, $(gzip -9c "$1" | wc -c) gzipped" >&2
+}
+
 stamp=build/.inputs-hash
 hash=$(inputs_hash)
 if [ -f build/index.js ] && [ "$(cat "$stamp" 2>/dev/null)" = "$hash" ]; then
@@ -27,17 +40,10 @@ if [ -f build/index.js ] && [ "$(cat "$stamp" 2>/dev/null)" = "$hash" ]; then
 else
   echo "[build] building the worker (release wasm)" >&2
   worker-build --release
-  # worker-build keeps the wasm names section (function names in stack traces): a fifth of the
-  # gzipped size. Panic messages still reach the logs without it.
-  "$WASM_OPT_BIN" build/index_bg.wasm -o build/index_bg.stripped.wasm --strip-debug --strip-producers \
-    --enable-mutable-globals --enable-sign-ext --enable-nontrapping-float-to-int --enable-bulk-memory \
-    --enable-multivalue --enable-reference-types --enable-exception-handling
-  mv build/index_bg.stripped.wasm build/index_bg.wasm
+  strip_names build/index_bg.wasm
   echo "$hash" > "$stamp"
 fi
-
-wasm=build/index_bg.wasm
-echo "[build] $wasm: $(stat -c %s "$wasm") bytes, $(gzip -9c "$wasm" | wc -c) gzipped" >&2
+report build/index_bg.wasm
 
 # The live channel (live/): a worker of its own, bound to this one as LIVE.
 live_hash=$({
@@ -51,10 +57,7 @@ if [ -f live/build/index.js ] && [ "$(cat live/build/.inputs-hash 2>/dev/null)" 
 else
   echo "[build] building the live worker (release wasm)" >&2
   (cd live && worker-build --release)
-  "$WASM_OPT_BIN" live/build/index_bg.wasm -o live/build/index_bg.stripped.wasm --strip-debug --strip-producers \
-    --enable-mutable-globals --enable-sign-ext --enable-nontrapping-float-to-int --enable-bulk-memory \
-    --enable-multivalue --enable-reference-types --enable-exception-handling
-  mv live/build/index_bg.stripped.wasm live/build/index_bg.wasm
+  strip_names live/build/index_bg.wasm
   echo "$live_hash" > live/build/.inputs-hash
 fi
-echo "[build] live/build/index_bg.wasm: $(stat -c %s live/build/index_bg.wasm) bytes, $(gzip -9c live/build/index_bg.wasm | wc -c) gzipped" >&2
+report live/build/index_bg.wasm
