@@ -26,6 +26,17 @@ const livePath = (workspace) => `/api/workspaces/${workspace}/live`;
 /** SQL as the superuser, without blocking this process (the demo server lives in it). */
 const sql = (command) => psql(stack.ports.postgres, { command });
 
+/** Contacts this file renamed, with their names before, put back when it ends. */
+const renamed = [];
+async function rename(id, name) {
+  const before = (await sql(`select name from contacts where id = '${id}'`)).trim();
+  renamed.push([id, before]);
+  await sql(`update contacts set name = '${name}' where id = '${id}'`);
+}
+after(async () => {
+  for (const [id, name] of renamed.reverse()) await sql(`update contacts set name = '${name.replaceAll("'", "''")}' where id = '${id}'`);
+});
+
 /** A WebSocket handshake by hand: 101 with its headers, or the refusal's status and JSON. */
 function handshake(path, protocols) {
   return new Promise((resolve, reject) => {
@@ -177,7 +188,7 @@ describe("the demo page in headless Chromium", () => {
     assert.notEqual(await nameOf(id), name);
     const shown = shows(id, name, 5_000);
     const committed = Date.now();
-    await sql(`update contacts set name = '${name}' where id = '${id}'`);
+    await rename(id, name);
     await shown;
     const elapsed = Date.now() - committed;
     t.diagnostic(`on screen ${elapsed} ms after the UPDATE committed`);
@@ -267,7 +278,7 @@ describe("the demo page in headless Chromium", () => {
       const name = `Offline ${randomBytes(3).toString("hex")}`;
       proxy.cut();
       await other.waitForSelector("#live:not([data-status='live'])", { timeout: 5_000 });
-      await sql(`update contacts set name = '${name}' where id = '${id}'`);
+      await rename(id, name);
       // Change capture has delivered it by now, and the push found no socket of this page.
       const showsName = (timeout) =>
         other.waitForFunction(([id, name]) => document.querySelector(`tr[data-id="${id}"] .name`)?.textContent === name, [id, name], { timeout, polling: 10 });
