@@ -182,6 +182,25 @@ describe("the demo page in headless Chromium", () => {
     assert.match(await page.textContent("#cache-badge"), / · \d+ ms/);
   });
 
+  test("filters, sorts and searches as the API does, and back", async () => {
+    /** Resolves once the rows shown (not placeholders) are `ids`. */
+    const showing = (ids) =>
+      page.waitForFunction((ids) => [...document.querySelectorAll("#contacts:not(.placeholder) tr")].map((r) => r.dataset.id).join() === ids.join(), ids, { timeout: 10_000 });
+    await page.selectOption("#filter", "open");
+    await page.selectOption("#sort-by", "name");
+    await page.selectOption("#sort-order", "asc");
+    await page.fill("#search", "an");
+    const expected = await apiIds("filter=open&sortBy=name&sortOrder=asc&search=an&pageSize=20");
+    assert.ok(expected.length > 0);
+    await showing(expected);
+    assert.match(await page.textContent("#page-info"), /^Page 1 of \d+/);
+    await page.fill("#search", "");
+    await page.selectOption("#filter", "all");
+    await page.selectOption("#sort-by", "created_at");
+    await page.selectOption("#sort-order", "desc");
+    await showing(await apiIds("pageSize=20"));
+  });
+
   test("a psql UPDATE of a visible contact is on screen within 1 s, without a reload", async (t) => {
     const [, id] = await shownIds();
     const name = `Live ${randomBytes(3).toString("hex")}`;
