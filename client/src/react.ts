@@ -1,11 +1,11 @@
 // React bindings on TanStack Query v5: `useContactList` reads a page (keeping the previous page
-// on screen while the next loads, prefetching the one after), `useLiveInvalidation` keeps every
-// query of the workspace current from the live channel. Both need a `ContactListProvider` inside
+// on screen while the next loads, prefetching the one after), `useContactCounts` the per-filter
+// counts, `useLiveInvalidation` keeps every query of the workspace current from the live channel. Both need a `ContactListProvider` inside
 // a `QueryClientProvider`.
 
 import { keepPreviousData, useQuery, useQueryClient, type Query, type QueryClient } from "@tanstack/react-query";
 import { createContext, createElement, useContext, useEffect, useState, type ReactNode } from "react";
-import type { CacheInfo, CacheLayer, CacheStatus, ContactListClient, ContactListParams, ContactListResult } from "./client.js";
+import type { CachedResult, CacheInfo, CacheLayer, CacheStatus, ContactListClient, ContactListParams, ContactListResult, CountsResult } from "./client.js";
 import type { ContactListData, ContactListResponse, Filter } from "./envelope.js";
 import type { ContactListError } from "./errors.js";
 import { contactKeys, normalizeParams } from "./keys.js";
@@ -77,10 +77,16 @@ export interface UseContactListResult {
   refetch: () => Promise<unknown>;
 }
 
+function cacheStatus(cache: CacheInfo | undefined): ContactListCacheStatus | null {
+  if (!cache) return null;
+  const { status, layer, key, responseTimeMs, location, ageSeconds, source } = cache;
+  return { hit: status === "HIT", status, layer, key, responseTime: responseTimeMs, location, ageSeconds, source };
+}
+
 /** Consecutive `STALE` answers per query, for the backoff of `staleRetryMs`. */
 const staleStreaks = new WeakMap<object, { since: number }>();
 
-function staleRetry(query: Query<ContactListResult, ContactListError>, baseMs: number): number | false {
+function staleRetry<T extends CachedResult<unknown>>(query: Query<T, ContactListError>, baseMs: number): number | false {
   const data = query.state.data;
   if (data?.cache.status !== "STALE") {
     staleStreaks.delete(query);
@@ -126,26 +132,47 @@ export function useContactList(boardId: string, params: ContactListParams = {}, 
     // eslint-disable-next-line react-hooks/exhaustive-deps
   }, [prefetchNext, nextPage, workspaceId, boardId, paramsKey, queryClient, client, staleTime]);
 
-  const cache = query.data?.cache;
   return {
     data: query.data?.envelope.data,
     envelope: query.data?.envelope,
-    cacheStatus: cache
-      ? {
-          hit: cache.status === "HIT",
-          status: cache.status,
-          layer: cache.layer,
-          key: cache.key,
-          responseTime: cache.responseTimeMs,
-          location: cache.location,
-          ageSeconds: cache.ageSeconds,
-          source: cache.source,
-        }
-      : null,
+    cacheStatus: cacheStatus(query.data?.cache),
     // Still loading while an async workspace provider answers.
     isLoading: query.isLoading || (enabled && boardId !== "" && workspaceId === undefined),
     isFetching: query.isFetching,
     isPlaceholderData: query.isPlaceholderData,
+    error: query.error,
+    refetch: () => query.refetch(),
+  };
+}
+
+export interface UseContactCountsResult {
+  /** One number per filter name. */
+  counts: Record<string, number> | undefined;
+  cacheStatus: ContactListCacheStatus | null;
+  isLoading: boolean;
+  isFetching: boolean;
+  error: ContactListError | null;
+  refetch: () => Promise<unknown>;
+}
+
+/** The caller's per-filter counts in the workspace (sidebar badges), kept current like lists. */
+export function useContactCounts(options: Omit<UseContactListOptions, "prefetchNext"> = {}): UseContactCountsResult {
+  const client = useClient();
+  const workspaceId = useWorkspaceId(client, options.workspaceId);
+  const enabled = options.enabled ?? true;
+  const staleRetryMs = options.staleRetryMs ?? 250;
+  const query = useQuery<CountsResult, ContactListError>({
+    queryKey: contactKeys.counts(workspaceId ?? ""),
+    queryFn: ({ signal }) => client.getCounts({ signal, workspaceId: workspaceId as string }),
+    enabled: workspaceId !== undefined && enabled,
+    staleTime: options.staleTime ?? 30_000,
+    refetchInterval: (q) => staleRetry(q, staleRetryMs),
+  });
+  return {
+    counts: query.data?.envelope.data.counts,
+    cacheStatus: cacheStatus(query.data?.cache),
+    isLoading: query.isLoading || (enabled && workspaceId === undefined),
+    isFetching: query.isFetching,
     error: query.error,
     refetch: () => query.refetch(),
   };

@@ -4,7 +4,7 @@ import { act, renderHook, waitFor } from "@testing-library/react";
 import type { ReactNode } from "react";
 import { afterEach, beforeEach, describe, expect, test } from "vitest";
 import { ContactListClient, contactKeys } from "../src/index.js";
-import { ContactListProvider, useContactList, useLiveInvalidation } from "../src/react.js";
+import { ContactListProvider, useContactCounts, useContactList, useLiveInvalidation } from "../src/react.js";
 import { FakeSocket, fakeFetch, hitHeaders, json, listEnvelope, type Recorded } from "./support/fakes.js";
 
 const BOARD = "b1";
@@ -129,6 +129,27 @@ describe("useContactList", () => {
     const { result } = renderHook(() => useContactList(BOARD), { wrapper });
     await waitFor(() => expect(result.current.error).not.toBeNull());
     expect(result.current.error).toMatchObject({ kind: "http", status: 403, code: "forbidden" });
+  });
+});
+
+describe("useContactCounts", () => {
+  test("reads the workspace's counts, and a live counts invalidation reads them again", async () => {
+    let n = 0;
+    const { fetch, calls } = fakeFetch(() =>
+      json(200, { success: true, data: { workspace_id: "ws-1", user_id: "u", counts: { all: ++n, open: 1 } }, cached_at: "2025-01-27T10:35:00Z", cache_ttl: 300 }, { "X-Cache-Status": "MISS", "X-Cache-Layer": "REDIS" }),
+    );
+    const { wrapper } = setup(fetch);
+    const { result } = renderHook(() => ({ counts: useContactCounts(), live: useLiveInvalidation() }), { wrapper });
+    await waitFor(() => expect(result.current.counts.counts).toEqual({ all: 1, open: 1 }));
+    expect(new URL(calls[0]?.url ?? "").pathname).toBe("/api/workspaces/ws-1/counts");
+    expect(result.current.counts.cacheStatus).toMatchObject({ hit: false, status: "MISS", layer: "REDIS" });
+    await waitFor(() => expect(FakeSocket.opened).toHaveLength(1));
+    act(() => FakeSocket.last().open());
+    act(() => FakeSocket.last().push({ type: "invalidated", workspace_id: "ws-1", boards: [BOARD], scopes: ["open"], generation: "g2" }));
+    await new Promise((r) => setTimeout(r, 30));
+    expect(calls).toHaveLength(1);
+    act(() => FakeSocket.last().push({ type: "invalidated", workspace_id: "ws-1", boards: [], scopes: ["counts"], generation: "g3" }));
+    await waitFor(() => expect(result.current.counts.counts?.all).toBe(2));
   });
 });
 

@@ -7,6 +7,7 @@ use crate::auth;
 use crate::edge::Edge;
 use crate::error::AppError;
 use crate::live;
+use crate::runtime;
 use contact_list_cache_core::query::{QueryError, WorkspaceId};
 use web_sys::WorkerGlobalScope;
 use worker::wasm_bindgen::JsCast;
@@ -36,6 +37,10 @@ pub async fn connect(req: &Request, env: &Env, edge: &Edge, workspace: &str) -> 
     let as_read = Request::new_with_init(req.url()?.as_ref(), &init)?;
     let access = auth::authorize(&as_read, upstreams, workspace, &edge.trace).await?.confirmed()?;
     let expires = authorization.as_deref().and_then(token_expiry).ok_or(AppError::Unauthorized("the token has no exp"))?;
+    // Reads allow 30 s of clock skew past `exp`; a socket would end at once.
+    if expires.saturating_mul(1000) <= runtime::now().0 {
+        return Err(AppError::Unauthorized("the token has expired"));
+    }
     let socket = live::connect(env, &access.workspace, &access.caller.user_id, expires)
         .await?
         .ok_or_else(|| AppError::Unavailable("the live channel did not accept the socket".into()))?;

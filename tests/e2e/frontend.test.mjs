@@ -103,8 +103,9 @@ describe("the live channel's gate", () => {
 
   test("a bad, missing or expired token is refused with 401", async () => {
     const expired = tokenFor(USER, { ttlSeconds: -120 });
+    const justExpired = tokenFor(USER, { ttlSeconds: -5 }); // within the 30 s leeway reads allow
     const forged = tokenFor(USER).slice(0, -4) + "AAAA";
-    for (const protocols of [[PROTOCOL, "bearer.not-a-jwt"], [PROTOCOL], [PROTOCOL, `bearer.${expired}`], [PROTOCOL, `bearer.${forged}`]]) {
+    for (const protocols of [[PROTOCOL, "bearer.not-a-jwt"], [PROTOCOL], [PROTOCOL, `bearer.${expired}`], [PROTOCOL, `bearer.${justExpired}`], [PROTOCOL, `bearer.${forged}`]]) {
       const res = await handshake(livePath(WS), protocols);
       assert.equal(res.status, 401, `refused: ${protocols[1] ?? "no token"}`);
       assert.equal(res.body.error.code, "unauthorized");
@@ -165,6 +166,15 @@ describe("the demo page in headless Chromium", () => {
     assert.match(await badge.getAttribute("data-layer"), /^(KV|REDIS|DATABASE|BACKEND-FALLBACK)$/);
     assert.match(await badge.getAttribute("data-status"), /^(HIT|MISS|BYPASS|STALE)$/);
     assert.match(await badge.textContent(), /^(HIT|MISS|BYPASS|STALE) · (KV|REDIS|DATABASE|BACKEND-FALLBACK) · \d+ ms/);
+  });
+
+  test("shows the caller's per-filter counts as the API answers them", async () => {
+    const res = await fetch(`${worker}/api/workspaces/${WS}/counts`, { headers: { Authorization: `Bearer ${stack.tokens.demo}`, "X-Workspace-ID": WS } });
+    const { counts } = (await res.json()).data;
+    await page.waitForSelector("#filter option[value='open']:has-text('(')", { state: "attached" });
+    const shown = await page.$$eval("#filter option", (options) => options.map((o) => [o.value, o.textContent]));
+    assert.deepEqual(shown.map(([filter]) => filter).sort(), Object.keys(counts).sort());
+    assert.deepEqual(shown, shown.map(([filter]) => [filter, `${filter} (${counts[filter]})`]));
   });
 
   test("pages forward and back", async () => {

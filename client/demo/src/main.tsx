@@ -6,7 +6,7 @@ import { QueryClient, QueryClientProvider } from "@tanstack/react-query";
 import { StrictMode, useEffect, useState } from "react";
 import { createRoot } from "react-dom/client";
 import { ContactListClient, FILTERS, SORT_FIELDS, type Filter, type SortBy, type SortOrder } from "../../src/index.js";
-import { ContactListProvider, useContactList, useLiveInvalidation } from "../../src/react.js";
+import { ContactListProvider, useContactCounts, useContactList, useLiveInvalidation } from "../../src/react.js";
 
 interface DemoConfig {
   workerUrl: string;
@@ -35,6 +35,7 @@ const when = (text: string | null) => (text ? new Date(text).toLocaleString() : 
 
 function Board({ boardId }: { boardId: string }) {
   const live = useLiveInvalidation();
+  const { counts } = useContactCounts();
   const [filter, setFilter] = useState<Filter>("all");
   const [sortBy, setSortBy] = useState<SortBy>("created_at");
   const [sortOrder, setSortOrder] = useState<SortOrder>("desc");
@@ -62,7 +63,10 @@ function Board({ boardId }: { boardId: string }) {
         <div className="controls">
           <select id="filter" value={filter} onChange={(e) => setFilter(e.target.value as Filter)}>
             {FILTERS.map((f) => (
-              <option key={f}>{f}</option>
+              <option key={f} value={f}>
+                {f}
+                {counts?.[f] !== undefined ? ` (${counts[f]})` : ""}
+              </option>
             ))}
           </select>
           <select id="sort-by" value={sortBy} onChange={(e) => setSortBy(e.target.value as SortBy)}>
