@@ -22,6 +22,7 @@ pub async fn route(req: Request, env: &Env, ctx: &Context, edge: &Edge) -> Resul
         (Method::Get, ["api", "workspaces", workspace, "counts"]) => counts::get(&req, env, ctx, edge, workspace).await,
         (_, ["api", "workspaces", _, "counts"]) => Err(not_allowed("GET, OPTIONS")),
         (Method::Get, ["api", "workspaces", workspace, "live"]) => live::connect(&req, env, edge, workspace).await,
+        (_, ["api", "workspaces", _, "live"]) => Err(not_allowed("GET, OPTIONS")),
         (Method::Post, ["api", "cache", "invalidate"]) => invalidate::invalidate(req, env, ctx, edge).await,
         (Method::Post, ["api", "cache", "webhook"]) => invalidate::webhook(req, env, ctx, edge).await,
         (Method::Post, ["api", "cache", "warm"]) => warm::warm(req, env, ctx, edge).await,

@@ -119,11 +119,14 @@ describe("the live channel's gate", () => {
     assert.equal(res.body.error.field, "X-Workspace-ID");
   });
 
-  test("a socket without the subprotocol, or a plain GET, is a 400 naming the field", async () => {
+  test("a socket without the subprotocol, or a plain GET, is a 400 naming the field; a POST is 405", async () => {
     assert.equal((await handshake(livePath(WS), [`bearer.${stack.tokens.demo}`])).body.error.field, "Sec-WebSocket-Protocol");
     const plain = await fetch(`${worker}${livePath(WS)}`, { headers: { Authorization: `Bearer ${stack.tokens.demo}` } });
     assert.equal(plain.status, 400);
     assert.equal((await plain.json()).error.field, "Upgrade");
+    const posted = await fetch(`${worker}${livePath(WS)}`, { method: "POST" });
+    assert.equal(posted.status, 405);
+    assert.equal(posted.headers.get("allow"), "GET, OPTIONS");
   });
 });
 
