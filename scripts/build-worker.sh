@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Builds the worker to build/ (release wasm, optimized by wasm-opt). Skipped when nothing that
-# goes into the wasm changed since the last build.
+# Builds the worker to build/ and the live channel's worker to live/build/ (release wasm,
+# optimized by wasm-opt). Each is skipped when nothing that goes into its wasm changed since its
+# last build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,6 +20,19 @@ inputs_hash() {
   } | sha256sum | cut -d' ' -f1
 }
 
+# worker-build keeps the wasm names section (function names in stack traces): a fifth of the
+# gzipped size. Panic messages still reach the logs without it.
+strip_names() {
+  "$WASM_OPT_BIN" "$1" -o "$1.stripped" --strip-debug --strip-producers \
+    --enable-mutable-globals --enable-sign-ext --enable-nontrapping-float-to-int --enable-bulk-memory \
+    --enable-multivalue --enable-reference-types --enable-exception-handling
+  mv "$1.stripped" "$1"
+}
+
+report() {
+  echo "[build] $1: $(stat -c %s "$1") bytes, $(gzip -9c "$1" | wc -c) gzipped" >&2
+}
+
 stamp=build/.inputs-hash
 hash=$(inputs_hash)
 if [ -f build/index.js ] && [ "$(cat "$stamp" 2>/dev/null)" = "$hash" ]; then
@@ -26,14 +40,24 @@ if [ -f build/index.js ] && [ "$(cat "$stamp" 2>/dev/null)" = "$hash" ]; then
 else
   echo "[build] building the worker (release wasm)" >&2
   worker-build --release
-  # worker-build keeps the wasm names section (function names in stack traces): a fifth of the
-  # gzipped size. Panic messages still reach the logs without it.
-  "$WASM_OPT_BIN" build/index_bg.wasm -o build/index_bg.stripped.wasm --strip-debug --strip-producers \
-    --enable-mutable-globals --enable-sign-ext --enable-nontrapping-float-to-int --enable-bulk-memory \
-    --enable-multivalue --enable-reference-types --enable-exception-handling
-  mv build/index_bg.stripped.wasm build/index_bg.wasm
+  strip_names build/index_bg.wasm
   echo "$hash" > "$stamp"
 fi
+report build/index_bg.wasm
 
-wasm=build/index_bg.wasm
-echo "[build] $wasm: $(stat -c %s "$wasm") bytes, $(gzip -9c "$wasm" | wc -c) gzipped" >&2
+# The live channel (live/): a worker of its own, bound to this one as LIVE.
+live_hash=$({
+  find live/src -type f -name '*.rs' | LC_ALL=C sort | xargs cat
+  cat live/Cargo.toml Cargo.lock scripts/build-worker.sh
+  worker-build --version
+  "$WASM_BINDGEN_BIN" --version
+} | sha256sum | cut -d' ' -f1)
+if [ -f live/build/index.js ] && [ "$(cat live/build/.inputs-hash 2>/dev/null)" = "$live_hash" ]; then
+  echo "[build] live worker unchanged, reusing live/build/" >&2
+else
+  echo "[build] building the live worker (release wasm)" >&2
+  (cd live && worker-build --release)
+  strip_names live/build/index_bg.wasm
+  echo "$live_hash" > live/build/.inputs-hash
+fi
+report live/build/index_bg.wasm

@@ -1,4 +1,6 @@
-// Runs the local stack with the worker under `wrangler dev` and prints how to use it.
+// Runs the local stack with the worker under `wrangler dev`, the demo page beside it, and prints
+// how to use them.
+import { serveDemo } from "./demo-server.mjs";
 import { seed } from "./seed-ids.mjs";
 import { startStack } from "./stack.mjs";
 
@@ -7,11 +9,16 @@ const stack = await startStack({ worker: "wrangler", workerPort: port, contacts:
 const { urls, tokens, demoUser } = stack;
 const workspace = seed.workspace(1);
 const board = seed.board(1, 1);
+const demo = await serveDemo({
+  port: Number(process.env.DEMO_PORT ?? 5173),
+  config: { workerUrl: urls.worker, token: tokens.demo, workspaceId: workspace, boardId: board },
+});
 
 console.log(`
 contact-list-cache is running locally.
 
   worker     ${urls.worker}
+  demo       ${demo.url}  (a board's contacts, live; as ${demoUser.email})
   supabase   ${urls.supabase} (PostgREST at /rest/v1)
   backend    ${urls.backend}
   postgrest  ${urls.postgrest}

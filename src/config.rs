@@ -19,6 +19,9 @@ pub const KV_BINDING: &str = "CONTACT_CACHE";
 /// written there, for figures across isolates and locations.
 pub const ANALYTICS_BINDING: &str = "ANALYTICS";
 
+/// The optional service binding to the live channel's worker (live/); unbound, nothing is pushed.
+pub const LIVE_BINDING: &str = "LIVE";
+
 /// Seconds a cached page lives in KV and Redis (the spec's 3 minutes).
 pub const CACHE_TTL_SECONDS: u32 = 180;
 

@@ -122,6 +122,7 @@ pub async fn apply(env: &Env, ctx: &Context, upstreams: &Rc<Upstreams>, workspac
         .map(|(board, filter, _)| (board, filter))
         .collect();
     refresh::schedule(ctx, env, upstreams, workspace, moved, counts);
+    crate::live::publish(env, ctx, &response);
     Ok(response)
 }
 

@@ -8,6 +8,7 @@ mod error;
 mod handlers;
 mod invalidation;
 mod layers;
+mod live;
 mod metrics;
 mod read_path;
 mod refresh;

@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { anonKey, userToken } from "../jwt.mjs";
 import { seed } from "../seed-ids.mjs";
 import { freePort, log, track } from "./processes.mjs";
-import { ROOT, Stack, psql } from "./services.mjs";
+import { ROOT, Stack, liveWorker, psql } from "./services.mjs";
 
 /** An ES256 (P-256) and an RS256 key pair, as a Supabase project with asymmetric keys has. */
 function signingKeys() {
@@ -82,7 +82,13 @@ export async function startStack({
     const bindings = { ENVIRONMENT: "test", REDIS_ENABLED: "true", CORS_ALLOWED_ORIGINS: "*", ...secrets, ...overrides };
     let workerUrl = null;
     if (worker === "miniflare") {
-      workerUrl = await stack.startMiniflare({ bindings, port, extraWorkers: extraWorkers(bindings) });
+      // The live channel's worker beside it, bound as LIVE.
+      workerUrl = await stack.startMiniflare({
+        bindings,
+        port,
+        app: { serviceBindings: { LIVE: liveWorker().name } },
+        extraWorkers: [liveWorker(), ...extraWorkers(bindings)],
+      });
     } else if (worker === "wrangler") {
       // wrangler.toml has the other variables.
       const devVars = Object.entries({ ...secrets, ...overrides }).map(([k, v]) => `${k}=${v}`).join("\n");

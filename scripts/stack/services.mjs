@@ -60,6 +60,12 @@ export function builtWorker({ name = "contact-list-cache", root = ROOT, ...optio
   return { ...WORKER_DEFAULTS, name, rootPath: root, scriptPath: join(root, "build", "index.js"), modulesRules: WASM_RULES, ...options };
 }
 
+/** Miniflare's options for the live channel's worker (live/, built by scripts/build-worker.sh),
+ * which the worker reaches through its `LIVE` service binding. */
+export function liveWorker() {
+  return builtWorker({ name: "contact-list-cache-live", root: join(ROOT, "live"), kvNamespaces: {}, durableObjects: { CHANNELS: "WorkspaceChannel" } });
+}
+
 /** A stack's services; each is stopped with the stack. */
 export class Stack extends Processes {
   /** A fresh PostgreSQL cluster on a free port (with pg_stat_statements loaded), started. */
@@ -238,7 +244,8 @@ export class Stack extends Processes {
   async startWranglerDev(port) {
     const url = `http://127.0.0.1:${port}`;
     this.spawnService("wrangler", join(ROOT, "node_modules", ".bin", "wrangler"), [
-      "dev", "--ip", "127.0.0.1", "--port", String(port), "--persist-to", join(this.dir, "wrangler"),
+      // The worker and, in the same session, the live channel's worker it is bound to.
+      "dev", "-c", join(ROOT, "wrangler.toml"), "-c", join(ROOT, "live", "wrangler.toml"), "--ip", "127.0.0.1", "--port", String(port), "--persist-to", join(this.dir, "wrangler"),
       "--inspector-port", String(await freePort()), "--show-interactive-dev-session=false",
     ], { WRANGLER_SEND_METRICS: "false" });
     await waitFor("wrangler dev", async () => (await fetch(`${url}/health`)).ok, 180_000);

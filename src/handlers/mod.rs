@@ -5,5 +5,6 @@ pub mod counts;
 pub mod dashboard;
 pub mod health;
 pub mod invalidate;
+pub mod live;
 pub mod metrics;
 pub mod warm;

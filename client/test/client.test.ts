@@ -1,0 +1,163 @@
+import { describe, expect, test } from "vitest";
+import { ContactListClient, ContactListError } from "../src/index.js";
+import { fakeFetch, hitHeaders, json, listEnvelope, never } from "./support/fakes.js";
+
+const WORKER = "https://cache.example.test";
+const BOARD = "b6495e04-5abb-e13f-48ee-5435e1e75895";
+
+function client(fetch: typeof globalThis.fetch, options: Partial<ConstructorParameters<typeof ContactListClient>[0]> = {}) {
+  return new ContactListClient({ workerUrl: `${WORKER}/`, token: "tok", workspaceId: "ws-1", fetch, ...options });
+}
+
+describe("ContactListClient.getContactList", () => {
+  test("asks the worker for the page with the token and workspace, leaving defaults out of the URL", async () => {
+    const { fetch, calls } = fakeFetch(json(200, listEnvelope(), hitHeaders));
+    await client(fetch).getContactList(BOARD, { page: 2, filter: "open", sortBy: "name", sortOrder: "desc", search: "  ada ", pageSize: 50 });
+    expect(calls).toHaveLength(1);
+    expect(calls[0]?.url).toBe(`${WORKER}/api/boards/${BOARD}/contacts?page=2&filter=open&search=ada&sortBy=name`);
+    expect(calls[0]?.headers.authorization).toBe("Bearer tok");
+    expect(calls[0]?.headers["x-workspace-id"]).toBe("ws-1");
+    expect(calls[0]?.headers["cache-control"]).toBeUndefined();
+  });
+
+  test("answers the envelope and what the cache headers said", async () => {
+    const envelope = listEnvelope();
+    const { fetch } = fakeFetch(json(200, envelope, { ...hitHeaders, "X-Cache-Coalesced": "true" }));
+    const result = await client(fetch).getContactList(BOARD);
+    expect(result.envelope).toEqual(envelope);
+    expect(result.cache).toMatchObject({
+      status: "HIT",
+      layer: "KV",
+      key: "contacts:w:b:page=1",
+      responseTimeMs: 3,
+      location: "AMS",
+      ageSeconds: 12,
+      coalesced: true,
+      source: "worker",
+      requestId: "r1",
+    });
+    expect(result.cache.roundTripMs).toBeGreaterThanOrEqual(0);
+  });
+
+  test("headers the worker did not send are null", async () => {
+    const { fetch } = fakeFetch(json(200, listEnvelope()));
+    const { cache } = await client(fetch).getContactList(BOARD);
+    expect([cache.status, cache.layer, cache.key, cache.responseTimeMs, cache.location, cache.ageSeconds, cache.coalesced]).toEqual([null, null, null, null, null, null, false]);
+  });
+
+  test("providers may be async and are asked on every request (a refreshed token is used)", async () => {
+    let n = 0;
+    const { fetch, calls } = fakeFetch(json(200, listEnvelope()));
+    const c = client(fetch, { token: async () => `tok-${++n}`, workspaceId: () => Promise.resolve("ws-async") });
+    await c.getContactList(BOARD);
+    await c.getContactList(BOARD);
+    expect(calls.map((call) => call.headers.authorization)).toEqual(["Bearer tok-1", "Bearer tok-2"]);
+    expect(calls[1]?.headers["x-workspace-id"]).toBe("ws-async");
+  });
+
+  test("a signed-out provider sends no Authorization, and fresh asks past the caches", async () => {
+    const { fetch, calls } = fakeFetch(json(200, listEnvelope()));
+    await client(fetch, { token: () => null }).getContactList(BOARD, {}, { fresh: true, workspaceId: "ws-2" });
+    expect(calls[0]?.headers.authorization).toBeUndefined();
+    expect(calls[0]?.headers["cache-control"]).toBe("no-cache");
+    expect(calls[0]?.headers["x-workspace-id"]).toBe("ws-2");
+  });
+
+  test("an API error becomes a ContactListError with its status, code and field", async () => {
+    const { fetch } = fakeFetch(
+      json(400, { success: false, error: { code: "invalid_parameter", message: "pageSize must be 1..=100", field: "pageSize" } }, { "X-Request-ID": "r9" }),
+    );
+    const err = await client(fetch).getContactList(BOARD, { pageSize: 1000 }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ContactListError);
+    expect(err).toMatchObject({ kind: "http", status: 400, code: "invalid_parameter", field: "pageSize", requestId: "r9", message: "pageSize must be 1..=100" });
+  });
+
+  test("a 403 has no field, and an answer that is not JSON is invalid_response", async () => {
+    const forbidden = await client(fakeFetch(json(403, { success: false, error: { code: "forbidden", message: "not a member" } })).fetch)
+      .getContactList(BOARD)
+      .catch((e: unknown) => e);
+    expect(forbidden).toMatchObject({ kind: "http", status: 403, code: "forbidden", field: undefined });
+    const html = await client(fakeFetch(new Response("<html>bad gateway</html>", { status: 502 })).fetch)
+      .getContactList(BOARD)
+      .catch((e: unknown) => e);
+    expect(html).toMatchObject({ kind: "invalid_response", status: 502 });
+  });
+
+  test("no answer is a network error", async () => {
+    const err = await client(fakeFetch(new TypeError("fetch failed")).fetch).getContactList(BOARD).catch((e: unknown) => e);
+    expect(err).toMatchObject({ kind: "network", status: undefined });
+  });
+
+  test("timeoutMs ends a request that gets no answer, as a timeout", async () => {
+    const started = Date.now();
+    const err = await client(fakeFetch(never).fetch, { timeoutMs: 50 }).getContactList(BOARD).catch((e: unknown) => e);
+    expect(err).toMatchObject({ kind: "timeout" });
+    expect(Date.now() - started).toBeLessThan(1000);
+  });
+
+  test("the caller's AbortSignal ends a request as aborted, distinct from a timeout", async () => {
+    const controller = new AbortController();
+    const pending = client(fakeFetch(never).fetch).getContactList(BOARD, {}, { signal: controller.signal });
+    setTimeout(() => controller.abort(), 10);
+    await expect(pending).rejects.toMatchObject({ kind: "aborted" });
+    const { fetch, calls } = fakeFetch(json(200, listEnvelope()));
+    await expect(client(fetch).getContactList(BOARD, {}, { signal: AbortSignal.abort() })).rejects.toMatchObject({ kind: "aborted" });
+    expect(calls).toHaveLength(0);
+  });
+});
+
+describe("the fallback URL", () => {
+  const FALLBACK = "https://backend.example.test";
+
+  test("answers when the worker gives no answer or a 5xx, labelled as the fallback", async () => {
+    for (const failure of [new TypeError("fetch failed"), json(503, { success: false, error: { code: "unavailable", message: "down" } })]) {
+      const { fetch, calls } = fakeFetch(failure, json(200, listEnvelope()));
+      const result = await client(fetch, { fallbackUrl: FALLBACK }).getContactList(BOARD, { page: 3 });
+      expect(calls.map((c) => c.url)).toEqual([`${WORKER}/api/boards/${BOARD}/contacts?page=3`, `${FALLBACK}/api/boards/${BOARD}/contacts?page=3`]);
+      expect(calls[1]?.headers.authorization).toBe("Bearer tok");
+      expect(result.cache.source).toBe("fallback");
+    }
+  });
+
+  test("is not asked after a deliberate 4xx or an abort, nor without being configured", async () => {
+    const denied = fakeFetch(json(401, { success: false, error: { code: "unauthorized", message: "bad token" } }), json(200, listEnvelope()));
+    await expect(client(denied.fetch, { fallbackUrl: FALLBACK }).getContactList(BOARD)).rejects.toMatchObject({ status: 401, code: "unauthorized" });
+    expect(denied.calls).toHaveLength(1);
+    const down = fakeFetch(new TypeError("fetch failed"), json(200, listEnvelope()));
+    await expect(client(down.fetch).getContactList(BOARD)).rejects.toMatchObject({ kind: "network" });
+    expect(down.calls).toHaveLength(1);
+  });
+});
+
+describe("counts and invalidation", () => {
+  test("getCounts reads the workspace's counts", async () => {
+    const body = { success: true, data: { workspace_id: "ws-1", user_id: "u", counts: { all: 3 } }, cached_at: "2025-01-27T10:35:00Z", cache_ttl: 300 };
+    const { fetch, calls } = fakeFetch(json(200, body, { "X-Cache-Status": "MISS", "X-Cache-Layer": "REDIS" }));
+    const result = await client(fetch).getCounts();
+    expect(calls[0]?.url).toBe(`${WORKER}/api/workspaces/ws-1/counts`);
+    expect(result.envelope.data.counts.all).toBe(3);
+    expect(result.cache).toMatchObject({ status: "MISS", layer: "REDIS" });
+  });
+
+  test("invalidateCache posts a filter, events, or nothing (every scope) for the workspace", async () => {
+    const summary = { workspace_id: "ws-9", boards: [BOARD], scopes: ["open"], generation: "g", staleness_bound_ms: 1000, operations: {} };
+    const { fetch, calls } = fakeFetch(json(200, { success: true, data: summary }));
+    const c = client(fetch);
+    expect(await c.invalidateCache("ws-9", { filter: "open", boardId: BOARD })).toEqual(summary);
+    await c.invalidateCache("ws-9", { events: [{ type: "contact:favorited" }] });
+    await c.invalidateCache("ws-9");
+    expect(calls.map((call) => [call.method, call.url, call.headers["content-type"], call.headers["x-workspace-id"]])).toEqual(
+      Array(3).fill(["POST", `${WORKER}/api/cache/invalidate`, "application/json", "ws-9"]),
+    );
+    expect(calls.map((call) => JSON.parse(call.body ?? "null"))).toEqual([
+      { workspace_id: "ws-9", board_id: BOARD, filter: "open" },
+      { workspace_id: "ws-9", events: [{ type: "contact:favorited" }] },
+      { workspace_id: "ws-9" },
+    ]);
+  });
+
+  test("a refused invalidation is a typed error", async () => {
+    const { fetch } = fakeFetch(json(400, { success: false, error: { code: "invalid_parameter", message: "pattern must be within workspace_id's keys", field: "pattern" } }));
+    await expect(client(fetch).invalidateCache("ws-9", { filter: "open" })).rejects.toMatchObject({ kind: "http", code: "invalid_parameter", field: "pattern" });
+  });
+});

@@ -1,0 +1,170 @@
+//! The live channel of each workspace: a Durable Object (`WorkspaceChannel`, one per workspace)
+//! that holds the WebSockets of the workspace's members with the Hibernation API (no duration
+//! billed while idle) and sends each of them every invalidation the main worker applies.
+//!
+//! This worker has no public route. The main worker, and only it, calls it through its `LIVE`
+//! service binding:
+//! - `GET /connect/{workspace}` with `X-Live-User` and `X-Live-Expires` (the token's `exp`, Unix
+//!   seconds), after it has verified the caller's token and confirmed their membership: answers
+//!   the accepted WebSocket (101).
+//! - `POST /publish/{workspace}` with the invalidation as JSON: sent as is to every socket of
+//!   the workspace whose token has not expired; answers `{"delivered": n}`.
+//!
+//! A socket lives as long as the token it was opened with: at its `exp` (an alarm, which wakes
+//! the object if it hibernates) it is sent `{"type":"expired"}` and closed with 4001, and gets
+//! nothing more; the browser reconnects through the main worker with a current token, whose
+//! membership is checked again.
+
+use serde::{Deserialize, Serialize};
+use worker::{
+    durable_object, event, js_sys, Context, Date, DurableObject, Env, Method, Request, Response, Result, ScheduledTime, State, WebSocket, WebSocketIncomingMessage,
+    WebSocketPair,
+};
+
+/// The Durable Object namespace binding.
+const CHANNELS_BINDING: &str = "CHANNELS";
+
+/// Close code when the socket's token expires: the client reconnects with a current one.
+const TOKEN_EXPIRED: u16 = 4001;
+
+/// Routes the main worker's call to the workspace's channel.
+#[event(fetch)]
+async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
+    let path = req.path();
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let workspace = match (req.method(), segments.as_slice()) {
+        (Method::Get, ["connect", workspace]) | (Method::Post, ["publish", workspace]) => (*workspace).to_owned(),
+        _ => return Response::error("not found", 404),
+    };
+    let channel = env.durable_object(CHANNELS_BINDING)?.id_from_name(&workspace)?.get_stub()?;
+    channel.fetch_with_request(req).await
+}
+
+/// What a socket carries through hibernation: whose it is and until when.
+#[derive(Serialize, Deserialize)]
+struct Member {
+    user: String,
+    /// The token's `exp`, in Unix milliseconds.
+    expires_at: i64,
+}
+
+#[durable_object]
+pub struct WorkspaceChannel {
+    state: State,
+}
+
+impl DurableObject for WorkspaceChannel {
+    fn new(state: State, _env: Env) -> Self {
+        Self { state }
+    }
+
+    async fn fetch(&self, mut req: Request) -> Result<Response> {
+        let path = req.path();
+        if path.starts_with("/connect/") {
+            self.accept(&req).await
+        } else if path.starts_with("/publish/") {
+            let message = req.text().await?;
+            let delivered = self.publish(&message).await?;
+            Response::from_json(&serde_json::json!({ "delivered": delivered }))
+        } else {
+            Response::error("not found", 404)
+        }
+    }
+
+    async fn websocket_message(&self, _ws: WebSocket, _message: WebSocketIncomingMessage) -> Result<()> {
+        // The client's keep-alive pings need no answer.
+        Ok(())
+    }
+
+    async fn websocket_close(&self, ws: WebSocket, code: usize, reason: String, _was_clean: bool) -> Result<()> {
+        // Complete the closing handshake; the socket may already be gone.
+        let code = u16::try_from(code).ok().filter(|c| *c == 1000 || (3000..5000).contains(c)).unwrap_or(1000);
+        let _ = ws.close(Some(code), Some(reason));
+        Ok(())
+    }
+
+    async fn websocket_error(&self, _ws: WebSocket, _error: worker::Error) -> Result<()> {
+        Ok(())
+    }
+
+    async fn alarm(&self) -> Result<Response> {
+        self.close_expired(Date::now().as_millis() as i64).await?;
+        Response::ok("")
+    }
+}
+
+impl WorkspaceChannel {
+    /// Accepts a member's socket (the main worker checked who they are) until their token expires.
+    async fn accept(&self, req: &Request) -> Result<Response> {
+        let headers = req.headers();
+        if !headers.get("Upgrade")?.is_some_and(|u| u.eq_ignore_ascii_case("websocket")) {
+            return Response::error("expected a WebSocket upgrade", 426);
+        }
+        let user = headers.get("X-Live-User")?.unwrap_or_default();
+        let expires_at = headers.get("X-Live-Expires")?.and_then(|s| s.parse::<i64>().ok()).map(|exp| exp * 1000);
+        let Some(expires_at) = expires_at.filter(|_| !user.is_empty()) else {
+            return Response::error("X-Live-User and X-Live-Expires are required", 400);
+        };
+        if expires_at <= Date::now().as_millis() as i64 {
+            return Response::error("the token has expired", 401);
+        }
+        let pair = WebSocketPair::new()?;
+        self.state.accept_web_socket(&pair.server);
+        pair.server.serialize_attachment(Member { user, expires_at })?;
+        self.wake_at(expires_at).await?;
+        Response::from_websocket(pair.client)
+    }
+
+    /// Sends `message` to every socket whose token is current; closes the others.
+    async fn publish(&self, message: &str) -> Result<usize> {
+        let now = Date::now().as_millis() as i64;
+        let mut delivered = 0;
+        for ws in self.state.get_websockets() {
+            match ws.deserialize_attachment::<Member>()? {
+                Some(member) if member.expires_at > now => {
+                    if ws.send_with_str(message).is_ok() {
+                        delivered += 1;
+                    }
+                }
+                _ => expire(&ws),
+            }
+        }
+        Ok(delivered)
+    }
+
+    /// Closes the sockets whose token has expired by `now` and sets the alarm for the next one.
+    async fn close_expired(&self, now: i64) -> Result<()> {
+        let mut next: Option<i64> = None;
+        for ws in self.state.get_websockets() {
+            match ws.deserialize_attachment::<Member>()? {
+                Some(member) if member.expires_at > now => next = Some(next.map_or(member.expires_at, |n| n.min(member.expires_at))),
+                _ => expire(&ws),
+            }
+        }
+        if let Some(at) = next {
+            self.state.storage().set_alarm(instant(at)).await?;
+        }
+        Ok(())
+    }
+
+    /// Makes sure the alarm fires by `at`.
+    async fn wake_at(&self, at: i64) -> Result<()> {
+        let storage = self.state.storage();
+        match storage.get_alarm().await? {
+            Some(current) if current <= at => Ok(()),
+            _ => storage.set_alarm(instant(at)).await,
+        }
+    }
+}
+
+/// Ends a socket whose token expired: `{"type":"expired"}` first (the client reconnects at once,
+/// without waiting for the closing handshake to finish), then a close with 4001.
+fn expire(ws: &WebSocket) {
+    let _ = ws.send_with_str(r#"{"type":"expired"}"#);
+    let _ = ws.close(Some(TOKEN_EXPIRED), Some("token expired"));
+}
+
+/// The alarm time of a Unix millisecond instant (a bare number would be an offset from now).
+fn instant(at: i64) -> ScheduledTime {
+    ScheduledTime::new(js_sys::Date::new(&(at as f64).into()))
+}
