@@ -1,15 +1,21 @@
 #!/usr/bin/env bash
 # The test command: installs what is missing, runs the native unit and integration tests and the
-# TypeScript client's unit and hook tests, builds the worker and the client and runs the
-# end-to-end suite against a real local stack.
+# TypeScript client's unit and hook tests, checks wrangler.toml declares what the worker reads,
+# builds the worker and the client, bundles it as a production deploy would (dry run) and runs
+# the end-to-end suite against a real local stack.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
+node scripts/check-wrangler.mjs
 cargo test --workspace --locked
 npm test --workspace client
 npm run build --workspace client
 cargo build --quiet --locked -p contact-list-cache-backend
 bash scripts/build-worker.sh
+# What `wrangler deploy --env production` would upload bundles (its [build] finds build/ current).
+dry_run=$(mktemp -d)
+WRANGLER_SEND_METRICS=false npx wrangler deploy --dry-run --env production --outdir "$dry_run" >/dev/null
+rm -rf "$dry_run"
 # The load test holds 1,000 connections open at once, on both ends of loopback.
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 node tests/run.mjs
