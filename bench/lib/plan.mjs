@@ -49,7 +49,7 @@ const jsWorker = (name, options) => ({ name, modules: true, scriptPath: join(ROO
  * The local stack (scripts/stack.mjs) with what the benchmark adds: pg_stat_statements and the
  * role `bench_prober` (the benchmark's own SQL runs as it, so the query counts can leave it out),
  * the backend logging warnings only, and, in the same workerd as the worker, the floor worker,
- * four more copies of the worker with other bindings (KV pages off, for Redis hits; Supabase
+ * four more copies of the worker with other bindings (KV pages and L0 off, for Redis hits; Supabase
  * unreachable, for the backend fallback; the in-isolate L0 cache off and on, for the KV hits), and
  * the JavaScript floor and KV hit (bench/js-floor, bench/js-hit) with the worker's bindings. The
  * entry routes to them by Host header; all share the worker's KV namespace.
@@ -62,7 +62,7 @@ export async function startBenchStack(contacts) {
     backendEnv: { RUST_LOG: process.env.RUST_LOG ?? "warn" },
     extraWorkers: (bindings) => [
       builtWorker({ name: "floor", root: join(ROOT, "bench", "floor"), routes: [`${HOSTS.floor}/*`] }),
-      builtWorker({ name: "redis-only", bindings: { ...bindings, KV_CACHE_ENABLED: "false" }, routes: [`${HOSTS.redisOnly}/*`] }),
+      builtWorker({ name: "redis-only", bindings: { ...bindings, KV_CACHE_ENABLED: "false", ...L0.off }, routes: [`${HOSTS.redisOnly}/*`] }),
       builtWorker({ name: "fallback", bindings: { ...bindings, SUPABASE_URL: `http://127.0.0.1:${closedPort}` }, routes: [`${HOSTS.fallback}/*`] }),
       builtWorker({ name: "l0-off", bindings: { ...bindings, ...L0.off }, routes: [`${HOSTS.l0Off}/*`] }),
       builtWorker({ name: "l0-on", bindings: { ...bindings, ...L0.on }, routes: [`${HOSTS.l0On}/*`] }),
