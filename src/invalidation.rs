@@ -14,6 +14,7 @@ use contact_list_cache_core::filter::Filter;
 use contact_list_cache_core::generation::{counts_generation_key, Generation, Scope};
 use contact_list_cache_core::query::{BoardId, WorkspaceId};
 use contact_list_cache_core::settings::SettingError;
+use contact_list_cache_core::time::UnixMillis;
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
 use std::rc::Rc;
@@ -32,6 +33,8 @@ pub struct Target {
     pub scopes: BTreeSet<Scope>,
     pub boards: Boards,
     pub update: Option<ContactUpdate>,
+    /// When the change was made (a database change's stamp), if before it reached the worker.
+    pub changed_at: Option<UnixMillis>,
 }
 
 /// What an invalidation reaches.
@@ -44,9 +47,12 @@ type ListScope = (BoardId, Filter, Option<Vec<ContactUpdate>>);
 /// them), schedules the refresh of their hot pages, and answers what was done.
 pub async fn apply(env: &Env, ctx: &Context, upstreams: &Rc<Upstreams>, workspace: &WorkspaceId, targets: Targets, trace: &Trace) -> Result<Value, AppError> {
     let mut every_board: Option<Vec<BoardId>> = None;
+    // The superseded pages' bound runs from the earliest change, not from its arrival here.
+    let now = runtime::now();
+    let since = targets.iter().filter_map(|target| target.changed_at).min().map_or(now, |at| at.min(now));
     let mut lists: Vec<ListScope> = Vec::new();
     let mut counts = false;
-    for Target { scopes, boards, update } in targets {
+    for Target { scopes, boards, update, .. } in targets {
         counts |= scopes.contains(&Scope::Counts);
         let filters: Vec<Filter> = scopes.iter().filter_map(|scope| match scope {
             Scope::List(filter) => Some(*filter),
@@ -85,11 +91,10 @@ pub async fn apply(env: &Env, ctx: &Context, upstreams: &Rc<Upstreams>, workspac
     if counts {
         bumps.push(Bump { key: counts_generation_key(workspace), carry: None });
     }
-    let now = runtime::now();
     let generation = Generation::new(now.0, (js_sys::Math::random() * f64::from(u32::MAX)) as u32);
     let store = kv::store(env).map_err(|_| SettingError::Missing { name: KV_BINDING })?;
     let retention = upstreams.policy.freshness.retention_seconds();
-    let (reads, writes) = kv::bump(&store, &bumps, &generation, now, upstreams.staleness_bound_ms, retention)
+    let (reads, writes) = kv::bump(&store, &bumps, &generation, since, upstreams.staleness_bound_ms, retention)
         .await
         .map_err(|err| AppError::Unavailable(format!("writing generations: {err}")))?;
     (0..reads + writes).for_each(|_| trace.kv_operation());

@@ -13,6 +13,7 @@ use contact_list_cache_core::invalidation::{Event, KeyPattern, RowChange};
 use contact_list_cache_core::query::{BoardId, QueryError, WorkspaceId};
 use contact_list_cache_core::secure::secrets_match;
 use contact_list_cache_core::settings::SettingError;
+use contact_list_cache_core::time::UnixMillis;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
@@ -81,7 +82,7 @@ pub async fn invalidate(mut req: Request, env: &Env, ctx: &Context, edge: &Edge)
         scopes.extend(Scope::all());
     }
     let boards = board.map_or(Boards::All, |board| Boards::These(BTreeSet::from([board])));
-    let target = Target { scopes, boards, update: None };
+    let target = Target { scopes, boards, update: None, changed_at: None };
     let data = invalidation::apply(env, ctx, upstreams, &workspace, vec![target], &edge.trace).await?;
     Ok(Response::from_json(&json!({"success": true, "data": data}))?)
 }
@@ -111,7 +112,12 @@ pub async fn webhook(mut req: Request, env: &Env, ctx: &Context, edge: &Edge) ->
             ignored.push(format!("{} {} affects no cached list", change.kind, change.table));
             continue;
         };
-        let target = Target { scopes: event.scopes(), boards: change.boards().map_or(Boards::All, Boards::These), update: ContactUpdate::from_change(change) };
+        let target = Target {
+            scopes: event.scopes(),
+            boards: change.boards().map_or(Boards::All, Boards::These),
+            update: ContactUpdate::from_change(change),
+            changed_at: change.changed_at.map(UnixMillis),
+        };
         match by_workspace.iter_mut().find(|(w, _)| *w == workspace) {
             Some((_, targets)) => targets.push(target),
             None => by_workspace.push((workspace, vec![target])),

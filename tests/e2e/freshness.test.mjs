@@ -103,6 +103,24 @@ describe("bounded soft invalidation", () => {
     assert.ok(sameRows((await list(soft, board, query)).body.data.contacts, expected.rows));
   });
 
+  test("the bound runs from when the database changed, not from when the change arrived", async () => {
+    const board = seed.board(2, 3);
+    const query = "filter=medium_priority&sortBy=name&page=4";
+    const webhook = async (changedAt) => {
+      // A contact's priority changed on the board; its rows say too little to be carried.
+      const row = (priority) => ({ workspace_id: WS, board_id: board, conversation_status: "Open", priority, assigned_user_id: null, archived: false });
+      const change = { type: "UPDATE", table: "contacts", schema: "public", record: row("medium"), old_record: row("low"), changed_at: changedAt };
+      const res = await fetch(`${soft}/api/cache/webhook`, { method: "POST", headers: { "X-Webhook-Secret": stack.secrets.WEBHOOK_SECRET, "Content-Type": "application/json" }, body: JSON.stringify([change]) });
+      assert.equal(res.status, 200, await res.text());
+    };
+    await cached(soft, board, query);
+    await webhook(Date.now() - 200); // arrived 200 ms after the change: 800 ms of the bound left
+    assert.equal((await list(soft, board, query)).label, "STALE/KV");
+    await cached(soft, board, query);
+    await webhook(Date.now() - 1500); // arrived after the bound: nothing superseded is served
+    assert.equal((await list(soft, board, query)).label, "MISS/DATABASE");
+  });
+
   test("a page first asked for past the bound is read through, never superseded", async () => {
     const board = seed.board(2, 3);
     const query = "filter=high_priority&page=3";

@@ -89,17 +89,18 @@ impl ScopeState {
         }
     }
 
-    /// The state after invalidating at `now`, to `next`. With a staleness bound, the superseded
-    /// generation is the one current before the first invalidation of a burst: within
-    /// `bound_ms` of it, later invalidations keep it (its copies, the last ones built, stay
-    /// servable until `bound_ms` after the burst's first write, never longer). Without one
-    /// (`bound_ms == 0`, strict), nothing superseded is kept.
+    /// The state after invalidating at `now` (when the change was made), to `next`. With a
+    /// staleness bound, the superseded generation is the one current before the first
+    /// invalidation of a burst: within `bound_ms` of it, later invalidations keep it (its copies,
+    /// the last ones built, stay servable until `bound_ms` after the burst's earliest change,
+    /// never longer, even when changes arrive out of order). Without one (`bound_ms == 0`,
+    /// strict), nothing superseded is kept.
     pub fn bumped(self, next: Generation, now: UnixMillis, bound_ms: u64) -> Self {
         if bound_ms == 0 {
             return Self { current: next, superseded: None };
         }
         let superseded = match self.superseded {
-            Some((previous, since)) if now.since(since) < bound_ms => (previous, since),
+            Some((previous, since)) if now.since(since) < bound_ms => (previous, since.min(now)),
             _ => (self.current, now),
         };
         Self { current: next, superseded: Some(superseded) }
@@ -198,6 +199,10 @@ mod tests {
         // Past the bound a write starts a new period, superseding the generation it replaces.
         let later = second.bumped(g(4), UnixMillis(11_000), 1_000);
         assert_eq!(later.superseded, Some((g(3), UnixMillis(11_000))));
+        // A change made before the burst's first one, arriving after it: the window starts at it.
+        let early = first.clone().bumped(g(6), UnixMillis(9_500), 1_000);
+        assert_eq!(early.superseded, Some((g(1), UnixMillis(9_500))));
+        assert_eq!(early.fallback(UnixMillis(10_500), 1_000), None);
         // Strict: nothing superseded is ever kept.
         assert_eq!(later.bumped(g(5), UnixMillis(11_100), 0), ScopeState { current: g(5), superseded: None });
     }
