@@ -89,10 +89,10 @@ fn a_rename_elsewhere_in_the_list_or_on_another_board_leaves_the_page() {
 fn a_contact_entering_or_leaving_the_list_is_read_again() {
     let closes = update(2, |row| row["conversation_status"] = json!("Closed"));
     let open = query("filter=open&page=1");
-    assert_eq!(carry(&page(&open, &[1, 2, 3]), &open, &caller(), &[closes.clone()]), None, "leaves open, on the page");
-    assert_eq!(carry(&page(&open, &[5, 6, 7]), &open, &caller(), &[closes.clone()]), None, "leaves open before the page");
+    assert_eq!(carry(&page(&open, &[1, 2, 3]), &open, &caller(), std::slice::from_ref(&closes)), None, "leaves open, on the page");
+    assert_eq!(carry(&page(&open, &[5, 6, 7]), &open, &caller(), std::slice::from_ref(&closes)), None, "leaves open before the page");
     let closed = query("filter=closed&page=3");
-    assert_eq!(carry(&page(&closed, &[5, 6]), &closed, &caller(), &[closes.clone()]), None, "enters closed");
+    assert_eq!(carry(&page(&closed, &[5, 6]), &closed, &caller(), std::slice::from_ref(&closes)), None, "enters closed");
     // In 'all' it stays where it was: patched in place.
     let all = query("filter=all&page=1");
     let Some(Carried::Patched(after)) = carry(&page(&all, &[1, 2, 3]), &all, &caller(), &[closes]) else { panic!() };
@@ -117,7 +117,7 @@ fn a_moved_sort_key_a_search_or_a_new_timestamp_is_read_again() {
     assert_eq!(carry(&page(&searched, &[4, 5]), &searched, &caller(), &[renamed(9)]), None);
     let messaged = update(2, |row| row["last_message_time"] = json!("2025-02-01T09:00:00+00:00"));
     let all = query("filter=all");
-    assert_eq!(carry(&page(&all, &[1, 2]), &all, &caller(), &[messaged.clone()]), None, "on the page: its new timestamp's encoding is the database's");
+    assert_eq!(carry(&page(&all, &[1, 2]), &all, &caller(), std::slice::from_ref(&messaged)), None, "on the page: its new timestamp's encoding is the database's");
     assert_eq!(carry(&page(&all, &[5, 6]), &all, &caller(), &[messaged]), Some(Carried::Unchanged), "elsewhere in a created_at list");
 }
 
