@@ -119,9 +119,9 @@ pub struct Bump {
 }
 
 /// Moves every scope of `bumps` to `next` at `now` (keeping, within `bound_ms`, the generation it
-/// supersedes: see `ScopeState::bumped`) and rewrites its carry record (see
-/// `CarryRecord::after`) if it has one, all at once; a write KV rejects (its rate is one write per second per
-/// key) is retried after a second, twice. Returns the KV reads and writes made: at most two of
+/// supersedes: see `ScopeState::bumped`) and rewrites its carry record (see `CarryRecord::after`)
+/// if it has one, all at once; a write KV rejects (its rate is one write per second per key) is
+/// retried after a second, twice. Returns the KV reads and writes made: at most two of
 /// each per scope, however many pages are cached.
 pub async fn bump(store: &KvStore, bumps: &[Bump], next: &Generation, now: UnixMillis, bound_ms: u64, retention_seconds: u32) -> Result<(u32, u32), LayerError> {
     let each = bumps.iter().map(|bump| async move {
@@ -138,7 +138,7 @@ pub async fn bump(store: &KvStore, bumps: &[Bump], next: &Generation, now: UnixM
         };
         let reads = 1 + u32::from(bump.carry.is_some());
         let record = bump.carry.as_ref().map(|(key, updates)| {
-            let record = CarryRecord::after(last_record.ok().flatten(), &state.current, next, Some(updates));
+            let record = CarryRecord::after(last_record.ok().flatten(), &state.current, next, updates);
             (key, serde_json::to_string(&record).expect("a carry record serializes"))
         });
         let value = state.bumped(next.clone(), now, bound_ms).format();

@@ -29,32 +29,30 @@ pub const MAX_CARRIED_UPDATES: usize = 20;
 
 /// What a scope's invalidations changed since a generation whose pages may be carried to the
 /// current one. Kept beside the scope's state (read only when a page of the current generation
-/// is missing, never on a hit) and rewritten with it by every invalidation.
+/// is missing, never on a hit) and rewritten with it by every invalidation that names its
+/// updates. One that does not (an API call, an insert, a delete) writes none: the record stored
+/// then leads to a generation no longer current, and carries nothing.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CarryRecord {
     /// The generation the record leads to.
     pub to: String,
-    /// The generation whose pages the updates apply to; `None` when the last invalidation did
-    /// not say what changed (an API call, an insert, a delete): nothing is carried.
-    pub from: Option<String>,
+    /// The generation whose pages the updates apply to.
+    pub from: String,
     pub updates: Vec<ContactUpdate>,
 }
 
 impl CarryRecord {
     /// The record after an invalidation from `previous` (the generation current before it) to
-    /// `next` with `updates` (`None`: it did not say what changed), `last` the record stored. The
-    /// updates accumulate while the last record led to `previous`, so a burst of writes carries
-    /// the pages of the generation before its first write; past [`MAX_CARRIED_UPDATES`], or
-    /// after an invalidation that named no updates, they start again from `previous`, whose
-    /// pages were read after every write before this one.
-    pub fn after(last: Option<CarryRecord>, previous: &Generation, next: &Generation, updates: Option<&[ContactUpdate]>) -> Self {
-        let Some(updates) = updates else {
-            return Self { to: next.to_string(), from: None, updates: Vec::new() };
-        };
-        let chained = last.filter(|last| last.to == previous.as_str() && last.from.is_some() && last.updates.len() + updates.len() <= MAX_CARRIED_UPDATES);
+    /// `next` with `updates`, `last` the record stored. The updates accumulate while the last
+    /// record led to `previous`, so a burst of writes carries the pages of the generation before
+    /// its first write; past [`MAX_CARRIED_UPDATES`], or when the last record leads elsewhere
+    /// (an invalidation that named no updates came between), they start again from `previous`,
+    /// whose pages were read after every write before this one.
+    pub fn after(last: Option<CarryRecord>, previous: &Generation, next: &Generation, updates: &[ContactUpdate]) -> Self {
+        let chained = last.filter(|last| last.to == previous.as_str() && last.updates.len() + updates.len() <= MAX_CARRIED_UPDATES);
         let (from, mut carried) = match chained {
             Some(last) => (last.from, last.updates),
-            None => (Some(previous.to_string()), Vec::new()),
+            None => (previous.to_string(), Vec::new()),
         };
         carried.extend_from_slice(updates);
         Self { to: next.to_string(), from, updates: carried }
@@ -62,8 +60,7 @@ impl CarryRecord {
 
     /// The generation whose pages carry to `current`, with the updates to apply, if any.
     pub fn towards(&self, current: &Generation) -> Option<(&str, &[ContactUpdate])> {
-        (self.to == current.as_str()).then_some(())?;
-        Some((self.from.as_deref()?, &self.updates))
+        (self.to == current.as_str()).then_some((self.from.as_str(), self.updates.as_slice()))
     }
 }
 

@@ -169,25 +169,26 @@ fn only_updates_in_place_are_carried() {
 #[test]
 fn records_accumulate_a_burst_and_start_again_after_an_unknown_change() {
     let g = |n: u32| Generation::new(0, n);
-    let first = CarryRecord::after(None, &g(0), &g(1), Some(&[renamed(1)]));
+    let first = CarryRecord::after(None, &g(0), &g(1), &[renamed(1)]);
     assert_eq!(first.towards(&g(1)), Some((g(0).as_str(), &[renamed(1)][..])));
     assert_eq!(first.towards(&g(2)), None, "a record leads to one generation only");
-    let second = CarryRecord::after(Some(first.clone()), &g(1), &g(2), Some(&[renamed(2)]));
+    let second = CarryRecord::after(Some(first.clone()), &g(1), &g(2), &[renamed(2)]);
     assert_eq!(second.towards(&g(2)), Some((g(0).as_str(), &[renamed(1), renamed(2)][..])), "the burst carries from before its first write");
-    let unknown = CarryRecord::after(Some(second.clone()), &g(2), &g(3), None);
-    assert_eq!(unknown.towards(&g(3)), None);
-    let after_unknown = CarryRecord::after(Some(unknown), &g(3), &g(4), Some(&[renamed(3)]));
+    // An invalidation that names no updates (g2 -> g3) writes no record: the stored one leads to
+    // g2, carries nothing to g3, and the next record starts from g3.
+    assert_eq!(second.towards(&g(3)), None);
+    let after_unknown = CarryRecord::after(Some(second.clone()), &g(3), &g(4), &[renamed(3)]);
     assert_eq!(after_unknown.towards(&g(4)), Some((g(3).as_str(), &[renamed(3)][..])));
     // A record that does not lead to the generation replaced (another isolate's invalidation
     // came between) is not chained: the pages of the one replaced are the start.
-    let unchained = CarryRecord::after(Some(first), &g(5), &g(6), Some(&[renamed(4)]));
+    let unchained = CarryRecord::after(Some(first), &g(5), &g(6), &[renamed(4)]);
     assert_eq!(unchained.towards(&g(6)), Some((g(5).as_str(), &[renamed(4)][..])));
     let mut long = second;
     for n in 2..MAX_CARRIED_UPDATES as u32 {
-        long = CarryRecord::after(Some(long), &g(n), &g(n + 1), Some(&[renamed(n)]));
+        long = CarryRecord::after(Some(long), &g(n), &g(n + 1), &[renamed(n)]);
     }
-    assert_eq!((long.from.as_deref(), long.updates.len()), (Some(g(0).as_str()), MAX_CARRIED_UPDATES));
-    let past = CarryRecord::after(Some(long.clone()), &g(20), &g(21), Some(&[renamed(9)]));
+    assert_eq!((long.from.as_str(), long.updates.len()), (g(0).as_str(), MAX_CARRIED_UPDATES));
+    let past = CarryRecord::after(Some(long.clone()), &g(20), &g(21), &[renamed(9)]);
     assert_eq!(past.towards(&g(21)), Some((g(20).as_str(), &[renamed(9)][..])), "past the cap: from the generation replaced");
     let json = serde_json::to_string(&long).unwrap();
     assert_eq!(serde_json::from_str::<CarryRecord>(&json).unwrap(), long);
