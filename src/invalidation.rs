@@ -105,9 +105,8 @@ pub async fn apply(env: &Env, ctx: &Context, upstreams: &Rc<Upstreams>, workspac
             boards.push(board);
         }
     }
-    let mut scopes: Vec<&str> = lists.iter().map(|(_, filter, _)| filter.as_str()).collect();
-    scopes.sort_unstable_by_key(|name| Filter::ALL.iter().position(|f| f.as_str() == *name));
-    scopes.dedup();
+    let filters: BTreeSet<Filter> = lists.iter().map(|(_, filter, _)| *filter).collect();
+    let mut scopes: Vec<&str> = filters.into_iter().map(Filter::as_str).collect();
     if counts {
         scopes.push(Scope::Counts.as_str());
     }
