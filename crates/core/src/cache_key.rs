@@ -58,18 +58,7 @@ pub fn kv_list_key(workspace: &WorkspaceId, caller: &UserId, query: &ContactQuer
         query.sort_by.as_str(),
         query.sort_order.as_str()
     );
-    if let Some(search) = &query.search {
-        params.push_str(&format!("&search={}", sha256_hex(search.as_str().as_bytes(), HASH_HEX)));
-    }
-    if let Some(assigned) = &query.assigned_to {
-        params.push_str(&format!("&assignedTo={assigned}"));
-    }
-    if let Some(column) = &query.column_id {
-        params.push_str(&format!("&columnId={column}"));
-    }
-    if query.is_user_relative() {
-        params.push_str(&format!("&user={caller}"));
-    }
+    params.push_str(&narrowing(caller, query));
     params.push_str(&format!("&gen={generation}"));
     if params.len() > KV_PARAMS_MAX {
         params = sha256_hex(params.as_bytes(), HASH_HEX);
@@ -77,10 +66,10 @@ pub fn kv_list_key(workspace: &WorkspaceId, caller: &UserId, query: &ContactQuer
     format!("contacts:{workspace}:{}:{params}", query.board_id)
 }
 
-/// What names one list among its pages: the filter and what narrows it (the search term only as a
-/// hash), and the caller for user-relative filters; not the page, its size or the sort.
-fn list_part(caller: &UserId, query: &ContactQuery) -> String {
-    let mut part = format!("filter={}", query.filter.as_str());
+/// What narrows a list beyond its filter, as key parameters: the search term (only as a hash),
+/// `assignedTo`, `columnId`, and the caller for user-relative filters.
+fn narrowing(caller: &UserId, query: &ContactQuery) -> String {
+    let mut part = String::new();
     if let Some(search) = &query.search {
         part.push_str(&format!("&search={}", sha256_hex(search.as_str().as_bytes(), HASH_HEX)));
     }
@@ -94,6 +83,12 @@ fn list_part(caller: &UserId, query: &ContactQuery) -> String {
         part.push_str(&format!("&user={caller}"));
     }
     part
+}
+
+/// What names one list among its pages: the filter and what narrows it; not the page, its size
+/// or the sort.
+fn list_part(caller: &UserId, query: &ContactQuery) -> String {
+    format!("filter={}{}", query.filter.as_str(), narrowing(caller, query))
 }
 
 /// The Workers KV key of a narrowed list's total, counted once and shared by its pages under the
