@@ -16,8 +16,10 @@
 //! 4. Below the local caches in front (KV at the edge), concurrent identical reads share one read
 //!    (coalescing), when the caller's membership is confirmed and fresh data was not asked for.
 //! 5. Sources are asked in order. One that does not check membership itself is skipped for a
-//!    caller the edge could not verify. A source that says "not a member" ends the read
-//!    (`Forbidden`). A source is asked for fresh data when a cache above already missed, the caller
+//!    caller the edge could not verify. A source that answers from a cached copy (a page carried
+//!    from the generation before, [`Source::is_cache_copy`]) is asked only when caches may be
+//!    read, answers `HIT`, and may decline, passing the read on. A source that says "not a
+//!    member" ends the read (`Forbidden`). A source is asked for fresh data when a cache above already missed, the caller
 //!    asked for it, or no cache can be trusted.
 //! 6. When nothing answers, the copy kept aside is served as `STALE` with its `Age`; without one
 //!    the read is `Unavailable`, naming every failure.
@@ -32,82 +34,22 @@
 
 mod outcome;
 pub mod ports;
+mod request;
 #[cfg(test)]
 mod tests;
 
 pub use outcome::{After, Event, Found, Outcome, ReadError, Served, Shared, Skip, Step};
 pub use ports::{Cache, LayerError, Source, SourceError, SourceMode, StoredPage};
+pub use request::{Budgets, GenerationState, Mode, Policy, Request};
 
 use crate::access::Membership;
 use crate::coalesce::{wait_for, Coalesce, Finish, Turn};
-use crate::freshness::{age_seconds, Freshness, FreshnessPolicy};
+use crate::freshness::{age_seconds, Freshness};
 use crate::layer::{CacheLayer, CacheStatus};
-use crate::time::{Runtime, UnixMillis};
+use crate::time::Runtime;
 use futures_util::future::{select, Either};
 use std::future::Future;
 use std::pin::pin;
-
-/// Time budgets of one call to each layer, in milliseconds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Budgets {
-    pub kv_ms: u32,
-    pub redis_ms: u32,
-    pub database_ms: u32,
-    pub fallback_ms: u32,
-}
-
-impl Budgets {
-    pub fn of(&self, layer: CacheLayer) -> u32 {
-        match layer {
-            CacheLayer::L0 | CacheLayer::Kv => self.kv_ms,
-            CacheLayer::Redis => self.redis_ms,
-            CacheLayer::Database => self.database_ms,
-            CacheLayer::BackendFallback => self.fallback_ms,
-        }
-    }
-}
-
-/// What the engine is told to do with copies and calls.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Policy {
-    /// TTL, stale-while-revalidate and stale-if-error.
-    pub freshness: FreshnessPolicy,
-    pub budgets: Budgets,
-    /// How long one background refresh of a page holds off others (per coalescer).
-    pub refresh_lease_ms: u64,
-}
-
-/// What the caller asked for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    /// Cached copies are welcome.
-    Normal,
-    /// Fresh data (`Cache-Control: no-cache`, or a cache warm-up): no cache is read, and the
-    /// answer refreshes them all. Answered as `BYPASS`.
-    Bypass,
-}
-
-/// Whether the cache keys of this read are the current ones.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum GenerationState {
-    Known,
-    /// The page's generation could not be read: a cached copy may predate an invalidation, so no
-    /// cache is read or written.
-    Unknown,
-}
-
-/// One read, as the engine needs to know it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Request {
-    pub mode: Mode,
-    pub membership: Membership,
-    pub generation: GenerationState,
-    /// Names the page among concurrent reads (for coalescing and refresh leases).
-    pub key: String,
-    /// Until when copies of the generation this page's scope superseded may be served, labelled
-    /// stale (the staleness bound after an invalidation); `None`: never.
-    pub superseded_until: Option<UnixMillis>,
-}
 
 /// The engine for one page: its caches in order (fastest first), its sources in order, the
 /// policy, the runtime and how concurrent reads share work.

@@ -4,6 +4,7 @@
 
 use super::*;
 use crate::coalesce::{Alone, Isolate};
+use crate::freshness::FreshnessPolicy;
 use crate::time::{Runtime, UnixMillis};
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
