@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { before, describe, test } from "node:test";
 import { waitFor } from "../../scripts/stack.mjs";
-import { expectedPage, sameRows, seed, sql, stack, tokenFor } from "./harness.mjs";
+import { expectedPage, sameRows, seed, sql, stack, statementCalls, tokenFor } from "./harness.mjs";
 
 // Workspace 5, board 2: no other test reads it, so no other page of its lists is refreshed.
 const WS = seed.workspace(5);
@@ -21,11 +21,8 @@ async function list(query) {
   return { label: `${res.headers.get("x-cache-status")}/${res.headers.get("x-cache-layer")}`, key: res.headers.get("x-cache-key"), body: await res.json() };
 }
 
-/** Statements run since the last reset that read the contacts table. */
-function contactReads() {
-  const [[n]] = sql("select coalesce(sum(calls), 0) from pg_stat_statements where query ilike '%from%contacts%' and query not ilike '%pg_stat_statements%'");
-  return Number(n);
-}
+/** Statements run since the last reset that read the contacts table (not the test's own UPDATE). */
+const contactReads = () => statementCalls("%from%contacts%");
 
 /** Waits until every page of `queries` is served from KV under a generation other than `keys`'. */
 async function settled(queries, keys) {

@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { newStack, waitFor } from "../../scripts/stack.mjs";
-import { expectedPage, ownBackend, ownSupabase, ownWorker, sameRows, seed, sql, stack, tokenFor } from "./harness.mjs";
+import { expectedPage, ownBackend, ownSupabase, ownWorker, sameRows, seed, sql, stack, statementCalls, tokenFor } from "./harness.mjs";
 
 const WS = seed.workspace(2);
 const ME = seed.user(2); // member of workspace 2
@@ -35,10 +35,7 @@ async function invalidate(worker, body) {
 }
 
 /** Statements run since the last reset that read the contacts table. */
-function contactReads() {
-  const [[n]] = sql("select coalesce(sum(calls), 0) from pg_stat_statements where query ilike '%contacts%' and query not ilike '%pg_stat_statements%'");
-  return Number(n);
-}
+const contactReads = () => statementCalls("%contacts%");
 
 describe("scopes no wider than the change", () => {
   test("a write to board A changes A's lists and leaves board B's pages HIT", async () => {

@@ -112,6 +112,13 @@ export function contactRow(c) {
 }
 
 /** Compares SQL epoch strings and API epochs numerically (microsecond text vs float). */
+/** Calls since the last `pg_stat_statements_reset()` of the statements whose text matches
+ * `like` (SQL ILIKE), the counting query's own aside. */
+export function statementCalls(like) {
+  const [[n]] = sql(`select coalesce(sum(calls), 0) from pg_stat_statements where query ilike ${sqlLiteral(like)} and query not ilike '%pg_stat_statements%'`);
+  return Number(n);
+}
+
 export function sameRows(apiContacts, expectedRows) {
   const api = apiContacts.map(contactRow);
   if (api.length !== expectedRows.length) return false;
