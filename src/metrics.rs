@@ -3,7 +3,7 @@
 //! it cost.
 
 use crate::runtime::now;
-use contact_list_cache_core::engine::{Event, LayerError, Step};
+use contact_list_cache_core::engine::{Event, LayerError, Skip, Step};
 use contact_list_cache_core::layer::{CacheLayer, CacheStatus};
 use contact_list_cache_core::metrics::{Recorder, Sample, Snapshot};
 use contact_list_cache_core::query::{BoardId, WorkspaceId};
@@ -83,6 +83,8 @@ impl Trace {
     pub fn steps(&self, steps: &[Step]) {
         for Step { layer, event } in steps {
             let lookup = match event {
+                // A carried copy declined: its record was still read.
+                Event::Skipped(Skip::NotCarried) => None,
                 Event::Skipped(_) => continue,
                 Event::Hit | Event::Superseded => Some(true),
                 Event::Miss | Event::KeptForErrors | Event::Expired | Event::Failed(LayerError::Refused { .. }) => Some(false),

@@ -199,8 +199,9 @@ impl PageRead {
             _ => Vec::new(),
         };
         // A copy of the generation before, carried across the writes since (no database read).
+        // A scope never invalidated has no generation before, so no record to read.
         let mut sources = Vec::new();
-        if upstreams.kv_cache_enabled && state.is_some() {
+        if upstreams.kv_cache_enabled && state.as_ref().is_some_and(|s| s.current.as_str() != Generation::INITIAL) {
             sources.push(EdgeSource::Carried(Box::new(CarriedCopy {
                 store: store.clone(),
                 upstreams: Rc::clone(upstreams),
