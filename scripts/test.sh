@@ -2,8 +2,7 @@
 # The test command: installs what is missing, runs the native unit and integration tests and the
 # TypeScript client's unit and hook tests, checks wrangler.toml declares what the worker reads,
 # builds the worker, the client and the backend's container image, bundles the worker as a
-# production deploy would (dry run) and runs
-# the end-to-end suite against a real local stack.
+# production deploy would (dry run) and runs the end-to-end suite against a real local stack.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh

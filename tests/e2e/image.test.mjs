@@ -8,10 +8,11 @@
 // execs the image's own binary, which from then on sees nothing but the image's files. That is
 // stricter than a container (which adds /proc, /dev, /etc/hosts and /etc/resolv.conf), so a
 // missing file, a dynamic library, or a need for root fails here. The network is the host's
-// loopback, as with `--network host`.
+// loopback, as with `--network host`. chroot and extracting files owned by root take root: the
+// test is root here, and on CI runners it goes through passwordless sudo (see asRoot).
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { readFileSync, readdirSync, readlinkSync, statSync } from "node:fs";
+import { readFileSync, readdirSync, statSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
 import { connect } from "node:net";
 import { join, relative } from "node:path";
@@ -20,6 +21,7 @@ import { ROOT, backendEnv, freePort, newStack, psql, psqlArgs, run, waitFor } fr
 import { expectedPage, seed, stack } from "./harness.mjs";
 
 const CHROOT = "/usr/sbin/chroot";
+const IS_ROOT = process.getuid() === 0;
 const WS = seed.workspace(1);
 const ME = seed.user(1);
 const BOARD = seed.board(1, 1);
@@ -39,6 +41,17 @@ before(async () => {
   image.root = await unpack(image.ref);
 });
 
+/**
+ * `[cmd, args, env]` to spawn `cmd args` as root with exactly the environment `env` (when given):
+ * directly when this process is root, else through passwordless sudo (GitHub's runners have it),
+ * with `env -i` so that sudo adds nothing to the environment.
+ */
+function asRoot(cmd, args, env) {
+  if (IS_ROOT) return [cmd, args, env];
+  const exact = env ? ["/usr/bin/env", "-i", ...Object.entries(env).map(([name, value]) => `${name}=${value}`)] : [];
+  return ["sudo", ["-n", "--", ...exact, cmd, ...args], undefined];
+}
+
 /** Exports the filesystem of a container created (never started) from `ref` into a directory. */
 async function unpack(ref) {
   const tar = join(pieces.dir, "image.tar");
@@ -50,9 +63,31 @@ async function unpack(ref) {
     await run("podman", ["rm", "--force", id]).catch(() => {});
   }
   await mkdir(root, { mode: 0o755 });
-  await run("tar", ["--extract", "--same-owner", "--same-permissions", "--file", tar, "--directory", root]);
+  const [cmd, args] = asRoot("tar", ["--extract", "--same-owner", "--same-permissions", "--file", tar, "--directory", root]);
+  await run(cmd, args);
+  // Its files are root's: removed as root, before the stack removes its directory.
+  pieces.onStop(() => run(...asRoot("rm", ["-rf", root]).slice(0, 2)));
   return root;
 }
+
+/** The pid of the image's binary started by `child` (itself when root; under sudo, a descendant). */
+function binaryPid(child) {
+  if (IS_ROOT) return child.pid;
+  const parents = new Map();
+  for (const pid of readdirSync("/proc").filter((name) => /^\d+$/.test(name))) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+      parents.set(Number(pid), Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]));
+    } catch {} // gone meanwhile
+  }
+  const descends = (pid) => pid === child.pid || (parents.has(pid) && pid > 1 && descends(parents.get(pid)));
+  const binary = [...parents.keys()].find((pid) => pid !== child.pid && descends(pid) && readFileSync(`/proc/${pid}/comm`, "utf8").startsWith("contact-list"));
+  assert.ok(binary, "the image's binary runs under sudo");
+  return binary;
+}
+
+/** Where `/proc/<pid>/<link>` points (reading it for another user's process takes root). */
+const procLink = async (pid, link) => (await run(...asRoot("readlink", [`/proc/${pid}/${link}`]).slice(0, 2))).trim();
 
 /** The declared user as numbers: scratch has no /etc/passwd to resolve a name with. */
 function declaredUser() {
@@ -75,7 +110,8 @@ async function startImage(env = {}) {
   const port = await freePort();
   const argv = [...image.config.Entrypoint, ...(image.config.Cmd ?? [])];
   const fullEnv = { ...declaredEnv(), ...backendEnv({ ...stack.backendOptions, port, env }) };
-  const child = pieces.spawnService(`image-${port}`, CHROOT, inImage(argv), fullEnv, { inheritEnv: false });
+  const [cmd, args, exactEnv] = asRoot(CHROOT, inImage(argv), fullEnv);
+  const child = pieces.spawnService(`image-${port}`, cmd, args, exactEnv ?? {}, { inheritEnv: exactEnv === undefined });
   const exit = new Promise((resolve) => child.once("exit", (code, signal) => resolve({ code, signal, at: Date.now() })));
   const url = `http://127.0.0.1:${port}`;
   const ready = waitFor("the image's backend", async () => (await fetch(`${url}/health`)).ok).then(() => null);
@@ -92,7 +128,8 @@ function runHealthcheck(env) {
   assert.equal(form, "CMD", "the image has no shell, so its health check is an exec (CMD) form");
   const timeoutMs = image.healthcheck.Timeout / 1e6;
   return new Promise((resolve, reject) => {
-    const child = spawn(CHROOT, inImage(argv), { env, stdio: ["ignore", "pipe", "pipe"], timeout: timeoutMs });
+    const [cmd, args, exactEnv] = asRoot(CHROOT, inImage(argv), env);
+    const child = spawn(cmd, args, { env: exactEnv, stdio: ["ignore", "pipe", "pipe"], timeout: timeoutMs });
     let output = "";
     child.stdout.on("data", (data) => (output += data));
     child.stderr.on("data", (data) => (output += data));
@@ -166,11 +203,12 @@ describe("the backend image", () => {
     const backend = await startImage();
     // The process chroot exec'd into: the image's binary, in the image's root, as its user.
     const { uid, gid } = declaredUser();
-    const status = readFileSync(`/proc/${backend.child.pid}/status`, "utf8");
+    const pid = binaryPid(backend.child);
+    const status = readFileSync(`/proc/${pid}/status`, "utf8");
     assert.match(status, new RegExp(`^Uid:\\t${uid}\\t${uid}\\t${uid}\\t${uid}$`, "m"));
     assert.match(status, new RegExp(`^Gid:\\t${gid}\\t`, "m"));
-    assert.equal(readlinkSync(`/proc/${backend.child.pid}/root`), image.root);
-    assert.equal(readlinkSync(`/proc/${backend.child.pid}/exe`), join(image.root, "contact-list-cache-backend"));
+    assert.equal(await procLink(pid, "root"), image.root);
+    assert.equal(await procLink(pid, "exe"), join(image.root, "contact-list-cache-backend"));
     const health = await (await fetch(`${backend.url}/health`)).json();
     assert.equal(health.status, "healthy", JSON.stringify(health));
     assert.equal(health.redis.status, "up");
