@@ -17,6 +17,7 @@ command -v redis-cli >/dev/null 2>&1 || missing+=(redis-tools)
 # The backend's container image: a static (musl) binary, built into an image FROM scratch.
 command -v musl-gcc >/dev/null 2>&1 || missing+=(musl-tools)
 command -v podman >/dev/null 2>&1 || missing+=(podman)
+[ -s /etc/ssl/certs/ca-certificates.crt ] || missing+=(ca-certificates)
 if [ ${#missing[@]} -gt 0 ]; then
   log "installing ${missing[*]}"
   as_root apt-get update -qq
