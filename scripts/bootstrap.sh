@@ -14,18 +14,27 @@ command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v redis-cli >/dev/null 2>&1 || missing+=(redis-tools)
 # Headless Chromium for the dashboard's browser test (driven by playwright-core).
 [ -x /usr/bin/chromium ] || missing+=(chromium)
+# The backend's container image: a static (musl) binary, built into an image FROM scratch.
+command -v musl-gcc >/dev/null 2>&1 || missing+=(musl-tools)
+command -v podman >/dev/null 2>&1 || missing+=(podman)
+[ -s /etc/ssl/certs/ca-certificates.crt ] || missing+=(ca-certificates)
 if [ ${#missing[@]} -gt 0 ]; then
   log "installing ${missing[*]}"
   as_root apt-get update -qq
   DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 else
-  log "postgresql, redis-server and chromium present"
+  log "postgresql, redis-server, chromium, musl-tools and podman present"
 fi
 
 # --- Rust: the wasm target and the worker build tools ----------------------------------------
 if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
   log "adding the wasm32-unknown-unknown target"
   rustup target add wasm32-unknown-unknown
+fi
+# The backend image's static binary (scripts/build-image.sh).
+if ! rustup target list --installed | grep -qx x86_64-unknown-linux-musl; then
+  log "adding the x86_64-unknown-linux-musl target"
+  rustup target add x86_64-unknown-linux-musl
 fi
 
 # worker-build at the version that matches the `worker` crate.

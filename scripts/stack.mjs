@@ -10,6 +10,6 @@
 // SIGINT/SIGTERM/SIGHUP and on an uncaught error. The pieces live in scripts/stack/:
 // processes.mjs (spawning, stopping, ports, waiting), services.mjs (each service),
 // gateway.mjs (the Supabase gateway's own process) and compose.mjs (the whole stack).
-export { freePort, runSync, waitFor } from "./stack/processes.mjs";
-export { ROOT, builtWorker, psql, psqlArgs } from "./stack/services.mjs";
+export { freePort, run, runSync, waitFor } from "./stack/processes.mjs";
+export { ROOT, backendEnv, builtWorker, psql, psqlArgs } from "./stack/services.mjs";
 export { newStack, startStack } from "./stack/compose.mjs";

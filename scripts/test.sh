@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The test command: installs what is missing, runs the native unit and integration tests and the
 # TypeScript client's unit and hook tests, checks wrangler.toml declares what the worker reads,
-# builds the worker and the client, bundles it as a production deploy would (dry run) and runs
-# the end-to-end suite against a real local stack.
+# builds the worker, the client and the backend's container image, bundles the worker as a
+# production deploy would (dry run) and runs the end-to-end suite against a real local stack.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
@@ -11,6 +11,8 @@ cargo test --workspace --locked
 npm test --workspace client
 npm run build --workspace client
 cargo build --quiet --locked -p contact-list-cache-backend
+# The backend's image (static musl binary, FROM scratch); tests/e2e/image.test.mjs runs it as declared.
+bash scripts/build-image.sh >/dev/null
 bash scripts/build-worker.sh
 # What `wrangler deploy --env production` would upload bundles (its [build] finds build/ current).
 dry_run=$(mktemp -d)

@@ -40,6 +40,9 @@ pub struct Config {
     /// `HOST` (default 0.0.0.0) and `PORT` (default 8080; 0 picks a free port).
     pub host: IpAddr,
     pub port: u16,
+    /// `SHUTDOWN_TIMEOUT_SECS`: after SIGTERM/SIGINT, how long in-flight requests may take to
+    /// finish before the process stops without them (default 8, under `podman stop`'s 10).
+    pub shutdown_timeout: Duration,
 }
 
 impl Config {
@@ -97,6 +100,9 @@ impl Config {
             keyring: Arc::new(Keyring::parse("CACHE_ENCRYPTION_KEY", &require_secret("CACHE_ENCRYPTION_KEY", get("CACHE_ENCRYPTION_KEY"))?)?),
             host,
             port: get("PORT").map_or(Ok(8080), |raw| parse_number("PORT", &raw, 0..=65_535))?,
+            shutdown_timeout: Duration::from_secs(
+                get("SHUTDOWN_TIMEOUT_SECS").map_or(Ok(8), |raw| parse_number("SHUTDOWN_TIMEOUT_SECS", &raw, 1..=3600))?,
+            ),
         })
     }
 
@@ -147,6 +153,7 @@ mod tests {
         assert_eq!(config.ttl_contact_counts, 300);
         assert_eq!(config.port, 8080);
         assert_eq!(config.redis_timeout, Duration::from_millis(500));
+        assert_eq!(config.shutdown_timeout, Duration::from_secs(8));
     }
 
     #[test]
@@ -177,6 +184,7 @@ mod tests {
             ("REDIS_PUBLIC_URL", "http://example.com"),
             ("DATABASE_TIMEOUT_MS", "0"),
             ("DATABASE_POOL_SIZE", "none"),
+            ("SHUTDOWN_TIMEOUT_SECS", "0"),
         ];
         for (name, value) in cases {
             let err = config(&[("INTERNAL_AUTH_KEY", "k"), (name, value)]).unwrap_err();

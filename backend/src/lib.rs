@@ -4,6 +4,7 @@ pub mod auth;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod healthcheck;
 pub mod layers;
 pub mod listener;
 pub mod redis_store;

@@ -1,4 +1,5 @@
-//! Building and running the service: bind (port 0 picks a free one), serve, shut down gracefully.
+//! Building and running the service: bind (port 0 picks a free one), serve, shut down gracefully
+//! within a bounded drain.
 
 use crate::config::Config;
 use crate::db::Database;
@@ -11,10 +12,12 @@ use anyhow::Context;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use axum::{middleware, Router};
-use std::future::Future;
+use std::future::{Future, IntoFuture};
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::net::TcpListener;
+use tokio::sync::oneshot;
 
 /// The largest request body read; larger ones get 413 before any parsing.
 const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
@@ -23,6 +26,7 @@ const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
 pub struct Application {
     listener: TcpListener,
     router: Router,
+    drain_timeout: Duration,
 }
 
 impl Application {
@@ -44,8 +48,9 @@ impl Application {
             let forwarder = crate::listener::Forwarder::new(url.clone(), secret.expose().clone());
             tokio::spawn(crate::listener::run(database_url.to_owned(), forwarder));
         }
+        let drain_timeout = config.shutdown_timeout;
         let state = Arc::new(AppState { config, redis: Arc::new(redis), db: Arc::new(db), stats: Stats::default(), leases: Leased::default() });
-        Ok(Self { listener, router: router(state) })
+        Ok(Self { listener, router: router(state), drain_timeout })
     }
 
     /// The port actually bound (useful with `PORT=0`).
@@ -53,16 +58,36 @@ impl Application {
         self.listener.local_addr().map(|addr| addr.port()).unwrap_or(0)
     }
 
-    /// Serves until `shutdown` completes, then drains in-flight requests.
+    /// Serves until `shutdown` completes, then stops accepting connections and lets the requests
+    /// in flight finish (idle keep-alive connections are closed at once). Answers `Ok` once they
+    /// have all finished, and an error when some were still running `SHUTDOWN_TIMEOUT_SECS` after
+    /// the signal: they are dropped with the process rather than holding it up.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let addr = self.listener.local_addr().context("reading the bound address")?;
         tracing::info!(%addr, port = addr.port(), "listening");
-        axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(shutdown)
-            .await
-            .context("serving HTTP")?;
-        tracing::info!("stopped");
-        Ok(())
+        let (signalled, on_signal) = oneshot::channel();
+        let signal = async move {
+            shutdown.await;
+            let _ = signalled.send(());
+        };
+        let serve = axum::serve(self.listener, self.router).with_graceful_shutdown(signal).into_future();
+        tokio::pin!(serve);
+        tokio::select! {
+            served = &mut serve => return served.context("serving HTTP"),
+            _ = on_signal => {}
+        }
+        tracing::info!(drain_timeout_secs = self.drain_timeout.as_secs(), "draining in-flight requests");
+        match tokio::time::timeout(self.drain_timeout, serve).await {
+            Ok(served) => {
+                served.context("serving HTTP")?;
+                tracing::info!("stopped");
+                Ok(())
+            }
+            Err(_) => anyhow::bail!(
+                "requests were still in flight {}s after the shutdown signal (SHUTDOWN_TIMEOUT_SECS); stopped without them",
+                self.drain_timeout.as_secs()
+            ),
+        }
     }
 }
 

@@ -107,11 +107,12 @@ export class Processes {
     chmodSync(this.dir, 0o755);
   }
 
-  /** Spawns a long-running child whose output goes to a log file in the stack dir. */
-  spawnService(name, cmd, args, env = {}) {
+  /** Spawns a long-running child whose output goes to a log file in the stack dir; its
+   * environment is this process's with `env` over it, or `env` alone with `inheritEnv: false`. */
+  spawnService(name, cmd, args, env = {}, { inheritEnv = true } = {}) {
     const logFile = join(this.dir, `${name}.log`);
     const child = spawn(cmd, args, {
-      env: { ...process.env, ...env },
+      env: inheritEnv ? { ...process.env, ...env } : env,
       stdio: ["ignore", "pipe", "pipe"],
       detached: true, // its own process group, so stop() takes its children too
     });

@@ -66,6 +66,21 @@ export function liveWorker() {
   return builtWorker({ name: "contact-list-cache-live", root: join(ROOT, "live"), kvNamespaces: {}, durableObjects: { CHANNELS: "WorkspaceChannel" } });
 }
 
+/** The environment the stack starts a backend with: on loopback at `port`, with its Redis, internal
+ * key, encryption key and database, and `env` over them. */
+export function backendEnv({ redisUrl, internalAuthKey, databaseUrl, encryptionKey, env = {}, port }) {
+  return {
+    HOST: "127.0.0.1",
+    PORT: String(port),
+    REDIS_PUBLIC_URL: redisUrl,
+    INTERNAL_AUTH_KEY: internalAuthKey,
+    CACHE_ENCRYPTION_KEY: encryptionKey,
+    DATABASE_URL: databaseUrl,
+    RUST_LOG: process.env.RUST_LOG ?? "info",
+    ...env,
+  };
+}
+
 /** A stack's services; each is stopped with the stack. */
 export class Stack extends Processes {
   /** A fresh PostgreSQL cluster on a free port (with pg_stat_statements loaded), started. */
@@ -190,23 +205,14 @@ export class Stack extends Processes {
   }
 
   /** The backend binary (on `port` when given, to restart it in place). */
-  async startBackend({ redisUrl, internalAuthKey, databaseUrl, encryptionKey, env = {}, port }) {
+  async startBackend({ env, port, ...options }) {
     port ??= await freePort();
     const profile = process.env.BACKEND_PROFILE ?? "debug";
     const binary = join(ROOT, "target", profile, "contact-list-cache-backend");
-    const child = this.spawnService("backend", binary, [], {
-      HOST: "127.0.0.1",
-      PORT: String(port),
-      REDIS_PUBLIC_URL: redisUrl,
-      INTERNAL_AUTH_KEY: internalAuthKey,
-      CACHE_ENCRYPTION_KEY: encryptionKey,
-      DATABASE_URL: databaseUrl,
-      RUST_LOG: process.env.RUST_LOG ?? "info",
-      ...env,
-    });
+    const child = this.spawnService("backend", binary, [], backendEnv({ ...options, port, env }));
     const url = `http://127.0.0.1:${port}`;
     await waitFor("the backend", async () => (await fetch(`${url}/health`)).ok);
-    return { url, internalAuthKey, port, child };
+    return { url, internalAuthKey: options.internalAuthKey, port, child };
   }
 
   /**
