@@ -3,6 +3,7 @@
 pub mod auth;
 pub mod config;
 pub mod db;
+pub mod db_target;
 pub mod error;
 pub mod layers;
 pub mod listener;
@@ -11,3 +12,4 @@ pub mod routes;
 pub mod startup;
 pub mod state;
 pub mod stats;
+pub mod tls;
