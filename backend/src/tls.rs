@@ -133,15 +133,21 @@ impl HandshakeFailure {
     }
 
     fn from_text(text: &str) -> Option<Self> {
-        let detail = |marker: &str| text.find(marker).map(|at| text[at + marker.len()..].trim().to_owned());
+        // The last occurrence: wrappers may repeat their cause's text before it.
+        let detail = |marker: &str, keep: bool| {
+            let at = text.rfind(marker)?;
+            Some(text[if keep { at } else { at + marker.len() }..].trim().to_owned())
+        };
         if text.contains("UnknownIssuer") {
             Some(Self::NotTrusted)
-        } else if text.contains("not valid for name") || text.contains("NotValidForName") {
-            Some(Self::WrongHost(detail("invalid peer certificate:").unwrap_or_else(|| text.to_owned())))
-        } else if let Some(detail) = detail("invalid peer certificate:") {
+        } else if let Some(detail) = detail("certificate not valid for name", true) {
+            Some(Self::WrongHost(detail))
+        } else if text.contains("NotValidForName") {
+            Some(Self::WrongHost("the certificate names another host".into()))
+        } else if let Some(detail) = detail("invalid peer certificate:", false) {
             Some(Self::Other(format!("certificate refused: {detail}")))
         } else {
-            detail("received fatal alert:").map(|alert| Self::Other(format!("the server ended the handshake: {alert}")))
+            detail("received fatal alert:", false).map(|alert| Self::Other(format!("the server ended the handshake: {alert}")))
         }
     }
 
@@ -164,7 +170,7 @@ mod tests {
     fn handshake_failures_are_told_apart_by_their_text() {
         let unknown = "Connection refused - IoError: invalid peer certificate: UnknownIssuer";
         assert_eq!(HandshakeFailure::from_text(unknown), Some(HandshakeFailure::NotTrusted));
-        let name = "error performing TLS handshake: invalid peer certificate: certificate not valid for name \"localhost\"; certificate is only valid for IpAddress(127.0.0.1)";
+        let name = "Io: certificate not valid for name \"localhost\"; certificate is only valid for IpAddress(127.0.0.1): invalid peer certificate: certificate not valid for name \"localhost\"; certificate is only valid for IpAddress(127.0.0.1)";
         assert_eq!(
             HandshakeFailure::from_text(name),
             Some(HandshakeFailure::WrongHost("certificate not valid for name \"localhost\"; certificate is only valid for IpAddress(127.0.0.1)".into()))
