@@ -4,6 +4,7 @@
 // at startup in the log and in /health; sslmode=require encrypts without a CA; a plain redis://
 // URL to a TLS-only port says to use rediss://.
 import assert from "node:assert/strict";
+import { createServer } from "node:http";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { newStack, psql, waitFor } from "../../scripts/stack.mjs";
@@ -106,6 +107,33 @@ describe("verified TLS", () => {
     await storeAndRead(call, "cluster-tls");
     const held = await Promise.all(cluster.nodes.map((n) => redisCliTls(certs.ca, n.port, "--scan", "--pattern", listKey("closed"))));
     assert.deepEqual(held.map((keys) => keys.trim()).sort(), ["", "", listKey("closed")], "the page is on exactly one node");
+  });
+
+  test("change capture listens over verified TLS and forwards a change", async () => {
+    const posts = [];
+    const receiver = createServer((req, res) => {
+      let body = "";
+      req.on("data", (chunk) => (body += chunk));
+      req.on("end", () => {
+        posts.push(body);
+        res.writeHead(200, { "Content-Type": "application/json" }).end("{\"success\":true}");
+      });
+    });
+    await new Promise((res) => receiver.listen(0, "127.0.0.1", res));
+    try {
+      const { log } = await backend({
+        redisUrl: stack.backendOptions.redisUrl,
+        dbUrl: databaseUrl("localhost", `sslmode=verify-full&sslrootcert=${certs.ca}`),
+        env: { WORKER_WEBHOOK_URL: `http://127.0.0.1:${receiver.address().port}/api/cache/webhook`, WEBHOOK_SECRET: "tls-test-secret" },
+      });
+      await waitFor("change capture to listen", async () => log().includes("change capture: listening"), 10_000);
+      const listening = await psql(pg.port, { command: "select s.ssl from pg_stat_activity a join pg_stat_ssl s using (pid) where a.query ilike 'LISTEN%'" });
+      assert.equal(listening.trim(), "t", "the LISTEN connection is TLS");
+      await psql(pg.port, { command: `update boards set name = name || ' (tls)' where id = '${BOARD}'` });
+      await waitFor("the change to be forwarded", async () => posts.some((body) => body.includes(BOARD)), 10_000);
+    } finally {
+      receiver.close();
+    }
   });
 
   test("sslmode=require encrypts without a CA and without checking the host name", async () => {
