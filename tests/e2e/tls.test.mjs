@@ -162,6 +162,13 @@ describe("TLS that cannot be verified fails naming the setting", () => {
     await waitFor("the startup errors in the log", async () => log().includes("REDIS_PUBLIC_URL: TLS certificate not trusted") && log().includes("DATABASE_URL: TLS certificate not trusted"), 5000);
   });
 
+  test("a Redis Cluster with a CA that did not sign its certificates", async () => {
+    const { health } = await backend({ redisUrl: cluster.url, dbUrl: pg.url, env: { REDIS_CA_CERT: otherCa, REDIS_CLUSTER_ENABLED: "true" } });
+    const report = await health();
+    assert.equal(report.redis.status, "down");
+    assert.equal(report.redis.error, `REDIS_PUBLIC_URL: TLS certificate not trusted (trusting only REDIS_CA_CERT=${otherCa})`, JSON.stringify(report));
+  });
+
   test("the built-in roots do not trust a private CA: the message says to set REDIS_CA_CERT or sslrootcert", async () => {
     const { health } = await backend({ redisUrl: redis.url, dbUrl: databaseUrl("localhost", "sslmode=verify-full") });
     const report = await health();
