@@ -2,10 +2,10 @@
 //! statements built by `contact_list_cache_core::sql` so they mean what the worker's PostgREST
 //! queries mean.
 
+use crate::db_target::{DbTarget, SslMode};
 use contact_list_cache_core::envelope::Contact;
 use contact_list_cache_core::query::{ContactQuery, UserId, WorkspaceId};
 use contact_list_cache_core::sql::{self, SqlQuery};
-use crate::db_target::{DbTarget, SslMode};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use std::time::{Duration, Instant};
 use tokio_postgres::tls::MakeTlsConnect;
@@ -19,9 +19,9 @@ pub type DbConnection = Connection<Socket, <MakeRustlsConnect as MakeTlsConnect<
 /// Connects to `url` (`DATABASE_URL`) with the TLS its `sslmode` and `sslrootcert` ask for. The
 /// pool's connections are made the same way.
 pub async fn connect(url: &str) -> Result<(Client, DbConnection), DbError> {
-    let target = DbTarget::parse(url).map_err(|err| DbError::Tls(err.to_string()))?;
+    let target = DbTarget::parse(url).map_err(|err| DbError::Misconfigured(err.to_string()))?;
     target.config.connect(target.connector()).await.map_err(|err| match target.explain(&err) {
-        Some(message) => DbError::Tls(message),
+        Some(message) => DbError::Misconfigured(message),
         None => DbError::Query(err),
     })
 }
@@ -38,9 +38,10 @@ pub enum DbError {
     Query(#[from] tokio_postgres::Error),
     #[error("decoding the database's JSON: {0}")]
     Decode(#[from] serde_json::Error),
-    /// TLS to the database failed; the message names the setting to fix.
+    /// Connecting failed in a way the configuration must fix (TLS, most often); the message
+    /// names the setting.
     #[error("{0}")]
-    Tls(String),
+    Misconfigured(String),
 }
 
 /// One page as read: whether the caller is a member, the total and the page's contacts.
@@ -151,7 +152,7 @@ impl Database {
 
     fn pool_error(&self, err: deadpool_postgres::PoolError) -> DbError {
         match self.target.as_ref().and_then(|target| target.explain(&err)) {
-            Some(message) => DbError::Tls(message),
+            Some(message) => DbError::Misconfigured(message),
             None => DbError::Pool(err.to_string()),
         }
     }

@@ -1,12 +1,12 @@
 //! The Redis client wrapper: one connection (single node or cluster), made lazily, every call
 //! bounded by a timeout so a dead Redis costs milliseconds, never a hung request.
 
+use crate::tls::{CaFile, HandshakeFailure};
 use contact_list_cache_core::invalidation::KeyPattern;
 use contact_list_cache_core::sealed::{Keyring, OpenError, NONCE_LEN};
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{MultipleNodeRoutingInfo, Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
-use crate::tls::{CaFile, HandshakeFailure};
 use redis::{Cmd, ErrorKind, FromRedisValue, Pipeline, RedisFuture, TlsCertificates, Value};
 use std::time::{Duration, Instant};
 use tokio::sync::Mutex;
@@ -21,7 +21,7 @@ pub enum RedisError {
     /// Connecting failed in a way the configuration must fix (TLS, or plain Redis to a TLS
     /// port); the message names the setting.
     #[error("{0}")]
-    Connect(String),
+    Misconfigured(String),
 }
 
 /// A live connection to a single node or a cluster; both reconnect by themselves.
@@ -253,12 +253,12 @@ impl RedisStore {
             None => "trusting the built-in Mozilla roots; set REDIS_CA_CERT to the server's CA file".into(),
         };
         if let Some(failure) = HandshakeFailure::find(&err) {
-            return RedisError::Connect(failure.message("REDIS_PUBLIC_URL", &trust));
+            return RedisError::Misconfigured(failure.message("REDIS_PUBLIC_URL", &trust));
         }
         // A plain connection that reached a TLS-only port gets its hello answered with a TLS
         // alert or a closed socket, never a refusal.
         if !self.is_tls() && matches!(err.kind(), ErrorKind::Io | ErrorKind::Parse) && !err.is_connection_refusal() && !err.is_timeout() {
-            return RedisError::Connect(format!(
+            return RedisError::Misconfigured(format!(
                 "REDIS_PUBLIC_URL: the server did not answer as Redis ({err}); if it accepts only TLS, use a rediss:// URL"
             ));
         }

@@ -58,12 +58,12 @@ pub async fn get(State(state): State<Arc<AppState>>) -> Json<BackendHealth> {
     let (redis_check, db_check) = tokio::join!(state.redis.ping(), state.db.ping());
     let mode = if state.redis.is_cluster() { "cluster" } else { "single" };
     let redis = DependencyHealth::from_check("redis", redis_check, Some(mode), |err| match err {
-        RedisError::Connect(message) => Some(message),
+        RedisError::Misconfigured(message) => Some(message),
         _ => None,
     });
     let database = if state.db.is_configured() {
         DependencyHealth::from_check("database", db_check, None, |err| match err {
-            DbError::Tls(message) => Some(message),
+            DbError::Misconfigured(message) => Some(message),
             _ => None,
         })
     } else {
