@@ -12,6 +12,8 @@ missing=()
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql postgresql-contrib)
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v redis-cli >/dev/null 2>&1 || missing+=(redis-tools)
+# openssl makes the throwaway CA and certificates of tests/e2e/tls.test.mjs.
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 # Headless Chromium for the dashboard's browser test (driven by playwright-core).
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 # The backend's container image: a static (musl) binary, built into an image FROM scratch.

@@ -4,6 +4,8 @@ use contact_list_cache_core::engine::{Budgets, Policy};
 use contact_list_cache_core::freshness::FreshnessPolicy;
 use contact_list_cache_core::sealed::Keyring;
 use contact_list_cache_core::settings::{parse_base_url, parse_flag, parse_number, require_secret, Secret, SettingError};
+use crate::db_target::DbTarget;
+use crate::tls::CaFile;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,6 +16,9 @@ use std::time::Duration;
 pub struct Config {
     /// `REDIS_PUBLIC_URL`, `redis://[user:password@]host:port`.
     pub redis_url: Secret<String>,
+    /// `REDIS_CA_CERT`: a PEM file of the CA(s) to trust for a `rediss://` URL instead of the
+    /// built-in Mozilla roots.
+    pub redis_ca_cert: Option<CaFile>,
     /// `REDIS_CLUSTER_ENABLED`: talk Redis Cluster protocol to `redis_url`.
     pub redis_cluster_enabled: bool,
     /// `CACHE_TTL_CONTACTS_LIST`, seconds (default 180).
@@ -22,7 +27,8 @@ pub struct Config {
     pub ttl_contact_counts: u32,
     /// `REDIS_TIMEOUT_MS`: the bound on any one Redis round trip (default 500).
     pub redis_timeout: Duration,
-    /// `DATABASE_URL`: PostgreSQL for the fallback read path and counts, when configured.
+    /// `DATABASE_URL`: PostgreSQL for the fallback read path and counts, when configured. Its
+    /// `sslmode` and `sslrootcert` parameters (checked here) say how TLS is used.
     pub database_url: Option<Secret<String>>,
     /// `DATABASE_TIMEOUT_MS`: the bound on getting a connection and on any one statement (3000).
     pub database_timeout: Duration,
@@ -65,6 +71,21 @@ impl Config {
                 got: redact_url(&redis_url),
             });
         }
+        let redis_ca_cert = match get("REDIS_CA_CERT") {
+            None => None,
+            Some(_) if !redis_url.starts_with("rediss://") => {
+                return Err(SettingError::Invalid {
+                    name: "REDIS_CA_CERT",
+                    expected: "unset unless REDIS_PUBLIC_URL is a rediss:// URL".into(),
+                    got: format!("set with REDIS_PUBLIC_URL={}", redact_url(&redis_url)),
+                })
+            }
+            Some(path) => Some(CaFile::read("REDIS_CA_CERT", path.trim())?),
+        };
+        let database_url = get("DATABASE_URL");
+        if let Some(url) = &database_url {
+            DbTarget::parse(url)?;
+        }
         let host = match get("HOST") {
             None => IpAddr::from([0, 0, 0, 0]),
             Some(raw) => raw.trim().parse().map_err(|_| SettingError::Invalid {
@@ -75,6 +96,7 @@ impl Config {
         };
         Ok(Self {
             redis_url: Secret::new(redis_url),
+            redis_ca_cert,
             redis_cluster_enabled: get("REDIS_CLUSTER_ENABLED")
                 .map_or(Ok(false), |raw| parse_flag("REDIS_CLUSTER_ENABLED", &raw))?,
             ttl_contacts_list: seconds("CACHE_TTL_CONTACTS_LIST", 180)?,
@@ -83,7 +105,7 @@ impl Config {
                 get("REDIS_TIMEOUT_MS")
                     .map_or(Ok(500), |raw| parse_number("REDIS_TIMEOUT_MS", &raw, 10..=60_000))?,
             ),
-            database_url: get("DATABASE_URL").map(Secret::new),
+            database_url: database_url.map(Secret::new),
             database_timeout: Duration::from_millis(
                 get("DATABASE_TIMEOUT_MS")
                     .map_or(Ok(3000), |raw| parse_number("DATABASE_TIMEOUT_MS", &raw, 10..=60_000))?,
@@ -190,6 +212,34 @@ mod tests {
             let err = config(&[("INTERNAL_AUTH_KEY", "k"), (name, value)]).unwrap_err();
             assert!(err.to_string().starts_with(name), "{name}: {err}");
         }
+    }
+
+    #[test]
+    fn tls_settings_are_checked_at_startup() {
+        let dir = std::env::temp_dir().join(format!("clc-config-tls-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let ca = dir.join("ca.pem");
+        std::fs::write(&ca, "not a certificate\n").unwrap();
+        let ca = ca.to_str().unwrap();
+
+        let plain = config(&[("INTERNAL_AUTH_KEY", "k"), ("REDIS_CA_CERT", ca)]).unwrap_err().to_string();
+        assert!(plain.starts_with("REDIS_CA_CERT must be unset unless REDIS_PUBLIC_URL is a rediss:// URL"), "{plain}");
+        let tls = [("INTERNAL_AUTH_KEY", "k"), ("REDIS_PUBLIC_URL", "rediss://u:hunter2@cache.example.com:6380"), ("REDIS_CA_CERT", ca)];
+        let unreadable = config(&tls).unwrap_err().to_string();
+        assert!(unreadable.starts_with("REDIS_CA_CERT must be the path of a PEM file") && unreadable.contains(ca), "{unreadable}");
+        assert!(!unreadable.contains("hunter2"), "{unreadable}");
+        let system_roots = config(&tls[..2]).unwrap();
+        assert!(system_roots.redis_ca_cert.is_none());
+
+        let database = |url: &str| config(&[("INTERNAL_AUTH_KEY", "k"), ("DATABASE_URL", url)]);
+        assert!(database("postgres://u:p@db.example.com/postgres?sslmode=verify-full").is_ok());
+        let wrong_mode = database("postgres://u:p@h/db?sslmode=verify-ca").unwrap_err().to_string();
+        assert_eq!(wrong_mode, "DATABASE_URL must be a URL whose sslmode is disable, prefer, require or verify-full, got \"sslmode=verify-ca\"");
+        let root_cert = format!("postgres://u:p@h/db?sslmode=verify-full&sslrootcert={ca}");
+        let unreadable = database(&root_cert).unwrap_err().to_string();
+        assert!(unreadable.starts_with("DATABASE_URL sslrootcert must be the path of a PEM file") && unreadable.contains("holds no CERTIFICATE"), "{unreadable}");
+        assert!(!unreadable.contains("u:p@"), "{unreadable}");
+        std::fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]

@@ -2,13 +2,29 @@
 //! statements built by `contact_list_cache_core::sql` so they mean what the worker's PostgREST
 //! queries mean.
 
+use crate::db_target::{DbTarget, SslMode};
 use contact_list_cache_core::envelope::Contact;
 use contact_list_cache_core::query::{ContactQuery, UserId, WorkspaceId};
 use contact_list_cache_core::sql::{self, SqlQuery};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use std::time::{Duration, Instant};
+use tokio_postgres::tls::MakeTlsConnect;
 use tokio_postgres::types::ToSql;
-use tokio_postgres::NoTls;
+use tokio_postgres::{Client, Connection, Socket};
+use tokio_postgres_rustls::MakeRustlsConnect;
+
+/// A connection made by [`connect`]: over TLS or not, as `DATABASE_URL`'s `sslmode` says.
+pub type DbConnection = Connection<Socket, <MakeRustlsConnect as MakeTlsConnect<Socket>>::Stream>;
+
+/// Connects to `url` (`DATABASE_URL`) with the TLS its `sslmode` and `sslrootcert` ask for. The
+/// pool's connections are made the same way.
+pub async fn connect(url: &str) -> Result<(Client, DbConnection), DbError> {
+    let target = DbTarget::parse(url).map_err(|err| DbError::Misconfigured(err.to_string()))?;
+    target.config.connect(target.connector()).await.map_err(|err| match target.explain(&err) {
+        Some(message) => DbError::Misconfigured(message),
+        None => DbError::Query(err),
+    })
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
@@ -22,6 +38,10 @@ pub enum DbError {
     Query(#[from] tokio_postgres::Error),
     #[error("decoding the database's JSON: {0}")]
     Decode(#[from] serde_json::Error),
+    /// Connecting failed in a way the configuration must fix (TLS, most often); the message
+    /// names the setting.
+    #[error("{0}")]
+    Misconfigured(String),
 }
 
 /// One page as read: whether the caller is a member, the total and the page's contacts.
@@ -41,6 +61,7 @@ pub struct CountsRead {
 
 pub struct Database {
     pool: Option<Pool>,
+    target: Option<DbTarget>,
     timeout: Duration,
 }
 
@@ -49,18 +70,17 @@ impl Database {
     /// answers every call with [`DbError::NotConfigured`].
     pub fn new(url: Option<&str>, timeout: Duration, max_connections: usize) -> anyhow::Result<Self> {
         let Some(url) = url else {
-            return Ok(Self { pool: None, timeout });
+            return Ok(Self { pool: None, target: None, timeout });
         };
-        let mut config: tokio_postgres::Config = url
-            .parse()
-            .map_err(|err| anyhow::anyhow!("DATABASE_URL is not a valid PostgreSQL URL: {err}"))?;
+        let target = DbTarget::parse(url)?;
+        let mut config = target.config.clone();
         // UTC so timestamps encode exactly as PostgREST encodes them; a statement never outlives
         // the caller's patience.
         config
             .options(format!("-c timezone=UTC -c statement_timeout={}", timeout.as_millis()))
             .connect_timeout(timeout)
             .application_name("contact-list-cache-backend");
-        let manager = Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let manager = Manager::from_config(config, target.connector(), ManagerConfig { recycling_method: RecyclingMethod::Fast });
         let pool = Pool::builder(manager)
             .max_size(max_connections)
             .runtime(Runtime::Tokio1)
@@ -69,11 +89,16 @@ impl Database {
             .recycle_timeout(Some(timeout))
             .build()
             .map_err(|err| anyhow::anyhow!("building the database pool: {err}"))?;
-        Ok(Self { pool: Some(pool), timeout })
+        Ok(Self { pool: Some(pool), target: Some(target), timeout })
     }
 
     pub fn is_configured(&self) -> bool {
         self.pool.is_some()
+    }
+
+    /// Whether connections must be TLS (`sslmode` `require` or `verify-full`).
+    pub fn requires_tls(&self) -> bool {
+        self.target.as_ref().is_some_and(|target| matches!(target.mode, SslMode::Require | SslMode::VerifyFull))
     }
 
     /// Round-trip time of `select 1`.
@@ -117,11 +142,18 @@ impl Database {
     async fn query_one(&self, query: &SqlQuery) -> Result<tokio_postgres::Row, DbError> {
         let pool = self.pool.as_ref().ok_or(DbError::NotConfigured)?;
         let call = async {
-            let client = pool.get().await.map_err(|err| DbError::Pool(err.to_string()))?;
+            let client = pool.get().await.map_err(|err| self.pool_error(err))?;
             let statement = client.prepare_cached(&query.text).await?;
             let params: Vec<&(dyn ToSql + Sync)> = query.params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
             Ok(client.query_one(&statement, &params).await?)
         };
         tokio::time::timeout(self.timeout, call).await.map_err(|_| DbError::Timeout(self.timeout))?
+    }
+
+    fn pool_error(&self, err: deadpool_postgres::PoolError) -> DbError {
+        match self.target.as_ref().and_then(|target| target.explain(&err)) {
+            Some(message) => DbError::Misconfigured(message),
+            None => DbError::Pool(err.to_string()),
+        }
     }
 }

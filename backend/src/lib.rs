@@ -3,6 +3,7 @@
 pub mod auth;
 pub mod config;
 pub mod db;
+pub mod db_target;
 pub mod error;
 pub mod healthcheck;
 pub mod layers;
@@ -12,3 +13,4 @@ pub mod routes;
 pub mod startup;
 pub mod state;
 pub mod stats;
+pub mod tls;

@@ -12,7 +12,7 @@ use futures_util::StreamExt;
 use std::collections::HashMap;
 use std::time::Duration;
 use tokio::sync::mpsc;
-use tokio_postgres::{AsyncMessage, NoTls};
+use tokio_postgres::AsyncMessage;
 
 /// How long a batch waits for more notifications after its first.
 const BATCH_WINDOW: Duration = Duration::from_millis(20);
@@ -73,7 +73,7 @@ pub async fn run(database_url: String, forwarder: Forwarder) {
 }
 
 async fn listen(database_url: &str, forwarder: &Forwarder, backoff: &mut Duration) -> anyhow::Result<()> {
-    let (client, mut connection) = tokio_postgres::connect(database_url, NoTls).await.context("connecting to listen")?;
+    let (client, mut connection) = crate::db::connect(database_url).await.context("connecting to listen")?;
     let (sender, mut changes) = tokio::sync::mpsc::unbounded_channel::<String>();
     let pump = tokio::spawn(async move {
         let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));

@@ -1,12 +1,13 @@
 //! The Redis client wrapper: one connection (single node or cluster), made lazily, every call
 //! bounded by a timeout so a dead Redis costs milliseconds, never a hung request.
 
+use crate::tls::{CaFile, HandshakeFailure};
 use contact_list_cache_core::invalidation::KeyPattern;
 use contact_list_cache_core::sealed::{Keyring, OpenError, NONCE_LEN};
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{MultipleNodeRoutingInfo, Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
-use redis::{Cmd, FromRedisValue, Pipeline, RedisFuture, Value};
+use redis::{Cmd, ErrorKind, FromRedisValue, Pipeline, RedisFuture, TlsCertificates, Value};
 use std::time::{Duration, Instant};
 use tokio::sync::Mutex;
 
@@ -17,6 +18,10 @@ pub enum RedisError {
     Timeout(Duration),
     #[error("redis: {0}")]
     Redis(#[from] redis::RedisError),
+    /// Connecting failed in a way the configuration must fix (TLS, or plain Redis to a TLS
+    /// port); the message names the setting.
+    #[error("{0}")]
+    Misconfigured(String),
 }
 
 /// A live connection to a single node or a cluster; both reconnect by themselves.
@@ -59,13 +64,20 @@ impl ConnectionLike for RedisConnection {
 pub struct RedisStore {
     url: String,
     cluster: bool,
+    /// `REDIS_CA_CERT`: the only CA trusted for a `rediss://` URL when set.
+    ca: Option<CaFile>,
     timeout: Duration,
     connection: Mutex<Option<RedisConnection>>,
 }
 
 impl RedisStore {
-    pub fn new(url: String, cluster: bool, timeout: Duration) -> Self {
-        Self { url, cluster, timeout, connection: Mutex::new(None) }
+    pub fn new(url: String, cluster: bool, ca: Option<CaFile>, timeout: Duration) -> Self {
+        Self { url, cluster, ca, timeout, connection: Mutex::new(None) }
+    }
+
+    /// Whether the URL is `rediss://`.
+    pub fn is_tls(&self) -> bool {
+        self.url.starts_with("rediss://")
     }
 
     /// Whether this store speaks the cluster protocol.
@@ -79,7 +91,11 @@ impl RedisStore {
         if let Some(conn) = slot.as_ref() {
             return Ok(conn.clone());
         }
-        let conn = self.bounded(self.connect()).await?;
+        let conn = match tokio::time::timeout(self.timeout, self.connect()).await {
+            Ok(Ok(conn)) => conn,
+            Ok(Err(err)) => return Err(self.connect_error(err)),
+            Err(_) => return Err(RedisError::Timeout(self.timeout)),
+        };
         *slot = Some(conn.clone());
         Ok(conn)
     }
@@ -208,20 +224,45 @@ impl RedisStore {
     }
 
     async fn connect(&self) -> redis::RedisResult<RedisConnection> {
+        let certs = self.ca.as_ref().map(|ca| TlsCertificates { client_tls: None, root_cert: Some(ca.pem.clone()) });
         if self.cluster {
-            let client = redis::cluster::ClusterClientBuilder::new(vec![self.url.as_str()])
+            let mut builder = redis::cluster::ClusterClientBuilder::new(vec![self.url.as_str()])
                 .connection_timeout(self.timeout)
-                .response_timeout(self.timeout)
-                .build()?;
-            Ok(RedisConnection::Cluster(client.get_async_connection().await?))
+                .response_timeout(self.timeout);
+            if let Some(certs) = certs {
+                builder = builder.certs(certs);
+            }
+            Ok(RedisConnection::Cluster(builder.build()?.get_async_connection().await?))
         } else {
-            let client = redis::Client::open(self.url.as_str())?;
+            let client = match certs {
+                Some(certs) => redis::Client::build_with_tls(self.url.as_str(), certs)?,
+                None => redis::Client::open(self.url.as_str())?,
+            };
             let config = ConnectionManagerConfig::new()
                 .set_connection_timeout(Some(self.timeout))
                 .set_response_timeout(Some(self.timeout))
                 .set_number_of_retries(1);
             Ok(RedisConnection::Single(ConnectionManager::new_with_config(client, config).await?))
         }
+    }
+
+    /// A failed connect, named after the setting to fix when TLS (or its absence) is the cause.
+    fn connect_error(&self, err: redis::RedisError) -> RedisError {
+        let trust = match &self.ca {
+            Some(ca) => format!("trusting only REDIS_CA_CERT={}", ca.path.display()),
+            None => "trusting the built-in Mozilla roots; set REDIS_CA_CERT to the server's CA file".into(),
+        };
+        if let Some(failure) = HandshakeFailure::find(&err) {
+            return RedisError::Misconfigured(failure.message("REDIS_PUBLIC_URL", &trust));
+        }
+        // A plain connection that reached a TLS-only port gets its hello answered with a TLS
+        // alert or a closed socket, never a refusal.
+        if !self.is_tls() && matches!(err.kind(), ErrorKind::Io | ErrorKind::Parse) && !err.is_connection_refusal() && !err.is_timeout() {
+            return RedisError::Misconfigured(format!(
+                "REDIS_PUBLIC_URL: the server did not answer as Redis ({err}); if it accepts only TLS, use a rediss:// URL"
+            ));
+        }
+        RedisError::Redis(err)
     }
 
     async fn bounded<T>(

@@ -40,6 +40,7 @@ impl Application {
         let redis = RedisStore::new(
             config.redis_url.expose().clone(),
             config.redis_cluster_enabled,
+            config.redis_ca_cert.clone(),
             config.redis_timeout,
         );
         let database_url = config.database_url.as_ref().map(|url| url.expose().as_str());
@@ -50,6 +51,7 @@ impl Application {
         }
         let drain_timeout = config.shutdown_timeout;
         let state = Arc::new(AppState { config, redis: Arc::new(redis), db: Arc::new(db), stats: Stats::default(), leases: Leased::default() });
+        tokio::spawn(check_tls(Arc::clone(&state)));
         Ok(Self { listener, router: router(state), drain_timeout })
     }
 
@@ -110,6 +112,24 @@ fn router(state: Arc<AppState>) -> Router {
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// Connects once at startup to each layer configured for TLS (a `rediss://` URL, `sslmode`
+/// `require` or `verify-full`), so a certificate or host name that will never be accepted is in
+/// the log from the start, naming the setting to fix. Plain layers still connect on first use.
+async fn check_tls(state: Arc<AppState>) {
+    if state.redis.is_tls() {
+        match state.redis.ping().await {
+            Ok(_) => tracing::info!("redis: TLS connection established"),
+            Err(err) => tracing::error!(error = %err, "redis: TLS connection failed at startup"),
+        }
+    }
+    if state.db.requires_tls() {
+        match state.db.ping().await {
+            Ok(_) => tracing::info!("database: TLS connection established"),
+            Err(err) => tracing::error!(error = %err, "database: TLS connection failed at startup"),
+        }
+    }
 }
 
 /// Completes on SIGINT (Ctrl-C) or SIGTERM.
