@@ -1,0 +1,97 @@
+//! How full a store is against its limit, and the warning given before the limit is reached:
+//! one rule for the worker's KV estimate and the backend's Redis memory.
+
+use crate::settings::SettingError;
+use serde::Serialize;
+
+/// Where a store stands against its limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Level {
+    /// No limit is known (Redis without `maxmemory` and no configured limit).
+    Unlimited,
+    Ok,
+    /// At or over the warning ratio of the limit.
+    Warning,
+    /// At or over the limit itself.
+    Exceeded,
+}
+
+/// A store's use against its limit, as reported.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Usage {
+    pub used_bytes: u64,
+    pub limit_bytes: Option<u64>,
+    /// `used / limit`, when there is a limit.
+    pub ratio: Option<f64>,
+    pub warn_ratio: f64,
+    pub level: Level,
+    /// A sentence for the operator when the level is a warning or worse.
+    pub warning: Option<String>,
+}
+
+/// Assesses `used` bytes of the store named `store` against `limit` (none or 0: unlimited),
+/// warning from `warn_ratio` of it on.
+pub fn assess(store: &str, used: u64, limit: Option<u64>, warn_ratio: f64) -> Usage {
+    let limit = limit.filter(|l| *l > 0);
+    let ratio = limit.map(|limit| used as f64 / limit as f64);
+    let level = match ratio {
+        None => Level::Unlimited,
+        Some(r) if r >= 1.0 => Level::Exceeded,
+        Some(r) if r >= warn_ratio => Level::Warning,
+        Some(_) => Level::Ok,
+    };
+    let warning = match (level, limit, ratio) {
+        (Level::Warning | Level::Exceeded, Some(limit), Some(ratio)) => Some(format!(
+            "{store} is at {:.0}% of its limit ({used} of {limit} bytes; warning from {:.0}%)",
+            ratio * 100.0,
+            warn_ratio * 100.0
+        )),
+        _ => None,
+    };
+    Usage { used_bytes: used, limit_bytes: limit, ratio, warn_ratio, level, warning }
+}
+
+/// A warning ratio setting: a number above 0 and at most 1 (`0.8` warns at 80%).
+pub fn parse_ratio(name: &'static str, raw: &str) -> Result<f64, SettingError> {
+    match raw.trim().parse::<f64>() {
+        Ok(r) if r > 0.0 && r <= 1.0 => Ok(r),
+        _ => Err(SettingError::Invalid { name, expected: "a number above 0 and at most 1, such as 0.8".into(), got: raw.to_owned() }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn below_the_ratio_is_ok_and_says_nothing() {
+        let usage = assess("KV", 79, Some(100), 0.8);
+        assert_eq!((usage.level, usage.warning), (Level::Ok, None));
+        assert_eq!(usage.ratio, Some(0.79));
+    }
+
+    #[test]
+    fn from_the_ratio_on_it_warns_and_over_the_limit_it_is_exceeded() {
+        let usage = assess("KV", 80, Some(100), 0.8);
+        assert_eq!(usage.level, Level::Warning);
+        assert_eq!(usage.warning.as_deref(), Some("KV is at 80% of its limit (80 of 100 bytes; warning from 80%)"));
+        assert_eq!(assess("Redis", 150, Some(100), 0.8).level, Level::Exceeded);
+    }
+
+    #[test]
+    fn without_a_limit_nothing_is_judged() {
+        for limit in [None, Some(0)] {
+            let usage = assess("Redis", 1 << 40, limit, 0.8);
+            assert_eq!((usage.level, usage.limit_bytes, usage.warning), (Level::Unlimited, None, None));
+        }
+    }
+
+    #[test]
+    fn ratios_must_be_a_fraction() {
+        assert_eq!(parse_ratio("KV_WARN_RATIO", "0.5"), Ok(0.5));
+        for bad in ["0", "1.5", "eighty", "-0.2"] {
+            assert!(parse_ratio("KV_WARN_RATIO", bad).unwrap_err().to_string().starts_with("KV_WARN_RATIO"), "{bad}");
+        }
+    }
+}
