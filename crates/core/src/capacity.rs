@@ -42,10 +42,11 @@ pub fn assess(store: &str, used: u64, limit: Option<u64>, warn_ratio: f64) -> Us
         Some(_) => Level::Ok,
     };
     let warning = match (level, limit, ratio) {
+        // Whole percents, formatted as integers (float precision formatting weighs on the wasm).
         (Level::Warning | Level::Exceeded, Some(limit), Some(ratio)) => Some(format!(
-            "{store} is at {:.0}% of its limit ({used} of {limit} bytes; warning from {:.0}%)",
-            ratio * 100.0,
-            warn_ratio * 100.0
+            "{store} is at {}% of its limit ({used} of {limit} bytes; warning from {}%)",
+            (ratio * 100.0).round() as u64,
+            (warn_ratio * 100.0).round() as u64
         )),
         _ => None,
     };
@@ -60,9 +61,81 @@ pub fn parse_ratio(name: &'static str, raw: &str) -> Result<f64, SettingError> {
     }
 }
 
+/// What one process wrote to a store whose size cannot be asked (Workers KV): each key's size
+/// and expiry, so that the entries still alive can be estimated. Only this process's writes are
+/// known; a key written again counts once, at its latest size. At most `capacity` keys are kept
+/// (the soonest to expire are forgotten first, and the estimate says it is then a lower bound).
+#[derive(Debug)]
+pub struct WriteLedger {
+    entries: std::collections::HashMap<String, (u64, u64)>,
+    capacity: usize,
+    forgot: bool,
+}
+
+/// The entries and bytes a [`WriteLedger`] knows to be alive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Estimate {
+    pub entries: u64,
+    pub bytes: u64,
+    /// Whether keys were forgotten to stay within capacity (the numbers are then lower bounds).
+    pub lower_bound: bool,
+}
+
+impl WriteLedger {
+    pub fn new(capacity: usize) -> Self {
+        Self { entries: std::collections::HashMap::new(), capacity, forgot: false }
+    }
+
+    /// `key` was written with `bytes` (key, value and metadata) and expires at `expires_at`
+    /// (milliseconds); entries already expired at `now` are dropped.
+    pub fn record(&mut self, key: &str, bytes: u64, expires_at: u64, now: u64) {
+        if !self.entries.contains_key(key) && self.entries.len() >= self.capacity {
+            self.entries.retain(|_, (_, expires)| *expires > now);
+            if self.entries.len() >= self.capacity {
+                if let Some(soonest) = self.entries.iter().min_by_key(|(_, (_, expires))| *expires).map(|(k, _)| k.clone()) {
+                    self.entries.remove(&soonest);
+                    self.forgot = true;
+                }
+            }
+        }
+        self.entries.insert(key.to_owned(), (bytes, expires_at));
+    }
+
+    /// The entries alive at `now`.
+    pub fn estimate(&mut self, now: u64) -> Estimate {
+        self.entries.retain(|_, (_, expires)| *expires > now);
+        Estimate { entries: self.entries.len() as u64, bytes: self.entries.values().map(|(bytes, _)| bytes).sum(), lower_bound: self.forgot }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_ledger_counts_live_entries_once_at_their_latest_size() {
+        let mut ledger = WriteLedger::new(10);
+        ledger.record("a", 100, 1_000, 0);
+        ledger.record("b", 50, 2_000, 0);
+        ledger.record("a", 120, 1_500, 10);
+        assert_eq!(ledger.estimate(20), Estimate { entries: 2, bytes: 170, lower_bound: false });
+        assert_eq!(ledger.estimate(1_500), Estimate { entries: 1, bytes: 50, lower_bound: false }, "a expired");
+        assert_eq!(ledger.estimate(2_000).entries, 0);
+    }
+
+    #[test]
+    fn a_full_ledger_forgets_the_soonest_to_expire_and_says_so() {
+        let mut ledger = WriteLedger::new(2);
+        ledger.record("a", 1, 100, 0);
+        ledger.record("b", 1, 300, 0);
+        ledger.record("c", 1, 200, 0);
+        assert_eq!(ledger.estimate(0), Estimate { entries: 2, bytes: 2, lower_bound: true });
+        let mut roomy = WriteLedger::new(2);
+        roomy.record("a", 1, 100, 0);
+        roomy.record("b", 1, 300, 0);
+        roomy.record("c", 1, 200, 150);
+        assert!(!roomy.estimate(150).lower_bound, "an expired entry made room");
+    }
 
     #[test]
     fn below_the_ratio_is_ok_and_says_nothing() {
