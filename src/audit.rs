@@ -59,9 +59,6 @@ pub fn counts() -> Counts {
 
 /// Sends the records of `notes`, answered `status` (with the error `detail`), after the response.
 pub fn send(ctx: &Context, upstreams: Option<Rc<Upstreams>>, notes: Vec<Note>, status: u16, detail: Option<&str>, request_id: &str, at: u64) {
-    if notes.is_empty() {
-        return;
-    }
     let records: Vec<AuditRecord> = notes.into_iter().map(|note| note.record(status, detail, request_id, at)).collect();
     let request_id = request_id.to_owned();
     ctx.wait_until(async move {

@@ -80,8 +80,11 @@ impl Edge {
             self.trace.record(elapsed, status >= 500 || !self.trace.failures().is_empty());
             self.write_analytics(env, status, elapsed);
         }
-        let upstreams = self.config.as_ref().ok().and_then(|config| config.upstreams().ok().cloned());
-        crate::audit::send(ctx, upstreams, self.trace.audited(), status, detail, &self.request_id, now().0);
+        let notes = self.trace.audited();
+        if !notes.is_empty() {
+            let upstreams = self.config.as_ref().ok().and_then(|config| config.upstreams().ok().cloned());
+            crate::audit::send(ctx, upstreams, notes, status, detail, &self.request_id, now().0);
+        }
         self.log(status, elapsed);
         Ok(response)
     }
