@@ -53,11 +53,21 @@ pub fn assess(store: &str, used: u64, limit: Option<u64>, warn_ratio: f64) -> Us
     Usage { used_bytes: used, limit_bytes: limit, ratio, warn_ratio, level, warning }
 }
 
-/// A warning ratio setting: a number above 0 and at most 1 (`0.8` warns at 80%).
+/// A warning ratio setting: a decimal above 0 and at most 1 (`0.8` warns at 80%). Read digit by
+/// digit: `f64::from_str` brings its tables into the worker's wasm (about 10 KB).
 pub fn parse_ratio(name: &'static str, raw: &str) -> Result<f64, SettingError> {
-    match raw.trim().parse::<f64>() {
-        Ok(r) if r > 0.0 && r <= 1.0 => Ok(r),
-        _ => Err(SettingError::Invalid { name, expected: "a number above 0 and at most 1, such as 0.8".into(), got: raw.to_owned() }),
+    let invalid = || SettingError::Invalid { name, expected: "a number above 0 and at most 1, such as 0.8".into(), got: raw.to_owned() };
+    let (whole, fraction) = raw.trim().split_once('.').unwrap_or((raw.trim(), ""));
+    let digits = |part: &str| part.bytes().all(|b| b.is_ascii_digit());
+    if whole.is_empty() && fraction.is_empty() || !digits(whole) || !digits(fraction) || whole.len() > 1 || fraction.len() > 6 {
+        return Err(invalid());
+    }
+    let number = |part: &str| part.bytes().fold(0u32, |n, b| n * 10 + u32::from(b - b'0'));
+    let ratio = f64::from(number(whole)) + f64::from(number(fraction)) / f64::from(10u32.pow(fraction.len() as u32));
+    if ratio > 0.0 && ratio <= 1.0 {
+        Ok(ratio)
+    } else {
+        Err(invalid())
     }
 }
 
@@ -162,8 +172,10 @@ mod tests {
 
     #[test]
     fn ratios_must_be_a_fraction() {
-        assert_eq!(parse_ratio("KV_WARN_RATIO", "0.5"), Ok(0.5));
-        for bad in ["0", "1.5", "eighty", "-0.2"] {
+        for (raw, ratio) in [("0.5", 0.5), (" .75", 0.75), ("1", 1.0), ("1.0", 1.0), ("0.125", 0.125)] {
+            assert_eq!(parse_ratio("KV_WARN_RATIO", raw), Ok(ratio), "{raw}");
+        }
+        for bad in ["0", "1.5", "eighty", "-0.2", "", ".", "0.8.1", "10", "1e-1"] {
             assert!(parse_ratio("KV_WARN_RATIO", bad).unwrap_err().to_string().starts_with("KV_WARN_RATIO"), "{bad}");
         }
     }
