@@ -2,6 +2,7 @@
 //! secrets do not change while an isolate lives) into one `Config`.
 
 use crate::error::AppError;
+use contact_list_cache_core::capacity::parse_ratio;
 use contact_list_cache_core::cors::CorsPolicy;
 use contact_list_cache_core::engine::{Budgets, Policy};
 use contact_list_cache_core::freshness::FreshnessPolicy;
@@ -39,6 +40,11 @@ pub struct Config {
     pub metrics_token: Option<Secret>,
     /// `WEBHOOK_SECRET`: the shared secret of `POST /api/cache/webhook`.
     pub webhook_secret: Option<Secret>,
+    /// `KV_STORAGE_LIMIT_BYTES` (default 1 GiB, the Workers Free plan's KV storage; 0 = no limit)
+    /// and `KV_WARN_RATIO` (default 0.8): `/api/cache/stats` warns when its estimate of KV's use
+    /// reaches that share of the limit.
+    pub kv_storage_limit_bytes: u64,
+    pub kv_warn_ratio: f64,
     upstreams: Result<Rc<Upstreams>, SettingError>,
 }
 
@@ -98,6 +104,8 @@ impl Config {
                 .unwrap_or(CorsPolicy::AnyOrigin),
             metrics_token: var(env, "METRICS_TOKEN").map(Secret::new),
             webhook_secret: var(env, "WEBHOOK_SECRET").map(Secret::new),
+            kv_storage_limit_bytes: var(env, "KV_STORAGE_LIMIT_BYTES").map_or(Ok(1 << 30), |raw| parse_number("KV_STORAGE_LIMIT_BYTES", &raw, 0..=u64::MAX))?,
+            kv_warn_ratio: var(env, "KV_WARN_RATIO").map_or(Ok(0.8), |raw| parse_ratio("KV_WARN_RATIO", &raw))?,
             upstreams: Upstreams::read(env).map(Rc::new),
         })
     }

@@ -11,7 +11,7 @@ use contact_list_cache_core::layer::{CacheLayer, CacheStatus};
 use contact_list_cache_core::settings::SettingError;
 use contact_list_cache_core::time::UnixMillis;
 use std::rc::Rc;
-use worker::{Env, Headers, Method, Request, Response, Result};
+use worker::{Context, Env, Headers, Method, Request, Response, Result};
 
 /// The routes that observe the others, kept out of the numbers they report.
 const OBSERVERS: [&str; 3] = ["/metrics", "/dashboard", "/api/cache/stats"];
@@ -57,14 +57,17 @@ impl Edge {
     }
 
     /// The answer as sent: errors as JSON, CORS and `X-Request-ID` on everything; then the
-    /// request is counted, logged and written to the Analytics Engine.
-    pub fn finish(self, outcome: std::result::Result<Response, AppError>, env: &Env) -> Result<Response> {
+    /// request is counted, logged and written to the Analytics Engine, and the cache operations it
+    /// did are sent to the audit log after the response.
+    pub fn finish(self, outcome: std::result::Result<Response, AppError>, env: &Env, ctx: &Context) -> Result<Response> {
+        let mut detail = None;
         let response = match outcome {
             Ok(response) => response,
             Err(err) => {
                 if err.is_server_error() {
                     self.trace.failed(err.to_string());
                 }
+                detail = Some(err.code());
                 err.into_response()?
             }
         };
@@ -76,6 +79,11 @@ impl Edge {
         if !OBSERVERS.contains(&self.path.as_str()) && self.method != Method::Options {
             self.trace.record(elapsed, status >= 500 || !self.trace.failures().is_empty());
             self.write_analytics(env, status, elapsed);
+        }
+        let notes = self.trace.audited();
+        if !notes.is_empty() {
+            let upstreams = self.config.as_ref().ok().and_then(|config| config.upstreams().ok().cloned());
+            crate::audit::send(ctx, upstreams, notes, status, detail, &self.request_id, now().0);
         }
         self.log(status, elapsed);
         Ok(response)

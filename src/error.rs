@@ -18,6 +18,8 @@ pub enum AppError {
     Unauthorized(&'static str),
     #[error("you are not a member of this workspace")]
     Forbidden,
+    #[error("the audit log is for the workspace's owners and admins")]
+    NotAnAdmin,
     #[error("no source could answer: {0}")]
     Unavailable(String),
     #[error("the worker is misconfigured: {0}")]
@@ -33,25 +35,37 @@ impl AppError {
             Self::MethodNotAllowed { .. } => 405,
             Self::BadRequest(_) => 400,
             Self::Unauthorized(_) => 401,
-            Self::Forbidden => 403,
+            Self::Forbidden | Self::NotAnAdmin => 403,
             Self::Unavailable(_) => 503,
             Self::Config(_) | Self::Internal(_) => 500,
         }
     }
 
-    fn body(&self) -> ErrorBody {
+    /// The error's `code` in the JSON answer (and in the audit log's `detail`).
+    pub fn code(&self) -> &'static str {
         match self {
-            Self::NotFound { .. } => ErrorBody::new("not_found", self.to_string(), None),
-            Self::MethodNotAllowed { .. } => ErrorBody::new("method_not_allowed", self.to_string(), None),
-            Self::BadRequest(err) => ErrorBody::new("invalid_parameter", err.message.clone(), Some(err.field.clone())),
-            Self::Unauthorized(_) => ErrorBody::new("unauthorized", self.to_string(), None),
-            Self::Forbidden => ErrorBody::new("forbidden", self.to_string(), Some("X-Workspace-ID".into())),
-            Self::Unavailable(_) => {
-                ErrorBody::new("unavailable", "the contact list is temporarily unavailable; retry shortly", None)
+            Self::NotFound { .. } => "not_found",
+            Self::MethodNotAllowed { .. } => "method_not_allowed",
+            Self::BadRequest(_) => "invalid_parameter",
+            Self::Unauthorized(_) => "unauthorized",
+            Self::Forbidden | Self::NotAnAdmin => "forbidden",
+            Self::Unavailable(_) => "unavailable",
+            Self::Config(_) => "misconfigured",
+            Self::Internal(_) => "internal",
+        }
+    }
+
+    fn body(&self) -> ErrorBody {
+        let code = self.code();
+        match self {
+            Self::BadRequest(err) => ErrorBody::new(code, err.message.clone(), Some(err.field.clone())),
+            Self::Forbidden => ErrorBody::new(code, self.to_string(), Some("X-Workspace-ID".into())),
+            Self::Unavailable(_) => ErrorBody::new(code, "the contact list is temporarily unavailable; retry shortly", None),
+            Self::Internal(_) => ErrorBody::new(code, "internal error", None),
+            // The others say what is wrong; a misconfiguration names the variable, never its value.
+            Self::NotFound { .. } | Self::MethodNotAllowed { .. } | Self::Unauthorized(_) | Self::NotAnAdmin | Self::Config(_) => {
+                ErrorBody::new(code, self.to_string(), None)
             }
-            // Names the variable (never its value) so ops can fix the deployment.
-            Self::Config(_) => ErrorBody::new("misconfigured", self.to_string(), None),
-            Self::Internal(_) => ErrorBody::new("internal", "internal error", None),
         }
     }
 

@@ -1,6 +1,7 @@
 //! The contact-list-cache Cloudflare Worker: each request passes the edge (ids, CORS, errors,
 //! metrics, logs) on its way to the router.
 
+mod audit;
 mod auth;
 mod config;
 mod edge;
@@ -28,5 +29,5 @@ fn start() {
 async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
     let edge = edge::Edge::begin(&req, &env)?;
     let outcome = router::route(req, &env, &ctx, &edge).await;
-    edge.finish(outcome, &env)
+    edge.finish(outcome, &env, &ctx)
 }

@@ -29,6 +29,7 @@ pub struct Trace {
     failures: RefCell<Vec<String>>,
     board_id: RefCell<Option<String>>,
     workspace_id: RefCell<Option<String>>,
+    audit: RefCell<Vec<crate::audit::Note>>,
 }
 
 impl Trace {
@@ -66,6 +67,23 @@ impl Trace {
     /// The workspace a request concerned, for the request log.
     pub fn workspace(&self, workspace: &WorkspaceId) {
         *self.workspace_id.borrow_mut() = Some(workspace.to_string());
+    }
+
+    /// A cache operation for the audit log, written when the request is answered.
+    pub fn audit(&self, note: crate::audit::Note) {
+        self.audit.borrow_mut().push(note);
+    }
+
+    /// Sets the scopes of the operation noted last (known only once the request is parsed).
+    pub fn audit_scopes(&self, scopes: Vec<String>) {
+        if let Some(note) = self.audit.borrow_mut().last_mut() {
+            note.scopes = scopes;
+        }
+    }
+
+    /// The operations noted, taken out.
+    pub fn audited(&self) -> Vec<crate::audit::Note> {
+        self.audit.take()
     }
 
     /// One call to `layer`: a KV or Redis operation, or a database query.

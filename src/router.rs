@@ -2,7 +2,7 @@
 
 use crate::edge::{self, Edge};
 use crate::error::AppError;
-use crate::handlers::{contacts, counts, dashboard, health, invalidate, live, metrics, warm};
+use crate::handlers::{audit, contacts, counts, dashboard, health, invalidate, live, metrics, warm};
 use worker::{Context, Env, Method, Request, Response};
 
 pub async fn route(req: Request, env: &Env, ctx: &Context, edge: &Edge) -> Result<Response, AppError> {
@@ -23,6 +23,8 @@ pub async fn route(req: Request, env: &Env, ctx: &Context, edge: &Edge) -> Resul
         (_, ["api", "workspaces", _, "counts"]) => Err(not_allowed("GET, OPTIONS")),
         (Method::Get, ["api", "workspaces", workspace, "live"]) => live::connect(&req, env, edge, workspace).await,
         (_, ["api", "workspaces", _, "live"]) => Err(not_allowed("GET, OPTIONS")),
+        (Method::Get, ["api", "workspaces", workspace, "audit"]) => audit::list(&req, edge, workspace).await,
+        (_, ["api", "workspaces", _, "audit"]) => Err(not_allowed("GET, OPTIONS")),
         (Method::Post, ["api", "cache", "invalidate"]) => invalidate::invalidate(req, env, ctx, edge).await,
         (Method::Post, ["api", "cache", "webhook"]) => invalidate::webhook(req, env, ctx, edge).await,
         (Method::Post, ["api", "cache", "warm"]) => warm::warm(req, env, ctx, edge).await,

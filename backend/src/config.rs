@@ -1,5 +1,6 @@
 //! Typed backend configuration, loaded once at startup from the environment.
 
+use contact_list_cache_core::capacity::parse_ratio;
 use contact_list_cache_core::engine::{Budgets, Policy};
 use contact_list_cache_core::freshness::FreshnessPolicy;
 use contact_list_cache_core::sealed::Keyring;
@@ -43,6 +44,13 @@ pub struct Config {
     /// `CACHE_ENCRYPTION_KEY`: seals every value stored in Redis (shared with every read's
     /// Redis adapter).
     pub keyring: Arc<Keyring>,
+    /// `AUDIT_RETENTION_DAYS` (default 90, 1–3650): audit records older than this are deleted
+    /// with each write of new ones.
+    pub audit_retention_days: u32,
+    /// `REDIS_MEMORY_LIMIT_BYTES` (default: Redis's own `maxmemory`) and `REDIS_MEMORY_WARN_RATIO`
+    /// (default 0.8): `/api/cache/stats` warns from this share of the limit on.
+    pub redis_memory_limit_bytes: Option<u64>,
+    pub redis_memory_warn_ratio: f64,
     /// `HOST` (default 0.0.0.0) and `PORT` (default 8080; 0 picks a free port).
     pub host: IpAddr,
     pub port: u16,
@@ -120,6 +128,9 @@ impl Config {
                 (None, Some(_)) => return Err(SettingError::Missing { name: "WORKER_WEBHOOK_URL" }),
             },
             keyring: Arc::new(Keyring::parse("CACHE_ENCRYPTION_KEY", &require_secret("CACHE_ENCRYPTION_KEY", get("CACHE_ENCRYPTION_KEY"))?)?),
+            audit_retention_days: get("AUDIT_RETENTION_DAYS").map_or(Ok(90), |raw| parse_number("AUDIT_RETENTION_DAYS", &raw, 1..=3650))?,
+            redis_memory_limit_bytes: get("REDIS_MEMORY_LIMIT_BYTES").map(|raw| parse_number("REDIS_MEMORY_LIMIT_BYTES", &raw, 1..=u64::MAX)).transpose()?,
+            redis_memory_warn_ratio: get("REDIS_MEMORY_WARN_RATIO").map_or(Ok(0.8), |raw| parse_ratio("REDIS_MEMORY_WARN_RATIO", &raw))?,
             host,
             port: get("PORT").map_or(Ok(8080), |raw| parse_number("PORT", &raw, 0..=65_535))?,
             shutdown_timeout: Duration::from_secs(
@@ -176,6 +187,7 @@ mod tests {
         assert_eq!(config.port, 8080);
         assert_eq!(config.redis_timeout, Duration::from_millis(500));
         assert_eq!(config.shutdown_timeout, Duration::from_secs(8));
+        assert_eq!((config.audit_retention_days, config.redis_memory_limit_bytes, config.redis_memory_warn_ratio), (90, None, 0.8));
     }
 
     #[test]
@@ -207,6 +219,9 @@ mod tests {
             ("DATABASE_TIMEOUT_MS", "0"),
             ("DATABASE_POOL_SIZE", "none"),
             ("SHUTDOWN_TIMEOUT_SECS", "0"),
+            ("AUDIT_RETENTION_DAYS", "0"),
+            ("REDIS_MEMORY_LIMIT_BYTES", "lots"),
+            ("REDIS_MEMORY_WARN_RATIO", "2"),
         ];
         for (name, value) in cases {
             let err = config(&[("INTERNAL_AUTH_KEY", "k"), (name, value)]).unwrap_err();

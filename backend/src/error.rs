@@ -19,6 +19,8 @@ pub enum ApiError {
     BadRequest(#[from] QueryError),
     #[error("the user is not a member of this workspace")]
     NotAMember,
+    #[error("the audit log is for the workspace's owners and admins")]
+    NotAnAdmin,
     #[error("no cached entry for this key")]
     CacheMiss,
     /// Redis or PostgreSQL failed; `cause` (with its context) goes to the logs only.
@@ -41,7 +43,7 @@ impl ApiError {
         match self {
             Self::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
             Self::BadRequest(_) => (StatusCode::BAD_REQUEST, "invalid_parameter"),
-            Self::NotAMember => (StatusCode::FORBIDDEN, "forbidden"),
+            Self::NotAMember | Self::NotAnAdmin => (StatusCode::FORBIDDEN, "forbidden"),
             Self::CacheMiss => (StatusCode::NOT_FOUND, "cache_miss"),
             Self::Unavailable { layer, .. } if is_redis(*layer) => (StatusCode::SERVICE_UNAVAILABLE, "redis_unavailable"),
             Self::Unavailable { .. } => (StatusCode::SERVICE_UNAVAILABLE, "database_unavailable"),

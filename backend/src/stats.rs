@@ -5,6 +5,7 @@
 use contact_list_cache_core::engine::{Event, LayerError, Step};
 use contact_list_cache_core::layer::CacheLayer;
 use serde::Serialize;
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// A monotonically increasing count.
@@ -111,6 +112,32 @@ impl Stats {
     }
 }
 
+/// Keys of one workspace by namespace (`contacts`, `counts`, `reads`, `readers`; anything else
+/// under the workspace's hash tag is `other`).
+#[derive(Debug, Default, Clone, PartialEq, Serialize)]
+pub struct WorkspaceKeys {
+    pub total: u64,
+    pub contacts: u64,
+    pub counts: u64,
+    pub reads: u64,
+    pub other: u64,
+}
+
+/// Counts `key` (`<namespace>:{<workspace>}:…`) for its workspace; keys without a hash tag are
+/// no workspace's and not counted.
+pub fn count_key(per_workspace: &mut BTreeMap<String, WorkspaceKeys>, key: &str) {
+    let Some((namespace, rest)) = key.split_once(':') else { return };
+    let Some(workspace) = rest.strip_prefix('{').and_then(|rest| rest.split_once('}')).map(|(tag, _)| tag) else { return };
+    let keys = per_workspace.entry(workspace.to_owned()).or_default();
+    keys.total += 1;
+    match namespace {
+        "contacts" => keys.contacts += 1,
+        "counts" => keys.counts += 1,
+        "reads" | "readers" => keys.reads += 1,
+        _ => keys.other += 1,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -170,5 +197,25 @@ mod tests {
     fn hit_rate_is_zero_without_lookups() {
         assert_eq!(hit_rate(0, 0), 0.0);
         assert_eq!(hit_rate(3, 1), 0.75);
+    }
+
+    #[test]
+    fn keys_are_counted_per_workspace_by_namespace() {
+        let mut per_workspace = BTreeMap::new();
+        for key in [
+            "contacts:{w1}:all:board:b:page:1:limit:50:sort:created_at-desc:gen:0",
+            "contacts:{w1}:open:board:b:page:1:limit:50:sort:created_at-desc:gen:0",
+            "counts:{w1}:u:gen:0",
+            "reads:{w1}:b:open",
+            "readers:{w1}:b:open",
+            "contacts:{w2}:all:board:b:page:1:limit:50:sort:created_at-desc:gen:0",
+            "untagged:key",
+            "lock:{w2}:x",
+        ] {
+            count_key(&mut per_workspace, key);
+        }
+        assert_eq!(per_workspace["w1"], WorkspaceKeys { total: 5, contacts: 2, counts: 1, reads: 2, other: 0 });
+        assert_eq!(per_workspace["w2"], WorkspaceKeys { total: 2, contacts: 1, counts: 0, reads: 0, other: 1 });
+        assert_eq!(per_workspace.len(), 2);
     }
 }

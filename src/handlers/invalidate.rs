@@ -1,11 +1,13 @@
 //! `POST /api/cache/invalidate` (callers) and `POST /api/cache/webhook` (database changes): what
 //! is invalidated on which boards; `crate::invalidation` writes the new generations.
 
+use crate::audit::Note;
 use crate::auth;
 use crate::edge::Edge;
 use crate::error::AppError;
 use crate::invalidation::{self, Boards, Target, Targets};
 use contact_list_cache_core::access::bearer_token;
+use contact_list_cache_core::audit::{Actor, Operation};
 use contact_list_cache_core::carry::ContactUpdate;
 use contact_list_cache_core::filter::Filter;
 use contact_list_cache_core::generation::Scope;
@@ -59,6 +61,8 @@ pub async fn invalidate(mut req: Request, env: &Env, ctx: &Context, edge: &Edge)
     let board = body.board_id.as_deref().map(|board| BoardId::parse("board_id", board)).transpose()?;
     let access = auth::authorize(&req, upstreams, workspace, &edge.trace).await?.confirmed()?;
     let workspace = access.workspace;
+    let boards_touched = board.iter().cloned().collect();
+    edge.trace.audit(Note { actor: Actor::User(access.caller.user_id), workspace: workspace.clone(), operation: Operation::Invalidate, scopes: Vec::new(), boards: boards_touched });
     let mut scopes = BTreeSet::new();
     if let Some(filter) = &body.filter {
         let filter = Filter::parse(filter)?;
@@ -81,6 +85,7 @@ pub async fn invalidate(mut req: Request, env: &Env, ctx: &Context, edge: &Edge)
     if body.filter.is_none() && body.pattern.is_none() && events.is_empty() {
         scopes.extend(Scope::all());
     }
+    edge.trace.audit_scopes(scopes.iter().map(|scope| scope.as_str().to_owned()).collect());
     let boards = board.map_or(Boards::All, |board| Boards::These(BTreeSet::from([board])));
     let target = Target { scopes, boards, update: None, changed_at: None };
     let data = invalidation::apply(env, ctx, upstreams, &workspace, vec![target], &edge.trace).await?;
@@ -126,6 +131,7 @@ pub async fn webhook(mut req: Request, env: &Env, ctx: &Context, edge: &Edge) ->
     let mut applied = Vec::new();
     for (workspace, targets) in by_workspace {
         edge.trace.workspace(&workspace);
+        edge.trace.audit(webhook_note(&workspace, &targets));
         applied.push(invalidation::apply(env, ctx, config.upstreams()?, &workspace, targets, &edge.trace).await?);
     }
     let data = match (applied.len(), changes.len()) {
@@ -134,4 +140,27 @@ pub async fn webhook(mut req: Request, env: &Env, ctx: &Context, edge: &Edge) ->
         _ => json!({"applied": applied, "ignored": ignored}),
     };
     Ok(Response::from_json(&json!({"success": true, "data": data}))?)
+}
+
+/// The audit note of one workspace's share of a webhook call: every scope and board it touches
+/// (no boards when any change reaches every board).
+fn webhook_note(workspace: &WorkspaceId, targets: &Targets) -> Note {
+    let scopes: BTreeSet<Scope> = targets.iter().flat_map(|target| target.scopes.iter().copied()).collect();
+    let mut boards = BTreeSet::new();
+    for target in targets {
+        match &target.boards {
+            Boards::All => {
+                boards.clear();
+                break;
+            }
+            Boards::These(these) => boards.extend(these.iter().cloned()),
+        }
+    }
+    Note {
+        actor: Actor::Service("webhook"),
+        workspace: workspace.clone(),
+        operation: Operation::Webhook,
+        scopes: scopes.iter().map(|scope| scope.as_str().to_owned()).collect(),
+        boards: boards.into_iter().collect(),
+    }
 }

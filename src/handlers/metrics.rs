@@ -4,10 +4,11 @@
 
 use crate::edge::Edge;
 use crate::error::AppError;
-use crate::layers::backend;
+use crate::layers::{backend, kv};
 use crate::metrics;
 use crate::runtime::now;
 use contact_list_cache_core::access::bearer_token;
+use contact_list_cache_core::capacity::assess;
 use contact_list_cache_core::metrics::prometheus;
 use contact_list_cache_core::secure::secrets_match;
 use contact_list_cache_core::WORKER_NAME;
@@ -34,7 +35,16 @@ pub fn get(req: &Request, edge: &Edge) -> Result<Response, AppError> {
     let location = &edge.location;
     let snapshot = metrics::snapshot();
     let response = if wants_text {
-        let response = Response::ok(prometheus(&snapshot, location))?;
+        let audit = crate::audit::counts();
+        let mut text = prometheus(&snapshot, location);
+        text.push_str(&format!(
+            "# HELP contact_cache_audit_records_total Audit records this isolate sent to the backend, by result.\n\
+             # TYPE contact_cache_audit_records_total counter\n\
+             contact_cache_audit_records_total{{result=\"written\"}} {}\n\
+             contact_cache_audit_records_total{{result=\"failed\"}} {}\n",
+            audit.written, audit.failed
+        ));
+        let response = Response::ok(text)?;
         response.headers().set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")?;
         response
     } else {
@@ -47,6 +57,7 @@ pub fn get(req: &Request, edge: &Edge) -> Result<Response, AppError> {
             "layers": snapshot.layers,
             "latency": snapshot.latency,
             "l0": l0_usage(edge),
+            "audit": crate::audit::counts(),
             "timestamp": now().to_string(),
         }))?
     };
@@ -64,9 +75,23 @@ pub async fn stats(req: &Request, edge: &Edge) -> Result<Response, AppError> {
         Err(err) => json!({"status": "unreachable", "error": err.to_string()}),
     };
     let snapshot = metrics::snapshot();
+    let config = edge.config()?;
+    let written = kv::written_estimate();
+    let kv_usage = assess("KV storage (this isolate's estimate)", written.bytes, Some(config.kv_storage_limit_bytes), config.kv_warn_ratio);
+    let redis_warning = backend.pointer("/redis/memory/warning").and_then(Value::as_str).map(str::to_owned);
+    let warnings: Vec<String> = kv_usage.warning.iter().cloned().chain(redis_warning).collect();
     let response = Response::from_json(&json!({
         "success": true,
         "data": {
+            "warnings": warnings,
+            "kv": {
+                "estimate": true,
+                "basis": "entries this isolate wrote to KV that have not expired yet; other isolates and locations are not counted",
+                "entries": written.entries,
+                "bytes": written.bytes,
+                "lower_bound": written.lower_bound,
+                "usage": kv_usage,
+            },
             "edge": {
                 "edge_location": edge.location,
                 "scope": snapshot.scope,

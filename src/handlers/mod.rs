@@ -1,5 +1,6 @@
 //! One module per endpoint family: parse, ask the core, call the layers, respond.
 
+pub mod audit;
 pub mod contacts;
 pub mod counts;
 pub mod dashboard;

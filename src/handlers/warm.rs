@@ -1,13 +1,15 @@
 //! `POST /api/cache/warm`: the spec's common queries, read for the caller from the database and
 //! written to KV and Redis.
 
+use crate::audit::Note;
 use crate::auth;
 use crate::edge::Edge;
 use crate::error::AppError;
 use crate::handlers::invalidate::json_body;
 use crate::read_path::{PageRead, Reader};
+use contact_list_cache_core::audit::{Actor, Operation};
 use contact_list_cache_core::engine::Mode;
-use contact_list_cache_core::query::{ContactQuery, QueryError, WorkspaceId};
+use contact_list_cache_core::query::{BoardId, ContactQuery, QueryError, WorkspaceId};
 use serde::Deserialize;
 use serde_json::json;
 use worker::{Context, Env, Request, Response};
@@ -26,6 +28,13 @@ pub async fn warm(mut req: Request, env: &Env, ctx: &Context, edge: &Edge) -> Re
     let workspace = WorkspaceId::parse("X-Workspace-ID", req.headers().get("X-Workspace-ID")?.unwrap_or_default().trim())?;
     let body: WarmBody = json_body(&mut req).await?;
     let access = auth::authorize(&req, upstreams, workspace, &edge.trace).await?.confirmed()?;
+    edge.trace.audit(Note {
+        actor: Actor::User(access.caller.user_id.clone()),
+        workspace: access.workspace.clone(),
+        operation: Operation::Warm,
+        scopes: WARM_QUERIES.iter().filter_map(|raw| raw.strip_prefix("filter=")).map(str::to_owned).collect(),
+        boards: BoardId::parse("board_id", &body.board_id).into_iter().collect(),
+    });
     let mut warmed = Vec::new();
     for raw in WARM_QUERIES {
         let query = ContactQuery::parse(&body.board_id, raw).map_err(|err| match err.field.as_str() {

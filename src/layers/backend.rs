@@ -241,6 +241,29 @@ pub async fn stats(upstreams: &Upstreams) -> Result<serde_json::Value, LayerErro
     }
 }
 
+/// Writes audit records (`POST /api/audit`).
+pub async fn audit(upstreams: &Upstreams, records: &[contact_list_cache_core::audit::AuditRecord]) -> Result<(), LayerError> {
+    let layer = CacheLayer::Database;
+    let headers = headers(upstreams, None, layer)?;
+    headers.set("Content-Type", "application/json").map_err(|err| LayerError::failed(layer, err))?;
+    let body = serde_json::to_string(&serde_json::json!({ "records": records })).expect("records serialize");
+    match within(layer, upstreams.budgets().fallback_ms, call(upstreams, Method::Post, "/api/audit", headers, Some(body), layer)).await? {
+        Answer::Found(_) => Ok(()),
+        Answer::Missing | Answer::Forbidden => Err(LayerError::failed(layer, "the backend refused the audit records")),
+    }
+}
+
+/// One page of `workspace`'s audit log for `user`: the body as sent, or `Forbidden` when the
+/// user is not its owner or admin.
+pub async fn audit_page(upstreams: &Upstreams, workspace: &WorkspaceId, user: &UserId, limit: u32, before: Option<i64>) -> Result<Answer, LayerError> {
+    let layer = CacheLayer::Database;
+    let headers = headers(upstreams, None, layer)?;
+    headers.set("X-User-ID", user.as_str()).map_err(|err| LayerError::failed(layer, err))?;
+    let before = before.map(|id| format!("&before={id}")).unwrap_or_default();
+    let path = format!("/api/workspaces/{workspace}/audit?limit={limit}{before}");
+    within(layer, upstreams.budgets().fallback_ms, call(upstreams, Method::Get, &path, headers, None, layer)).await
+}
+
 /// Whether the backend's `/health` answers 200 within `budget_ms`.
 pub async fn reachable(upstreams: &Upstreams, budget_ms: u32) -> bool {
     let layer = CacheLayer::BackendFallback;

@@ -2,9 +2,10 @@
 //! invalidation, and health probes.
 
 use crate::config::{Upstreams, KV_BINDING};
-use crate::runtime::within;
+use crate::runtime::{self, within};
 use crate::webcrypto;
 use contact_list_cache_core::cache_key::kv_list_key;
+use contact_list_cache_core::capacity::{Estimate, WriteLedger};
 use contact_list_cache_core::carry::{carry, CarryRecord, Carried, ContactUpdate};
 use contact_list_cache_core::engine::{Cache, LayerError, Source, SourceError, SourceMode, StoredPage};
 use contact_list_cache_core::freshness::Freshness;
@@ -12,6 +13,7 @@ use contact_list_cache_core::generation::{Generation, ScopeState};
 use contact_list_cache_core::layer::CacheLayer;
 use contact_list_cache_core::query::{ContactQuery, UserId, WorkspaceId};
 use contact_list_cache_core::time::UnixMillis;
+use std::cell::RefCell;
 use std::rc::Rc;
 use worker::kv::{KvError, KvStore};
 use worker::{js_sys, Env};
@@ -71,13 +73,34 @@ impl Cache for KvPage {
     }
 }
 
-/// One KV write, with optional metadata, expiring after `ttl_seconds` (at least 60).
+/// The most keys the written-entries ledger remembers (about 100 bytes of bookkeeping each).
+const LEDGER_CAPACITY: usize = 20_000;
+/// The bytes counted for an entry's metadata (`{"t":<ms>}`).
+const METADATA_BYTES: u64 = 20;
+
+thread_local! {
+    static WRITTEN: RefCell<WriteLedger> = RefCell::new(WriteLedger::new(LEDGER_CAPACITY));
+}
+
+/// What this isolate wrote to KV that has not expired yet: an estimate of KV's use (KV has no
+/// size API; other isolates' and locations' writes are not seen).
+pub fn written_estimate() -> Estimate {
+    WRITTEN.with(|ledger| ledger.borrow_mut().estimate(runtime::now().0))
+}
+
+/// One KV write, with optional metadata, expiring after `ttl_seconds` (at least 60), entered in
+/// the isolate's ledger once KV accepted it.
 async fn write(store: &KvStore, key: &str, value: &str, stored: Option<Stored>, ttl_seconds: u32) -> Result<(), LayerError> {
     let mut put = store.put(key, value).map_err(failed)?;
+    let metadata = if stored.is_some() { METADATA_BYTES } else { 0 };
     if let Some(stored) = stored {
         put = put.metadata(stored).map_err(|err: KvError| failed(err))?;
     }
-    put.expiration_ttl(u64::from(ttl_seconds).max(PROBE_TTL_SECONDS)).execute().await.map_err(failed)
+    let ttl = u64::from(ttl_seconds).max(PROBE_TTL_SECONDS);
+    put.expiration_ttl(ttl).execute().await.map_err(failed)?;
+    let (bytes, now) = ((key.len() + value.len()) as u64 + metadata, runtime::now().0);
+    WRITTEN.with(|ledger| ledger.borrow_mut().record(key, bytes, now + ttl * 1000, now));
+    Ok(())
 }
 
 async fn get_text(store: &KvStore, key: &str) -> Result<Option<String>, LayerError> {

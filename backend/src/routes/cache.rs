@@ -4,13 +4,15 @@ use crate::error::ApiError;
 use crate::redis_store::RedisInfo;
 use crate::routes::bad_request;
 use crate::state::AppState;
-use crate::stats::{hit_rate, StatsSnapshot};
+use crate::stats::{count_key, hit_rate, StatsSnapshot, WorkspaceKeys};
 use axum::extract::rejection::JsonRejection;
 use axum::extract::State;
 use axum::Json;
+use contact_list_cache_core::capacity::{assess, Usage};
 use contact_list_cache_core::invalidation::KeyPattern;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// The longest TTL a stored entry may ask for, in seconds.
@@ -69,6 +71,10 @@ pub async fn invalidate(State(state): State<Arc<AppState>>, body: Result<Json<In
     Ok(Json(json!({"success": true, "data": {"pattern": pattern.glob, "removed": removed}})))
 }
 
+/// The most keys one stats call scans (SCAN, a thousand per round trip); beyond it the counts
+/// per workspace are reported as truncated.
+pub const STATS_SCAN_MAX_KEYS: u64 = 100_000;
+
 #[derive(Debug, Serialize)]
 pub struct CacheStats {
     pub service: StatsSnapshot,
@@ -81,18 +87,39 @@ pub struct RedisStats {
     #[serde(flatten)]
     pub info: RedisInfo,
     pub hit_rate: f64,
+    /// `used_memory` against `REDIS_MEMORY_LIMIT_BYTES` (else `maxmemory`), with its warning.
+    pub memory: Usage,
+    /// Keys under each workspace's hash tag, counted with SCAN on every node.
+    pub keys_per_workspace: BTreeMap<String, WorkspaceKeys>,
+    /// Whether the scan stopped at [`STATS_SCAN_MAX_KEYS`], so the counts are lower bounds.
+    pub keys_per_workspace_truncated: bool,
 }
 
-/// The service's counters since start and Redis's own numbers (summed over cluster primaries).
+/// The service's counters since start, Redis's own numbers (summed over cluster primaries), its
+/// memory against the configured limit, and its keys per workspace.
 pub async fn stats(State(state): State<Arc<AppState>>) -> Result<Json<Value>, ApiError> {
     let texts = state.redis.info().await.inspect_err(|_| state.stats.redis_errors.increment())?;
     let info = RedisInfo::from_texts(&texts);
+    let mut keys_per_workspace = BTreeMap::new();
+    let truncated = state
+        .redis
+        .scan_each("*:{*}*", STATS_SCAN_MAX_KEYS, |key| count_key(&mut keys_per_workspace, key))
+        .await
+        .inspect_err(|_| state.stats.redis_errors.increment())?;
+    let limit = state.config.redis_memory_limit_bytes.or(Some(info.maxmemory_bytes));
+    let memory = assess("Redis memory", info.used_memory_bytes, limit, state.config.redis_memory_warn_ratio);
+    if let Some(warning) = &memory.warning {
+        tracing::warn!(%warning, "redis memory near its limit");
+    }
     let stats = CacheStats {
         service: state.stats.snapshot(),
         redis: RedisStats {
             mode: if state.redis.is_cluster() { "cluster" } else { "single" },
             hit_rate: hit_rate(info.keyspace_hits, info.keyspace_misses),
             info,
+            memory,
+            keys_per_workspace,
+            keys_per_workspace_truncated: truncated,
         },
     };
     Ok(Json(json!({"success": true, "data": stats})))

@@ -1,5 +1,6 @@
 //! HTTP routes of the backend, one module per endpoint family, and the request headers they share.
 
+pub mod audit;
 pub mod cache;
 pub mod contacts;
 pub mod counts;

@@ -4,7 +4,9 @@
 //! and the backend cannot disagree about formats, limits or rules.
 
 pub mod access;
+pub mod audit;
 pub mod cache_key;
+pub mod capacity;
 pub mod carry;
 pub mod coalesce;
 pub mod cors;
