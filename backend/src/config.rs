@@ -1,5 +1,6 @@
 //! Typed backend configuration, loaded once at startup from the environment.
 
+use crate::capture::settings::CaptureSettings;
 use contact_list_cache_core::engine::{Budgets, Policy};
 use contact_list_cache_core::freshness::FreshnessPolicy;
 use contact_list_cache_core::sealed::Keyring;
@@ -34,6 +35,8 @@ pub struct Config {
     /// (the worker's `/api/cache/webhook`) and the secret it sends. Both, with `DATABASE_URL`,
     /// turn change capture on.
     pub webhook: Option<(String, Secret<String>)>,
+    /// How change capture consumes the outbox (`CHANGE_CAPTURE_*`).
+    pub capture: CaptureSettings,
     /// `CACHE_ENCRYPTION_KEY`: seals every value stored in Redis (shared with every read's
     /// Redis adapter).
     pub keyring: Arc<Keyring>,
@@ -94,6 +97,7 @@ impl Config {
                 (Some(_), None) => return Err(SettingError::Missing { name: "WEBHOOK_SECRET" }),
                 (None, Some(_)) => return Err(SettingError::Missing { name: "WORKER_WEBHOOK_URL" }),
             },
+            capture: CaptureSettings::from_lookup(&get)?,
             keyring: Arc::new(Keyring::parse("CACHE_ENCRYPTION_KEY", &require_secret("CACHE_ENCRYPTION_KEY", get("CACHE_ENCRYPTION_KEY"))?)?),
             host,
             port: get("PORT").map_or(Ok(8080), |raw| parse_number("PORT", &raw, 0..=65_535))?,

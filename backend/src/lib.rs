@@ -1,11 +1,11 @@
 //! The Redis cache service behind the contact-list-cache worker.
 
 pub mod auth;
+pub mod capture;
 pub mod config;
 pub mod db;
 pub mod error;
 pub mod layers;
-pub mod listener;
 pub mod redis_store;
 pub mod routes;
 pub mod startup;

@@ -1,5 +1,6 @@
 //! `POST /api/cache/store`, `POST /api/cache/invalidate` and `GET /api/cache/stats`.
 
+use crate::capture::status::CaptureReport;
 use crate::error::ApiError;
 use crate::redis_store::RedisInfo;
 use crate::routes::bad_request;
@@ -73,6 +74,8 @@ pub async fn invalidate(State(state): State<Arc<AppState>>, body: Result<Json<In
 pub struct CacheStats {
     pub service: StatsSnapshot,
     pub redis: RedisStats,
+    /// Change capture's backlog and counters.
+    pub change_capture: CaptureReport,
 }
 
 #[derive(Debug, Serialize)]
@@ -94,6 +97,7 @@ pub async fn stats(State(state): State<Arc<AppState>>) -> Result<Json<Value>, Ap
             hit_rate: hit_rate(info.keyspace_hits, info.keyspace_misses),
             info,
         },
+        change_capture: crate::routes::health::capture_report(&state),
     };
     Ok(Json(json!({"success": true, "data": stats})))
 }
