@@ -97,7 +97,7 @@ impl Config {
                 (Some(_), None) => return Err(SettingError::Missing { name: "WEBHOOK_SECRET" }),
                 (None, Some(_)) => return Err(SettingError::Missing { name: "WORKER_WEBHOOK_URL" }),
             },
-            capture: CaptureSettings::from_lookup(&get)?,
+            capture: CaptureSettings::from_lookup(get)?,
             keyring: Arc::new(Keyring::parse("CACHE_ENCRYPTION_KEY", &require_secret("CACHE_ENCRYPTION_KEY", get("CACHE_ENCRYPTION_KEY"))?)?),
             host,
             port: get("PORT").map_or(Ok(8080), |raw| parse_number("PORT", &raw, 0..=65_535))?,

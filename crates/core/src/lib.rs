@@ -4,6 +4,7 @@
 //! and the backend cannot disagree about formats, limits or rules.
 
 pub mod access;
+pub mod applied;
 pub mod cache_key;
 pub mod carry;
 pub mod coalesce;
