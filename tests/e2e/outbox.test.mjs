@@ -183,6 +183,22 @@ describe("durable change capture", { timeout: 300_000 }, () => {
     await allDelivered("crash-after");
   });
 
+  test("a change committed after later ones is held for, not skipped, and a rolled-back one does not stall", async () => {
+    const { id } = contacts[contacts.length - 1];
+    // Takes its sequence now and commits in 2.5 s, after the burst's later sequences.
+    const slow = psqlAsync(pg.port, null, { script: `begin; update public.contacts set name = 'gap:slow' where id = '${id}'; insert into written values ('gap:slow'); select pg_sleep(2.5); commit;` });
+    await waitFor("the slow transaction's change written", async () => (await psqlAsync(pg.port, "select count(*) from pg_stat_activity where query like '%pg_sleep(2.5)%' and state = 'active' and pid <> pg_backend_pid()"))[0][0] === "1", 10_000);
+    await psqlAsync(pg.port, null, { script: `begin; update public.contacts set name = 'gap:rolled-back' where id = '${contacts[1].id}'; rollback;` });
+    await burst("gap", 5, 0);
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    const early = [...proxy.names].filter((name) => name.startsWith("gap:"));
+    assert.deepEqual(early, [], "nothing after the open transaction's sequence is delivered before it commits");
+    await slow;
+    const names = await allDelivered("gap");
+    assert.equal(names.length, 6);
+    assert.ok(!proxy.names.has("gap:rolled-back"));
+  });
+
   test("delivered rows are pruned from the outbox", async () => {
     await burst("prune", 30, 0);
     await allDelivered("prune");
