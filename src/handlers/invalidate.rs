@@ -90,7 +90,7 @@ pub async fn invalidate(mut req: Request, env: &Env, ctx: &Context, edge: &Edge)
     Ok(Response::from_json(&json!({"success": true, "data": data}))?)
 }
 
-/// A database change (from the backend's listener, or a Supabase Database Webhook), authenticated
+/// A database change (from the backend's change capture, or a Supabase Database Webhook), authenticated
 /// with `WEBHOOK_SECRET` in `X-Webhook-Secret` or as a bearer token.
 pub async fn webhook(mut req: Request, env: &Env, ctx: &Context, edge: &Edge) -> Result<Response, AppError> {
     let config = edge.config()?;
