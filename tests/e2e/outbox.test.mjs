@@ -207,6 +207,17 @@ describe("durable change capture", { timeout: 300_000 }, () => {
     assert.ok(stats.data.change_capture.pruned >= 30, JSON.stringify(stats.data.change_capture));
   });
 
+  test("a second backend on the same cursor stands by, healthy, and takes over when the first dies", async () => {
+    const second = await ownBackend(pieces, backendOptions);
+    await waitFor("the second backend standing by", async () => (await (await fetch(`${second.url}/health`)).json()).change_capture.status === "standby", 20_000);
+    assert.equal((await (await fetch(`${second.url}/health`)).json()).status, "healthy");
+    await pieces.stopService(backend.child);
+    backend = second;
+    await burst("takeover", 10, 0);
+    await allDelivered("takeover");
+    assert.equal((await health()).change_capture.status, "up");
+  });
+
   test("a redelivered batch is skipped by the worker", async () => {
     const [[seq]] = await psqlAsync(pg.port, "select coalesce(max(seq), 0) from public.contact_list_cache_cursor");
     assert.ok(Number(seq) > 0);

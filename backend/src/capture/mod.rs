@@ -19,7 +19,7 @@ use forward::{Forwarder, Lanes};
 use futures_util::StreamExt;
 use progress::Progress;
 use settings::CaptureSettings;
-use std::sync::atomic::Ordering;
+use status::Phase;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, Notify};
@@ -47,7 +47,7 @@ pub async fn run(database_url: String, forwarder: Forwarder, settings: CaptureSe
             Ok(()) => tracing::warn!("change capture: connection closed"),
             Err(err) => tracing::warn!(error = format!("{err:#}"), "change capture: not consuming"),
         }
-        forwarder.status.consuming.store(false, Ordering::Relaxed);
+        forwarder.status.set_phase(Phase::Down);
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(Duration::from_secs(10));
     }
@@ -86,13 +86,14 @@ async fn session(client: &mut Client, wake: &Notify, forwarder: &Forwarder, sett
     outbox::cursor(client, consumer).await?;
     let locked = "select pg_try_advisory_lock(hashtext('contact_list_cache_outbox'), hashtext($1))";
     while !client.query_one(locked, &[&consumer]).await.context("taking the consumer's lock")?.get::<_, bool>(0) {
+        forwarder.status.set_phase(Phase::Standby);
         measure(client, forwarder, consumer).await?;
         tokio::time::sleep(settings.poll).await;
     }
     *backoff = Duration::from_secs(1);
     let cursor = outbox::cursor(client, consumer).await?;
     tracing::info!(channel = CHANNEL, consumer, cursor, "change capture: consuming the outbox");
-    forwarder.status.consuming.store(true, Ordering::Relaxed);
+    forwarder.status.set_phase(Phase::Consuming);
     let (acks_sender, mut acks) = mpsc::unbounded_channel();
     let mut state = State {
         progress: Progress::new(cursor),

@@ -4,12 +4,40 @@
 use super::outbox::Backlog;
 use crate::stats::Counter;
 use serde::Serialize;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicU8, Ordering};
+
+/// Where change capture stands with its connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Phase {
+    /// Not connected yet since start.
+    Starting = 0,
+    /// Connected and consuming (holding the consumer's lock).
+    Consuming = 1,
+    /// Connected, waiting for another replica's lock on the same consumer.
+    Standby = 2,
+    /// The connection failed or ended; reconnecting.
+    Down = 3,
+}
+
+impl Phase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Starting => "starting",
+            Phase::Consuming => "up",
+            Phase::Standby => "standby",
+            Phase::Down => "down",
+        }
+    }
+
+    fn from_u8(raw: u8) -> Self {
+        [Phase::Starting, Phase::Consuming, Phase::Standby, Phase::Down].into_iter().find(|phase| *phase as u8 == raw).unwrap_or(Phase::Down)
+    }
+}
 
 #[derive(Debug, Default)]
 pub struct CaptureStatus {
-    /// Connected and consuming (holding the consumer's lock).
-    pub consuming: AtomicBool,
+    phase: AtomicU8,
     cursor: AtomicI64,
     undelivered: AtomicU64,
     /// When the oldest undelivered change was written (ms since the epoch; 0: none).
@@ -24,8 +52,9 @@ pub struct CaptureStatus {
     pub pruned: Counter,
 }
 
-/// How change capture is doing: `up`, `lagging` (the oldest undelivered change is older than the
-/// threshold), `down` (not consuming), or `not_configured`.
+/// How change capture is doing: `starting`, `up`, `standby` (another replica consumes),
+/// `lagging` (the oldest undelivered change is older than the threshold), `down` (disconnected),
+/// or `not_configured`.
 #[derive(Debug, Serialize)]
 pub struct CaptureReport {
     pub status: &'static str,
@@ -50,11 +79,19 @@ impl CaptureReport {
 
     /// Whether `/health` may say healthy.
     pub fn is_ok(&self) -> bool {
-        self.status == "up" || self.status == "not_configured"
+        !matches!(self.status, "lagging" | "down")
     }
 }
 
 impl CaptureStatus {
+    pub fn set_phase(&self, phase: Phase) {
+        self.phase.store(phase as u8, Ordering::Relaxed);
+    }
+
+    pub fn phase(&self) -> Phase {
+        Phase::from_u8(self.phase.load(Ordering::Relaxed))
+    }
+
     pub fn record_backlog(&self, backlog: Backlog, now: u64) {
         self.cursor.store(backlog.cursor, Ordering::Relaxed);
         self.undelivered.store(backlog.undelivered, Ordering::Relaxed);
@@ -68,10 +105,10 @@ impl CaptureStatus {
         let measured = self.measured_at.load(Ordering::Relaxed) != 0;
         let oldest_at = self.oldest_at.load(Ordering::Relaxed);
         let lag_ms = (measured && oldest_at != 0).then(|| now.saturating_sub(oldest_at));
-        let status = match (self.consuming.load(Ordering::Relaxed), lag_ms) {
-            (false, _) => "down",
-            (true, Some(lag)) if lag > degraded_after_ms => "lagging",
-            (true, _) => "up",
+        let status = match (self.phase(), lag_ms) {
+            (Phase::Down, _) => "down",
+            (_, Some(lag)) if lag > degraded_after_ms => "lagging",
+            (phase, _) => phase.as_str(),
         };
         CaptureReport {
             status,
@@ -89,25 +126,30 @@ impl CaptureStatus {
 mod tests {
     use super::*;
 
-    fn status(consuming: bool, oldest_at: Option<u64>) -> CaptureStatus {
+    fn status(phase: Phase, oldest_at: Option<u64>) -> CaptureStatus {
         let status = CaptureStatus::default();
-        status.consuming.store(consuming, Ordering::Relaxed);
+        status.set_phase(phase);
         status.record_backlog(Backlog { cursor: 7, undelivered: u64::from(oldest_at.is_some()), oldest_at }, 1_000);
         status
     }
 
     #[test]
     fn capture_lags_when_its_oldest_undelivered_change_is_older_than_the_threshold() {
-        assert_eq!(status(true, Some(1_000)).report(2_000, 5_000).status, "up");
-        let lagging = status(true, Some(1_000)).report(7_000, 5_000);
+        assert_eq!(status(Phase::Consuming, Some(1_000)).report(2_000, 5_000).status, "up");
+        let lagging = status(Phase::Consuming, Some(1_000)).report(7_000, 5_000);
         assert_eq!((lagging.status, lagging.lag_ms, lagging.undelivered, lagging.is_ok()), ("lagging", Some(6_000), Some(1), false));
-        assert_eq!(status(true, None).report(99_000, 5_000).lag_ms, Some(0));
+        assert_eq!(status(Phase::Consuming, None).report(99_000, 5_000).lag_ms, Some(0));
+        assert_eq!(status(Phase::Standby, Some(1_000)).report(7_000, 5_000).status, "lagging", "a standby sees the consumer's backlog");
     }
 
     #[test]
-    fn capture_that_is_not_consuming_is_down() {
-        let report = status(false, None).report(2_000, 5_000);
+    fn capture_that_is_disconnected_is_down_and_a_standby_or_starting_one_is_fine() {
+        let report = status(Phase::Down, None).report(2_000, 5_000);
         assert_eq!((report.status, report.is_ok()), ("down", false));
+        let standby = status(Phase::Standby, Some(1_000)).report(2_000, 5_000);
+        assert_eq!((standby.status, standby.is_ok()), ("standby", true));
+        assert!(CaptureStatus::default().report(0, 5_000).is_ok());
+        assert_eq!(CaptureStatus::default().phase(), Phase::Starting);
         assert!(CaptureReport::not_configured().is_ok());
     }
 }
