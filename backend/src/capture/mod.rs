@@ -33,6 +33,8 @@ const READ_BATCH: i64 = 500;
 /// Reads pause while this many changes are taken and not yet acknowledged (an outage's backlog
 /// stays in the outbox, not in memory).
 const MAX_IN_FLIGHT: usize = 2_000;
+/// Reads (and gap checks) in one round at most.
+const MAX_READS_PER_STEP: usize = 20;
 /// Delivered rows deleted per statement when pruning.
 const PRUNE_CHUNK: i64 = 5_000;
 /// The longest one round of reading, acknowledging and pruning may take before the connection is
@@ -131,22 +133,29 @@ impl State {
     /// One round: settle a gap, read what there is room for, store the cursor, measure, prune.
     async fn step(&mut self, client: &mut Client, forwarder: &Forwarder, settings: &CaptureSettings) -> anyhow::Result<()> {
         let consumer = settings.consumer.as_str();
-        if let Some(gap) = &self.progress.gap {
-            let waited = now().0.saturating_sub(gap.seen_at);
-            if outbox::settled(client, &gap.snapshot).await? {
-                self.progress.settle();
-            } else if waited > settings.gap_wait.as_millis() as u64 {
-                tracing::warn!(after = self.progress.read_through(), waited_ms = waited, "change capture: passing a gap whose transactions are still running");
-                self.progress.settle();
+        // A gap is asked about at once (a rolled-back sequence is settled by then), and reads go
+        // on past it when it is settled; a bounded number of rounds, so a step always ends.
+        for _ in 0..MAX_READS_PER_STEP {
+            if let Some(gap) = &self.progress.gap {
+                let waited = now().0.saturating_sub(gap.seen_at);
+                if outbox::settled(client, &gap.snapshot).await? {
+                    self.progress.settle();
+                } else if waited > settings.gap_wait.as_millis() as u64 {
+                    tracing::warn!(after = self.progress.read_through(), waited_ms = waited, "change capture: passing a gap whose transactions are still running");
+                    self.progress.settle();
+                } else {
+                    break;
+                }
             }
-        }
-        while self.progress.gap.is_none() && self.progress.in_flight() < MAX_IN_FLIGHT {
+            if self.progress.in_flight() >= MAX_IN_FLIGHT {
+                break;
+            }
             let read = outbox::read(client, self.progress.read_through(), READ_BATCH).await?;
             let seqs: Vec<i64> = read.changes.iter().map(|change| change.seq).collect();
             let complete = (seqs.len() as i64) < READ_BATCH;
             let taken = self.progress.take(&seqs, complete, &read.snapshot, now().0);
             self.lanes.send(read.changes.into_iter().take(taken).collect());
-            if complete || taken < seqs.len() {
+            if complete && self.progress.gap.is_none() {
                 break;
             }
         }
