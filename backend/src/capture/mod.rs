@@ -84,6 +84,12 @@ async fn consume(database_url: &str, forwarder: &Forwarder, settings: &CaptureSe
 
 async fn session(client: &mut Client, wake: &Notify, forwarder: &Forwarder, settings: &CaptureSettings, backoff: &mut Duration) -> anyhow::Result<()> {
     let consumer = settings.consumer.as_str();
+    // The consumer's lock goes with this connection: PostgreSQL is to notice within about a
+    // minute when this side vanishes without closing it (a partition), so a standby takes over.
+    client
+        .batch_execute("set tcp_keepalives_idle = 30; set tcp_keepalives_interval = 10; set tcp_keepalives_count = 3")
+        .await
+        .context("setting keepalives")?;
     client.batch_execute(&format!("LISTEN {CHANNEL}")).await.context("LISTEN")?;
     outbox::cursor(client, consumer).await?;
     let locked = "select pg_try_advisory_lock(hashtext('contact_list_cache_outbox'), hashtext($1))";
