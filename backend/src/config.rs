@@ -1,6 +1,7 @@
 //! Typed backend configuration, loaded once at startup from the environment.
 
 use contact_list_cache_core::capacity::parse_ratio;
+use crate::capture::settings::CaptureSettings;
 use contact_list_cache_core::engine::{Budgets, Policy};
 use contact_list_cache_core::freshness::FreshnessPolicy;
 use contact_list_cache_core::sealed::Keyring;
@@ -41,6 +42,8 @@ pub struct Config {
     /// (the worker's `/api/cache/webhook`) and the secret it sends. Both, with `DATABASE_URL`,
     /// turn change capture on.
     pub webhook: Option<(String, Secret<String>)>,
+    /// How change capture consumes the outbox (`CHANGE_CAPTURE_*`).
+    pub capture: CaptureSettings,
     /// `CACHE_ENCRYPTION_KEY`: seals every value stored in Redis (shared with every read's
     /// Redis adapter).
     pub keyring: Arc<Keyring>,
@@ -127,6 +130,7 @@ impl Config {
                 (Some(_), None) => return Err(SettingError::Missing { name: "WEBHOOK_SECRET" }),
                 (None, Some(_)) => return Err(SettingError::Missing { name: "WORKER_WEBHOOK_URL" }),
             },
+            capture: CaptureSettings::from_lookup(get)?,
             keyring: Arc::new(Keyring::parse("CACHE_ENCRYPTION_KEY", &require_secret("CACHE_ENCRYPTION_KEY", get("CACHE_ENCRYPTION_KEY"))?)?),
             audit_retention_days: get("AUDIT_RETENTION_DAYS").map_or(Ok(90), |raw| parse_number("AUDIT_RETENTION_DAYS", &raw, 1..=3650))?,
             redis_memory_limit_bytes: get("REDIS_MEMORY_LIMIT_BYTES").map(|raw| parse_number("REDIS_MEMORY_LIMIT_BYTES", &raw, 1..=u64::MAX)).transpose()?,

@@ -2,13 +2,13 @@
 
 pub mod audit;
 pub mod auth;
+pub mod capture;
 pub mod config;
 pub mod db;
 pub mod db_target;
 pub mod error;
 pub mod healthcheck;
 pub mod layers;
-pub mod listener;
 pub mod redis_store;
 pub mod routes;
 pub mod startup;

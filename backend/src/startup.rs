@@ -1,6 +1,8 @@
 //! Building and running the service: bind (port 0 picks a free one), serve, shut down gracefully
 //! within a bounded drain.
 
+use crate::capture::forward::Forwarder;
+use crate::capture::status::CaptureStatus;
 use crate::config::Config;
 use crate::db::Database;
 use crate::layers::runtime::Leased;
@@ -45,12 +47,15 @@ impl Application {
         );
         let database_url = config.database_url.as_ref().map(|url| url.expose().as_str());
         let db = Database::new(database_url, config.database_timeout, config.database_pool_size)?;
+        let mut capture = None;
         if let (Some(database_url), Some((url, secret))) = (database_url, &config.webhook) {
-            let forwarder = crate::listener::Forwarder::new(url.clone(), secret.expose().clone());
-            tokio::spawn(crate::listener::run(database_url.to_owned(), forwarder));
+            let status = Arc::new(CaptureStatus::default());
+            let forwarder = Forwarder::new(url.clone(), secret.expose().clone(), config.capture.retry_max, Arc::clone(&status));
+            tokio::spawn(crate::capture::run(database_url.to_owned(), forwarder, config.capture.clone()));
+            capture = Some(status);
         }
         let drain_timeout = config.shutdown_timeout;
-        let state = Arc::new(AppState { config, redis: Arc::new(redis), db: Arc::new(db), stats: Stats::default(), leases: Leased::default() });
+        let state = Arc::new(AppState { config, redis: Arc::new(redis), db: Arc::new(db), stats: Stats::default(), leases: Leased::default(), capture });
         tokio::spawn(check_tls(Arc::clone(&state)));
         Ok(Self { listener, router: router(state), drain_timeout })
     }

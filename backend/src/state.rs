@@ -2,6 +2,7 @@
 //! Its own module so that `startup` (which builds it and wires the routes) and the routes (which
 //! read it) both depend on it, and not on each other.
 
+use crate::capture::status::CaptureStatus;
 use crate::config::Config;
 use crate::db::Database;
 use crate::layers::runtime::Leased;
@@ -18,4 +19,6 @@ pub struct AppState {
     pub stats: Stats,
     /// Refresh leases of the pages this process serves.
     pub leases: Leased,
+    /// Change capture's connection, backlog and counters, when it runs.
+    pub capture: Option<Arc<CaptureStatus>>,
 }

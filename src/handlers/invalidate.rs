@@ -3,10 +3,13 @@
 
 use crate::audit::Note;
 use crate::auth;
+use crate::config::KV_BINDING;
+use crate::layers::kv;
 use crate::edge::Edge;
 use crate::error::AppError;
 use crate::invalidation::{self, Boards, Target, Targets};
 use contact_list_cache_core::access::bearer_token;
+use contact_list_cache_core::applied::AppliedMark;
 use contact_list_cache_core::audit::{Actor, Operation};
 use contact_list_cache_core::carry::ContactUpdate;
 use contact_list_cache_core::filter::Filter;
@@ -92,7 +95,7 @@ pub async fn invalidate(mut req: Request, env: &Env, ctx: &Context, edge: &Edge)
     Ok(Response::from_json(&json!({"success": true, "data": data}))?)
 }
 
-/// A database change (from the backend's listener, or a Supabase Database Webhook), authenticated
+/// A database change (from the backend's change capture, or a Supabase Database Webhook), authenticated
 /// with `WEBHOOK_SECRET` in `X-Webhook-Secret` or as a bearer token.
 pub async fn webhook(mut req: Request, env: &Env, ctx: &Context, edge: &Edge) -> Result<Response, AppError> {
     let config = edge.config()?;
@@ -110,29 +113,53 @@ pub async fn webhook(mut req: Request, env: &Env, ctx: &Context, edge: &Edge) ->
         Value::Array(changes) => changes.into_iter().map(change).collect::<Result<_, _>>()?,
         one => vec![change(one)?],
     };
-    let mut by_workspace: Vec<(WorkspaceId, Targets)> = Vec::new();
+    let mut by_workspace: Vec<(WorkspaceId, Vec<(&RowChange, Event)>)> = Vec::new();
     let mut ignored = Vec::new();
     for change in &changes {
         let Some((workspace, event)) = change.event() else {
             ignored.push(format!("{} {} affects no cached list", change.kind, change.table));
             continue;
         };
-        let target = Target {
-            scopes: event.scopes(),
-            boards: change.boards().map_or(Boards::All, Boards::These),
-            update: ContactUpdate::from_change(change),
-            changed_at: change.changed_at.map(UnixMillis),
-        };
         match by_workspace.iter_mut().find(|(w, _)| *w == workspace) {
-            Some((_, targets)) => targets.push(target),
-            None => by_workspace.push((workspace, vec![target])),
+            Some((_, events)) => events.push((change, event)),
+            None => by_workspace.push((workspace, vec![(change, event)])),
         }
     }
     let mut applied = Vec::new();
-    for (workspace, targets) in by_workspace {
+    for (workspace, events) in by_workspace {
         edge.trace.workspace(&workspace);
+        // Redelivered changes (at or below the workspace's applied mark) are skipped.
+        let delivered = events.iter().any(|(change, _)| change.outbox_seq.is_some());
+        let store = kv::store(env).map_err(|_| SettingError::Missing { name: KV_BINDING })?;
+        let mark = if delivered {
+            edge.trace.kv_operation();
+            kv::applied_mark(&store, &workspace).await
+        } else {
+            AppliedMark::default()
+        };
+        let (fresh, again): (Vec<_>, Vec<_>) = events.into_iter().partition(|(change, _)| mark.admits(change.outbox_seq));
+        ignored.extend(again.iter().map(|(change, _)| format!("change {} was applied before", change.outbox_seq.unwrap_or_default())));
+        if fresh.is_empty() {
+            continue;
+        }
+        let moved = mark.after(fresh.iter().map(|(change, _)| change.outbox_seq));
+        let targets: Targets = fresh
+            .into_iter()
+            .map(|(change, event)| Target {
+                scopes: event.scopes(),
+                boards: change.boards().map_or(Boards::All, Boards::These),
+                update: ContactUpdate::from_change(change),
+                changed_at: change.changed_at.map(UnixMillis),
+            })
+            .collect();
         edge.trace.audit(webhook_note(&workspace, &targets));
         applied.push(invalidation::apply(env, ctx, config.upstreams()?, &workspace, targets, &edge.trace).await?);
+        if let Some(moved) = moved {
+            edge.trace.kv_operation();
+            if let Err(err) = kv::mark_applied(&store, &workspace, moved).await {
+                worker::console_warn!("storing the applied mark of {workspace}: {err}");
+            }
+        }
     }
     let data = match (applied.len(), changes.len()) {
         (1, 1) => applied.remove(0),

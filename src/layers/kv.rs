@@ -1,9 +1,10 @@
 //! Workers KV, the edge layer (`CONTACT_CACHE`): sealed pages, the generation markers of
-//! invalidation, and health probes.
+//! invalidation, the marks of applied database changes, and health probes.
 
 use crate::config::{Upstreams, KV_BINDING};
 use crate::runtime::{self, within};
 use crate::webcrypto;
+use contact_list_cache_core::applied::{applied_key, AppliedMark};
 use contact_list_cache_core::cache_key::kv_list_key;
 use contact_list_cache_core::capacity::{Estimate, WriteLedger};
 use contact_list_cache_core::carry::{carry, CarryRecord, Carried, ContactUpdate};
@@ -115,6 +116,20 @@ pub async fn probe(env: &Env) -> bool {
     let key = format!("health:probe:{nonce}");
     write(&store, &key, &nonce, None, PROBE_TTL_SECONDS as u32).await.is_ok()
         && matches!(get_text(&store, &key).await, Ok(Some(read)) if read == nonce)
+}
+
+/// How long a workspace's applied mark lives without a change.
+const APPLIED_TTL_SECONDS: u32 = 7 * 86_400;
+
+/// The workspace's applied mark (`contact_list_cache_core::applied`); none when KV fails, so that
+/// nothing is skipped.
+pub async fn applied_mark(store: &KvStore, workspace: &WorkspaceId) -> AppliedMark {
+    AppliedMark::parse(get_text(store, &applied_key(workspace)).await.ok().flatten().as_deref())
+}
+
+/// Stores the workspace's applied mark. A failure only means a redelivery is applied again.
+pub async fn mark_applied(store: &KvStore, workspace: &WorkspaceId, mark: AppliedMark) -> Result<(), LayerError> {
+    write(store, &applied_key(workspace), &mark.as_stored(), None, APPLIED_TTL_SECONDS).await
 }
 
 /// How long a generation key lives without being bumped: far longer than any cached page, so

@@ -1,5 +1,6 @@
 //! `POST /api/cache/store`, `POST /api/cache/invalidate` and `GET /api/cache/stats`.
 
+use crate::capture::status::CaptureReport;
 use crate::error::ApiError;
 use crate::redis_store::RedisInfo;
 use crate::routes::bad_request;
@@ -79,6 +80,8 @@ pub const STATS_SCAN_MAX_KEYS: u64 = 100_000;
 pub struct CacheStats {
     pub service: StatsSnapshot,
     pub redis: RedisStats,
+    /// Change capture's backlog and counters.
+    pub change_capture: CaptureReport,
 }
 
 #[derive(Debug, Serialize)]
@@ -121,6 +124,7 @@ pub async fn stats(State(state): State<Arc<AppState>>) -> Result<Json<Value>, Ap
             keys_per_workspace,
             keys_per_workspace_truncated: truncated,
         },
+        change_capture: crate::routes::health::capture_report(&state),
     };
     Ok(Json(json!({"success": true, "data": stats})))
 }

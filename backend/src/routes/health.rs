@@ -1,7 +1,9 @@
 //! `GET /health`: the service, its Redis and its PostgreSQL, answering `degraded` rather than
-//! failing when a dependency is down. Both checks run concurrently, each bounded.
+//! failing when a dependency is down. Both checks run concurrently, each bounded; change capture's
+//! backlog is the one it last measured.
 
 use crate::db::DbError;
+use crate::capture::status::CaptureReport;
 use crate::layers::runtime::now;
 use crate::redis_store::RedisError;
 use crate::state::AppState;
@@ -20,6 +22,9 @@ pub struct BackendHealth {
     pub version: &'static str,
     pub redis: DependencyHealth,
     pub database: DependencyHealth,
+    /// Change capture: `lagging` (degraded) when its oldest undelivered change is older than
+    /// `CHANGE_CAPTURE_LAG_DEGRADED_MS`, `down` (degraded) when it is not consuming.
+    pub change_capture: CaptureReport,
     pub timestamp: String,
 }
 
@@ -69,12 +74,22 @@ pub async fn get(State(state): State<Arc<AppState>>) -> Json<BackendHealth> {
     } else {
         DependencyHealth { status: "not_configured", mode: None, latency_ms: None, error: None }
     };
+    let change_capture = capture_report(&state);
     Json(BackendHealth {
-        status: HealthStatus::from_checks([redis.is_ok(), database.is_ok()]),
+        status: HealthStatus::from_checks([redis.is_ok(), database.is_ok(), change_capture.is_ok()]),
         service: "contact-list-cache-backend",
         version: contact_list_cache_core::VERSION,
         redis,
         database,
+        change_capture,
         timestamp: now().to_string(),
     })
+}
+
+/// Change capture's report now, against its threshold.
+pub fn capture_report(state: &AppState) -> CaptureReport {
+    match &state.capture {
+        Some(status) => status.report(now().0, state.config.capture.lag_degraded_ms),
+        None => CaptureReport::not_configured(),
+    }
 }

@@ -220,6 +220,10 @@ pub struct RowChange {
     /// supersedes runs from then, not from when the change reached the worker.
     #[serde(default)]
     pub changed_at: Option<u64>,
+    /// Its sequence in the outbox, when the backend's change capture delivered it (see
+    /// `crate::applied`).
+    #[serde(default)]
+    pub outbox_seq: Option<u64>,
 }
 
 impl RowChange {

@@ -5,6 +5,7 @@
 
 pub mod access;
 pub mod audit;
+pub mod applied;
 pub mod cache_key;
 pub mod capacity;
 pub mod carry;

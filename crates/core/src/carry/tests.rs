@@ -155,14 +155,14 @@ fn favorites_are_patched_in_place_but_not_across_archiving() {
 
 #[test]
 fn only_updates_in_place_are_carried() {
-    let change = |kind: &str, old: Option<Value>, new: Option<Value>| RowChange { kind: kind.into(), table: "contacts".into(), schema: None, record: new, old_record: old, changed_at: None };
+    let change = |kind: &str, old: Option<Value>, new: Option<Value>| RowChange { kind: kind.into(), table: "contacts".into(), schema: None, record: new, old_record: old, changed_at: None, outbox_seq: None };
     assert!(ContactUpdate::from_change(&change("UPDATE", Some(row(1)), Some(renamed(1).new))).is_some());
     assert!(ContactUpdate::from_change(&change("INSERT", None, Some(row(1)))).is_none());
     assert!(ContactUpdate::from_change(&change("DELETE", Some(row(1)), None)).is_none());
     let mut moved = row(1);
     moved["board_column_id"] = json!("7e1f4c2a-3b5d-4c6e-8f90-a1b2c3d4e5f6");
     assert!(ContactUpdate::from_change(&change("UPDATE", Some(row(1)), Some(moved))).is_none());
-    let favorite = RowChange { kind: "UPDATE".into(), table: "contact_favorites".into(), schema: None, record: Some(row(1)), old_record: Some(row(1)), changed_at: None };
+    let favorite = RowChange { kind: "UPDATE".into(), table: "contact_favorites".into(), schema: None, record: Some(row(1)), old_record: Some(row(1)), changed_at: None, outbox_seq: None };
     assert!(ContactUpdate::from_change(&favorite).is_none());
 }
 

@@ -99,7 +99,7 @@ fn database_changes_become_events() {
     use serde_json::json;
     let row = |status: &str, board: &str| json!({"workspace_id": WS, "board_id": board, "board_column_id": null,
         "conversation_status": status, "priority": "medium", "assigned_user_id": null, "archived": false});
-    let change = |kind: &str, table: &str, record, old| RowChange { kind: kind.into(), table: table.into(), schema: Some("public".into()), record, old_record: old, changed_at: None };
+    let change = |kind: &str, table: &str, record, old| RowChange { kind: kind.into(), table: table.into(), schema: Some("public".into()), record, old_record: old, changed_at: None, outbox_seq: None };
     let (ws, created) = change("INSERT", "contacts", Some(row("Open", "b1")), None).event().unwrap();
     assert_eq!(ws.as_str(), WS);
     assert!(matches!(created, Event::ContactCreated { .. }));
@@ -124,7 +124,7 @@ fn patterns_name_their_scopes() {
 fn a_change_reaches_the_boards_its_rows_name() {
     use serde_json::json;
     let (b1, b2) = ("b6495e04-5abb-e13f-48ee-5435e1e75895", "c6495e04-5abb-e13f-48ee-5435e1e75895");
-    let change = |table: &str, record: serde_json::Value, old: Option<serde_json::Value>| RowChange { kind: "UPDATE".into(), table: table.into(), schema: None, record: Some(record), old_record: old, changed_at: None };
+    let change = |table: &str, record: serde_json::Value, old: Option<serde_json::Value>| RowChange { kind: "UPDATE".into(), table: table.into(), schema: None, record: Some(record), old_record: old, changed_at: None, outbox_seq: None };
     let names = |change: RowChange| change.boards().map(|boards| boards.into_iter().map(|b| b.to_string()).collect::<Vec<_>>());
     assert_eq!(names(change("contacts", json!({"board_id": b2}), Some(json!({"board_id": b1})))), Some(vec![b1.to_owned(), b2.to_owned()]));
     assert_eq!(names(change("contacts", json!({"board_id": b1}), Some(json!({"board_id": b1})))), Some(vec![b1.to_owned()]));
