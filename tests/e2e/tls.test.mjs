@@ -109,7 +109,7 @@ describe("verified TLS", () => {
     assert.deepEqual(held.map((keys) => keys.trim()).sort(), ["", "", listKey("closed")], "the page is on exactly one node");
   });
 
-  test("change capture listens over verified TLS and forwards a change", async () => {
+  test("change capture consumes over verified TLS and forwards a change", async () => {
     const posts = [];
     const receiver = createServer((req, res) => {
       let body = "";
@@ -126,9 +126,10 @@ describe("verified TLS", () => {
         dbUrl: databaseUrl("localhost", `sslmode=verify-full&sslrootcert=${certs.ca}`),
         env: { WORKER_WEBHOOK_URL: `http://127.0.0.1:${receiver.address().port}/api/cache/webhook`, WEBHOOK_SECRET: "tls-test-secret" },
       });
-      await waitFor("change capture to listen", async () => log().includes("change capture: listening"), 10_000);
-      const listening = await psql(pg.port, { command: "select s.ssl from pg_stat_activity a join pg_stat_ssl s using (pid) where a.query ilike 'LISTEN%'" });
-      assert.equal(listening.trim(), "t", "the LISTEN connection is TLS");
+      await waitFor("change capture to consume", async () => log().includes("change capture: consuming the outbox"), 10_000);
+      // The consuming connection is the one holding the outbox's advisory lock (it also LISTENs).
+      const consuming = await psql(pg.port, { command: "select s.ssl from pg_locks l join pg_stat_ssl s using (pid) where l.locktype = 'advisory' and l.granted" });
+      assert.equal(consuming.trim(), "t", "change capture's connection is TLS");
       await psql(pg.port, { command: `update boards set name = name || ' (tls)' where id = '${BOARD}'` });
       await waitFor("the change to be forwarded", async () => posts.some((body) => body.includes(BOARD)), 10_000);
     } finally {
