@@ -109,6 +109,7 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/api/cache/store", post(routes::cache::store))
         .route("/api/cache/invalidate", post(routes::cache::invalidate))
         .route("/api/cache/stats", get(routes::cache::stats))
+        .route("/metrics", get(routes::metrics::get))
         .route("/api/audit", post(routes::audit::write))
         .route("/api/workspaces/{workspace_id}/audit", get(routes::audit::read))
         .route_layer(middleware::from_fn_with_state(Arc::clone(&state), auth::require_internal_auth));

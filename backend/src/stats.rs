@@ -46,7 +46,7 @@ pub struct Stats {
 }
 
 /// A snapshot of [`Stats`] as JSON.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Default, Serialize)]
 pub struct StatsSnapshot {
     pub hits: u64,
     pub misses: u64,

@@ -152,7 +152,7 @@ describe("durable change capture", { timeout: 300_000 }, () => {
     assert.equal(names.length, 200);
   });
 
-  test("a webhook outage loses nothing, and the lag shows in /health", async () => {
+  test("a webhook outage loses nothing, and the lag shows in /health and /metrics", async () => {
     proxy.refusing = true;
     await burst("outage", 40, 0);
     await waitFor("the webhook refused", async () => proxy.refused >= 3, 20_000);
@@ -165,6 +165,14 @@ describe("durable change capture", { timeout: 300_000 }, () => {
     assert.ok(lagging.lag_ms > 1500, `lag ${lagging.lag_ms} ms`);
     const stats = await (await fetch(`${backend.url}/api/cache/stats`, { headers: { "X-Internal-Auth": stack.backendOptions.internalAuthKey } })).json();
     assert.ok(stats.data.change_capture.webhook_failures >= 3, JSON.stringify(stats.data.change_capture));
+    // The same backlog for a Prometheus scraper (internal key required).
+    assert.equal((await fetch(`${backend.url}/metrics`)).status, 401);
+    const scraped = await (await fetch(`${backend.url}/metrics`, { headers: { "X-Internal-Auth": stack.backendOptions.internalAuthKey } })).text();
+    const sample = (name) => Number(scraped.match(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, "m"))?.[1]);
+    assert.match(scraped, /^contact_cache_backend_change_capture_info\{status="lagging"\} 1$/m);
+    assert.ok(sample("contact_cache_backend_change_capture_lag_milliseconds") > 1500, scraped);
+    assert.ok(sample("contact_cache_backend_change_capture_undelivered") >= 40, scraped);
+    assert.ok(sample("contact_cache_backend_change_capture_webhook_failures_total") >= 3, scraped);
     proxy.refusing = false;
     await allDelivered("outage");
     await waitFor("/health healthy again", async () => (await health()).status === "healthy", 20_000);

@@ -5,6 +5,7 @@ pub mod cache;
 pub mod contacts;
 pub mod counts;
 pub mod health;
+pub mod metrics;
 pub mod read;
 pub mod reads;
 
