@@ -155,11 +155,16 @@ impl Source for Fallback {
 /// Stores `body` (a JSON document) in Redis at `key` for `ttl_seconds`.
 pub async fn store(upstreams: &Upstreams, key: &str, body: &str, ttl_seconds: u32) -> Result<(), LayerError> {
     let payload = format!(r#"{{"key":{},"ttl":{ttl_seconds},"data":{body}}}"#, serde_json::to_string(key).expect("a string serializes"));
-    let headers = headers(upstreams, None, CacheLayer::Redis)?;
-    headers.set("Content-Type", "application/json").map_err(|err| LayerError::failed(CacheLayer::Redis, err))?;
-    match call(upstreams, Method::Post, "/api/cache/store", headers, Some(payload), CacheLayer::Redis).await? {
+    post_json(upstreams, CacheLayer::Redis, "/api/cache/store", payload, "the store").await
+}
+
+/// Posts the JSON `body` to `path`: `Ok` once the backend took it, else an error naming `what`.
+async fn post_json(upstreams: &Upstreams, layer: CacheLayer, path: &str, body: String, what: &str) -> Result<(), LayerError> {
+    let headers = headers(upstreams, None, layer)?;
+    headers.set("Content-Type", "application/json").map_err(|err| LayerError::failed(layer, err))?;
+    match call(upstreams, Method::Post, path, headers, Some(body), layer).await? {
         Answer::Found(_) => Ok(()),
-        Answer::Missing | Answer::Forbidden => Err(LayerError::failed(CacheLayer::Redis, "the backend refused the store")),
+        Answer::Missing | Answer::Forbidden => Err(LayerError::failed(layer, format!("the backend refused {what}"))),
     }
 }
 
@@ -199,13 +204,8 @@ pub async fn boards(upstreams: &Upstreams, workspace: &WorkspaceId) -> Result<Ve
 /// Tells the backend which pages (and counts) were read, for refresh-ahead.
 pub async fn record_reads(upstreams: &Upstreams, reads: &[Read]) -> Result<(), LayerError> {
     let layer = CacheLayer::Redis;
-    let headers = headers(upstreams, None, layer)?;
-    headers.set("Content-Type", "application/json").map_err(|err| LayerError::failed(layer, err))?;
     let body = serde_json::to_string(&serde_json::json!({ "reads": reads })).expect("reads serialize");
-    match within(layer, upstreams.budgets().redis_ms, call(upstreams, Method::Post, "/api/reads", headers, Some(body), layer)).await? {
-        Answer::Found(_) => Ok(()),
-        Answer::Missing | Answer::Forbidden => Err(LayerError::failed(layer, "the backend refused the reads")),
-    }
+    within(layer, upstreams.budgets().redis_ms, post_json(upstreams, layer, "/api/reads", body, "the reads")).await
 }
 
 /// The pages of `scope` in `workspace` read most recently (at most `limit`), newest first: who
@@ -244,13 +244,8 @@ pub async fn stats(upstreams: &Upstreams) -> Result<serde_json::Value, LayerErro
 /// Writes audit records (`POST /api/audit`).
 pub async fn audit(upstreams: &Upstreams, records: &[contact_list_cache_core::audit::AuditRecord]) -> Result<(), LayerError> {
     let layer = CacheLayer::Database;
-    let headers = headers(upstreams, None, layer)?;
-    headers.set("Content-Type", "application/json").map_err(|err| LayerError::failed(layer, err))?;
     let body = serde_json::to_string(&serde_json::json!({ "records": records })).expect("records serialize");
-    match within(layer, upstreams.budgets().fallback_ms, call(upstreams, Method::Post, "/api/audit", headers, Some(body), layer)).await? {
-        Answer::Found(_) => Ok(()),
-        Answer::Missing | Answer::Forbidden => Err(LayerError::failed(layer, "the backend refused the audit records")),
-    }
+    within(layer, upstreams.budgets().fallback_ms, post_json(upstreams, layer, "/api/audit", body, "the audit records")).await
 }
 
 /// One page of `workspace`'s audit log for `user`: the body as sent, or `Forbidden` when the
