@@ -6,6 +6,7 @@
 use crate::db::{Database, DbError};
 use contact_list_cache_core::audit::AuditRecord;
 use contact_list_cache_core::query::{UserId, WorkspaceId};
+use contact_list_cache_core::sql::SqlQuery;
 
 /// Inserts every record of a JSON array, then deletes those older than `$2` days.
 const WRITE: &str = "
@@ -17,12 +18,13 @@ with written as (
     result text, status smallint, request_id text, detail text)
   returning 1
 ), pruned as (
-  delete from public.cache_audit_log where at < now() - make_interval(days => $2::int) returning 1
+  delete from public.cache_audit_log where at < now() - make_interval(days => $2::text::int) returning 1
 )
 select (select count(*) from written), (select count(*) from pruned)";
 
 /// Whether `$2` is an owner or admin of workspace `$1` (null for a non-member), and the page of
-/// its records newest first (`$3` of them, older than record `$4` when given), as a JSON array.
+/// its records newest first (`$3` of them, older than record `$4` unless it is empty), as a JSON
+/// array.
 const READ: &str = "
 with caller as (
   select role in ('owner', 'admin') as admin
@@ -33,9 +35,9 @@ with caller as (
   from public.cache_audit_log l
   where l.workspace_id = $1::text::uuid
     and (select admin from caller)
-    and ($4::int8 is null or (l.at, l.id) < (select c.at, c.id from public.cache_audit_log c where c.id = $4::int8 and c.workspace_id = $1::text::uuid))
+    and (nullif($4::text, '') is null or (l.at, l.id) < (select c.at, c.id from public.cache_audit_log c where c.id = nullif($4::text, '')::int8 and c.workspace_id = $1::text::uuid))
   order by l.at desc, l.id desc
-  limit $3::int8
+  limit $3::text::int8
 )
 select (select admin from caller),
   coalesce((select json_agg(json_build_object(
@@ -62,25 +64,15 @@ pub struct Page {
 
 /// Writes `records` (validated) and prunes what is older than `retention_days`.
 pub async fn write(db: &Database, records: &[AuditRecord], retention_days: u32) -> Result<Written, DbError> {
-    let json = serde_json::to_string(records)?;
-    let retention = i32::try_from(retention_days).unwrap_or(i32::MAX);
-    let call = async {
-        let client = db.client().await?;
-        let statement = client.prepare_cached(WRITE).await?;
-        let row = client.query_one(&statement, &[&json, &retention]).await?;
-        Ok(Written { written: row.try_get(0)?, pruned: row.try_get(1)? })
-    };
-    tokio::time::timeout(db.timeout(), call).await.map_err(|_| DbError::Timeout(db.timeout()))?
+    let params = vec![serde_json::to_string(records)?, retention_days.to_string()];
+    let row = db.query_one(&SqlQuery { text: WRITE.to_owned(), params }).await?;
+    Ok(Written { written: row.try_get(0)?, pruned: row.try_get(1)? })
 }
 
 /// One page of `workspace`'s records for `caller`.
 pub async fn read(db: &Database, workspace: &WorkspaceId, caller: &UserId, limit: u32, before: Option<i64>) -> Result<Page, DbError> {
-    let (workspace, caller, limit) = (workspace.as_str(), caller.as_str(), i64::from(limit));
-    let call = async {
-        let client = db.client().await?;
-        let statement = client.prepare_cached(READ).await?;
-        let row = client.query_one(&statement, &[&workspace, &caller, &limit, &before]).await?;
-        Ok(Page { admin: row.try_get(0)?, records: row.try_get(1)? })
-    };
-    tokio::time::timeout(db.timeout(), call).await.map_err(|_| DbError::Timeout(db.timeout()))?
+    let before = before.map(|id| id.to_string()).unwrap_or_default();
+    let params = vec![workspace.to_string(), caller.to_string(), limit.to_string(), before];
+    let row = db.query_one(&SqlQuery { text: READ.to_owned(), params }).await?;
+    Ok(Page { admin: row.try_get(0)?, records: row.try_get(1)? })
 }

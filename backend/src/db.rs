@@ -139,19 +139,9 @@ impl Database {
         Ok(CountsRead { member: row.try_get(0)?, counts })
     }
 
-    /// A pooled connection (waiting at most the timeout), for statements of other modules, which
-    /// bound their own calls with [`Database::timeout`].
-    pub async fn client(&self) -> Result<deadpool_postgres::Object, DbError> {
-        let pool = self.pool.as_ref().ok_or(DbError::NotConfigured)?;
-        pool.get().await.map_err(|err| DbError::Pool(err.to_string()))
-    }
-
-    /// `DATABASE_TIMEOUT_MS`: the bound on any one call.
-    pub fn timeout(&self) -> Duration {
-        self.timeout
-    }
-
-    async fn query_one(&self, query: &SqlQuery) -> Result<tokio_postgres::Row, DbError> {
+    /// Runs one statement on a pooled connection; getting the connection and the answer take at
+    /// most `DATABASE_TIMEOUT_MS` together. The audit log's statements use it too.
+    pub(crate) async fn query_one(&self, query: &SqlQuery) -> Result<tokio_postgres::Row, DbError> {
         let pool = self.pool.as_ref().ok_or(DbError::NotConfigured)?;
         let call = async {
             let client = pool.get().await.map_err(|err| self.pool_error(err))?;
