@@ -17,7 +17,11 @@ use contact_list_cache_core::time::UnixMillis;
 use std::cell::RefCell;
 use std::rc::Rc;
 use worker::kv::{KvError, KvStore};
-use worker::{js_sys, Env};
+use wasm_bindgen::prelude::wasm_bindgen;
+use wasm_bindgen_futures::JsFuture;
+use worker::js_sys::{self, JsString};
+use worker::wasm_bindgen::{JsCast, JsValue};
+use worker::Env;
 
 /// The shortest expiration KV accepts, in seconds; probe keys vanish on their own.
 const PROBE_TTL_SECONDS: u64 = 60;
@@ -32,15 +36,50 @@ pub fn store(env: &Env) -> Result<KvStore, LayerError> {
 }
 
 /// When a page was read from its source, kept in the KV entry's metadata.
-#[derive(serde::Serialize, serde::Deserialize)]
+#[derive(serde::Serialize)]
 struct Stored {
     /// Milliseconds since the epoch at which the page was read from its source.
     t: u64,
 }
 
+#[wasm_bindgen]
+extern "C" {
+    /// The KV binding as the runtime hands it over, for the one read the worker crate has no
+    /// call for: a value left a JavaScript string, with its metadata.
+    #[wasm_bindgen(extends = js_sys::Object)]
+    #[derive(Clone)]
+    pub type Namespace;
+    #[wasm_bindgen(method, catch, js_name = getWithMetadata)]
+    fn get_with_metadata(this: &Namespace, key: &str, kind: &str) -> Result<js_sys::Promise, JsValue>;
+}
+
+/// The namespace of cached pages, as the runtime hands it over.
+pub fn namespace(env: &Env) -> Result<Namespace, LayerError> {
+    let binding = js_sys::Reflect::get(env, &KV_BINDING.into()).map_err(|err| failed(format!("{err:?}")))?;
+    if binding.is_object() {
+        Ok(binding.unchecked_into())
+    } else {
+        Err(failed(format!("no KV binding {KV_BINDING}")))
+    }
+}
+
+impl Namespace {
+    /// A sealed page as KV holds it, left in JavaScript (the wasm reads only its head), and when
+    /// it was read from its source (the epoch when its metadata does not say).
+    async fn sealed(&self, key: &str) -> Result<Option<(JsString, UnixMillis)>, LayerError> {
+        let js = |err: JsValue| failed(err.as_string().unwrap_or_else(|| format!("{err:?}")));
+        let entry = JsFuture::from(self.get_with_metadata(key, "text").map_err(js)?).await.map_err(js)?;
+        let field = |of: &JsValue, name: &str| js_sys::Reflect::get(of, &name.into()).ok().filter(|v| !v.is_null() && !v.is_undefined());
+        let Some(value) = field(&entry, "value").and_then(|v| v.dyn_into::<JsString>().ok()) else { return Ok(None) };
+        let read_at = field(&entry, "metadata").and_then(|m| field(&m, "t")).and_then(|t| t.as_f64()).filter(|t| *t >= 0.0);
+        Ok(Some((value, UnixMillis(read_at.map_or(0, |t| t as u64)))))
+    }
+}
+
 /// One page in KV, sealed with the current key of the keyring and bound to its key.
 pub struct KvPage {
     pub store: KvStore,
+    pub namespace: Namespace,
     pub upstreams: Rc<Upstreams>,
     pub key: String,
 }
@@ -58,12 +97,11 @@ impl Cache for KvPage {
     /// The page and when it was read from its source (the epoch when unknown, which no
     /// freshness window accepts). An entry that does not open is refused, never served.
     async fn get(&self) -> Result<Option<StoredPage>, LayerError> {
-        let (value, stored) = self.store.get(&self.key).text_with_metadata::<Stored>().await.map_err(failed)?;
-        let Some(sealed) = value else { return Ok(None) };
+        let Some((sealed, read_at)) = self.namespace.sealed(&self.key).await? else { return Ok(None) };
         let body = webcrypto::open(&self.upstreams.keyring, &self.key, &sealed)
             .await
             .map_err(|err| LayerError::Refused { layer: CacheLayer::Kv, reason: err.to_string() })?;
-        Ok(Some(StoredPage { body, read_at: UnixMillis(stored.map_or(0, |s| s.t)) }))
+        Ok(Some(StoredPage { body, read_at }))
     }
 
     /// Kept through the stale-if-error period after the TTL.
@@ -217,6 +255,7 @@ async fn write_retrying(store: &KvStore, key: &str, value: &str, ttl_seconds: u3
 /// revalidate, or an update that may move contacts across the page.
 pub struct CarriedCopy {
     pub store: KvStore,
+    pub namespace: Namespace,
     pub upstreams: Rc<Upstreams>,
     pub record_key: String,
     pub current: Generation,
@@ -244,7 +283,7 @@ impl Source for CarriedCopy {
         let Some((from, updates)) = record.towards(&self.current) else { return Err(SourceError::Declined) };
         let from = Generation::parse("generation", from).map_err(|_| SourceError::Declined)?;
         let key = kv_list_key(&self.workspace, &self.user, &self.query, &from);
-        let copy = KvPage { store: self.store.clone(), upstreams: Rc::clone(&self.upstreams), key };
+        let copy = KvPage { store: self.store.clone(), namespace: self.namespace.clone(), upstreams: Rc::clone(&self.upstreams), key };
         let Some(page) = copy.get().await? else { return Err(SourceError::Declined) };
         let now = crate::runtime::now();
         if !matches!(self.upstreams.policy.freshness.of(page.read_at, now), Freshness::Fresh | Freshness::Revalidate) {

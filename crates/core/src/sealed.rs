@@ -57,6 +57,25 @@ pub struct Envelope<'a> {
     pub ciphertext: Vec<u8>,
 }
 
+/// What precedes the ciphertext in a sealed entry (`v1.<key id>.<nonce>`), read: the key it names
+/// and the nonce. The worker reads the ciphertext itself, outside the wasm.
+pub struct Head<'a> {
+    pub key_id: &'a str,
+    pub key: &'a [u8; 32],
+    pub nonce: [u8; NONCE_LEN],
+}
+
+/// Splits a sealed entry at its last dot: the head (`v1.<key id>.<nonce>`) and the base64url
+/// ciphertext (which has no dot). `None` when there is no dot.
+pub fn split(sealed: &str) -> Option<(&str, &str)> {
+    sealed.rsplit_once('.')
+}
+
+/// The ciphertext's bytes (with the tag) from its base64url text.
+pub fn decode_ciphertext(text: &str) -> Result<Vec<u8>, OpenError> {
+    URL_SAFE_NO_PAD.decode(text).map_err(|_| OpenError::Malformed)
+}
+
 impl Keyring {
     /// Parses `CACHE_ENCRYPTION_KEY`: comma-separated `<key id>:<base64 of 32 bytes>`, the current
     /// key first. Key ids are 1 to 16 of `[A-Za-z0-9_-]`.
@@ -95,15 +114,22 @@ impl Keyring {
 
     /// Takes `sealed` apart: the key it names must be in this keyring.
     pub fn envelope<'a>(&'a self, sealed: &'a str) -> Result<Envelope<'a>, OpenError> {
-        let mut parts = sealed.splitn(4, '.');
-        let (Some("v1"), Some(id), Some(nonce), Some(ciphertext)) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+        let (head, ciphertext) = split(sealed).ok_or(OpenError::Malformed)?;
+        let Head { key_id, key, nonce } = self.head(head)?;
+        Ok(Envelope { key_id, key, nonce, ciphertext: decode_ciphertext(ciphertext)? })
+    }
+
+    /// Reads a sealed entry's head (`v1.<key id>.<nonce>`, see [`split`]): the key it names must
+    /// be in this keyring.
+    pub fn head<'a>(&'a self, head: &str) -> Result<Head<'a>, OpenError> {
+        let mut parts = head.split('.');
+        let (Some("v1"), Some(id), Some(nonce), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
             return Err(OpenError::Malformed);
         };
         let key = self.keys.iter().find(|known| known.id == id).ok_or(OpenError::UnknownKey)?;
         let nonce = URL_SAFE_NO_PAD.decode(nonce).map_err(|_| OpenError::Malformed)?;
-        let ciphertext = URL_SAFE_NO_PAD.decode(ciphertext).map_err(|_| OpenError::Malformed)?;
         let nonce: [u8; NONCE_LEN] = nonce.as_slice().try_into().map_err(|_| OpenError::Malformed)?;
-        Ok(Envelope { key_id: &key.id, key: &key.raw, nonce, ciphertext })
+        Ok(Head { key_id: &key.id, key: &key.raw, nonce })
     }
 
     /// Seals `plaintext` for `cache_key` with the current key and `nonce`.
@@ -157,6 +183,21 @@ mod tests {
         assert_eq!(ring(&format!("k2:{K2}")).open("k", &sealed), Err(OpenError::UnknownKey));
         assert_eq!(keys.open("k", "{\"plain\":true}"), Err(OpenError::Malformed));
         assert_eq!(keys.open("k", "v1.k1.short.x"), Err(OpenError::Malformed));
+    }
+
+    #[test]
+    fn the_head_and_ciphertext_read_apart_are_the_envelope() {
+        let keys = ring(&format!("k1:{K1}"));
+        let sealed = keys.seal("k", "secret", [7; 12]);
+        let (head, ciphertext) = split(&sealed).unwrap();
+        let (read, whole) = (keys.head(head).unwrap(), keys.envelope(&sealed).unwrap());
+        assert_eq!((read.key_id, read.nonce), (whole.key_id, whole.nonce));
+        assert_eq!(URL_SAFE_NO_PAD.decode(ciphertext).unwrap(), whole.ciphertext);
+        for bad in ["v1.k1", "v2.k1.AAAAAAAAAAAAAAAA", "v1.k1.x.AAAAAAAAAAAAAAAA", "v1.k1.AAAAAAAAAAAAAAAA.extra"] {
+            assert!(keys.head(bad).is_err(), "{bad}");
+        }
+        assert_eq!(keys.head("v1.k9.AAAAAAAAAAAAAAAA").err(), Some(OpenError::UnknownKey));
+        assert_eq!(split("no dot"), None);
     }
 
     #[test]
