@@ -25,7 +25,9 @@
 //!    the read is `Unavailable`, naming every failure.
 //! 8. After an invalidation, until the staleness bound (`superseded_until`), a page the local
 //!    caches miss may be served from the generation the invalidation superseded, labelled
-//!    `STALE` with its `Age` (if it is itself within its TTL or stale-while-revalidate); after
+//!    `STALE` with its `Age` (if it is itself within its TTL or stale-while-revalidate), unless
+//!    a source that answers from a cached copy (rule 5) carries the current page first: that
+//!    one is asked before the superseded copy, answers `HIT`, and is not asked again below; after
 //!    the response, one read per page (shared with concurrent misses) fetches the current page
 //!    below the local caches and writes it back. Past the bound nothing superseded is served.
 //! 7. A page from a lower layer is written back, after the response, to every cache above it (a
@@ -72,6 +74,8 @@ struct Trail {
     kept: Option<(CacheLayer, StoredPage)>,
     failures: Vec<LayerError>,
     consulted_a_cache: bool,
+    /// Whether the sources that answer from a cached copy were already asked.
+    copies_asked: bool,
 }
 
 impl Trail {
@@ -112,6 +116,10 @@ where
                 let after = After { writes: trail.writes, refresh: hit.refresh, fill: false, lead: None };
                 return Outcome { result: Ok(served(hit, false)), steps: trail.steps, after };
             }
+        }
+        if let Some(carried) = self.carried_within_the_bound(request, access, &mut trail).await {
+            let after = After { writes: std::mem::take(&mut trail.writes), refresh: false, fill: false, lead: None };
+            return Outcome { result: Ok(served(carried, false)), steps: trail.steps, after };
         }
         if let Some(copy) = self.superseded_copy(request, access, &mut trail).await {
             let after = After { writes: Vec::new(), refresh: false, fill: true, lead: None };
@@ -182,6 +190,30 @@ where
             failures.extend(self.put(*index, page).await);
         }
         failures
+    }
+
+    /// Within the staleness bound after an invalidation, the page carried from the generation
+    /// before by a source that answers from a cached copy: current and read from no database, so
+    /// it is asked before a superseded copy would be served `STALE` (and not again below).
+    async fn carried_within_the_bound(&self, request: &Request, access: Result<(), Skip>, trail: &mut Trail) -> Option<Found> {
+        let until = request.superseded_until?;
+        if access.is_err() || self.runtime.now() >= until {
+            return None;
+        }
+        for source in self.sources.iter().filter(|source| source.is_cache_copy()) {
+            trail.copies_asked = true;
+            match self.within(source.layer(), source.read(SourceMode::Fresh)).await {
+                Ok(page) => {
+                    trail.step(source.layer(), Event::Answered);
+                    trail.writes.extend(self.targets(source).map(|i| (i, self.caches[i].layer(), page.clone())));
+                    return Some(Found { page, layer: source.layer(), status: CacheStatus::Hit, age: None, refresh: false });
+                }
+                Err(SourceError::Declined) => trail.step(source.layer(), Event::Skipped(Skip::NotCarried)),
+                Err(SourceError::Forbidden) => trail.step(source.layer(), Event::Forbidden),
+                Err(SourceError::Failed(err)) => trail.step(source.layer(), Event::Failed(err)),
+            }
+        }
+        None
     }
 
     /// A copy of the page under the generation its scope superseded, while the staleness bound
@@ -310,6 +342,9 @@ where
         let unverified = request.membership == Membership::Unverified;
         let mut asked = Vec::new();
         for source in &self.sources {
+            if source.is_cache_copy() && trail.copies_asked {
+                continue;
+            }
             let skip = match cache_access(request) {
                 Err(skip) if source.is_cache_copy() => Some(skip),
                 _ if unverified && !source.checks_membership() => Some(Skip::MembershipUnverified),

@@ -847,3 +847,33 @@ fn a_carried_copy_is_never_asked_when_caches_may_not_be_read() {
         assert_ne!(served(&outcome).0, "carried");
     }
 }
+
+#[test]
+fn within_the_bound_a_carried_copy_is_served_before_the_superseded_one() {
+    let (w, copy) = world_with_copy();
+    holding(&w.old_kv, aged("before the write", 20));
+    let (outcome, failures) = read_and_finish(&w, &after_invalidation(300));
+    assert_eq!(served(&outcome), ("carried", "HIT", "KV", None));
+    assert_eq!(steps(&outcome), [("KV", Event::Miss), ("KV", Event::Answered)]);
+    assert_eq!(written(&outcome), ["KV", "REDIS"]);
+    assert!(failures.is_empty());
+    assert_eq!((w.old_kv.gets.get(), w.redis.gets.get(), copy.reads.borrow().len()), (0, 0, 1));
+    assert!(w.database.reads.borrow().is_empty(), "no database read");
+}
+
+#[test]
+fn within_the_bound_a_copy_that_cannot_be_carried_leaves_the_superseded_one_served() {
+    let (w, copy) = world_with_copy();
+    giving(&copy, Gives::Declines);
+    holding(&w.old_kv, aged("before the write", 20));
+    let outcome = read(&w, &after_invalidation(300));
+    assert_eq!(served(&outcome), ("before the write", "STALE", "KV", Some(20)));
+    assert_eq!(steps(&outcome), [("KV", Event::Miss), ("KV", Event::Skipped(Skip::NotCarried)), ("KV", Event::Superseded)]);
+    // With no superseded copy held, the copy is asked once and the database answers.
+    let w2 = world_with_copy();
+    giving(&w2.1, Gives::Declines);
+    let outcome = read(&w2.0, &after_invalidation(300));
+    assert_eq!(served(&outcome).1, "MISS");
+    assert_eq!(w2.1.reads.borrow().len(), 1, "asked once, before the superseded copy");
+    assert_eq!(copy.reads.borrow().len(), 1);
+}
