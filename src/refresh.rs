@@ -26,8 +26,10 @@ const RECORD_EVERY_MS: u64 = 5_000;
 /// Records are sent to the backend at least this often, or when this many are waiting.
 const SEND_EVERY_MS: u64 = 1_000;
 const SEND_AT: usize = 200;
-/// Pages refreshed at once.
+/// Pages of one scope refreshed at once.
 const CONCURRENCY: usize = 8;
+/// Scopes refreshed at once (so at most this many times `CONCURRENCY` page reads).
+const SCOPES_AT_ONCE: usize = 3;
 
 #[derive(Default)]
 struct Reads {
@@ -137,12 +139,19 @@ pub fn schedule(ctx: &Context, env: &Env, upstreams: &Rc<Upstreams>, workspace: 
                 pending.remove(&format!("{workspace} counts"));
             }
         });
-        for (board, filter) in lists {
-            refresh_lists(&env, &upstreams, &workspace, &board, filter).await;
-        }
-        if counts {
-            refresh_counts(&env, &upstreams, &workspace).await;
-        }
+        // The scopes side by side, a few at a time: the last one's pages are not kept waiting
+        // behind every other scope's.
+        let lists_refreshed = async {
+            for group in lists.chunks(SCOPES_AT_ONCE) {
+                runtime::all(group.iter().map(|(board, filter)| refresh_lists(&env, &upstreams, &workspace, board, *filter))).await;
+            }
+        };
+        let counts_refreshed = async {
+            if counts {
+                refresh_counts(&env, &upstreams, &workspace).await;
+            }
+        };
+        futures_util::future::join(lists_refreshed, counts_refreshed).await;
     });
 }
 
