@@ -31,6 +31,11 @@ pub fn now() -> UnixMillis {
     UnixMillis(worker::Date::now().as_millis())
 }
 
+/// What a JavaScript error says: its text, or its debug form when it is not a string.
+pub fn js_message(err: &worker::wasm_bindgen::JsValue) -> String {
+    err.as_string().unwrap_or_else(|| format!("{err:?}"))
+}
+
 /// Runs `call`, a call to `layer`, giving up after `budget_ms`.
 pub async fn within<T>(layer: CacheLayer, budget_ms: u32, call: impl Future<Output = Result<T, LayerError>>) -> Result<T, LayerError> {
     engine::within(&Workerd, layer, budget_ms, call).await

@@ -28,7 +28,7 @@ pub enum SealError {
 }
 
 fn runtime(err: JsValue) -> SealError {
-    SealError::Runtime(err.as_string().unwrap_or_else(|| format!("{err:?}")))
+    SealError::Runtime(crate::runtime::js_message(&err))
 }
 
 fn subtle() -> Result<SubtleCrypto, SealError> {
@@ -88,8 +88,8 @@ fn ciphertext(text: &JsString) -> Result<js_sys::Uint8Array, OpenError> {
 /// Opens an entry stored at `cache_key`, as KV returned it (a JavaScript string: only its short
 /// head is read in the wasm): tampered, moved or unknown-key entries are refused.
 pub async fn open(keyring: &Keyring, cache_key: &str, sealed: &JsString) -> Result<String, SealError> {
-    // The head's three fields end at the third dot, near the start (`sealed::split`'s last dot:
-    // base64url has none; searching from the end would scan the whole page).
+    // `sealed::split` on the JavaScript string: the head ends at the third dot, near the start
+    // (searching from the end would scan the whole page).
     let mut dot = -1;
     for _ in 0..3 {
         dot = sealed.index_of(".", dot + 1);

@@ -55,7 +55,7 @@ extern "C" {
 
 /// The namespace of cached pages, as the runtime hands it over.
 pub fn namespace(env: &Env) -> Result<Namespace, LayerError> {
-    let binding = js_sys::Reflect::get(env, &KV_BINDING.into()).map_err(|err| failed(format!("{err:?}")))?;
+    let binding = js_sys::Reflect::get(env, &KV_BINDING.into()).map_err(|err| failed(runtime::js_message(&err)))?;
     if binding.is_object() {
         Ok(binding.unchecked_into())
     } else {
@@ -67,7 +67,7 @@ impl Namespace {
     /// A sealed page as KV holds it, left in JavaScript (the wasm reads only its head), and when
     /// it was read from its source (the epoch when its metadata does not say).
     async fn sealed(&self, key: &str) -> Result<Option<(JsString, UnixMillis)>, LayerError> {
-        let js = |err: JsValue| failed(err.as_string().unwrap_or_else(|| format!("{err:?}")));
+        let js = |err: JsValue| failed(runtime::js_message(&err));
         let entry = JsFuture::from(self.get_with_metadata(key, "text").map_err(js)?).await.map_err(js)?;
         let field = |of: &JsValue, name: &str| js_sys::Reflect::get(of, &name.into()).ok().filter(|v| !v.is_null() && !v.is_undefined());
         let Some(value) = field(&entry, "value").and_then(|v| v.dyn_into::<JsString>().ok()) else { return Ok(None) };

@@ -65,10 +65,11 @@ pub struct Head<'a> {
     pub nonce: [u8; NONCE_LEN],
 }
 
-/// Splits a sealed entry at its last dot: the head (`v1.<key id>.<nonce>`) and the base64url
-/// ciphertext (which has no dot). `None` when there is no dot.
+/// Splits a sealed entry at its third dot: the head (`v1.<key id>.<nonce>`) and the base64url
+/// ciphertext. `None` when there are fewer than three dots.
 pub fn split(sealed: &str) -> Option<(&str, &str)> {
-    sealed.rsplit_once('.')
+    let (at, _) = sealed.match_indices('.').nth(2)?;
+    Some((&sealed[..at], &sealed[at + 1..]))
 }
 
 /// The ciphertext's bytes (with the tag) from its base64url text.
@@ -197,7 +198,8 @@ mod tests {
             assert!(keys.head(bad).is_err(), "{bad}");
         }
         assert_eq!(keys.head("v1.k9.AAAAAAAAAAAAAAAA").err(), Some(OpenError::UnknownKey));
-        assert_eq!(split("no dot"), None);
+        assert_eq!(split("v1.k1.no third dot"), None);
+        assert_eq!(split("v1.k1.n.c.d"), Some(("v1.k1.n", "c.d")));
     }
 
     #[test]

@@ -119,7 +119,7 @@ where
         }
         if let Some(carried) = self.carried_within_the_bound(request, access, &mut trail).await {
             let after = After { writes: std::mem::take(&mut trail.writes), refresh: false, fill: false, lead: None };
-            return Outcome { result: Ok(served(carried, false)), steps: trail.steps, after };
+            return Outcome { result: carried.map(|found| served(found, false)), steps: trail.steps, after };
         }
         if let Some(copy) = self.superseded_copy(request, access, &mut trail).await {
             let after = After { writes: Vec::new(), refresh: false, fill: true, lead: None };
@@ -195,22 +195,15 @@ where
     /// Within the staleness bound after an invalidation, the page carried from the generation
     /// before by a source that answers from a cached copy: current and read from no database, so
     /// it is asked before a superseded copy would be served `STALE` (and not again below).
-    async fn carried_within_the_bound(&self, request: &Request, access: Result<(), Skip>, trail: &mut Trail) -> Option<Found> {
+    async fn carried_within_the_bound(&self, request: &Request, access: Result<(), Skip>, trail: &mut Trail) -> Option<Shared> {
         let until = request.superseded_until?;
         if access.is_err() || self.runtime.now() >= until {
             return None;
         }
         for source in self.sources.iter().filter(|source| source.is_cache_copy()) {
             trail.copies_asked = true;
-            match self.within(source.layer(), source.read(SourceMode::Fresh)).await {
-                Ok(page) => {
-                    trail.step(source.layer(), Event::Answered);
-                    trail.writes.extend(self.targets(source).map(|i| (i, self.caches[i].layer(), page.clone())));
-                    return Some(Found { page, layer: source.layer(), status: CacheStatus::Hit, age: None, refresh: false });
-                }
-                Err(SourceError::Declined) => trail.step(source.layer(), Event::Skipped(Skip::NotCarried)),
-                Err(SourceError::Forbidden) => trail.step(source.layer(), Event::Forbidden),
-                Err(SourceError::Failed(err)) => trail.step(source.layer(), Event::Failed(err)),
+            if let Some(done) = self.ask(source, SourceMode::Fresh, CacheStatus::Hit, request, trail).await {
+                return Some(done);
             }
         }
         None
@@ -255,24 +248,39 @@ where
         };
         let status = if request.mode == Mode::Bypass { CacheStatus::Bypass } else { CacheStatus::Miss };
         for source in self.sources_for(request, trail) {
-            match self.within(source.layer(), source.read(mode)).await {
-                Ok(page) => {
-                    trail.step(source.layer(), Event::Answered);
-                    if request.generation == GenerationState::Known {
-                        trail.writes.extend(self.targets(source).map(|i| (i, self.caches[i].layer(), page.clone())));
-                    }
-                    let status = if source.is_cache_copy() { CacheStatus::Hit } else { status };
-                    return Ok(Found { page, layer: source.layer(), status, age: None, refresh: false });
-                }
-                Err(SourceError::Declined) => trail.step(source.layer(), Event::Skipped(Skip::NotCarried)),
-                Err(SourceError::Forbidden) => {
-                    trail.step(source.layer(), Event::Forbidden);
-                    return Err(ReadError::Forbidden);
-                }
-                Err(SourceError::Failed(err)) => trail.step(source.layer(), Event::Failed(err)),
+            if let Some(done) = self.ask(source, mode, status, request, trail).await {
+                return done;
             }
         }
         Err(ReadError::Unavailable(trail.failures.clone()))
+    }
+
+    /// Asks one source: its page (`status`, or `HIT` from a cached copy), queued for the caches
+    /// while the generation is known, or the end of the read when it says "not a member"; `None`
+    /// when it declined or failed (noted in `trail`), for the next one to be asked.
+    async fn ask(&self, source: &S, mode: SourceMode, status: CacheStatus, request: &Request, trail: &mut Trail) -> Option<Shared> {
+        match self.within(source.layer(), source.read(mode)).await {
+            Ok(page) => {
+                trail.step(source.layer(), Event::Answered);
+                if request.generation == GenerationState::Known {
+                    trail.writes.extend(self.targets(source).map(|i| (i, self.caches[i].layer(), page.clone())));
+                }
+                let status = if source.is_cache_copy() { CacheStatus::Hit } else { status };
+                Some(Ok(Found { page, layer: source.layer(), status, age: None, refresh: false }))
+            }
+            Err(SourceError::Declined) => {
+                trail.step(source.layer(), Event::Skipped(Skip::NotCarried));
+                None
+            }
+            Err(SourceError::Forbidden) => {
+                trail.step(source.layer(), Event::Forbidden);
+                Some(Err(ReadError::Forbidden))
+            }
+            Err(SourceError::Failed(err)) => {
+                trail.step(source.layer(), Event::Failed(err));
+                None
+            }
+        }
     }
 
     /// Reads one cache: a copy to serve, or nothing (a copy for errors is kept in `trail`).
