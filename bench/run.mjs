@@ -6,7 +6,8 @@
 // bench/README.md says what each number means.
 //
 //   node bench/run.mjs [--duration 15s] [--warmup 2s] [--rounds 3] [--connections 32] [--threads 2]
-//                      [--mix-warmup 10s] [--mix-duration 30s] [--write-rates 0,0.1,1,5 | --write-rate 1]
+//                      [--mix-warmup 10s] [--mix-duration 30s] [--mix-connections 8]
+//                      [--write-rates 0,0.1,1,5 | --write-rate 1]
 //                      [--stale-bound 1000ms] [--contacts 100000] [--only floor,kv,...] [--out bench/results]
 //   node bench/run.mjs --scale 100000,1000000 [--alone 5s] [--only database,postgrest,...]
 //                      [--duration 15s] [--warmup 2s] [--connections 32] [--threads 2] [--out bench/results]
@@ -35,6 +36,9 @@ const USAGE = `usage: npm run bench -- [options]
   --threads 2           wrk threads (wrk -t)
   --mix-warmup 10s      unmeasured replay of the mix, writes included, before its measurement at each write rate
   --mix-duration 30s    measured time of the mix at each write rate
+  --mix-connections 8   concurrent connections of the mix's replay (wrk -c; its threads: --threads, at most these):
+                        about as many requests per second as 32, without a queue that holds the writes' webhooks
+                        for seconds (bench/README.md, "Why the mix runs on 8 connections")
   --write-rates 0,0.1,1,5  contact writes per second during the mix, one rate after another
   --write-rate 1        the mix at this one rate (--write-rates 1)
   --stale-bound 1000ms  least time after a write (once the worker serves it) before its workspace's pages are checked;
@@ -85,6 +89,7 @@ function options(argv) {
       threads: { type: "string", default: "2" },
       "mix-warmup": { type: "string", default: "10s" },
       "mix-duration": { type: "string", default: "30s" },
+      "mix-connections": { type: "string", default: "8" },
       "write-rates": { type: "string" },
       "write-rate": { type: "string" },
       "stale-bound": { type: "string" },
@@ -119,6 +124,7 @@ function options(argv) {
     mixSeconds: seconds(values["mix-duration"], "mix-duration"),
     connections,
     threads,
+    mixConnections: Math.round(positive(values["mix-connections"], "mix-connections")),
     writeRates: values["write-rate"] !== undefined ? rates(values["write-rate"], "write-rate").slice(0, 1) : rates(values["write-rates"] ?? "0,0.1,1,5", "write-rates"),
     // null: the worker's bound, read from the stack's bindings once it runs.
     staleBoundMs: values["stale-bound"] === undefined ? null : Math.round(seconds(values["stale-bound"], "stale-bound") * 1000),
@@ -169,7 +175,8 @@ async function main() {
         log("mix: the database scenario did not run; counting one query per list request without the cache");
         queriesPerRequest = 1;
       }
-      mix = await runMix(stack, settings, wrkOptions, tokens, queriesPerRequest);
+      const mixWrk = { connections: settings.mixConnections, threads: Math.min(settings.threads, settings.mixConnections) };
+      mix = await runMix(stack, settings, mixWrk, tokens, queriesPerRequest);
       for (const { label, requests, rps, latencyMs, errors, servedAs, servedShare } of mix.rates) {
         scenarios.push({ id: "mix", label, requests, rps, latencyMs, errors, servedAs, servedShare });
       }

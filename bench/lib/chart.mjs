@@ -85,7 +85,7 @@ export function ratesChart(r) {
   const out = [];
   out.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="system-ui, sans-serif" font-size="12">`);
   out.push(`<rect width="100%" height="100%" fill="#fff"/>`);
-  out.push(`<text x="${width / 2}" y="22" text-anchor="middle" font-size="15" font-weight="600">contact-list-cache mix against write rate ${escapeXml(r.date)}: ${r.settings.connections} connections, ${escapeXml(`${r.machine.cores} cores`)}</text>`);
+  out.push(`<text x="${width / 2}" y="22" text-anchor="middle" font-size="15" font-weight="600">contact-list-cache mix against write rate ${escapeXml(r.date)}: ${r.settings.mixConnections ?? r.settings.connections} connections, ${escapeXml(`${r.machine.cores} cores`)}</text>`);
 
   // Panel 1: shares, from the lowest value (rounded down to 10 %) to 100 %.
   const shares = [
