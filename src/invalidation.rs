@@ -85,7 +85,7 @@ pub async fn apply(env: &Env, ctx: &Context, upstreams: &Rc<Upstreams>, workspac
         .iter()
         .map(|(board, filter, updates)| Bump {
             key: Scope::List(*filter).generation_key(workspace, board),
-            carry: updates.clone().map(|updates| (carry_key(workspace, board, *filter), updates)),
+            carry: updates.clone().map(|updates| (carry_key(workspace, board, *filter), *filter, updates)),
         })
         .collect();
     if counts {

@@ -9,6 +9,7 @@ use contact_list_cache_core::cache_key::kv_list_key;
 use contact_list_cache_core::capacity::{Estimate, WriteLedger};
 use contact_list_cache_core::carry::{carry, CarryRecord, Carried, ContactUpdate};
 use contact_list_cache_core::engine::{Cache, LayerError, Source, SourceError, SourceMode, StoredPage};
+use contact_list_cache_core::filter::Filter;
 use contact_list_cache_core::freshness::Freshness;
 use contact_list_cache_core::generation::{Generation, ScopeState};
 use contact_list_cache_core::layer::CacheLayer;
@@ -186,12 +187,12 @@ pub async fn scope_state(store: &KvStore, upstreams: &Upstreams, key: &str) -> R
 }
 
 /// One scope to move to a new generation: its state's key and, when the invalidation says which
-/// contacts it updated in place, its carry record's key with those updates. Without them no
-/// record is written: the one stored leads to a generation no longer current, which carries
-/// nothing, and the next record starts from this generation.
+/// contacts it updated in place, its carry record's key, its filter and those updates. Without
+/// them no record is written: the one stored leads to a generation no longer current, which
+/// carries nothing, and the next record starts from this generation.
 pub struct Bump {
     pub key: String,
-    pub carry: Option<(String, Vec<ContactUpdate>)>,
+    pub carry: Option<(String, Filter, Vec<ContactUpdate>)>,
 }
 
 /// Moves every scope of `bumps` to `next` at `now` (keeping, within `bound_ms`, the generation it
@@ -203,7 +204,7 @@ pub async fn bump(store: &KvStore, bumps: &[Bump], next: &Generation, now: UnixM
     let each = bumps.iter().map(|bump| async move {
         let last_record = async {
             match &bump.carry {
-                Some((key, _)) => get_text(store, key).await.map(|raw| raw.and_then(|raw| serde_json::from_str::<CarryRecord>(&raw).ok())),
+                Some((key, _, _)) => get_text(store, key).await.map(|raw| raw.and_then(|raw| serde_json::from_str::<CarryRecord>(&raw).ok())),
                 None => Ok(None),
             }
         };
@@ -213,8 +214,8 @@ pub async fn bump(store: &KvStore, bumps: &[Bump], next: &Generation, now: UnixM
             None => ScopeState::initial(),
         };
         let reads = 1 + u32::from(bump.carry.is_some());
-        let record = bump.carry.as_ref().map(|(key, updates)| {
-            let record = CarryRecord::after(last_record.ok().flatten(), &state.current, next, updates);
+        let record = bump.carry.as_ref().map(|(key, filter, updates)| {
+            let record = CarryRecord::after(last_record.ok().flatten(), &state.current, next, *filter, updates);
             (key, serde_json::to_string(&record).expect("a carry record serializes"))
         });
         let value = state.bumped(next.clone(), now, bound_ms).format();
@@ -280,19 +281,32 @@ impl Source for CarriedCopy {
     async fn read(&self, _mode: SourceMode) -> Result<StoredPage, SourceError> {
         let Some(raw) = get_text(&self.store, &self.record_key).await? else { return Err(SourceError::Declined) };
         let record: CarryRecord = serde_json::from_str(&raw).map_err(|_| SourceError::Declined)?;
-        let Some((from, updates)) = record.towards(&self.current) else { return Err(SourceError::Declined) };
-        let from = Generation::parse("generation", from).map_err(|_| SourceError::Declined)?;
+        // The newest start first: its page has the fewest updates to carry.
+        for (from, updates) in record.starts(&self.current) {
+            if let Some(page) = self.carried_from(from, updates).await? {
+                return Ok(page);
+            }
+        }
+        Err(SourceError::Declined)
+    }
+}
+
+impl CarriedCopy {
+    /// The page of generation `from` carried across `updates`, if KV has it within
+    /// stale-while-revalidate and no update may move contacts across it.
+    async fn carried_from(&self, from: &str, updates: &[ContactUpdate]) -> Result<Option<StoredPage>, LayerError> {
+        let Ok(from) = Generation::parse("generation", from) else { return Ok(None) };
         let key = kv_list_key(&self.workspace, &self.user, &self.query, &from);
         let copy = KvPage { store: self.store.clone(), namespace: self.namespace.clone(), upstreams: Rc::clone(&self.upstreams), key };
-        let Some(page) = copy.get().await? else { return Err(SourceError::Declined) };
+        let Some(page) = copy.get().await? else { return Ok(None) };
         let now = crate::runtime::now();
         if !matches!(self.upstreams.policy.freshness.of(page.read_at, now), Freshness::Fresh | Freshness::Revalidate) {
-            return Err(SourceError::Declined);
+            return Ok(None);
         }
-        match carry(&page.body, &self.query, &self.user, updates) {
-            Some(Carried::Unchanged) => Ok(page),
-            Some(Carried::Patched(body)) => Ok(StoredPage { body, read_at: page.read_at }),
-            None => Err(SourceError::Declined),
-        }
+        Ok(match carry(&page.body, &self.query, &self.user, updates) {
+            Some(Carried::Unchanged) => Some(page),
+            Some(Carried::Patched(body)) => Some(StoredPage { body, read_at: page.read_at }),
+            None => None,
+        })
     }
 }

@@ -1,8 +1,8 @@
 // Writes carried in place: a contact update that keeps the contact where it is in a list (a new
 // name in a list sorted by date, say) makes the pages of the new generation from the cached
 // ones, with that contact's row replaced, and no database read; a write that moves contacts
-// across pages (one leaving a list) is read from the database again. Either way every page
-// matches SQL. The writes go through PostgreSQL and the backend's change capture, as in
+// across pages (one leaving a list) is read from the database again, and the pages read after it
+// are where the next writes carry from. Either way every page matches SQL. The writes go through PostgreSQL and the backend's change capture, as in
 // production; database reads are counted in pg_stat_statements.
 import assert from "node:assert/strict";
 import { before, describe, test } from "node:test";
@@ -80,6 +80,24 @@ describe("writes carried in place", () => {
     await waitFor("the write at the edge", async () => !(await list(`filter=${statusFilter}&page=1`)).body.data.contacts.some((c) => c.id === id), 3000);
     const pages = await settled(queries, keys);
     assert.ok(contactReads() > 0, "the list it left was read from the database");
+    matchSql(pages);
+  });
+
+  test("after a contact left a list, the pages read again carry the next rename", async () => {
+    const { id, status, statusFilter } = newest();
+    const queries = [`filter=${statusFilter}&page=1`, `filter=${statusFilter}&page=2`];
+    const before = new Map();
+    for (const query of queries) before.set(query, (await list(query)).key);
+    sql(`update contacts set conversation_status = '${status === "Open" ? "Closed" : "Open"}' where id = '${id}'`);
+    // The list it left, read again (or refreshed ahead) at the generation after the write.
+    const left = await settled(queries, before);
+    const keys = new Map([...left].map(([query, res]) => [query, res.key]));
+    const [[other]] = sql(`select id from contacts where board_id = '${BOARD}' and not archived and conversation_status = '${status}' order by created_at desc, id desc limit 1`);
+    sql("select pg_stat_statements_reset()");
+    sql(`update contacts set name = 'Carried After Leaving' where id = '${other}'`);
+    await waitFor("the rename at the edge", async () => (await list(`filter=${statusFilter}&page=1`)).body.data.contacts[0].name === "Carried After Leaving", 3000);
+    const pages = await settled(queries, keys);
+    assert.equal(contactReads(), 0, "carried from the pages read after the contact left, not read again");
     matchSql(pages);
   });
 });

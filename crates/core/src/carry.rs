@@ -27,6 +27,10 @@ pub fn carry_key(workspace: &WorkspaceId, board: &BoardId, filter: Filter) -> St
 /// The most updates one record carries; past them, pages are read from the database again.
 pub const MAX_CARRIED_UPDATES: usize = 20;
 
+/// The most later starts one record keeps (see [`CarryRecord::later`]): a missing page costs a
+/// KV read per start tried.
+pub const MAX_LATER_STARTS: usize = 2;
+
 /// What a scope's invalidations changed since a generation whose pages may be carried to the
 /// current one. Kept beside the scope's state (read only when a page of the current generation
 /// is missing, never on a hit) and rewritten with it by every invalidation that names its
@@ -39,28 +43,65 @@ pub struct CarryRecord {
     /// The generation whose pages the updates apply to.
     pub from: String,
     pub updates: Vec<ContactUpdate>,
+    /// Later starts, oldest first: a generation made by an update that may have moved contacts
+    /// in the scope's lists (whose pages before it then rarely carry past it), and the index of
+    /// the first of `updates` after it. Its pages, read or refreshed after that update, carry
+    /// with the updates that follow.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub later: Vec<(String, usize)>,
 }
 
 impl CarryRecord {
     /// The record after an invalidation from `previous` (the generation current before it) to
-    /// `next` with `updates`, `last` the record stored. The updates accumulate while the last
-    /// record led to `previous`, so a burst of writes carries the pages of the generation before
-    /// its first write; past [`MAX_CARRIED_UPDATES`], or when the last record leads elsewhere
-    /// (an invalidation that named no updates came between), they start again from `previous`,
-    /// whose pages were read after every write before this one.
-    pub fn after(last: Option<CarryRecord>, previous: &Generation, next: &Generation, updates: &[ContactUpdate]) -> Self {
-        let chained = last.filter(|last| last.to == previous.as_str() && last.updates.len() + updates.len() <= MAX_CARRIED_UPDATES);
-        let (from, mut carried) = match chained {
-            Some(last) => (last.from, last.updates),
-            None => (previous.to_string(), Vec::new()),
+    /// `next` with `updates` of `filter`'s lists, `last` the record stored. The updates
+    /// accumulate while the last record led to `previous`, so a burst of writes carries the
+    /// pages of the generation before its first write; when the last record leads elsewhere (an
+    /// invalidation that named no updates came between) they start again from `previous`, whose
+    /// pages were read after every write before this one. An update that may move contacts in
+    /// these lists makes `next` a later start (at most [`MAX_LATER_STARTS`]); past
+    /// [`MAX_CARRIED_UPDATES`], the oldest start goes with the updates before the next one, or,
+    /// with no later start, they start again from `previous`.
+    pub fn after(last: Option<CarryRecord>, previous: &Generation, next: &Generation, filter: Filter, updates: &[ContactUpdate]) -> Self {
+        let chained = last.filter(|last| last.to == previous.as_str());
+        let mut record = match chained {
+            Some(last) => Self { to: next.to_string(), ..last },
+            None => Self { to: next.to_string(), from: previous.to_string(), updates: Vec::new(), later: Vec::new() },
         };
-        carried.extend_from_slice(updates);
-        Self { to: next.to_string(), from, updates: carried }
+        record.updates.extend_from_slice(updates);
+        let moves = updates.iter().any(|update| update.may_move(filter));
+        if moves {
+            record.later.push((next.to_string(), record.updates.len()));
+        }
+        while record.updates.len() > MAX_CARRIED_UPDATES || record.later.len() > MAX_LATER_STARTS {
+            if record.later.is_empty() {
+                // No later start to fall back to: start again from `previous`.
+                record.from = previous.to_string();
+                record.updates = updates.to_vec();
+                break;
+            }
+            let (from, first) = record.later.remove(0);
+            record.updates.drain(..first);
+            record.later.iter_mut().for_each(|(_, at)| *at -= first);
+            record.from = from;
+        }
+        record
     }
 
-    /// The generation whose pages carry to `current`, with the updates to apply, if any.
-    pub fn towards(&self, current: &Generation) -> Option<(&str, &[ContactUpdate])> {
-        (self.to == current.as_str()).then_some((self.from.as_str(), self.updates.as_slice()))
+    /// The generations whose pages carry to `current`, newest first, each with the updates to
+    /// apply (none when the record does not lead to `current`).
+    pub fn starts(&self, current: &Generation) -> Vec<(&str, &[ContactUpdate])> {
+        if self.to != current.as_str() {
+            return Vec::new();
+        }
+        let first = std::iter::once((self.from.as_str(), 0));
+        let later = self.later.iter().map(|(generation, at)| (generation.as_str(), *at));
+        let mut starts: Vec<_> = first
+            .chain(later)
+            .filter(|(generation, _)| *generation != self.to)
+            .map(|(generation, at)| (generation, &self.updates[at.min(self.updates.len())..]))
+            .collect();
+        starts.reverse();
+        starts
     }
 }
 

@@ -168,30 +168,75 @@ fn only_updates_in_place_are_carried() {
 
 #[test]
 fn records_accumulate_a_burst_and_start_again_after_an_unknown_change() {
+    use crate::filter::Filter::All;
     let g = |n: u32| Generation::new(0, n);
-    let first = CarryRecord::after(None, &g(0), &g(1), &[renamed(1)]);
-    assert_eq!(first.towards(&g(1)), Some((g(0).as_str(), &[renamed(1)][..])));
-    assert_eq!(first.towards(&g(2)), None, "a record leads to one generation only");
-    let second = CarryRecord::after(Some(first.clone()), &g(1), &g(2), &[renamed(2)]);
-    assert_eq!(second.towards(&g(2)), Some((g(0).as_str(), &[renamed(1), renamed(2)][..])), "the burst carries from before its first write");
+    let towards = |record: &CarryRecord, n: u32| record.starts(&g(n)).first().map(|(from, updates)| (from.to_string(), updates.to_vec()));
+    let first = CarryRecord::after(None, &g(0), &g(1), All, &[renamed(1)]);
+    assert_eq!(towards(&first, 1), Some((g(0).to_string(), vec![renamed(1)])));
+    assert_eq!(first.starts(&g(2)), vec![], "a record leads to one generation only");
+    let second = CarryRecord::after(Some(first.clone()), &g(1), &g(2), All, &[renamed(2)]);
+    assert_eq!(towards(&second, 2), Some((g(0).to_string(), vec![renamed(1), renamed(2)])), "the burst carries from before its first write");
     // An invalidation that names no updates (g2 -> g3) writes no record: the stored one leads to
     // g2, carries nothing to g3, and the next record starts from g3.
-    assert_eq!(second.towards(&g(3)), None);
-    let after_unknown = CarryRecord::after(Some(second.clone()), &g(3), &g(4), &[renamed(3)]);
-    assert_eq!(after_unknown.towards(&g(4)), Some((g(3).as_str(), &[renamed(3)][..])));
+    assert_eq!(second.starts(&g(3)), vec![]);
+    let after_unknown = CarryRecord::after(Some(second.clone()), &g(3), &g(4), All, &[renamed(3)]);
+    assert_eq!(towards(&after_unknown, 4), Some((g(3).to_string(), vec![renamed(3)])));
     // A record that does not lead to the generation replaced (another isolate's invalidation
     // came between) is not chained: the pages of the one replaced are the start.
-    let unchained = CarryRecord::after(Some(first), &g(5), &g(6), &[renamed(4)]);
-    assert_eq!(unchained.towards(&g(6)), Some((g(5).as_str(), &[renamed(4)][..])));
+    let unchained = CarryRecord::after(Some(first), &g(5), &g(6), All, &[renamed(4)]);
+    assert_eq!(towards(&unchained, 6), Some((g(5).to_string(), vec![renamed(4)])));
     let mut long = second;
     for n in 2..MAX_CARRIED_UPDATES as u32 {
-        long = CarryRecord::after(Some(long), &g(n), &g(n + 1), &[renamed(n)]);
+        long = CarryRecord::after(Some(long), &g(n), &g(n + 1), All, &[renamed(n)]);
     }
     assert_eq!((long.from.as_str(), long.updates.len()), (g(0).as_str(), MAX_CARRIED_UPDATES));
-    let past = CarryRecord::after(Some(long.clone()), &g(20), &g(21), &[renamed(9)]);
-    assert_eq!(past.towards(&g(21)), Some((g(20).as_str(), &[renamed(9)][..])), "past the cap: from the generation replaced");
+    let past = CarryRecord::after(Some(long.clone()), &g(20), &g(21), All, &[renamed(9)]);
+    assert_eq!(past.starts(&g(21)).len(), 1);
+    assert_eq!(towards(&past, 21), Some((g(20).to_string(), vec![renamed(9)])), "past the cap: from the generation replaced");
     let json = serde_json::to_string(&long).unwrap();
+    assert!(!json.contains("later"), "a record without later starts is written as before");
     assert_eq!(serde_json::from_str::<CarryRecord>(&json).unwrap(), long);
+}
+
+#[test]
+fn an_update_that_moves_contacts_makes_its_generation_a_later_start() {
+    use crate::filter::Filter::Open;
+    let g = |n: u32| Generation::new(0, n);
+    let closes = update(1, |row| row["conversation_status"] = json!("Closed"));
+    let owned = |starts: Vec<(&str, &[ContactUpdate])>| starts.into_iter().map(|(from, updates)| (from.to_string(), updates.to_vec())).collect::<Vec<_>>();
+    let renamed_first = CarryRecord::after(None, &g(0), &g(1), Open, &[renamed(2)]);
+    let closed = CarryRecord::after(Some(renamed_first), &g(1), &g(2), Open, std::slice::from_ref(&closes));
+    // Towards g2 itself, only the start before it: g2's own pages are what is missing.
+    assert_eq!(owned(closed.starts(&g(2))), vec![(g(0).to_string(), vec![renamed(2), closes.clone()])]);
+    let renamed_after = CarryRecord::after(Some(closed), &g(2), &g(3), Open, &[renamed(3)]);
+    assert_eq!(
+        owned(renamed_after.starts(&g(3))),
+        vec![(g(2).to_string(), vec![renamed(3)]), (g(0).to_string(), vec![renamed(2), closes.clone(), renamed(3)])],
+        "g2's pages (read after the contact left) carry with the rename alone; g0's are tried after them"
+    );
+    let json = serde_json::to_string(&renamed_after).unwrap();
+    assert_eq!(serde_json::from_str::<CarryRecord>(&json).unwrap(), renamed_after);
+    // The same updates do not move anyone in `all`: no later start.
+    let all = CarryRecord::after(None, &g(1), &g(2), crate::filter::Filter::All, std::slice::from_ref(&closes));
+    assert!(all.later.is_empty());
+    // At most MAX_LATER_STARTS later starts: the oldest start goes with the updates before the
+    // next one.
+    let mut record = renamed_after;
+    for n in 3..6 {
+        record = CarryRecord::after(Some(record), &g(n), &g(n + 1), Open, std::slice::from_ref(&closes));
+    }
+    assert_eq!(record.later.len(), MAX_LATER_STARTS);
+    let starts = owned(record.starts(&g(6)));
+    assert_eq!(starts.len(), MAX_LATER_STARTS, "the newest start (g6 itself) is not one towards g6");
+    assert_eq!(starts[0], (g(5).to_string(), vec![closes.clone()]));
+    assert_eq!(starts.last().unwrap(), &(g(4).to_string(), vec![closes.clone(), closes.clone()]));
+    // Past MAX_CARRIED_UPDATES the oldest start goes too.
+    let mut record = CarryRecord::after(None, &g(0), &g(1), Open, std::slice::from_ref(&closes));
+    for n in 1..=MAX_CARRIED_UPDATES as u32 {
+        record = CarryRecord::after(Some(record), &g(n), &g(n + 1), Open, &[renamed(n)]);
+    }
+    assert!(record.updates.len() <= MAX_CARRIED_UPDATES);
+    assert_eq!(owned(record.starts(&g(MAX_CARRIED_UPDATES as u32 + 1))).last().unwrap().0, g(1).to_string());
 }
 
 #[test]
