@@ -212,6 +212,7 @@ impl PageRead {
                 workspace: workspace.clone(),
                 user: user.clone(),
                 query: query.clone(),
+                reads: std::cell::Cell::new(0),
             })));
         }
         let membership = match reader {
@@ -252,6 +253,13 @@ impl PageRead {
     pub async fn read(self, ctx: &Context, trace: &Trace) -> Result<Served, AppError> {
         let outcome = self.engine.read(&self.request).await;
         trace.steps(&outcome.steps);
+        // A carried copy is one call that reads KV more than once (its record, then a page per
+        // start tried): the calls were counted, the reads beyond them are counted here.
+        for source in &self.engine.sources {
+            if let EdgeSource::Carried(carried) = source {
+                (1..carried.reads.get()).for_each(|_| trace.kv_operation());
+            }
+        }
         trace.writes(outcome.after.writes());
         if !outcome.after.is_empty() {
             let Self { engine, request } = self;

@@ -263,6 +263,8 @@ pub struct CarriedCopy {
     pub workspace: WorkspaceId,
     pub user: UserId,
     pub query: ContactQuery,
+    /// The KV reads made so far (the record and each start's page).
+    pub reads: std::cell::Cell<u32>,
 }
 
 impl Source for CarriedCopy {
@@ -279,6 +281,7 @@ impl Source for CarriedCopy {
     }
 
     async fn read(&self, _mode: SourceMode) -> Result<StoredPage, SourceError> {
+        self.reads.set(self.reads.get() + 1);
         let Some(raw) = get_text(&self.store, &self.record_key).await? else { return Err(SourceError::Declined) };
         let record: CarryRecord = serde_json::from_str(&raw).map_err(|_| SourceError::Declined)?;
         // The newest start first: its page has the fewest updates to carry.
@@ -298,6 +301,7 @@ impl CarriedCopy {
         let Ok(from) = Generation::parse("generation", from) else { return Ok(None) };
         let key = kv_list_key(&self.workspace, &self.user, &self.query, &from);
         let copy = KvPage { store: self.store.clone(), namespace: self.namespace.clone(), upstreams: Rc::clone(&self.upstreams), key };
+        self.reads.set(self.reads.get() + 1);
         let Some(page) = copy.get().await? else { return Ok(None) };
         let now = crate::runtime::now();
         if !matches!(self.upstreams.policy.freshness.of(page.read_at, now), Freshness::Fresh | Freshness::Revalidate) {
