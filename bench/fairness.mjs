@@ -11,9 +11,10 @@ import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { seed } from "../scripts/seed-ids.mjs";
 import { ROOT, startStack } from "../scripts/stack.mjs";
+import { localDate, positive, seconds as duration } from "./lib/args.mjs";
 import { tokensFor } from "./lib/mix.mjs";
 import { machine } from "./lib/machine.mjs";
-import { fmt } from "./lib/report.mjs";
+import { fmt, markdownTable } from "./lib/report.mjs";
 import { runWrk, writeRequests } from "./lib/wrk.mjs";
 
 const { values } = parseArgs({
@@ -23,11 +24,9 @@ const { values } = parseArgs({
     out: { type: "string", default: "bench/results" },
   },
 });
-const connectionCounts = values.connections.split(",").map(Number);
-const seconds = Number.parseInt(values.duration, 10);
-if (connectionCounts.some((n) => !Number.isInteger(n) || n < 1) || !(seconds >= 5)) {
-  throw new Error("usage: node bench/fairness.mjs [--connections 2,8,32] [--duration 20s (at least 5s)] [--out dir]");
-}
+const connectionCounts = values.connections.split(",").map((n) => Math.round(positive(n, "connections")));
+const seconds = Math.round(duration(values.duration, "duration"));
+if (seconds < 5) throw new Error(`--duration: at least 5s (the side requests start 2 s in and stop 2 s before the end), got ${values.duration}`);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const percentile = (sorted, p) => sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))];
 
@@ -85,15 +84,16 @@ try {
   await stack.stop();
 }
 
-const date = startedAt.toISOString().slice(0, 10);
+const date = localDate(startedAt);
 const m = machine();
 const outDir = resolve(ROOT, values.out);
 mkdirSync(outDir, { recursive: true });
-const table = [
-  "| wrk connections | req/s | wrk p50 ms | wrk p99 ms | side requests | side p50 ms | side p90 ms | side p99 ms | side max ms | side > 500 ms |",
-  "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
-  ...rows.map((r) => `| ${r.connections} | ${fmt.int(r.rps)} | ${r.wrkLatencyMs.p50.toFixed(1)} | ${r.wrkLatencyMs.p99.toFixed(1)} | ${r.side.count} | ${r.side.p50.toFixed(0)} | ${r.side.p90.toFixed(0)} | ${r.side.p99.toFixed(0)} | ${r.side.max.toFixed(0)} | ${r.side.over500} |`),
-];
+const table = markdownTable(
+  ["wrk connections", "req/s", "wrk p50 ms", "wrk p99 ms", "side requests", "side p50 ms", "side p90 ms", "side p99 ms", "side max ms", "side > 500 ms"],
+  rows.map((r) => [r.connections, fmt.int(r.rps), r.wrkLatencyMs.p50.toFixed(1), r.wrkLatencyMs.p99.toFixed(1), r.side.count,
+    r.side.p50.toFixed(0), r.side.p90.toFixed(0), r.side.p99.toFixed(0), r.side.max.toFixed(0), r.side.over500]),
+  [0, 1, 2, 3, 4, 5, 6, 7, 8, 9],
+);
 writeFileSync(join(outDir, `${date}-fairness.md`), [
   `# workerd under saturating load: a request outside the load ${date}`,
   "",
@@ -102,7 +102,7 @@ writeFileSync(join(outDir, `${date}-fairness.md`), [
     + "`GET /no-such-route` (a 404: no I/O in the worker) every 100 ms on its own keep-alive connection and times each answer. "
     + "The side request stands for the backend's webhook during the benchmark's mix. `node bench/fairness.mjs`.",
   "",
-  ...table,
+  table,
   "",
 ].join("\n"));
 writeFileSync(join(outDir, `${date}-fairness.json`), `${JSON.stringify({ date, startedAt: startedAt.toISOString(), machine: m, seconds, rows }, null, 2)}\n`);

@@ -18,6 +18,7 @@ import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join, relative, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { ROOT } from "../scripts/stack.mjs";
+import { localDate, positive, seconds } from "./lib/args.mjs";
 import { machine, versions, wasmSize } from "./lib/machine.mjs";
 import { tokensFor } from "./lib/mix.mjs";
 import { SCENARIOS, SIDE_BY_SIDE, scenarioPlan, startBenchStack, targets } from "./lib/plan.mjs";
@@ -60,22 +61,10 @@ const WORKER_STALENESS_BOUND_MS = 1000;
 
 const log = (msg) => process.stderr.write(`[bench] ${msg}\n`);
 
-function seconds(text, name) {
-  const m = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(String(text).trim());
-  if (!m) throw new Error(`--${name}: expected a duration like 15s, 500ms or 1m, got ${text}`);
-  return Number(m[1]) * { ms: 0.001, s: 1, m: 60 }[m[2] ?? "s"];
-}
-
 function rates(text, name) {
   const list = String(text).split(",").map((s) => s.trim()).filter(Boolean).map(Number);
   if (list.length === 0 || list.some((n) => !Number.isFinite(n) || n < 0)) throw new Error(`--${name}: expected writes per second (0 or more), comma-separated, got ${text}`);
   return list;
-}
-
-function positive(text, name) {
-  const n = Number(text);
-  if (!Number.isFinite(n) || n <= 0) throw new Error(`--${name}: expected a positive number, got ${text}`);
-  return n;
 }
 
 function options(argv) {
@@ -134,10 +123,6 @@ function options(argv) {
     out: values.out,
     ...(scale ? { scale, aloneSeconds: seconds(values.alone ?? "5s", "alone") } : {}),
   };
-}
-
-function localDate(d) {
-  return `${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2, "0")}-${String(d.getDate()).padStart(2, "0")}`;
 }
 
 async function main() {

@@ -32,7 +32,8 @@ export function targetRows(targets) {
   return targets.map((t) => [t.name, t.measured, t.ratio, t.met === null ? "—" : t.met ? "yes" : "no"]);
 }
 
-function markdownTable(header, rows, rightAligned = []) {
+/** A Markdown table; the columns at `rightAligned` aligned right. */
+export function markdownTable(header, rows, rightAligned = []) {
   const align = header.map((_, i) => (rightAligned.includes(i) ? "---:" : "---"));
   return [header, align, ...rows].map((r) => `| ${r.join(" | ")} |`).join("\n");
 }
