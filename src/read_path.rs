@@ -111,6 +111,17 @@ impl Source for EdgeSource {
         matches!(self, Self::Carried(_))
     }
 
+    fn keeps_answers_below(&self) -> bool {
+        matches!(self, Self::Carried(carried) if carried.keeps_answers_below())
+    }
+
+    async fn keep(&self, page: &StoredPage) -> Result<(), LayerError> {
+        match self {
+            Self::Carried(carried) => carried.keep(page).await,
+            _ => Ok(()),
+        }
+    }
+
     async fn read(&self, mode: SourceMode) -> Result<StoredPage, SourceError> {
         let read: Boxed<'_, _> = match self {
             Self::Carried(carried) => Box::pin(carried.read(mode)),
@@ -213,6 +224,7 @@ impl PageRead {
                 user: user.clone(),
                 query: query.clone(),
                 reads: std::cell::Cell::new(0),
+                missing: std::cell::RefCell::new(None),
             })));
         }
         let membership = match reader {

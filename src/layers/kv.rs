@@ -265,6 +265,9 @@ pub struct CarriedCopy {
     pub query: ContactQuery,
     /// The KV reads made so far (the record and each start's page).
     pub reads: std::cell::Cell<u32>,
+    /// The KV key of the page at the newest start, when KV had no copy of it there to carry
+    /// (none, or one past stale-while-revalidate): where the page read instead is kept.
+    pub missing: RefCell<Option<String>>,
 }
 
 impl Source for CarriedCopy {
@@ -282,35 +285,62 @@ impl Source for CarriedCopy {
 
     async fn read(&self, _mode: SourceMode) -> Result<StoredPage, SourceError> {
         self.reads.set(self.reads.get() + 1);
+        self.missing.replace(None);
         let Some(raw) = get_text(&self.store, &self.record_key).await? else { return Err(SourceError::Declined) };
         let record: CarryRecord = serde_json::from_str(&raw).map_err(|_| SourceError::Declined)?;
         // The newest start first: its page has the fewest updates to carry.
-        for (from, updates) in record.starts(&self.current) {
-            if let Some(page) = self.carried_from(from, updates).await? {
-                return Ok(page);
+        for (index, (from, updates)) in record.starts(&self.current).into_iter().enumerate() {
+            match self.carried_from(from, updates).await? {
+                Copy::Carried(page) => return Ok(page),
+                Copy::Missing(key) if index == 0 => {
+                    self.missing.replace(Some(key));
+                }
+                Copy::Missing(_) | Copy::NotCarried => {}
             }
         }
         Err(SourceError::Declined)
     }
+
+    /// A page read below, for a newest start that had no copy: the next read after more writes
+    /// carries it from there. Read after the start's generation was superseded, it shows every
+    /// write up to it, and carrying a write a page already shows leaves it as it is.
+    fn keeps_answers_below(&self) -> bool {
+        self.missing.borrow().is_some()
+    }
+
+    async fn keep(&self, page: &StoredPage) -> Result<(), LayerError> {
+        let Some(key) = self.missing.take() else { return Ok(()) };
+        KvPage { store: self.store.clone(), namespace: self.namespace.clone(), upstreams: Rc::clone(&self.upstreams), key }.put(page).await
+    }
+}
+
+/// What KV holds at a start.
+enum Copy {
+    /// The page of the current generation, carried from the start's copy.
+    Carried(StoredPage),
+    /// No copy within stale-while-revalidate, at this KV key.
+    Missing(String),
+    /// A copy some update may have moved contacts across.
+    NotCarried,
 }
 
 impl CarriedCopy {
     /// The page of generation `from` carried across `updates`, if KV has it within
     /// stale-while-revalidate and no update may move contacts across it.
-    async fn carried_from(&self, from: &str, updates: &[ContactUpdate]) -> Result<Option<StoredPage>, LayerError> {
-        let Ok(from) = Generation::parse("generation", from) else { return Ok(None) };
+    async fn carried_from(&self, from: &str, updates: &[ContactUpdate]) -> Result<Copy, LayerError> {
+        let Ok(from) = Generation::parse("generation", from) else { return Ok(Copy::NotCarried) };
         let key = kv_list_key(&self.workspace, &self.user, &self.query, &from);
         let copy = KvPage { store: self.store.clone(), namespace: self.namespace.clone(), upstreams: Rc::clone(&self.upstreams), key };
         self.reads.set(self.reads.get() + 1);
-        let Some(page) = copy.get().await? else { return Ok(None) };
         let now = crate::runtime::now();
-        if !matches!(self.upstreams.policy.freshness.of(page.read_at, now), Freshness::Fresh | Freshness::Revalidate) {
-            return Ok(None);
-        }
+        let page = match copy.get().await? {
+            Some(page) if matches!(self.upstreams.policy.freshness.of(page.read_at, now), Freshness::Fresh | Freshness::Revalidate) => page,
+            _ => return Ok(Copy::Missing(copy.key)),
+        };
         Ok(match carry(&page.body, &self.query, &self.user, updates) {
-            Some(Carried::Unchanged) => Some(page),
-            Some(Carried::Patched(body)) => Some(StoredPage { body, read_at: page.read_at }),
-            None => None,
+            Some(Carried::Unchanged) => Copy::Carried(page),
+            Some(Carried::Patched(body)) => Copy::Carried(StoredPage { body, read_at: page.read_at }),
+            None => Copy::NotCarried,
         })
     }
 }

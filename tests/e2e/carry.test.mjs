@@ -2,7 +2,8 @@
 // name in a list sorted by date, say) makes the pages of the new generation from the cached
 // ones, with that contact's row replaced, and no database read; a write that moves contacts
 // across pages (one leaving a list) is read from the database again, and the pages read after it
-// are where the next writes carry from. Either way every page matches SQL. The writes go through PostgreSQL and the backend's change capture, as in
+// are where the next writes carry from; so is a page first read after a write, for which KV held
+// no earlier copy. Either way every page matches SQL. The writes go through PostgreSQL and the backend's change capture, as in
 // production; database reads are counted in pg_stat_statements.
 import assert from "node:assert/strict";
 import { before, describe, test } from "node:test";
@@ -40,7 +41,7 @@ async function settled(queries, keys) {
 function matchSql(pages) {
   for (const [query, res] of pages) {
     const params = Object.fromEntries(new URLSearchParams(query));
-    const expected = expectedPage({ workspace: WS, board: BOARD, me: ME, filter: params.filter, page: Number(params.page) });
+    const expected = expectedPage({ workspace: WS, board: BOARD, me: ME, filter: params.filter, page: Number(params.page), pageSize: Number(params.pageSize ?? 50) });
     assert.ok(sameRows(res.body.data.contacts, expected.rows), `${query} matches SQL`);
     assert.equal(res.body.data.pagination.total, expected.total, `${query}: total`);
   }
@@ -98,6 +99,28 @@ describe("writes carried in place", () => {
     await waitFor("the rename at the edge", async () => (await list(`filter=${statusFilter}&page=1`)).body.data.contacts[0].name === "Carried After Leaving", 3000);
     const pages = await settled(queries, keys);
     assert.equal(contactReads(), 0, "carried from the pages read after the contact left, not read again");
+    matchSql(pages);
+  });
+
+  test("a page first read after a write carries the next one", async () => {
+    const { id } = newest();
+    // A page no other test asks for: KV holds no copy of it at any generation.
+    const query = "filter=all&page=1&pageSize=7";
+    const [[other]] = sql(`select id from contacts where board_id = '${BOARD}' and not archived and id <> '${id}' order by created_at desc, id desc limit 1`);
+    const before = (await list("filter=all&page=1")).key;
+    sql(`update contacts set name = 'Renamed Before Reading' where id = '${other}'`);
+    await waitFor("the first rename at the edge", async () => (await list("filter=all&page=1")).key !== before, 3000);
+    const first = await list(query);
+    assert.equal(first.label, "MISS/DATABASE", "never read before");
+    await waitFor(`${query} in KV`, async () => (await list(query)).label === "HIT/KV", 3000);
+    // The page is also kept at the generation the carry record starts from, after the response.
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    sql("select pg_stat_statements_reset()");
+    sql(`update contacts set name = 'Carried From Its First Read' where id = '${id}'`);
+    await waitFor("the second rename at the edge", async () => (await list("filter=all&page=1")).body.data.contacts[0].name === "Carried From Its First Read", 3000);
+    const pages = await settled([query], new Map([[query, first.key]]));
+    assert.equal(contactReads(), 0, "carried from the copy its first read kept, not read again");
+    assert.equal(pages.get(query).body.data.contacts[0].name, "Carried From Its First Read");
     matchSql(pages);
   });
 });

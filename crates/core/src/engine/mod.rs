@@ -33,6 +33,9 @@
 //! 7. A page from a lower layer is written back, after the response, to every cache above it (a
 //!    source's page to every cache the source does not fill itself), only while the generation
 //!    is known. A shared read's flight ends only once those writes have landed.
+//! 9. A source that answers from a cached copy and declined for want of a copy to carry may keep
+//!    the page a source below it then answered ([`Source::keeps_answers_below`]), after the
+//!    response and only while the generation is known, so that its next read finds one.
 
 mod outcome;
 pub mod ports;
@@ -76,6 +79,10 @@ struct Trail {
     consulted_a_cache: bool,
     /// Whether the sources that answer from a cached copy were already asked.
     copies_asked: bool,
+    /// The sources that answer from a cached copy that declined and keep what answers below them.
+    keepers: Vec<usize>,
+    /// The pages to hand to those sources, after the response (rule 9).
+    keeps: Vec<(usize, CacheLayer, StoredPage)>,
 }
 
 impl Trail {
@@ -113,16 +120,16 @@ where
             }
             if let Some(hit) = self.look(cache, &mut trail).await {
                 self.write_above(index, &hit.page, request, &mut trail);
-                let after = After { writes: trail.writes, refresh: hit.refresh, fill: false, lead: None };
+                let after = After { writes: trail.writes, keeps: Vec::new(), refresh: hit.refresh, fill: false, lead: None };
                 return Outcome { result: Ok(served(hit, false)), steps: trail.steps, after };
             }
         }
         if let Some(carried) = self.carried_within_the_bound(request, access, &mut trail).await {
-            let after = After { writes: std::mem::take(&mut trail.writes), refresh: false, fill: false, lead: None };
+            let after = After { writes: std::mem::take(&mut trail.writes), keeps: Vec::new(), refresh: false, fill: false, lead: None };
             return Outcome { result: carried.map(|found| served(found, false)), steps: trail.steps, after };
         }
         if let Some(copy) = self.superseded_copy(request, access, &mut trail).await {
-            let after = After { writes: Vec::new(), refresh: false, fill: true, lead: None };
+            let after = After { writes: Vec::new(), keeps: Vec::new(), refresh: false, fill: true, lead: None };
             return Outcome { result: Ok(copy), steps: trail.steps, after };
         }
         let (found, shared, lead) = if request.mode == Mode::Normal && request.membership == Membership::Confirmed {
@@ -155,18 +162,19 @@ where
             },
             Err(ReadError::Forbidden) => Err(ReadError::Forbidden),
         };
-        Outcome { result, steps: trail.steps, after: After { writes: trail.writes, refresh, fill: false, lead } }
+        Outcome { result, steps: trail.steps, after: After { writes: trail.writes, keeps: trail.keeps, refresh, fill: false, lead } }
     }
 
     /// After the response: the write-backs, the end of the flight, then the background refresh or
     /// the fetch of a superseded page's current one (if this request's lease allows it). Returns
     /// what failed, for the logs.
     pub async fn finish(&self, request: &Request, after: After<K::Lead>) -> Vec<LayerError> {
-        let After { writes, refresh, fill, lead } = after;
+        let After { writes, keeps, refresh, fill, lead } = after;
         let mut failures = Vec::new();
         for (index, _, page) in &writes {
             failures.extend(self.put(*index, page).await);
         }
+        failures.extend(self.keep(&keeps).await);
         drop(lead);
         if (fill || refresh) && self.coalescer.claim_refresh(&request.key, self.runtime.now(), self.policy.refresh_lease_ms) {
             failures.extend(if fill { self.fill(request).await } else { self.refresh(request).await });
@@ -189,6 +197,16 @@ where
         for (index, _, page) in &trail.writes {
             failures.extend(self.put(*index, page).await);
         }
+        failures.extend(self.keep(&trail.keeps).await);
+        failures
+    }
+
+    /// Hands each page to the source that keeps it (rule 9).
+    async fn keep(&self, keeps: &[(usize, CacheLayer, StoredPage)]) -> Vec<LayerError> {
+        let mut failures = Vec::new();
+        for (index, layer, page) in keeps {
+            failures.extend(self.within(*layer, self.sources[*index].keep(page)).await.err());
+        }
         failures
     }
 
@@ -200,9 +218,10 @@ where
         if access.is_err() || self.runtime.now() >= until {
             return None;
         }
-        for source in self.sources.iter().filter(|source| source.is_cache_copy()) {
+        let copies: Vec<usize> = (0..self.sources.len()).filter(|&index| self.sources[index].is_cache_copy()).collect();
+        for index in copies {
             trail.copies_asked = true;
-            if let Some(done) = self.ask(source, SourceMode::Fresh, CacheStatus::Hit, request, trail).await {
+            if let Some(done) = self.ask(index, SourceMode::Fresh, CacheStatus::Hit, request, trail).await {
                 return Some(done);
             }
         }
@@ -247,8 +266,8 @@ where
             SourceMode::MayUseItsCache
         };
         let status = if request.mode == Mode::Bypass { CacheStatus::Bypass } else { CacheStatus::Miss };
-        for source in self.sources_for(request, trail) {
-            if let Some(done) = self.ask(source, mode, status, request, trail).await {
+        for index in self.sources_for(request, trail) {
+            if let Some(done) = self.ask(index, mode, status, request, trail).await {
                 return done;
             }
         }
@@ -258,18 +277,24 @@ where
     /// Asks one source: its page (`status`, or `HIT` from a cached copy), queued for the caches
     /// while the generation is known, or the end of the read when it says "not a member"; `None`
     /// when it declined or failed (noted in `trail`), for the next one to be asked.
-    async fn ask(&self, source: &S, mode: SourceMode, status: CacheStatus, request: &Request, trail: &mut Trail) -> Option<Shared> {
+    async fn ask(&self, index: usize, mode: SourceMode, status: CacheStatus, request: &Request, trail: &mut Trail) -> Option<Shared> {
+        let source = &self.sources[index];
         match self.within(source.layer(), source.read(mode)).await {
             Ok(page) => {
                 trail.step(source.layer(), Event::Answered);
                 if request.generation == GenerationState::Known {
                     trail.writes.extend(self.targets(source).map(|i| (i, self.caches[i].layer(), page.clone())));
+                    let keepers = std::mem::take(&mut trail.keepers);
+                    trail.keeps.extend(keepers.into_iter().map(|keeper| (keeper, self.sources[keeper].layer(), page.clone())));
                 }
                 let status = if source.is_cache_copy() { CacheStatus::Hit } else { status };
                 Some(Ok(Found { page, layer: source.layer(), status, age: None, refresh: false }))
             }
             Err(SourceError::Declined) => {
                 trail.step(source.layer(), Event::Skipped(Skip::NotCarried));
+                if source.keeps_answers_below() {
+                    trail.keepers.push(index);
+                }
                 None
             }
             Err(SourceError::Forbidden) => {
@@ -319,19 +344,27 @@ where
     /// Reads the page from the sources again and stores it in every cache (stale-while-revalidate).
     async fn refresh(&self, request: &Request) -> Vec<LayerError> {
         let mut failures = Vec::new();
-        for source in self.sources_for(request, &mut Trail::default()) {
+        let mut keepers = Vec::new();
+        for index in self.sources_for(request, &mut Trail::default()) {
+            let source = &self.sources[index];
             match self.within(source.layer(), source.read(SourceMode::Fresh)).await {
                 Ok(page) => {
                     if request.generation == GenerationState::Known {
                         for index in self.targets(source) {
                             failures.extend(self.put(index, &page).await);
                         }
+                        let keeps: Vec<_> = keepers.into_iter().map(|keeper: usize| (keeper, self.sources[keeper].layer(), page.clone())).collect();
+                        failures.extend(self.keep(&keeps).await);
                     }
                     return failures;
                 }
                 Err(SourceError::Forbidden) => return failures,
                 Err(SourceError::Failed(err)) => failures.push(err),
-                Err(SourceError::Declined) => {}
+                Err(SourceError::Declined) => {
+                    if source.keeps_answers_below() {
+                        keepers.push(index);
+                    }
+                }
             }
         }
         failures
@@ -346,10 +379,10 @@ where
     }
 
     /// The sources that may be asked for this request; the others are recorded as skipped.
-    fn sources_for<'a>(&'a self, request: &Request, trail: &mut Trail) -> Vec<&'a S> {
+    fn sources_for(&self, request: &Request, trail: &mut Trail) -> Vec<usize> {
         let unverified = request.membership == Membership::Unverified;
         let mut asked = Vec::new();
-        for source in &self.sources {
+        for (index, source) in self.sources.iter().enumerate() {
             if source.is_cache_copy() && trail.copies_asked {
                 continue;
             }
@@ -360,7 +393,7 @@ where
             };
             match skip {
                 Some(skip) => trail.step(source.layer(), Event::Skipped(skip)),
-                None => asked.push(source),
+                None => asked.push(index),
             }
         }
         asked

@@ -93,6 +93,8 @@ pub type Shared = Result<Found, ReadError>;
 /// shared read's flight (held until the write-backs land).
 pub struct After<L> {
     pub(super) writes: Vec<(usize, CacheLayer, StoredPage)>,
+    /// Pages for the sources that keep what answered below them (the source's index).
+    pub(super) keeps: Vec<(usize, CacheLayer, StoredPage)>,
     pub(super) refresh: bool,
     /// A superseded copy was served: fetch the current page.
     pub(super) fill: bool,
@@ -100,9 +102,10 @@ pub struct After<L> {
 }
 
 impl<L> After<L> {
-    /// The caches the page will be written to.
+    /// The layers the page will be written to: the caches above, and the layers of the sources
+    /// that keep it.
     pub fn writes(&self) -> impl Iterator<Item = CacheLayer> + '_ {
-        self.writes.iter().map(|(_, layer, _)| *layer)
+        self.writes.iter().chain(&self.keeps).map(|(_, layer, _)| *layer)
     }
 
     /// Whether the page will be refreshed in the background.
@@ -117,7 +120,7 @@ impl<L> After<L> {
 
     /// Whether nothing is left to do.
     pub fn is_empty(&self) -> bool {
-        self.writes.is_empty() && !self.refresh && !self.fill && self.lead.is_none()
+        self.writes.is_empty() && self.keeps.is_empty() && !self.refresh && !self.fill && self.lead.is_none()
     }
 }
 

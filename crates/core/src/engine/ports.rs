@@ -108,6 +108,17 @@ pub trait Source {
     fn is_cache_copy(&self) -> bool {
         false
     }
+    /// Whether this source, having declined, keeps the page a source below it answers: a cached
+    /// copy that found nothing to carry stores it where its next read will look.
+    fn keeps_answers_below(&self) -> bool {
+        false
+    }
+    /// Keeps `page`, answered below after this source declined (see
+    /// [`Source::keeps_answers_below`]).
+    async fn keep(&self, page: &StoredPage) -> Result<(), LayerError> {
+        let _ = page;
+        Ok(())
+    }
     /// The page, read as `mode` allows.
     async fn read(&self, mode: SourceMode) -> Result<StoredPage, SourceError>;
 }

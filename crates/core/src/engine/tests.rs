@@ -177,6 +177,9 @@ struct FakeSource {
     clock: FakeRuntime,
     /// A cached copy carried forward, not the database.
     copy: bool,
+    /// Whether it keeps, after declining, what answers below it; and what it was given.
+    keeper: bool,
+    kept: RefCell<Vec<StoredPage>>,
 }
 
 impl Source for Rc<FakeSource> {
@@ -194,6 +197,15 @@ impl Source for Rc<FakeSource> {
 
     fn is_cache_copy(&self) -> bool {
         self.copy
+    }
+
+    fn keeps_answers_below(&self) -> bool {
+        self.keeper
+    }
+
+    async fn keep(&self, page: &StoredPage) -> Result<(), LayerError> {
+        self.kept.borrow_mut().push(page.clone());
+        Ok(())
     }
 
     async fn read(&self, mode: SourceMode) -> Result<StoredPage, SourceError> {
@@ -233,7 +245,7 @@ fn cache(layer: CacheLayer) -> Rc<FakeCache> {
 }
 
 fn source(layer: CacheLayer, checks_membership: bool, fills: Option<CacheLayer>, body: &'static str, clock: &FakeRuntime) -> Rc<FakeSource> {
-    Rc::new(FakeSource { layer, checks_membership, fills, gives: RefCell::new(Gives::Page(body)), reads: RefCell::default(), clock: clock.clone(), copy: false })
+    Rc::new(FakeSource { layer, checks_membership, fills, gives: RefCell::new(Gives::Page(body)), reads: RefCell::default(), clock: clock.clone(), copy: false, keeper: false, kept: RefCell::default() })
 }
 
 fn world() -> World {
@@ -298,9 +310,10 @@ fn read_and_finish(w: &World, request: &Request) -> (Outcome<()>, Vec<LayerError
     let outcome = read(w, request);
     let Outcome { result, steps, after } = outcome;
     let targets: Vec<_> = after.writes.iter().map(|(i, l, p)| (*i, *l, p.clone())).collect();
+    let keeps: Vec<_> = after.keeps.iter().map(|(i, l, p)| (*i, *l, p.clone())).collect();
     let refresh = after.refresh;
     let failures = run(&w.runtime, w.engine.finish(request, after));
-    (Outcome { result, steps, after: After { writes: targets, refresh, fill: false, lead: None } }, failures)
+    (Outcome { result, steps, after: After { writes: targets, keeps, refresh, fill: false, lead: None } }, failures)
 }
 
 #[test]
@@ -876,4 +889,69 @@ fn within_the_bound_a_copy_that_cannot_be_carried_leaves_the_superseded_one_serv
     assert_eq!(served(&outcome).1, "MISS");
     assert_eq!(w2.1.reads.borrow().len(), 1, "asked once, before the superseded copy");
     assert_eq!(copy.reads.borrow().len(), 1);
+}
+
+/// The worker's world with a carried copy that declines, finding nothing to carry, and keeps the
+/// page answered below it.
+fn world_with_keeper() -> (World, Rc<FakeSource>) {
+    let mut w = world();
+    let keeper = Rc::new(FakeSource { copy: true, keeper: true, ..Rc::try_unwrap(source(CacheLayer::Kv, false, None, "carried", &w.runtime)).ok().unwrap() });
+    giving(&keeper, Gives::Declines);
+    w.engine.sources.insert(0, Rc::clone(&keeper));
+    (w, keeper)
+}
+
+#[test]
+fn a_copy_with_nothing_to_carry_keeps_the_database_answer_after_the_response() {
+    let (w, keeper) = world_with_keeper();
+    let outcome = read(&w, &request());
+    assert_eq!(served(&outcome), ("from the database", "MISS", "DATABASE", None));
+    assert_eq!(written(&outcome), ["KV", "REDIS", "KV"], "the caches, then the keeper's layer");
+    assert!(keeper.kept.borrow().is_empty(), "nothing kept before the response");
+    let failures = run(&w.runtime, w.engine.finish(&request(), outcome.after));
+    assert!(failures.is_empty());
+    let kept: Vec<_> = keeper.kept.borrow().iter().map(|page| page.body.clone()).collect();
+    assert_eq!(kept, ["from the database"]);
+}
+
+#[test]
+fn a_copy_that_does_not_keep_is_given_nothing() {
+    let (w, copy) = world_with_copy();
+    giving(&copy, Gives::Declines);
+    let (outcome, _) = read_and_finish(&w, &request());
+    assert_eq!(written(&outcome), ["KV", "REDIS"]);
+    assert!(copy.kept.borrow().is_empty());
+}
+
+#[test]
+fn a_keeper_is_given_nothing_when_nothing_answers_below_or_the_caller_is_refused() {
+    let (w, keeper) = world_with_keeper();
+    sources_fail(&w);
+    let (outcome, _) = read_and_finish(&w, &request());
+    assert!(outcome.result.is_err());
+    giving(&w.database, Gives::Forbidden);
+    let (outcome, _) = read_and_finish(&w, &request());
+    assert!(matches!(outcome.result, Err(ReadError::Forbidden)));
+    assert!(keeper.kept.borrow().is_empty());
+}
+
+#[test]
+fn the_fill_after_a_superseded_copy_hands_its_page_to_the_keeper() {
+    let (w, keeper) = world_with_keeper();
+    holding(&w.old_kv, aged("before the write", 20));
+    let (outcome, failures) = read_and_finish(&w, &after_invalidation(300));
+    assert_eq!(served(&outcome).1, "STALE");
+    assert!(failures.is_empty());
+    let kept: Vec<_> = keeper.kept.borrow().iter().map(|page| page.body.clone()).collect();
+    assert_eq!(kept, ["from the database"], "the fill's database answer, once");
+}
+
+#[test]
+fn a_background_refresh_hands_its_page_to_the_keeper() {
+    let (w, keeper) = world_with_keeper();
+    holding(&w.kv, aged("copy", 200));
+    let (outcome, _) = read_and_finish(&w, &request());
+    assert_eq!(served(&outcome), ("copy", "HIT", "KV", Some(200)));
+    let kept: Vec<_> = keeper.kept.borrow().iter().map(|page| page.body.clone()).collect();
+    assert_eq!(kept, ["from the database"]);
 }
