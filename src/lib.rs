@@ -17,7 +17,8 @@ mod router;
 mod runtime;
 mod webcrypto;
 
-use worker::{event, Context, Env, Request, Response, Result};
+use worker::worker_sys::web_sys;
+use worker::{event, Context, Env, Request, Result};
 
 #[event(start)]
 fn start() {
@@ -26,7 +27,7 @@ fn start() {
 }
 
 #[event(fetch)]
-async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
+async fn fetch(req: Request, env: Env, ctx: Context) -> Result<web_sys::Response> {
     let edge = edge::Edge::begin(&req, &env)?;
     let outcome = router::route(req, &env, &ctx, &edge).await;
     edge.finish(outcome, &env, &ctx)

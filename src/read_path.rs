@@ -157,7 +157,6 @@ impl PageRead {
     /// read, no cache is read or written.
     pub async fn open(env: &Env, upstreams: &Rc<Upstreams>, reader: Reader<'_>, query: ContactQuery, mode: Mode, trace: &Trace) -> Result<Self, AppError> {
         let store = kv::store(env).map_err(|_| SettingError::Missing { name: KV_BINDING })?;
-        let namespace = kv::namespace(env).map_err(|_| SettingError::Missing { name: KV_BINDING })?;
         let (workspace, user) = match &reader {
             Reader::Caller(access) => (&access.workspace, &access.caller.user_id),
             Reader::Ahead { workspace, user } => (*workspace, *user),
@@ -192,7 +191,7 @@ impl PageRead {
             scoped: Scoped { workspace: workspace.clone(), user: user.clone(), generation: keyed.clone() },
             redis_key: redis_list_key(workspace, user, &query, &keyed),
         });
-        let kv_page = |key: String| KvPage { store: store.clone(), namespace: namespace.clone(), upstreams: Rc::clone(upstreams), key };
+        let kv_page = |key: String| KvPage { store: store.clone(), upstreams: Rc::clone(upstreams), key };
         let mut caches = Vec::new();
         if let Some(limits) = l0 {
             caches.push(EdgeCache::L0(L0Page { key: kv_key.clone(), limits }));
@@ -216,7 +215,6 @@ impl PageRead {
         if upstreams.kv_cache_enabled && state.as_ref().is_some_and(|s| s.current.as_str() != Generation::INITIAL) {
             sources.push(EdgeSource::Carried(Box::new(CarriedCopy {
                 store: store.clone(),
-                namespace: namespace.clone(),
                 upstreams: Rc::clone(upstreams),
                 record_key: carry_key(workspace, &query.board_id, query.filter),
                 current: keyed.clone(),

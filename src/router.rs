@@ -1,15 +1,24 @@
 //! Wiring only: which method and path go to which handler.
 
-use crate::edge::{self, Edge};
+use crate::edge::{self, Answer, Edge};
 use crate::error::AppError;
 use crate::handlers::{audit, contacts, counts, dashboard, health, invalidate, live, metrics, warm};
 use worker::{Context, Env, Method, Request, Response};
 
-pub async fn route(req: Request, env: &Env, ctx: &Context, edge: &Edge) -> Result<Response, AppError> {
+pub async fn route(req: Request, env: &Env, ctx: &Context, edge: &Edge) -> Result<Answer, AppError> {
     let path = req.path();
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
-    let not_allowed = |allow| AppError::MethodNotAllowed { method: req.method().to_string(), path: path.clone(), allow };
     match (req.method(), segments.as_slice()) {
+        (Method::Get, ["api", "boards", board, "contacts"]) => contacts::list(&req, env, ctx, edge, board).await.map(Answer::Json),
+        (Method::Get, ["api", "workspaces", workspace, "counts"]) => counts::get(&req, env, ctx, edge, workspace).await.map(Answer::Json),
+        _ => others(req, env, ctx, edge, &path, &segments).await.map(Answer::from),
+    }
+}
+
+async fn others(req: Request, env: &Env, ctx: &Context, edge: &Edge, path: &str, segments: &[&str]) -> Result<Response, AppError> {
+    let path = path.to_owned();
+    let not_allowed = |allow| AppError::MethodNotAllowed { method: req.method().to_string(), path: path.clone(), allow };
+    match (req.method(), segments) {
         (Method::Options, _) => Ok(edge::preflight()?),
         (Method::Get | Method::Head, ["health"]) => health::get(env, edge).await,
         (_, ["health"]) => Err(not_allowed("GET, HEAD, OPTIONS")),
@@ -17,9 +26,7 @@ pub async fn route(req: Request, env: &Env, ctx: &Context, edge: &Edge) -> Resul
         (_, ["metrics"]) => Err(not_allowed("GET, OPTIONS")),
         (Method::Get, ["dashboard"]) => dashboard::get(),
         (Method::Get, ["api", "cache", "stats"]) => metrics::stats(&req, edge).await,
-        (Method::Get, ["api", "boards", board, "contacts"]) => contacts::list(&req, env, ctx, edge, board).await,
         (_, ["api", "boards", _, "contacts"]) => Err(not_allowed("GET, OPTIONS")),
-        (Method::Get, ["api", "workspaces", workspace, "counts"]) => counts::get(&req, env, ctx, edge, workspace).await,
         (_, ["api", "workspaces", _, "counts"]) => Err(not_allowed("GET, OPTIONS")),
         (Method::Get, ["api", "workspaces", workspace, "live"]) => live::connect(&req, env, edge, workspace).await,
         (_, ["api", "workspaces", _, "live"]) => Err(not_allowed("GET, OPTIONS")),

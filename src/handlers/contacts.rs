@@ -3,16 +3,16 @@
 //! fallback; see `read_path`), and answer with the page and its `X-Cache-*` headers.
 
 use crate::auth;
-use crate::edge::Edge;
+use crate::edge::{Edge, JsonAnswer};
 use crate::error::AppError;
 use crate::read_path::{PageRead, Reader};
 use crate::refresh;
 use contact_list_cache_core::engine::{Mode, Served};
 use contact_list_cache_core::layer::wants_fresh;
 use contact_list_cache_core::query::{ContactQuery, WorkspaceId};
-use worker::{Context, Env, Request, Response};
+use worker::{Context, Env, Request};
 
-pub async fn list(req: &Request, env: &Env, ctx: &Context, edge: &Edge, board: &str) -> Result<Response, AppError> {
+pub async fn list(req: &Request, env: &Env, ctx: &Context, edge: &Edge, board: &str) -> Result<JsonAnswer, AppError> {
     let upstreams = edge.config()?.upstreams()?;
     let workspace = WorkspaceId::parse("X-Workspace-ID", req.headers().get("X-Workspace-ID")?.unwrap_or_default().trim())?;
     let query = ContactQuery::parse(board, req.url()?.query().unwrap_or_default())?;
@@ -23,25 +23,21 @@ pub async fn list(req: &Request, env: &Env, ctx: &Context, edge: &Edge, board: &
     let key = page.key().to_owned();
     refresh::record_page(ctx, upstreams, &key, &access.workspace, &access.caller.user_id, &query);
     let served = page.read(ctx, &edge.trace).await?;
-    respond(served, &key, edge)
+    Ok(respond(served, key))
 }
 
-fn respond(served: Served, key: &str, edge: &Edge) -> Result<Response, AppError> {
-    let response = Response::ok(served.body)?;
-    let headers = response.headers();
-    headers.set("Content-Type", "application/json")?;
-    headers.set("Cache-Control", "private, no-store")?;
-    headers.set("Vary", "Authorization, X-Workspace-ID")?;
-    headers.set("X-Cache-Status", served.status.as_str())?;
-    headers.set("X-Cache-Layer", served.layer.as_str())?;
-    headers.set("X-Cache-Key", key)?;
-    headers.set("X-Worker-Location", &edge.location)?;
-    headers.set("X-Response-Time", &edge.elapsed())?;
+fn respond(served: Served, key: String) -> JsonAnswer {
+    let mut headers = vec![
+        ("Vary", "Authorization, X-Workspace-ID".to_owned()),
+        ("X-Cache-Status", served.status.as_str().to_owned()),
+        ("X-Cache-Layer", served.layer.as_str().to_owned()),
+        ("X-Cache-Key", key),
+    ];
     if let Some(age) = served.age {
-        headers.set("Age", &age.to_string())?;
+        headers.push(("Age", age.to_string()));
     }
     if served.coalesced {
-        headers.set("X-Cache-Coalesced", "true")?;
+        headers.push(("X-Cache-Coalesced", "true".to_owned()));
     }
-    Ok(response)
+    JsonAnswer { body: served.body, headers }
 }

@@ -2,7 +2,7 @@
 //! from the backend's Redis-cached counts under the workspace's current counts generation.
 
 use crate::auth;
-use crate::edge::Edge;
+use crate::edge::{Edge, JsonAnswer};
 use crate::error::AppError;
 use crate::layers::backend::{self, Answer, Scoped};
 use crate::layers::kv;
@@ -11,9 +11,9 @@ use crate::runtime;
 use contact_list_cache_core::generation::{counts_generation_key, ScopeState};
 use contact_list_cache_core::layer::wants_fresh;
 use contact_list_cache_core::query::WorkspaceId;
-use worker::{Context, Env, Request, Response};
+use worker::{Context, Env, Request};
 
-pub async fn get(req: &Request, env: &Env, ctx: &Context, edge: &Edge, workspace: &str) -> Result<Response, AppError> {
+pub async fn get(req: &Request, env: &Env, ctx: &Context, edge: &Edge, workspace: &str) -> Result<JsonAnswer, AppError> {
     let upstreams = edge.config()?.upstreams()?;
     let workspace = WorkspaceId::parse("workspaceId", workspace)?;
     let access = auth::authorize(req, upstreams, workspace, &edge.trace).await?;
@@ -31,18 +31,8 @@ pub async fn get(req: &Request, env: &Env, ctx: &Context, edge: &Edge, workspace
     let scoped = Scoped { workspace: access.workspace.clone(), user: access.caller.user_id.clone(), generation: state.current.clone() };
     match backend::counts(upstreams, &scoped, fresh, superseded).await {
         Ok((Answer::Found(body), labels)) => {
-            let response = Response::ok(body)?;
-            let headers = response.headers();
-            headers.set("Content-Type", "application/json")?;
-            headers.set("Cache-Control", "private, no-store")?;
-            for (name, value) in [("X-Cache-Status", labels.status), ("X-Cache-Layer", labels.layer), ("Age", labels.age)] {
-                if let Some(value) = value {
-                    headers.set(name, &value)?;
-                }
-            }
-            headers.set("X-Worker-Location", &edge.location)?;
-            headers.set("X-Response-Time", &edge.elapsed())?;
-            Ok(response)
+            let labels = [("X-Cache-Status", labels.status), ("X-Cache-Layer", labels.layer), ("Age", labels.age)];
+            Ok(JsonAnswer { body, headers: labels.into_iter().filter_map(|(name, value)| Some((name, value?))).collect() })
         }
         Ok((Answer::Forbidden, _)) => Err(AppError::Forbidden),
         Ok((Answer::Missing, _)) => Err(AppError::Unavailable("the backend had no counts".into())),

@@ -17,7 +17,6 @@ use contact_list_cache_core::query::{ContactQuery, UserId, WorkspaceId};
 use contact_list_cache_core::time::UnixMillis;
 use std::cell::RefCell;
 use std::rc::Rc;
-use worker::kv::{KvError, KvStore};
 use wasm_bindgen::prelude::wasm_bindgen;
 use wasm_bindgen_futures::JsFuture;
 use worker::js_sys::{self, JsString};
@@ -31,32 +30,43 @@ fn failed(err: impl std::fmt::Display) -> LayerError {
     LayerError::failed(CacheLayer::Kv, err)
 }
 
-/// The namespace of cached pages.
-pub fn store(env: &Env) -> Result<KvStore, LayerError> {
-    env.kv(KV_BINDING).map_err(failed)
-}
-
-/// When a page was read from its source, kept in the KV entry's metadata.
-#[derive(serde::Serialize)]
-struct Stored {
-    /// Milliseconds since the epoch at which the page was read from its source.
-    t: u64,
-}
-
-#[wasm_bindgen]
+#[wasm_bindgen(inline_js = "
+export function kv_put(namespace, key, value, ttl, t) {
+  return namespace.put(key, value, t < 0 ? { expirationTtl: ttl } : { expirationTtl: ttl, metadata: { t } });
+}")]
 extern "C" {
-    /// The KV binding as the runtime hands it over, for the one read the worker crate has no
-    /// call for: a value left a JavaScript string, with its metadata.
+    /// The KV binding as the runtime hands it over, called directly: each call is one call into
+    /// the runtime, and a page's value stays a JavaScript string (the wasm reads only its head).
     #[wasm_bindgen(extends = js_sys::Object)]
     #[derive(Clone)]
     pub type Namespace;
+    #[wasm_bindgen(method, catch, js_name = get)]
+    fn get_promise(this: &Namespace, key: &str, kind: &str) -> Result<js_sys::Promise, JsValue>;
     #[wasm_bindgen(method, catch, js_name = getWithMetadata)]
     fn get_with_metadata(this: &Namespace, key: &str, kind: &str) -> Result<js_sys::Promise, JsValue>;
+    /// `put` with `expirationTtl` (seconds) and, when `t` is not negative, the metadata `{t}`.
+    #[wasm_bindgen(catch)]
+    fn kv_put(namespace: &Namespace, key: &str, value: &str, ttl: f64, t: f64) -> Result<js_sys::Promise, JsValue>;
+
+    /// What `getWithMetadata` resolves to.
+    type Entry;
+    #[wasm_bindgen(method, getter)]
+    fn value(this: &Entry) -> JsValue;
+    #[wasm_bindgen(method, getter)]
+    fn metadata(this: &Entry) -> Option<Metadata>;
+    /// A page's metadata: when it was read from its source.
+    type Metadata;
+    #[wasm_bindgen(method, getter)]
+    fn t(this: &Metadata) -> Option<f64>;
+}
+
+thread_local! {
+    static BINDING: JsValue = JsValue::from_str(KV_BINDING);
 }
 
 /// The namespace of cached pages, as the runtime hands it over.
-pub fn namespace(env: &Env) -> Result<Namespace, LayerError> {
-    let binding = js_sys::Reflect::get(env, &KV_BINDING.into()).map_err(|err| failed(runtime::js_message(&err)))?;
+pub fn store(env: &Env) -> Result<Namespace, LayerError> {
+    let binding = BINDING.with(|name| js_sys::Reflect::get(env, name)).map_err(|err| failed(runtime::js_message(&err)))?;
     if binding.is_object() {
         Ok(binding.unchecked_into())
     } else {
@@ -64,23 +74,29 @@ pub fn namespace(env: &Env) -> Result<Namespace, LayerError> {
     }
 }
 
+fn js(err: JsValue) -> LayerError {
+    failed(runtime::js_message(&err))
+}
+
 impl Namespace {
     /// A sealed page as KV holds it, left in JavaScript (the wasm reads only its head), and when
     /// it was read from its source (the epoch when its metadata does not say).
     async fn sealed(&self, key: &str) -> Result<Option<(JsString, UnixMillis)>, LayerError> {
-        let js = |err: JsValue| failed(runtime::js_message(&err));
-        let entry = JsFuture::from(self.get_with_metadata(key, "text").map_err(js)?).await.map_err(js)?;
-        let field = |of: &JsValue, name: &str| js_sys::Reflect::get(of, &name.into()).ok().filter(|v| !v.is_null() && !v.is_undefined());
-        let Some(value) = field(&entry, "value").and_then(|v| v.dyn_into::<JsString>().ok()) else { return Ok(None) };
-        let read_at = field(&entry, "metadata").and_then(|m| field(&m, "t")).and_then(|t| t.as_f64()).filter(|t| *t >= 0.0);
+        let entry: Entry = JsFuture::from(self.get_with_metadata(key, "text").map_err(js)?).await.map_err(js)?.unchecked_into();
+        let Ok(value) = entry.value().dyn_into::<JsString>() else { return Ok(None) };
+        let read_at = entry.metadata().and_then(|metadata| metadata.t()).filter(|t| *t >= 0.0);
         Ok(Some((value, UnixMillis(read_at.map_or(0, |t| t as u64)))))
+    }
+
+    /// The text at `key`, if any.
+    async fn text(&self, key: &str) -> Result<Option<String>, LayerError> {
+        Ok(JsFuture::from(self.get_promise(key, "text").map_err(js)?).await.map_err(js)?.as_string())
     }
 }
 
 /// One page in KV, sealed with the current key of the keyring and bound to its key.
 pub struct KvPage {
-    pub store: KvStore,
-    pub namespace: Namespace,
+    pub store: Namespace,
     pub upstreams: Rc<Upstreams>,
     pub key: String,
 }
@@ -98,7 +114,7 @@ impl Cache for KvPage {
     /// The page and when it was read from its source (the epoch when unknown, which no
     /// freshness window accepts). An entry that does not open is refused, never served.
     async fn get(&self) -> Result<Option<StoredPage>, LayerError> {
-        let Some((sealed, read_at)) = self.namespace.sealed(&self.key).await? else { return Ok(None) };
+        let Some((sealed, read_at)) = self.store.sealed(&self.key).await? else { return Ok(None) };
         let body = webcrypto::open(&self.upstreams.keyring, &self.key, &sealed)
             .await
             .map_err(|err| LayerError::Refused { layer: CacheLayer::Kv, reason: err.to_string() })?;
@@ -109,7 +125,7 @@ impl Cache for KvPage {
     async fn put(&self, page: &StoredPage) -> Result<(), LayerError> {
         let sealed = webcrypto::seal(&self.upstreams.keyring, &self.key, &page.body).await.map_err(|err| failed(format!("sealing: {err}")))?;
         let retention = self.upstreams.policy.freshness.retention_seconds();
-        write(&self.store, &self.key, &sealed, Some(Stored { t: page.read_at.0 }), retention).await
+        write(&self.store, &self.key, &sealed, Some(page.read_at), retention).await
     }
 }
 
@@ -130,21 +146,18 @@ pub fn written_estimate() -> Estimate {
 
 /// One KV write, with optional metadata, expiring after `ttl_seconds` (at least 60), entered in
 /// the isolate's ledger once KV accepted it.
-async fn write(store: &KvStore, key: &str, value: &str, stored: Option<Stored>, ttl_seconds: u32) -> Result<(), LayerError> {
-    let mut put = store.put(key, value).map_err(failed)?;
-    let metadata = if stored.is_some() { METADATA_BYTES } else { 0 };
-    if let Some(stored) = stored {
-        put = put.metadata(stored).map_err(|err: KvError| failed(err))?;
-    }
+async fn write(store: &Namespace, key: &str, value: &str, read_at: Option<UnixMillis>, ttl_seconds: u32) -> Result<(), LayerError> {
+    let metadata = if read_at.is_some() { METADATA_BYTES } else { 0 };
     let ttl = u64::from(ttl_seconds).max(PROBE_TTL_SECONDS);
-    put.expiration_ttl(ttl).execute().await.map_err(failed)?;
+    let t = read_at.map_or(-1.0, |at| at.0 as f64);
+    JsFuture::from(kv_put(store, key, value, ttl as f64, t).map_err(js)?).await.map_err(js)?;
     let (bytes, now) = ((key.len() + value.len()) as u64 + metadata, runtime::now().0);
     WRITTEN.with(|ledger| ledger.borrow_mut().record(key, bytes, now + ttl * 1000, now));
     Ok(())
 }
 
-async fn get_text(store: &KvStore, key: &str) -> Result<Option<String>, LayerError> {
-    store.get(key).text().await.map_err(failed)
+async fn get_text(store: &Namespace, key: &str) -> Result<Option<String>, LayerError> {
+    store.text(key).await
 }
 
 /// Whether KV accepts a write and returns it on read. Each probe uses its own key, so concurrent
@@ -162,12 +175,12 @@ const APPLIED_TTL_SECONDS: u32 = 7 * 86_400;
 
 /// The workspace's applied mark (`contact_list_cache_core::applied`); none when KV fails, so that
 /// nothing is skipped.
-pub async fn applied_mark(store: &KvStore, workspace: &WorkspaceId) -> AppliedMark {
+pub async fn applied_mark(store: &Namespace, workspace: &WorkspaceId) -> AppliedMark {
     AppliedMark::parse(get_text(store, &applied_key(workspace)).await.ok().flatten().as_deref())
 }
 
 /// Stores the workspace's applied mark. A failure only means a redelivery is applied again.
-pub async fn mark_applied(store: &KvStore, workspace: &WorkspaceId, mark: AppliedMark) -> Result<(), LayerError> {
+pub async fn mark_applied(store: &Namespace, workspace: &WorkspaceId, mark: AppliedMark) -> Result<(), LayerError> {
     write(store, &applied_key(workspace), &mark.as_stored(), None, APPLIED_TTL_SECONDS).await
 }
 
@@ -179,7 +192,7 @@ const GENERATION_WRITE_ATTEMPTS: u32 = 3;
 
 /// The state of the generation stored at `key` (the initial one when never bumped), within KV's
 /// budget.
-pub async fn scope_state(store: &KvStore, upstreams: &Upstreams, key: &str) -> Result<ScopeState, LayerError> {
+pub async fn scope_state(store: &Namespace, upstreams: &Upstreams, key: &str) -> Result<ScopeState, LayerError> {
     match within(CacheLayer::Kv, upstreams.budgets().kv_ms, get_text(store, key)).await? {
         None => Ok(ScopeState::initial()),
         Some(raw) => ScopeState::parse(&raw).map_err(failed),
@@ -200,7 +213,7 @@ pub struct Bump {
 /// if it has one, all at once; a write KV rejects (its rate is one write per second per key) is
 /// retried after a second, twice. Returns the KV reads and writes made: at most two of
 /// each per scope, however many pages are cached.
-pub async fn bump(store: &KvStore, bumps: &[Bump], next: &Generation, now: UnixMillis, bound_ms: u64, retention_seconds: u32) -> Result<(u32, u32), LayerError> {
+pub async fn bump(store: &Namespace, bumps: &[Bump], next: &Generation, now: UnixMillis, bound_ms: u64, retention_seconds: u32) -> Result<(u32, u32), LayerError> {
     let each = bumps.iter().map(|bump| async move {
         let last_record = async {
             match &bump.carry {
@@ -235,7 +248,7 @@ pub async fn bump(store: &KvStore, bumps: &[Bump], next: &Generation, now: UnixM
 }
 
 /// Writes `value` at `key`, retrying a rejected write after a second, twice; returns the writes.
-async fn write_retrying(store: &KvStore, key: &str, value: &str, ttl_seconds: u32) -> Result<u32, LayerError> {
+async fn write_retrying(store: &Namespace, key: &str, value: &str, ttl_seconds: u32) -> Result<u32, LayerError> {
     let mut writes = 0;
     loop {
         writes += 1;
@@ -255,8 +268,7 @@ async fn write_retrying(store: &KvStore, key: &str, value: &str, ttl_seconds: u3
 /// there is no record leading to the current generation, no copy, a copy past stale-while-
 /// revalidate, or an update that may move contacts across the page.
 pub struct CarriedCopy {
-    pub store: KvStore,
-    pub namespace: Namespace,
+    pub store: Namespace,
     pub upstreams: Rc<Upstreams>,
     pub record_key: String,
     pub current: Generation,
@@ -310,7 +322,7 @@ impl Source for CarriedCopy {
 
     async fn keep(&self, page: &StoredPage) -> Result<(), LayerError> {
         let Some(key) = self.missing.take() else { return Ok(()) };
-        KvPage { store: self.store.clone(), namespace: self.namespace.clone(), upstreams: Rc::clone(&self.upstreams), key }.put(page).await
+        KvPage { store: self.store.clone(), upstreams: Rc::clone(&self.upstreams), key }.put(page).await
     }
 }
 
@@ -330,7 +342,7 @@ impl CarriedCopy {
     async fn carried_from(&self, from: &str, updates: &[ContactUpdate]) -> Result<Copy, LayerError> {
         let Ok(from) = Generation::parse("generation", from) else { return Ok(Copy::NotCarried) };
         let key = kv_list_key(&self.workspace, &self.user, &self.query, &from);
-        let copy = KvPage { store: self.store.clone(), namespace: self.namespace.clone(), upstreams: Rc::clone(&self.upstreams), key };
+        let copy = KvPage { store: self.store.clone(), upstreams: Rc::clone(&self.upstreams), key };
         self.reads.set(self.reads.get() + 1);
         let now = crate::runtime::now();
         let page = match copy.get().await? {
