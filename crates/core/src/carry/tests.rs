@@ -16,7 +16,8 @@ fn query(raw: &str) -> ContactQuery {
     ContactQuery::parse(BOARD, raw).unwrap()
 }
 
-/// A contact row as change capture sends it: contact `n` on BOARD, open, high, unassigned.
+/// A contact row as change capture sends it: contact `n` (below 1,000; the higher, the older)
+/// on BOARD, open, high, unassigned.
 fn row(n: u32) -> Value {
     json!({
         "id": format!("00000000-0000-4000-8000-{n:012}"),
@@ -31,7 +32,7 @@ fn row(n: u32) -> Value {
         "assigned_user_id": null,
         "archived": false,
         "last_message_time": null,
-        "created_at": format!("2025-01-{:02}T10:00:00+00:00", 28 - n),
+        "created_at": format!("2025-01-27T{:02}:{:02}:00+00:00", (1000 - n) / 60, (1000 - n) % 60),
         "updated_at": "2025-01-27T10:00:00+00:00",
     })
 }
@@ -254,4 +255,19 @@ fn an_update_moves_members_of_the_lists_whose_fields_it_changes() {
     let mut partial = renamed.clone();
     partial.new.as_object_mut().unwrap().remove("priority");
     assert!(partial.may_move(Filter::LowPriority) && !partial.may_move(Filter::Open));
+}
+
+#[test]
+fn an_update_is_kept_as_the_new_row_and_what_the_old_one_had_otherwise() {
+    let mut gone = renamed(3);
+    gone.old.as_object_mut().unwrap().remove("phone");
+    gone.old.as_object_mut().unwrap().insert("legacy".into(), json!(1));
+    for update in [renamed(1), update(2, |row| row["conversation_status"] = json!("Closed")), gone] {
+        let stored = serde_json::to_string(&update).unwrap();
+        assert_eq!(serde_json::from_str::<ContactUpdate>(&stored).unwrap(), update, "{stored}");
+        let both = serde_json::to_string(&json!({ "old": update.old, "new": update.new })).unwrap();
+        assert!(stored.len() * 3 < both.len() * 2, "{} of {} bytes", stored.len(), both.len());
+    }
+    let odd = ContactUpdate { old: json!("not a row"), new: row(4) };
+    assert_eq!(serde_json::from_str::<ContactUpdate>(&serde_json::to_string(&odd).unwrap()).unwrap(), odd);
 }
