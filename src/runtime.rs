@@ -28,7 +28,7 @@ impl Runtime for Workerd {
 /// Now, in milliseconds since the Unix epoch. Inside workerd the clock only advances across I/O,
 /// which is what response-time measurements should count anyway.
 pub fn now() -> UnixMillis {
-    UnixMillis(worker::Date::now().as_millis())
+    UnixMillis(worker::js_sys::Date::now() as u64)
 }
 
 /// What a JavaScript error says: its text, or its debug form when it is not a string.
