@@ -150,12 +150,8 @@ impl Edge {
         }
         add("X-Worker-Location", &self.location);
         add("X-Response-Time", &self.elapsed());
-        if policy.varies_by_origin() {
-            add("Vary", "Origin");
-        }
-        if let Some(allowed) = policy.allow_origin(self.origin.as_deref()) {
-            add("Access-Control-Allow-Origin", &allowed);
-            add("Access-Control-Expose-Headers", EXPOSE_HEADERS);
+        for (name, value) in cors_headers(policy, self.origin.as_deref()) {
+            add(name, &value);
         }
         add("X-Request-ID", &self.request_id);
         json_response(json.body.as_bytes(), &headers)
@@ -251,14 +247,29 @@ struct RequestLine<'a> {
     timestamp: &'a str,
 }
 
-/// Adds the CORS headers that `policy` allows for a request from `origin`.
-fn cors(headers: &Headers, policy: &CorsPolicy, origin: Option<&str>) -> Result<()> {
+/// The CORS headers that `policy` gives a request from `origin`: `Vary: Origin` (added to the
+/// answer's own `Vary`) when the answer depends on the origin, then the origin allowed and the
+/// headers exposed.
+fn cors_headers(policy: &CorsPolicy, origin: Option<&str>) -> Vec<(&'static str, String)> {
+    let mut headers = Vec::new();
     if policy.varies_by_origin() {
-        headers.append("Vary", "Origin")?;
+        headers.push(("Vary", "Origin".to_owned()));
     }
     if let Some(allowed) = policy.allow_origin(origin) {
-        headers.set("Access-Control-Allow-Origin", &allowed)?;
-        headers.set("Access-Control-Expose-Headers", EXPOSE_HEADERS)?;
+        headers.push(("Access-Control-Allow-Origin", allowed.to_string()));
+        headers.push(("Access-Control-Expose-Headers", EXPOSE_HEADERS.to_owned()));
+    }
+    headers
+}
+
+/// Adds the CORS headers that `policy` gives a request from `origin` to `headers`.
+fn cors(headers: &Headers, policy: &CorsPolicy, origin: Option<&str>) -> Result<()> {
+    for (name, value) in cors_headers(policy, origin) {
+        if name == "Vary" {
+            headers.append(name, &value)?;
+        } else {
+            headers.set(name, &value)?;
+        }
     }
     Ok(())
 }

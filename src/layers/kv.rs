@@ -156,10 +156,6 @@ async fn write(store: &Namespace, key: &str, value: &str, read_at: Option<UnixMi
     Ok(())
 }
 
-async fn get_text(store: &Namespace, key: &str) -> Result<Option<String>, LayerError> {
-    store.text(key).await
-}
-
 /// Whether KV accepts a write and returns it on read. Each probe uses its own key, so concurrent
 /// probes never contend for KV's one-write-per-second-per-key limit.
 pub async fn probe(env: &Env) -> bool {
@@ -167,7 +163,7 @@ pub async fn probe(env: &Env) -> bool {
     let nonce = format!("{:016x}", (js_sys::Math::random() * 2f64.powi(53)) as u64);
     let key = format!("health:probe:{nonce}");
     write(&store, &key, &nonce, None, PROBE_TTL_SECONDS as u32).await.is_ok()
-        && matches!(get_text(&store, &key).await, Ok(Some(read)) if read == nonce)
+        && matches!(store.text(&key).await, Ok(Some(read)) if read == nonce)
 }
 
 /// How long a workspace's applied mark lives without a change.
@@ -176,7 +172,7 @@ const APPLIED_TTL_SECONDS: u32 = 7 * 86_400;
 /// The workspace's applied mark (`contact_list_cache_core::applied`); none when KV fails, so that
 /// nothing is skipped.
 pub async fn applied_mark(store: &Namespace, workspace: &WorkspaceId) -> AppliedMark {
-    AppliedMark::parse(get_text(store, &applied_key(workspace)).await.ok().flatten().as_deref())
+    AppliedMark::parse(store.text(&applied_key(workspace)).await.ok().flatten().as_deref())
 }
 
 /// Stores the workspace's applied mark. A failure only means a redelivery is applied again.
@@ -193,7 +189,7 @@ const GENERATION_WRITE_ATTEMPTS: u32 = 3;
 /// The state of the generation stored at `key` (the initial one when never bumped), within KV's
 /// budget.
 pub async fn scope_state(store: &Namespace, upstreams: &Upstreams, key: &str) -> Result<ScopeState, LayerError> {
-    match within(CacheLayer::Kv, upstreams.budgets().kv_ms, get_text(store, key)).await? {
+    match within(CacheLayer::Kv, upstreams.budgets().kv_ms, store.text(key)).await? {
         None => Ok(ScopeState::initial()),
         Some(raw) => ScopeState::parse(&raw).map_err(failed),
     }
@@ -217,11 +213,11 @@ pub async fn bump(store: &Namespace, bumps: &[Bump], next: &Generation, now: Uni
     let each = bumps.iter().map(|bump| async move {
         let last_record = async {
             match &bump.carry {
-                Some((key, _, _)) => get_text(store, key).await.map(|raw| raw.and_then(|raw| serde_json::from_str::<CarryRecord>(&raw).ok())),
+                Some((key, _, _)) => store.text(key).await.map(|raw| raw.and_then(|raw| serde_json::from_str::<CarryRecord>(&raw).ok())),
                 None => Ok(None),
             }
         };
-        let (state, last_record) = futures_util::future::join(get_text(store, &bump.key), last_record).await;
+        let (state, last_record) = futures_util::future::join(store.text(&bump.key), last_record).await;
         let state = match state? {
             Some(raw) => ScopeState::parse(&raw).unwrap_or_else(|_| ScopeState::initial()),
             None => ScopeState::initial(),
@@ -298,7 +294,7 @@ impl Source for CarriedCopy {
     async fn read(&self, _mode: SourceMode) -> Result<StoredPage, SourceError> {
         self.reads.set(self.reads.get() + 1);
         self.missing.replace(None);
-        let Some(raw) = get_text(&self.store, &self.record_key).await? else { return Err(SourceError::Declined) };
+        let Some(raw) = self.store.text(&self.record_key).await? else { return Err(SourceError::Declined) };
         let record: CarryRecord = serde_json::from_str(&raw).map_err(|_| SourceError::Declined)?;
         // The newest start first: its page has the fewest updates to carry.
         for (index, (from, updates)) in record.starts(&self.current).into_iter().enumerate() {

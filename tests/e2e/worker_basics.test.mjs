@@ -113,6 +113,17 @@ describe("CORS from an allowlist", () => {
     }
   });
 
+  test("a list answer to a listed origin keeps its own Vary and adds Origin to it", async () => {
+    const list = `/api/boards/${seed.board(1, 1)}/contacts`;
+    const auth = { headers: { Authorization: `Bearer ${tokenFor(seed.user(1))}`, "X-Workspace-ID": seed.workspace(1) } };
+    const res = await fromOrigin(allowed[0], list, auth);
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get("access-control-allow-origin"), allowed[0]);
+    assert.deepEqual(res.headers.get("vary").split(",").map((v) => v.trim()), ["Authorization", "X-Workspace-ID", "Origin"]);
+    assert.match(res.headers.get("access-control-expose-headers"), /X-Cache-Status/);
+    assert.equal(res.headers.get("content-type"), "application/json");
+  });
+
   test("an unlisted or look-alike origin gets no CORS header, on data too", async () => {
     const list = `/api/boards/${seed.board(1, 1)}/contacts`;
     const auth = { headers: { Authorization: `Bearer ${tokenFor(seed.user(1))}`, "X-Workspace-ID": seed.workspace(1) } };
