@@ -16,8 +16,7 @@ pub async fn route(req: Request, env: &Env, ctx: &Context, edge: &Edge) -> Resul
 }
 
 async fn others(req: Request, env: &Env, ctx: &Context, edge: &Edge, path: &str, segments: &[&str]) -> Result<Response, AppError> {
-    let path = path.to_owned();
-    let not_allowed = |allow| AppError::MethodNotAllowed { method: req.method().to_string(), path: path.clone(), allow };
+    let not_allowed = |allow| AppError::MethodNotAllowed { method: req.method().to_string(), path: path.to_owned(), allow };
     match (req.method(), segments) {
         (Method::Options, _) => Ok(edge::preflight()?),
         (Method::Get | Method::Head, ["health"]) => health::get(env, edge).await,
@@ -36,6 +35,6 @@ async fn others(req: Request, env: &Env, ctx: &Context, edge: &Edge, path: &str,
         (Method::Post, ["api", "cache", "webhook"]) => invalidate::webhook(req, env, ctx, edge).await,
         (Method::Post, ["api", "cache", "warm"]) => warm::warm(req, env, ctx, edge).await,
         (_, ["api", "cache", "invalidate" | "webhook" | "warm"]) => Err(not_allowed("POST, OPTIONS")),
-        (method, _) => Err(AppError::NotFound { method: method.to_string(), path: path.clone() }),
+        (method, _) => Err(AppError::NotFound { method: method.to_string(), path: path.to_owned() }),
     }
 }

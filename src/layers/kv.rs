@@ -299,11 +299,11 @@ impl Source for CarriedCopy {
         // The newest start first: its page has the fewest updates to carry.
         for (index, (from, updates)) in record.starts(&self.current).into_iter().enumerate() {
             match self.carried_from(from, updates).await? {
-                Copy::Carried(page) => return Ok(page),
-                Copy::Missing(key) if index == 0 => {
+                AtStart::Carried(page) => return Ok(page),
+                AtStart::Missing(key) if index == 0 => {
                     self.missing.replace(Some(key));
                 }
-                Copy::Missing(_) | Copy::NotCarried => {}
+                AtStart::Missing(_) | AtStart::NotCarried => {}
             }
         }
         Err(SourceError::Declined)
@@ -323,7 +323,7 @@ impl Source for CarriedCopy {
 }
 
 /// What KV holds at a start.
-enum Copy {
+enum AtStart {
     /// The page of the current generation, carried from the start's copy.
     Carried(StoredPage),
     /// No copy within stale-while-revalidate, at this KV key.
@@ -335,20 +335,20 @@ enum Copy {
 impl CarriedCopy {
     /// The page of generation `from` carried across `updates`, if KV has it within
     /// stale-while-revalidate and no update may move contacts across it.
-    async fn carried_from(&self, from: &str, updates: &[ContactUpdate]) -> Result<Copy, LayerError> {
-        let Ok(from) = Generation::parse("generation", from) else { return Ok(Copy::NotCarried) };
+    async fn carried_from(&self, from: &str, updates: &[ContactUpdate]) -> Result<AtStart, LayerError> {
+        let Ok(from) = Generation::parse("generation", from) else { return Ok(AtStart::NotCarried) };
         let key = kv_list_key(&self.workspace, &self.user, &self.query, &from);
         let copy = KvPage { store: self.store.clone(), upstreams: Rc::clone(&self.upstreams), key };
         self.reads.set(self.reads.get() + 1);
         let now = crate::runtime::now();
         let page = match copy.get().await? {
             Some(page) if matches!(self.upstreams.policy.freshness.of(page.read_at, now), Freshness::Fresh | Freshness::Revalidate) => page,
-            _ => return Ok(Copy::Missing(copy.key)),
+            _ => return Ok(AtStart::Missing(copy.key)),
         };
         Ok(match carry(&page.body, &self.query, &self.user, updates) {
-            Some(Carried::Unchanged) => Copy::Carried(page),
-            Some(Carried::Patched(body)) => Copy::Carried(StoredPage { body, read_at: page.read_at }),
-            None => Copy::NotCarried,
+            Some(Carried::Unchanged) => AtStart::Carried(page),
+            Some(Carried::Patched(body)) => AtStart::Carried(StoredPage { body, read_at: page.read_at }),
+            None => AtStart::NotCarried,
         })
     }
 }

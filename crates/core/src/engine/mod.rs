@@ -201,6 +201,20 @@ where
         failures
     }
 
+    /// Notes that source `index` declined: if it keeps what answers below it, it is given the
+    /// next page a source answers (rule 9).
+    fn declined(&self, index: usize, trail: &mut Trail) {
+        if self.sources[index].keeps_answers_below() {
+            trail.keepers.push(index);
+        }
+    }
+
+    /// Queues `page`, just answered, for every source waiting to keep it (rule 9).
+    fn hand_to_keepers(&self, page: &StoredPage, trail: &mut Trail) {
+        let keepers = std::mem::take(&mut trail.keepers);
+        trail.keeps.extend(keepers.into_iter().map(|keeper| (keeper, self.sources[keeper].layer(), page.clone())));
+    }
+
     /// Hands each page to the source that keeps it (rule 9).
     async fn keep(&self, keeps: &[(usize, CacheLayer, StoredPage)]) -> Vec<LayerError> {
         let mut failures = Vec::new();
@@ -218,8 +232,7 @@ where
         if access.is_err() || self.runtime.now() >= until {
             return None;
         }
-        let copies: Vec<usize> = (0..self.sources.len()).filter(|&index| self.sources[index].is_cache_copy()).collect();
-        for index in copies {
+        for index in (0..self.sources.len()).filter(|&index| self.sources[index].is_cache_copy()) {
             trail.copies_asked = true;
             if let Some(done) = self.ask(index, SourceMode::Fresh, CacheStatus::Hit, request, trail).await {
                 return Some(done);
@@ -284,17 +297,14 @@ where
                 trail.step(source.layer(), Event::Answered);
                 if request.generation == GenerationState::Known {
                     trail.writes.extend(self.targets(source).map(|i| (i, self.caches[i].layer(), page.clone())));
-                    let keepers = std::mem::take(&mut trail.keepers);
-                    trail.keeps.extend(keepers.into_iter().map(|keeper| (keeper, self.sources[keeper].layer(), page.clone())));
+                    self.hand_to_keepers(&page, trail);
                 }
                 let status = if source.is_cache_copy() { CacheStatus::Hit } else { status };
                 Some(Ok(Found { page, layer: source.layer(), status, age: None, refresh: false }))
             }
             Err(SourceError::Declined) => {
                 trail.step(source.layer(), Event::Skipped(Skip::NotCarried));
-                if source.keeps_answers_below() {
-                    trail.keepers.push(index);
-                }
+                self.declined(index, trail);
                 None
             }
             Err(SourceError::Forbidden) => {
@@ -344,8 +354,8 @@ where
     /// Reads the page from the sources again and stores it in every cache (stale-while-revalidate).
     async fn refresh(&self, request: &Request) -> Vec<LayerError> {
         let mut failures = Vec::new();
-        let mut keepers = Vec::new();
-        for index in self.sources_for(request, &mut Trail::default()) {
+        let mut trail = Trail::default();
+        for index in self.sources_for(request, &mut trail) {
             let source = &self.sources[index];
             match self.within(source.layer(), source.read(SourceMode::Fresh)).await {
                 Ok(page) => {
@@ -353,18 +363,14 @@ where
                         for index in self.targets(source) {
                             failures.extend(self.put(index, &page).await);
                         }
-                        let keeps: Vec<_> = keepers.into_iter().map(|keeper: usize| (keeper, self.sources[keeper].layer(), page.clone())).collect();
-                        failures.extend(self.keep(&keeps).await);
+                        self.hand_to_keepers(&page, &mut trail);
+                        failures.extend(self.keep(&trail.keeps).await);
                     }
                     return failures;
                 }
                 Err(SourceError::Forbidden) => return failures,
                 Err(SourceError::Failed(err)) => failures.push(err),
-                Err(SourceError::Declined) => {
-                    if source.keeps_answers_below() {
-                        keepers.push(index);
-                    }
-                }
+                Err(SourceError::Declined) => self.declined(index, &mut trail),
             }
         }
         failures
