@@ -3,13 +3,13 @@
 //! `contact_list_cache_core::sealed`: the core takes entries apart and puts them together, so
 //! both ciphers read and write the same entries.
 
-use contact_list_cache_core::sealed::{self, Keyring, OpenError, NONCE_LEN};
+use contact_list_cache_core::sealed::{Keyring, OpenError, NONCE_LEN};
+use contact_list_cache_core::time::UnixMillis;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{AesGcmParams, CryptoKey, SubtleCrypto, WorkerGlobalScope};
 use worker::js_sys;
-use worker::js_sys::JsString;
 use wasm_bindgen::prelude::wasm_bindgen;
 use worker::wasm_bindgen::{JsCast, JsValue};
 
@@ -59,55 +59,116 @@ fn params(nonce: &[u8; NONCE_LEN], cache_key: &str) -> AesGcmParams {
     params
 }
 
-#[wasm_bindgen]
+#[wasm_bindgen(inline_js = "
+const fromBase64url = typeof Uint8Array.fromBase64 === 'function'
+  ? (text) => Uint8Array.fromBase64(text, { alphabet: 'base64url' })
+  : (text) => Uint8Array.from(atob(text.replace(/-/g, '+').replace(/_/g, '/')), (c) => c.charCodeAt(0));
+const encoder = new TextEncoder();
+
+export async function read_sealed(namespace, cacheKey, keys) {
+  const { value, metadata } = await namespace.getWithMetadata(cacheKey, 'text');
+  if (typeof value !== 'string') return { state: 0 };
+  const t = typeof metadata?.t === 'number' ? metadata.t : -1;
+  const first = value.indexOf('.');
+  const second = first < 0 ? -1 : value.indexOf('.', first + 1);
+  const third = second < 0 ? -1 : value.indexOf('.', second + 1);
+  if (third < 0 || value.slice(0, first) !== 'v1') return { state: 2 };
+  const key = keys.get(value.slice(first + 1, second));
+  if (key === undefined) return { state: 3 };
+  let iv, data;
+  try {
+    iv = fromBase64url(value.slice(second + 1, third));
+    data = fromBase64url(value.slice(third + 1));
+  } catch {
+    return { state: 2 };
+  }
+  if (iv.length !== 12) return { state: 2 };
+  try {
+    const params = { name: 'AES-GCM', iv, additionalData: encoder.encode(cacheKey), tagLength: 128 };
+    return { state: 1, body: new Uint8Array(await crypto.subtle.decrypt(params, key, data)), t };
+  } catch {
+    return { state: 4 };
+  }
+}")]
 extern "C" {
-    /// `Uint8Array`, for its static `fromBase64`.
-    type Bytes;
-    /// Decodes base64 natively, into a new `Uint8Array` (outside the wasm's memory).
-    #[wasm_bindgen(static_method_of = Bytes, js_class = "Uint8Array", js_name = fromBase64, catch)]
-    fn from_base64(text: &JsString, options: &JsValue) -> Result<js_sys::Uint8Array, JsValue>;
+    /// Reads the entry at `cache_key` from the KV namespace and opens it with `keys` (key id to
+    /// imported key), all in the runtime: one call and one promise for the read, the base64
+    /// decoding and the decryption, and the entry never enters the wasm (only its plaintext
+    /// does). The head is read by the rules of `sealed::Keyring::head`.
+    #[wasm_bindgen(catch)]
+    fn read_sealed(namespace: &js_sys::Object, cache_key: &str, keys: &js_sys::Map) -> Result<js_sys::Promise, JsValue>;
+
+    /// What `read_sealed` resolves to.
+    type Read;
+    /// 0: no entry; 1: opened; 2: malformed; 3: an unknown key id; 4: failed authentication.
+    #[wasm_bindgen(method, getter)]
+    fn state(this: &Read) -> u8;
+    /// The plaintext, when opened.
+    #[wasm_bindgen(method, getter)]
+    fn body(this: &Read) -> Option<js_sys::Uint8Array>;
+    /// When the entry was read from its source (its metadata's `t`), negative when unknown.
+    #[wasm_bindgen(method, getter)]
+    fn t(this: &Read) -> f64;
 }
 
-/// The ciphertext's bytes from its base64url text, decoded by the runtime without bringing the
-/// text into the wasm (where a page's copy in and decoding cost a fifth of a KV hit); by the
-/// core's decoder where the runtime has no `Uint8Array.fromBase64`.
-fn ciphertext(text: &JsString) -> Result<js_sys::Uint8Array, OpenError> {
-    thread_local! {
-        static URL_SAFE: JsValue = {
-            let options = js_sys::Object::new();
-            let _ = js_sys::Reflect::set(&options, &"alphabet".into(), &"base64url".into());
-            options.into()
-        };
-    }
-    match URL_SAFE.with(|options| Bytes::from_base64(text, options)) {
-        Ok(bytes) => Ok(bytes),
-        Err(_) => Ok(js_sys::Uint8Array::from(&sealed::decode_ciphertext(&String::from(text))?[..])),
-    }
+/// A keyring's key ids and bytes, as remembered.
+type Ring = Vec<(String, [u8; 32])>;
+
+thread_local! {
+    /// The keyring's keys as `read_sealed` takes them, with the ids and bytes they came from.
+    static OPENING: RefCell<Option<(Ring, js_sys::Map)>> = const { RefCell::new(None) };
 }
 
-/// Opens an entry stored at `cache_key`, as KV returned it (a JavaScript string: only its short
-/// head is read in the wasm): tampered, moved or unknown-key entries are refused.
-pub async fn open(keyring: &Keyring, cache_key: &str, sealed: &JsString) -> Result<String, SealError> {
-    // `sealed::split` on the JavaScript string: the head ends at the third dot, near the start
-    // (searching from the end would scan the whole page).
-    let mut dot = -1;
-    for _ in 0..3 {
-        dot = sealed.index_of(".", dot + 1);
-        if dot < 0 {
-            return Err(OpenError::Malformed.into());
+/// Every key of `keyring`, imported, by key id (imported once per isolate).
+async fn opening_keys(keyring: &Keyring) -> Result<js_sys::Map, SealError> {
+    let known = OPENING.with(|opening| {
+        let opening = opening.borrow();
+        let (ring, map) = opening.as_ref()?;
+        ring.iter().map(|(id, raw)| (id.as_str(), raw)).eq(keyring.keys()).then(|| map.clone())
+    });
+    if let Some(map) = known {
+        return Ok(map);
+    }
+    let (subtle, map) = (subtle()?, js_sys::Map::new());
+    for (id, raw) in keyring.keys() {
+        map.set(&id.into(), key(&subtle, id, raw).await?.as_ref());
+    }
+    let ring = keyring.keys().map(|(id, raw)| (id.to_owned(), *raw)).collect();
+    OPENING.with(|opening| opening.replace(Some((ring, map.clone()))));
+    Ok(map)
+}
+
+/// Why a sealed entry in KV could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    /// KV (or WebCrypto) failed: nothing is known about the entry.
+    #[error("{0}")]
+    Runtime(String),
+    /// The entry is there but does not open: refused, never served.
+    #[error("{0}")]
+    Refused(OpenError),
+}
+
+/// The entry KV holds at `cache_key`, opened: its plaintext and when it was read from its source
+/// (the epoch when its metadata does not say). Tampered, moved or unknown-key entries are
+/// refused.
+pub async fn read_and_open(namespace: &js_sys::Object, keyring: &Keyring, cache_key: &str) -> Result<Option<(String, UnixMillis)>, ReadError> {
+    let keys = opening_keys(keyring).await.map_err(|err| ReadError::Runtime(err.to_string()))?;
+    let promise = read_sealed(namespace, cache_key, &keys).map_err(|err| ReadError::Runtime(crate::runtime::js_message(&err)))?;
+    let read: Read = JsFuture::from(promise).await.map_err(|err| ReadError::Runtime(crate::runtime::js_message(&err)))?.unchecked_into();
+    let refused = |err| Err(ReadError::Refused(err));
+    match read.state() {
+        0 => Ok(None),
+        1 => {
+            let body = read.body().map(|bytes| bytes.to_vec()).unwrap_or_default();
+            let Ok(body) = String::from_utf8(body) else { return refused(OpenError::Malformed) };
+            let t = read.t();
+            Ok(Some((body, UnixMillis(if t >= 0.0 { t as u64 } else { 0 }))))
         }
+        3 => refused(OpenError::UnknownKey),
+        4 => refused(OpenError::Forged),
+        _ => refused(OpenError::Malformed),
     }
-    let dot = dot as u32;
-    let head = keyring.head(&String::from(sealed.slice(0, dot)))?;
-    let ciphertext = ciphertext(&sealed.slice(dot + 1, sealed.length()))?;
-    let subtle = subtle()?;
-    let key = key(&subtle, head.key_id, head.key).await?;
-    let promise = subtle
-        .decrypt_with_object_and_js_u8_array(&params(&head.nonce, cache_key), &key, &ciphertext)
-        .map_err(runtime)?;
-    // A failed authentication rejects the promise: that is a forgery, not a runtime fault.
-    let plaintext = JsFuture::from(promise).await.map_err(|_| OpenError::Forged)?;
-    String::from_utf8(js_sys::Uint8Array::new(&plaintext).to_vec()).map_err(|_| SealError::Refused(OpenError::Malformed))
 }
 
 /// Seals `plaintext` for `cache_key` with the keyring's current key and a fresh random nonce.

@@ -3,7 +3,7 @@
 
 use crate::config::{Upstreams, KV_BINDING};
 use crate::runtime::{self, within};
-use crate::webcrypto;
+use crate::webcrypto::{self, ReadError};
 use contact_list_cache_core::applied::{applied_key, AppliedMark};
 use contact_list_cache_core::cache_key::kv_list_key;
 use contact_list_cache_core::capacity::{Estimate, WriteLedger};
@@ -19,7 +19,7 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use wasm_bindgen::prelude::wasm_bindgen;
 use wasm_bindgen_futures::JsFuture;
-use worker::js_sys::{self, JsString};
+use worker::js_sys;
 use worker::wasm_bindgen::{JsCast, JsValue};
 use worker::Env;
 
@@ -36,28 +36,15 @@ export function kv_put(namespace, key, value, ttl, t) {
 }")]
 extern "C" {
     /// The KV binding as the runtime hands it over, called directly: each call is one call into
-    /// the runtime, and a page's value stays a JavaScript string (the wasm reads only its head).
+    /// the runtime (a page is read by `webcrypto::read_and_open`, its value never in the wasm).
     #[wasm_bindgen(extends = js_sys::Object)]
     #[derive(Clone)]
     pub type Namespace;
     #[wasm_bindgen(method, catch, js_name = get)]
     fn get_promise(this: &Namespace, key: &str, kind: &str) -> Result<js_sys::Promise, JsValue>;
-    #[wasm_bindgen(method, catch, js_name = getWithMetadata)]
-    fn get_with_metadata(this: &Namespace, key: &str, kind: &str) -> Result<js_sys::Promise, JsValue>;
     /// `put` with `expirationTtl` (seconds) and, when `t` is not negative, the metadata `{t}`.
     #[wasm_bindgen(catch)]
     fn kv_put(namespace: &Namespace, key: &str, value: &str, ttl: f64, t: f64) -> Result<js_sys::Promise, JsValue>;
-
-    /// What `getWithMetadata` resolves to.
-    type Entry;
-    #[wasm_bindgen(method, getter)]
-    fn value(this: &Entry) -> JsValue;
-    #[wasm_bindgen(method, getter)]
-    fn metadata(this: &Entry) -> Option<Metadata>;
-    /// A page's metadata: when it was read from its source.
-    type Metadata;
-    #[wasm_bindgen(method, getter)]
-    fn t(this: &Metadata) -> Option<f64>;
 }
 
 thread_local! {
@@ -79,15 +66,6 @@ fn js(err: JsValue) -> LayerError {
 }
 
 impl Namespace {
-    /// A sealed page as KV holds it, left in JavaScript (the wasm reads only its head), and when
-    /// it was read from its source (the epoch when its metadata does not say).
-    async fn sealed(&self, key: &str) -> Result<Option<(JsString, UnixMillis)>, LayerError> {
-        let entry: Entry = JsFuture::from(self.get_with_metadata(key, "text").map_err(js)?).await.map_err(js)?.unchecked_into();
-        let Ok(value) = entry.value().dyn_into::<JsString>() else { return Ok(None) };
-        let read_at = entry.metadata().and_then(|metadata| metadata.t()).filter(|t| *t >= 0.0);
-        Ok(Some((value, UnixMillis(read_at.map_or(0, |t| t as u64)))))
-    }
-
     /// The text at `key`, if any.
     async fn text(&self, key: &str) -> Result<Option<String>, LayerError> {
         Ok(JsFuture::from(self.get_promise(key, "text").map_err(js)?).await.map_err(js)?.as_string())
@@ -114,11 +92,11 @@ impl Cache for KvPage {
     /// The page and when it was read from its source (the epoch when unknown, which no
     /// freshness window accepts). An entry that does not open is refused, never served.
     async fn get(&self) -> Result<Option<StoredPage>, LayerError> {
-        let Some((sealed, read_at)) = self.store.sealed(&self.key).await? else { return Ok(None) };
-        let body = webcrypto::open(&self.upstreams.keyring, &self.key, &sealed)
-            .await
-            .map_err(|err| LayerError::Refused { layer: CacheLayer::Kv, reason: err.to_string() })?;
-        Ok(Some(StoredPage { body, read_at }))
+        match webcrypto::read_and_open(&self.store, &self.upstreams.keyring, &self.key).await {
+            Ok(page) => Ok(page.map(|(body, read_at)| StoredPage { body, read_at })),
+            Err(ReadError::Refused(err)) => Err(LayerError::Refused { layer: CacheLayer::Kv, reason: err.to_string() }),
+            Err(ReadError::Runtime(err)) => Err(failed(err)),
+        }
     }
 
     /// Kept through the stale-if-error period after the TTL.

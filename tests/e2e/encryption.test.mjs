@@ -79,6 +79,26 @@ describe("encryption at rest", () => {
     assert.ok(!(await res.text()).includes("forged"));
   });
 
+  test("an entry not in the sealed form (plain JSON, another version, a short nonce) is a miss", async () => {
+    const query = "filter=all&page=7";
+    const first = await list(query);
+    const kvKey = first.headers.get("x-cache-key");
+    await waitFor("write-back", async () => (await kv.get(kvKey)) !== null, 5000);
+    const [, id, nonce, ciphertext] = (await kv.get(kvKey)).split(".");
+    const plain = JSON.stringify({ success: true, data: { contacts: [{ id: "plain" }] } });
+    const short = Buffer.from(nonce, "base64url").subarray(0, 8).toString("base64url");
+    for (const bad of [plain, `v2.${id}.${nonce}.${ciphertext}`, `v1.${id}.${short}.${ciphertext}`, `v1.${id}.${nonce}`, `v1.${id}.${nonce}.${ciphertext}.x`]) {
+      await kv.put(kvKey, bad, storedAgo(0));
+      const res = await list(query);
+      assert.notEqual(layer(res), "HIT/KV", bad.slice(0, 40));
+      const body = await res.json();
+      assert.equal(body.data.pagination.page, 7);
+      assert.ok(!JSON.stringify(body).includes('"plain"'));
+      // The page read instead is written back over the bad entry before the next one is put.
+      await waitFor("write-back", async () => (await kv.get(kvKey)) !== bad, 5000);
+    }
+  });
+
   test("entries sealed with the previous key still open after rotation", async () => {
     const query = "filter=low_priority&page=2";
     const probe = await list(query);

@@ -103,6 +103,11 @@ impl Keyring {
         Ok(Self { keys })
     }
 
+    /// Every key that opens entries, the sealing key first: its id and its bytes.
+    pub fn keys(&self) -> impl Iterator<Item = (&str, &[u8; 32])> {
+        self.keys.iter().map(|key| (key.id.as_str(), &key.raw))
+    }
+
     /// The key that seals: its id and its bytes.
     pub fn sealing_key(&self) -> (&str, &[u8; 32]) {
         (&self.keys[0].id, &self.keys[0].raw)
