@@ -5,7 +5,7 @@
 // four pages (bench/lib/scale.mjs), written to <date>-scale.md, .svg and .json.
 // bench/README.md says what each number means.
 //
-//   node bench/run.mjs [--duration 15s] [--warmup 2s] [--rounds 3] [--connections 32] [--threads 2]
+//   node bench/run.mjs [--duration 15s] [--warmup 2s] [--rounds 5] [--connections 32] [--threads 2]
 //                      [--mix-warmup 10s] [--mix-duration 30s] [--mix-connections 8]
 //                      [--write-rates 0,0.1,1,5 | --write-rate 1]
 //                      [--stale-bound 1000ms] [--contacts 100000] [--only floor,kv,...] [--out bench/results]
@@ -31,8 +31,9 @@ import { SCALE_CEILING_MS, SCALE_PAGES, SCALE_PATHS, runScale, scaleTargets } fr
 const USAGE = `usage: npm run bench -- [options]
   --duration 15s        measured time of each of scenarios 1-6
   --warmup 2s           unmeasured run before each of scenarios 1-6 (before each round of those measured side by side)
-  --rounds 3            rounds of the scenarios measured side by side (${SIDE_BY_SIDE.join(", ")}): each round runs
-                        each of them in turn for --duration ÷ rounds; their numbers are the medians of the rounds
+  --rounds 5            rounds of the scenarios measured side by side (${SIDE_BY_SIDE.join(", ")}): each round runs
+                        each of them in turn (every other round in reverse) for --duration ÷ rounds; their numbers
+                        are the medians of the rounds
   --connections 32      concurrent connections (wrk -c)
   --threads 2           wrk threads (wrk -t)
   --mix-warmup 10s      unmeasured replay of the mix, writes included, before its measurement at each write rate
@@ -73,7 +74,7 @@ function options(argv) {
     options: {
       duration: { type: "string", default: "15s" },
       warmup: { type: "string", default: "2s" },
-      rounds: { type: "string", default: "3" },
+      rounds: { type: "string", default: "5" },
       connections: { type: "string", default: "32" },
       threads: { type: "string", default: "2" },
       "mix-warmup": { type: "string", default: "10s" },

@@ -103,8 +103,9 @@ const median = (xs) => {
 
 /**
  * Scenarios measured side by side (`entries`: [id, plan] in the order they take turns): each is
- * asked until it answers as expected, then `settings.rounds` rounds run each in turn, a warm-up
- * and its share of `--duration` (duration ÷ rounds), so what drifts on the machine meanwhile
+ * asked until it answers as expected, then `settings.rounds` rounds run each in turn (every other
+ * round in reverse order), a warm-up and its share of `--duration` (duration ÷ rounds), so what
+ * drifts on the machine meanwhile
  * falls on all of them alike; last, each is measured alone on one connection. A scenario's req/s
  * and latency percentiles are the medians of its rounds' (each round's are kept in `rounds`), its
  * requests, errors and answers the sums.
@@ -116,7 +117,9 @@ export async function runRounds(stack, entries, settings, wrkOptions) {
   const ready = [];
   for (const [id, p] of entries) ready.push({ id, p, label: SCENARIOS[id], runs: [], ...(await prepare(stack, id, p)) });
   for (let round = 1; round <= rounds; round++) {
-    for (const r of ready) {
+    // Odd rounds in the given order, even rounds in reverse: a drift during a round falls on
+    // the first and the last alike.
+    for (const r of round % 2 ? ready : [...ready].reverse()) {
       if (round > 1) {
         await r.p.before?.();
         await until(r.p.url, r.request, r.p.expect);
