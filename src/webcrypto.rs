@@ -1,7 +1,8 @@
 //! AES-256-GCM for KV entries through the runtime's WebCrypto (native code in workerd, tens of
 //! times faster than the core's pure-Rust cipher compiled to wasm), in the sealed format of
-//! `contact_list_cache_core::sealed`: the core takes entries apart and puts them together, so
-//! both ciphers read and write the same entries.
+//! `contact_list_cache_core::sealed`, so both ciphers read and write the same entries. A page is
+//! read from KV and opened in one call into the runtime (`read_and_open`): the sealed entry never
+//! enters the wasm, only its plaintext does.
 
 use contact_list_cache_core::sealed::{Keyring, OpenError, NONCE_LEN};
 use contact_list_cache_core::time::UnixMillis;
@@ -18,11 +19,9 @@ thread_local! {
     static KEYS: RefCell<HashMap<String, ([u8; 32], CryptoKey)>> = RefCell::new(HashMap::new());
 }
 
-/// Why WebCrypto could not seal or open an entry.
+/// Why WebCrypto could not seal an entry.
 #[derive(Debug, thiserror::Error)]
 pub enum SealError {
-    #[error("{0}")]
-    Refused(#[from] OpenError),
     #[error("WebCrypto failed: {0}")]
     Runtime(String),
 }
