@@ -10,7 +10,11 @@ const fmt = {
 };
 export { fmt };
 
-/** The scenario table's rows: scenario, req/s, p50, p95, p99, errors, p50 alone, served as. */
+/** Microseconds, or a dash when not measured. */
+const micros = (us) => (us === null || us === undefined ? "—" : fmt.int(us));
+
+/** The scenario table's rows: scenario, req/s, p50, p95, p99, errors, p50 alone, workerd CPU
+ * per request loaded and alone, served as. */
 export function scenarioRows(scenarios) {
   return scenarios.map((s) => [
     s.label,
@@ -20,11 +24,13 @@ export function scenarioRows(scenarios) {
     fmt.ms(s.latencyMs.p99),
     fmt.int(s.errors),
     s.aloneMs ? fmt.ms(s.aloneMs.p50) : "—",
+    micros(s.cpuUsPerRequest),
+    micros(s.aloneCpuUsPerRequest),
     s.servedAs ? `${s.servedAs} ${fmt.pct(s.servedShare)}` : "—",
   ]);
 }
 
-const SCENARIO_HEADER = ["scenario", "req/s", "p50 ms", "p95 ms", "p99 ms", "errors", "alone p50 ms", "served as"];
+const SCENARIO_HEADER = ["scenario", "req/s", "p50 ms", "p95 ms", "p99 ms", "errors", "alone p50 ms", "workerd CPU µs/req", "alone CPU µs/req", "served as"];
 const TARGET_HEADER = ["target", "measured", "ratio to target", "met"];
 
 /** Target rows: what, measured, ratio, met. */
@@ -105,7 +111,7 @@ export function markdownReport(r, chartFile, ratesChartFile) {
     + (r.scenarios.some((x) => x.rounds) ? `${r.scenarios.filter((x) => x.rounds).map((x) => x.label).join(", ")} were measured side by side instead, in ${s.rounds} rounds, each round running each of them in turn for ${+(s.durationSeconds / s.rounds).toFixed(2)} s after a ${s.warmupSeconds} s warm-up (then alone); their req/s and percentiles are the medians of the rounds; ` : "")
     + `the mix on ${s.mixConnections ?? s.connections} connections for ${s.mixSeconds} s after a ${s.mixWarmupSeconds} s warm-up at each of ${s.writeRates.join(", ")} contact writes/s. `
     + `Run started ${r.startedAt}, took ${fmt.int(r.totalSeconds)} s in all.`, "");
-  out.push("## Scenarios", "", markdownTable(SCENARIO_HEADER, scenarioRows(r.scenarios), [1, 2, 3, 4, 5, 6]), "");
+  out.push("## Scenarios", "", markdownTable(SCENARIO_HEADER, scenarioRows(r.scenarios), [1, 2, 3, 4, 5, 6, 7, 8]), "");
   out.push(`![requests per second and latency per scenario](${chartFile})`, "");
   out.push("## Targets", "", "Reported, not enforced: no test fails on them.", "", markdownTable(TARGET_HEADER, targetRows(r.targets)), "");
   if (r.mix) {

@@ -3,6 +3,7 @@
 // The realistic mix runs in bench/lib/run-mix.mjs.
 import { join } from "node:path";
 import { newStack, psql } from "../../scripts/stack.mjs";
+import { withWorkerdCpu } from "./cpu.mjs";
 import { SCENARIOS, until } from "./plan.mjs";
 import { fmt } from "./report.mjs";
 import { runWrk, share, writeRequests } from "./wrk.mjs";
@@ -78,17 +79,17 @@ export async function runScenario(stack, id, p, settings, wrkOptions) {
   log(`${label}: ${settings.warmupSeconds} s warm-up, ${settings.durationSeconds} s measured`);
   const { file } = await prepare(stack, id, p);
   if (settings.warmupSeconds > 0) await runWrk({ ...wrkOptions, url: p.url, file, seconds: settings.warmupSeconds });
-  const result = await runWrk({ ...wrkOptions, url: p.url, file, seconds: settings.durationSeconds });
+  const result = await withWorkerdCpu(() => runWrk({ ...wrkOptions, url: p.url, file, seconds: settings.durationSeconds }));
   // Counted on one connection, the queries per request have nothing in flight to blur them.
   if (p.countQueries) {
     await new Promise((r) => setTimeout(r, 1000)); // what wrk left in flight finishes
     await resetQueryCounts(stack.ports.postgres);
   }
   const aloneSeconds = settings.aloneSeconds ?? Math.min(ALONE_SECONDS, settings.durationSeconds);
-  const alone = await runWrk({ url: p.url, file, seconds: aloneSeconds, connections: 1, threads: 1 });
+  const alone = await withWorkerdCpu(() => runWrk({ url: p.url, file, seconds: aloneSeconds, connections: 1, threads: 1 }));
   const queriesPerRequest = p.countQueries ? (await contactQueries(stack.ports.postgres)) / alone.requests : undefined;
   const shown = servedAs(p);
-  const scenario = { id, label, ...result, aloneMs: alone.latencyMs, aloneRequests: alone.requests, servedAs: shown, servedShare: share(result.tallies, (k) => [p.expect].flat().includes(k)), queriesPerRequest };
+  const scenario = { id, label, ...result, aloneMs: alone.latencyMs, aloneRequests: alone.requests, aloneCpuUsPerRequest: alone.cpuUsPerRequest, servedAs: shown, servedShare: share(result.tallies, (k) => [p.expect].flat().includes(k)), queriesPerRequest };
   log(`  ${fmt.int(result.rps)} req/s, p50 ${fmt.ms(result.latencyMs.p50)} ms, p99 ${fmt.ms(result.latencyMs.p99)} ms, ${result.errors} errors, `
     + `${shown} ${fmt.pct(scenario.servedShare)}; alone p50 ${fmt.ms(alone.latencyMs.p50)} ms`
     + (queriesPerRequest === undefined ? "" : `; ${queriesPerRequest.toFixed(3)} queries on contacts per request`));
@@ -125,7 +126,7 @@ export async function runRounds(stack, entries, settings, wrkOptions) {
         await until(r.p.url, r.request, r.p.expect);
       }
       if (settings.warmupSeconds > 0) await runWrk({ ...wrkOptions, url: r.p.url, file: r.file, seconds: settings.warmupSeconds });
-      const result = await runWrk({ ...wrkOptions, url: r.p.url, file: r.file, seconds });
+      const result = await withWorkerdCpu(() => runWrk({ ...wrkOptions, url: r.p.url, file: r.file, seconds }));
       r.runs.push(result);
       log(`  round ${round} ${r.label}: ${fmt.int(result.rps)} req/s, p50 ${fmt.ms(result.latencyMs.p50)} ms, p99 ${fmt.ms(result.latencyMs.p99)} ms, ${result.errors} errors`);
     }
@@ -133,7 +134,7 @@ export async function runRounds(stack, entries, settings, wrkOptions) {
   const aloneSeconds = Math.min(ALONE_SECONDS, settings.durationSeconds);
   const scenarios = [];
   for (const { id, p, label, file, runs } of ready) {
-    const alone = await runWrk({ url: p.url, file, seconds: aloneSeconds, connections: 1, threads: 1 });
+    const alone = await withWorkerdCpu(() => runWrk({ url: p.url, file, seconds: aloneSeconds, connections: 1, threads: 1 }));
     const tallies = {};
     for (const run of runs) for (const [k, n] of Object.entries(run.tallies)) tallies[k] = (tallies[k] ?? 0) + n;
     const errorKinds = {};
@@ -145,13 +146,15 @@ export async function runRounds(stack, entries, settings, wrkOptions) {
       requests: runs.reduce((a, run) => a + run.requests, 0),
       seconds: runs.reduce((a, run) => a + run.seconds, 0),
       rps: median(runs.map((run) => run.rps)),
+      cpuUsPerRequest: runs.some((run) => run.cpuUsPerRequest === null) ? null : median(runs.map((run) => run.cpuUsPerRequest)),
       latencyMs: Object.fromEntries(Object.keys(runs[0].latencyMs).map((k) => [k, median(runs.map((run) => run.latencyMs[k]))])),
       errors: runs.reduce((a, run) => a + run.errors, 0),
       errorKinds,
       tallies,
-      rounds: runs.map(({ rps, requests, seconds, latencyMs, errors }) => ({ rps, requests, seconds, latencyMs, errors })),
+      rounds: runs.map(({ rps, requests, seconds, latencyMs, errors, cpuUsPerRequest }) => ({ rps, requests, seconds, latencyMs, errors, cpuUsPerRequest })),
       aloneMs: alone.latencyMs,
       aloneRequests: alone.requests,
+      aloneCpuUsPerRequest: alone.cpuUsPerRequest,
       servedAs: shown,
       servedShare: share(tallies, (k) => [p.expect].flat().includes(k)),
     };
