@@ -48,32 +48,31 @@ pub enum OpenError {
     Forged,
 }
 
-/// A sealed entry taken apart, for a cipher other than this module's to open (the worker's
-/// WebCrypto): the key it names, its nonce and its ciphertext with the tag appended.
-pub struct Envelope<'a> {
-    pub key_id: &'a str,
-    pub key: &'a [u8; 32],
-    pub nonce: [u8; NONCE_LEN],
-    pub ciphertext: Vec<u8>,
+/// A sealed entry taken apart: the key it names, its nonce and its ciphertext with the tag
+/// appended. (The worker takes entries apart in the runtime, by the same rules:
+/// `src/webcrypto.rs`, `read_sealed`.)
+struct Envelope<'a> {
+    key: &'a [u8; 32],
+    nonce: [u8; NONCE_LEN],
+    ciphertext: Vec<u8>,
 }
 
 /// What precedes the ciphertext in a sealed entry (`v1.<key id>.<nonce>`), read: the key it names
-/// and the nonce. The worker reads the ciphertext itself, outside the wasm.
-pub struct Head<'a> {
-    pub key_id: &'a str,
-    pub key: &'a [u8; 32],
-    pub nonce: [u8; NONCE_LEN],
+/// and the nonce.
+struct Head<'a> {
+    key: &'a [u8; 32],
+    nonce: [u8; NONCE_LEN],
 }
 
 /// Splits a sealed entry at its third dot: the head (`v1.<key id>.<nonce>`) and the base64url
 /// ciphertext. `None` when there are fewer than three dots.
-pub fn split(sealed: &str) -> Option<(&str, &str)> {
+fn split(sealed: &str) -> Option<(&str, &str)> {
     let (at, _) = sealed.match_indices('.').nth(2)?;
     Some((&sealed[..at], &sealed[at + 1..]))
 }
 
 /// The ciphertext's bytes (with the tag) from its base64url text.
-pub fn decode_ciphertext(text: &str) -> Result<Vec<u8>, OpenError> {
+fn decode_ciphertext(text: &str) -> Result<Vec<u8>, OpenError> {
     URL_SAFE_NO_PAD.decode(text).map_err(|_| OpenError::Malformed)
 }
 
@@ -119,15 +118,15 @@ impl Keyring {
     }
 
     /// Takes `sealed` apart: the key it names must be in this keyring.
-    pub fn envelope<'a>(&'a self, sealed: &'a str) -> Result<Envelope<'a>, OpenError> {
+    fn envelope<'a>(&'a self, sealed: &'a str) -> Result<Envelope<'a>, OpenError> {
         let (head, ciphertext) = split(sealed).ok_or(OpenError::Malformed)?;
-        let Head { key_id, key, nonce } = self.head(head)?;
-        Ok(Envelope { key_id, key, nonce, ciphertext: decode_ciphertext(ciphertext)? })
+        let Head { key, nonce } = self.head(head)?;
+        Ok(Envelope { key, nonce, ciphertext: decode_ciphertext(ciphertext)? })
     }
 
     /// Reads a sealed entry's head (`v1.<key id>.<nonce>`, see [`split`]): the key it names must
     /// be in this keyring.
-    pub fn head<'a>(&'a self, head: &str) -> Result<Head<'a>, OpenError> {
+    fn head<'a>(&'a self, head: &str) -> Result<Head<'a>, OpenError> {
         let mut parts = head.split('.');
         let (Some("v1"), Some(id), Some(nonce), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
             return Err(OpenError::Malformed);
@@ -135,7 +134,7 @@ impl Keyring {
         let key = self.keys.iter().find(|known| known.id == id).ok_or(OpenError::UnknownKey)?;
         let nonce = URL_SAFE_NO_PAD.decode(nonce).map_err(|_| OpenError::Malformed)?;
         let nonce: [u8; NONCE_LEN] = nonce.as_slice().try_into().map_err(|_| OpenError::Malformed)?;
-        Ok(Head { key_id: &key.id, key: &key.raw, nonce })
+        Ok(Head { key: &key.raw, nonce })
     }
 
     /// Seals `plaintext` for `cache_key` with the current key and `nonce`.
@@ -197,7 +196,7 @@ mod tests {
         let sealed = keys.seal("k", "secret", [7; 12]);
         let (head, ciphertext) = split(&sealed).unwrap();
         let (read, whole) = (keys.head(head).unwrap(), keys.envelope(&sealed).unwrap());
-        assert_eq!((read.key_id, read.nonce), (whole.key_id, whole.nonce));
+        assert_eq!((read.key, read.nonce), (whole.key, whole.nonce));
         assert_eq!(URL_SAFE_NO_PAD.decode(ciphertext).unwrap(), whole.ciphertext);
         for bad in ["v1.k1", "v2.k1.AAAAAAAAAAAAAAAA", "v1.k1.x.AAAAAAAAAAAAAAAA", "v1.k1.AAAAAAAAAAAAAAAA.extra"] {
             assert!(keys.head(bad).is_err(), "{bad}");
