@@ -14,6 +14,11 @@ const log = (msg) => process.stderr.write(`[bench] ${msg}\n`);
  * `--duration`), unless the settings say (`aloneSeconds`, the scale run's `--alone`). */
 const ALONE_SECONDS = 2;
 
+/** The pause before a run alone, so that what the loaded run left in flight (its last requests,
+ * work after their responses) is done and not counted in the run's CPU per request. */
+const SETTLE_MS = 1000;
+const settle = () => new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
+
 /** The worker alone in a fresh Miniflare, 3 times: the times to workerd ready and to its first
  * answer to `request`, each sample and their medians. */
 export async function measureStartup(bindings, request) {
@@ -86,6 +91,7 @@ export async function runScenario(stack, id, p, settings, wrkOptions) {
     await resetQueryCounts(stack.ports.postgres);
   }
   const aloneSeconds = settings.aloneSeconds ?? Math.min(ALONE_SECONDS, settings.durationSeconds);
+  if (!p.countQueries) await settle();
   const alone = await withWorkerdCpu(() => runWrk({ url: p.url, file, seconds: aloneSeconds, connections: 1, threads: 1 }));
   const queriesPerRequest = p.countQueries ? (await contactQueries(stack.ports.postgres)) / alone.requests : undefined;
   const shown = servedAs(p);
@@ -134,6 +140,7 @@ export async function runRounds(stack, entries, settings, wrkOptions) {
   const aloneSeconds = Math.min(ALONE_SECONDS, settings.durationSeconds);
   const scenarios = [];
   for (const { id, p, label, file, runs } of ready) {
+    await settle();
     const alone = await withWorkerdCpu(() => runWrk({ url: p.url, file, seconds: aloneSeconds, connections: 1, threads: 1 }));
     const tallies = {};
     for (const run of runs) for (const [k, n] of Object.entries(run.tallies)) tallies[k] = (tallies[k] ?? 0) + n;
