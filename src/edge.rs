@@ -2,6 +2,7 @@
 //! trace, CORS, the JSON error answer, the isolate's metrics, the Analytics Engine data point and
 //! the request log.
 
+use crate::body::PageBody;
 use crate::config::{Config, ANALYTICS_BINDING};
 use crate::error::AppError;
 use crate::metrics::Trace;
@@ -13,6 +14,7 @@ use contact_list_cache_core::time::UnixMillis;
 use std::rc::Rc;
 use wasm_bindgen::prelude::wasm_bindgen;
 use worker::worker_sys::web_sys;
+use worker::js_sys::Uint8Array;
 use worker::{Context, Env, Headers, Method, Request, Response, Result};
 
 #[wasm_bindgen(inline_js = "
@@ -23,14 +25,13 @@ export function json_response(body, headers) {
     const name = list[i];
     record[name] = name in record ? `${record[name]}, ${list[i + 1]}` : list[i + 1];
   }
-  return new Response(body.slice(), { headers: record });
+  return new Response(body, { headers: record });
 }")]
 extern "C" {
-    /// A `200` answer with `body` (copied out of the wasm's memory) and `headers`, names and
-    /// values separated by newlines (which no header holds; a name given twice has its values
-    /// joined with a comma, as `Headers.append` joins them): one call into the runtime instead
-    /// of one per header.
-    fn json_response(body: &[u8], headers: &str) -> web_sys::Response;
+    /// A `200` answer with `body` and `headers`, names and values separated by newlines (which
+    /// no header holds; a name given twice has its values joined with a comma, as
+    /// `Headers.append` joins them): one call into the runtime instead of one per header.
+    fn json_response(body: &Uint8Array, headers: &str) -> web_sys::Response;
 }
 
 /// What a route answers: a JSON page the edge builds in one call with every header, or any
@@ -49,7 +50,7 @@ impl From<Response> for Answer {
 /// A `200` JSON answer: its body and its headers besides `Content-Type`, `Cache-Control`,
 /// `X-Worker-Location`, `X-Response-Time`, CORS and `X-Request-ID`, which the edge adds.
 pub struct JsonAnswer {
-    pub body: String,
+    pub body: PageBody,
     pub headers: Vec<(&'static str, String)>,
 }
 
@@ -154,7 +155,12 @@ impl Edge {
             add(name, &value);
         }
         add("X-Request-ID", &self.request_id);
-        json_response(json.body.as_bytes(), &headers)
+        let body = match json.body {
+            PageBody::Opened(bytes) => bytes,
+            // Copied out of the wasm's memory (a view of it would not outlive the next growth).
+            PageBody::Text(text) => Uint8Array::from(text.as_bytes()),
+        };
+        json_response(&body, &headers)
     }
 
     /// One JSON line for the request, and one more when something failed on the way: the spec's

@@ -4,6 +4,7 @@
 //! background refresh) runs in `ctx.wait_until`.
 
 use crate::auth::Access;
+use crate::body::{Page, PageBody};
 use crate::config::{Upstreams, KV_BINDING};
 use crate::error::AppError;
 use crate::layers::backend::{Fallback, PageAtBackend, RedisCopy, Scoped};
@@ -16,7 +17,7 @@ use contact_list_cache_core::cache_key::{kv_list_key, kv_total_key, redis_list_k
 use contact_list_cache_core::carry::carry_key;
 use contact_list_cache_core::coalesce::Isolate;
 use contact_list_cache_core::engine::{
-    Cache, Engine, GenerationState, LayerError, Mode, ReadError, Request, Served, Shared, Source, SourceError, SourceMode, StoredPage,
+    Cache, Engine, GenerationState, LayerError, Mode, ReadError, Request, Served, Shared, Source, SourceError, SourceMode,
 };
 use contact_list_cache_core::generation::{Generation, Scope};
 use contact_list_cache_core::layer::CacheLayer;
@@ -40,6 +41,8 @@ pub enum EdgeCache {
 }
 
 impl Cache for EdgeCache {
+    type Body = PageBody;
+
     fn layer(&self) -> CacheLayer {
         match self {
             Self::L0(l0) => l0.layer(),
@@ -56,7 +59,7 @@ impl Cache for EdgeCache {
         }
     }
 
-    async fn get(&self) -> Result<Option<StoredPage>, LayerError> {
+    async fn get(&self) -> Result<Option<Page>, LayerError> {
         let get: Boxed<'_, _> = match self {
             Self::L0(l0) => Box::pin(l0.get()),
             Self::Kv(kv) => Box::pin(kv.get()),
@@ -65,7 +68,7 @@ impl Cache for EdgeCache {
         get.await
     }
 
-    async fn put(&self, page: &StoredPage) -> Result<(), LayerError> {
+    async fn put(&self, page: &Page) -> Result<(), LayerError> {
         let put: Boxed<'_, _> = match self {
             Self::L0(l0) => Box::pin(l0.put(page)),
             Self::Kv(kv) => Box::pin(kv.put(page)),
@@ -83,6 +86,8 @@ pub enum EdgeSource {
 }
 
 impl Source for EdgeSource {
+    type Body = PageBody;
+
     fn layer(&self) -> CacheLayer {
         match self {
             Self::Carried(carried) => carried.layer(),
@@ -115,14 +120,14 @@ impl Source for EdgeSource {
         matches!(self, Self::Carried(carried) if carried.keeps_answers_below())
     }
 
-    async fn keep(&self, page: &StoredPage) -> Result<(), LayerError> {
+    async fn keep(&self, page: &Page) -> Result<(), LayerError> {
         match self {
             Self::Carried(carried) => carried.keep(page).await,
             _ => Ok(()),
         }
     }
 
-    async fn read(&self, mode: SourceMode) -> Result<StoredPage, SourceError> {
+    async fn read(&self, mode: SourceMode) -> Result<Page, SourceError> {
         let read: Boxed<'_, _> = match self {
             Self::Carried(carried) => Box::pin(carried.read(mode)),
             Self::Supabase(supabase) => Box::pin(supabase.read(mode)),
@@ -133,7 +138,7 @@ impl Source for EdgeSource {
 }
 
 /// The engine of one page at the edge.
-pub type PageEngine = Engine<EdgeCache, EdgeSource, Workerd, Isolate<Shared>>;
+pub type PageEngine = Engine<EdgeCache, EdgeSource, Workerd, Isolate<Shared<PageBody>>>;
 
 /// One page, ready to be read.
 pub struct PageRead {
@@ -260,7 +265,7 @@ impl PageRead {
     }
 
     /// Reads the page; the write-backs and refresh go on after the response.
-    pub async fn read(self, ctx: &Context, trace: &Trace) -> Result<Served, AppError> {
+    pub async fn read(self, ctx: &Context, trace: &Trace) -> Result<Served<PageBody>, AppError> {
         let outcome = self.engine.read(&self.request).await;
         trace.steps(&outcome.steps);
         // A carried copy is one call that reads KV more than once (its record, then a page per

@@ -2,6 +2,7 @@
 //! in this isolate share (read flights, refresh leases, membership checks).
 
 use contact_list_cache_core::coalesce::Isolate;
+use crate::body::PageBody;
 use contact_list_cache_core::engine::{self, LayerError, Shared};
 use contact_list_cache_core::layer::CacheLayer;
 use contact_list_cache_core::query::BoardId;
@@ -65,13 +66,13 @@ pub async fn all<F: Future>(futures: impl IntoIterator<Item = F>) -> Vec<F::Outp
 }
 
 thread_local! {
-    static READS: Isolate<Shared> = Isolate::default();
+    static READS: Isolate<Shared<PageBody>> = Isolate::default();
     static MEMBERSHIP_CHECKS: Isolate<Result<bool, LayerError>> = Isolate::default();
     static BOARD_LISTS: Isolate<Result<Vec<BoardId>, LayerError>> = Isolate::default();
 }
 
 /// Page reads and refreshes in progress in this isolate.
-pub fn reads() -> Isolate<Shared> {
+pub fn reads() -> Isolate<Shared<PageBody>> {
     READS.with(Isolate::clone)
 }
 

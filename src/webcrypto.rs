@@ -1,8 +1,8 @@
 //! AES-256-GCM for KV entries through the runtime's WebCrypto (native code in workerd, tens of
 //! times faster than the core's pure-Rust cipher compiled to wasm), in the sealed format of
 //! `contact_list_cache_core::sealed`, so both ciphers read and write the same entries. A page is
-//! read from KV and opened in one call into the runtime (`read_and_open`): the sealed entry never
-//! enters the wasm, only its plaintext does.
+//! read from KV and opened in one call into the runtime (`read_and_open`): neither the sealed
+//! entry nor its plaintext enters the wasm.
 
 use contact_list_cache_core::sealed::{Keyring, OpenError, NONCE_LEN};
 use contact_list_cache_core::time::UnixMillis;
@@ -92,8 +92,8 @@ export async function read_sealed(namespace, cacheKey, keys) {
 extern "C" {
     /// Reads the entry at `cache_key` from the KV namespace and opens it with `keys` (key id to
     /// imported key), all in the runtime: one call and one promise for the read, the base64
-    /// decoding and the decryption, and the entry never enters the wasm (only its plaintext
-    /// does). The head is read by the rules of `sealed::Keyring::head`.
+    /// decoding and the decryption, and neither the entry nor its plaintext enters the wasm. The
+    /// head is read by the rules of the core's `sealed`.
     #[wasm_bindgen(catch)]
     fn read_sealed(namespace: &js_sys::Object, cache_key: &str, keys: &js_sys::Map) -> Result<js_sys::Promise, JsValue>;
 
@@ -148,10 +148,10 @@ pub enum ReadError {
     Refused(OpenError),
 }
 
-/// The entry KV holds at `cache_key`, opened: its plaintext and when it was read from its source
-/// (the epoch when its metadata does not say). Tampered, moved or unknown-key entries are
-/// refused.
-pub async fn read_and_open(namespace: &js_sys::Object, keyring: &Keyring, cache_key: &str) -> Result<Option<(String, UnixMillis)>, ReadError> {
+/// The entry KV holds at `cache_key`, opened: its plaintext, left in the runtime's memory, and
+/// when it was read from its source (the epoch when its metadata does not say). Tampered, moved
+/// or unknown-key entries are refused.
+pub async fn read_and_open(namespace: &js_sys::Object, keyring: &Keyring, cache_key: &str) -> Result<Option<(js_sys::Uint8Array, UnixMillis)>, ReadError> {
     let keys = opening_keys(keyring).await.map_err(|err| ReadError::Runtime(err.to_string()))?;
     let promise = read_sealed(namespace, cache_key, &keys).map_err(|err| ReadError::Runtime(crate::runtime::js_message(&err)))?;
     let read: Read = JsFuture::from(promise).await.map_err(|err| ReadError::Runtime(crate::runtime::js_message(&err)))?.unchecked_into();
@@ -159,8 +159,7 @@ pub async fn read_and_open(namespace: &js_sys::Object, keyring: &Keyring, cache_
     match read.state() {
         0 => Ok(None),
         1 => {
-            let body = read.body().map(|bytes| bytes.to_vec()).unwrap_or_default();
-            let Ok(body) = String::from_utf8(body) else { return refused(OpenError::Malformed) };
+            let Some(body) = read.body() else { return refused(OpenError::Malformed) };
             let t = read.t();
             Ok(Some((body, UnixMillis(if t >= 0.0 { t as u64 } else { 0 }))))
         }

@@ -3,6 +3,7 @@
 //! fallback; see `read_path`), and answer with the page and its `X-Cache-*` headers.
 
 use crate::auth;
+use crate::body::PageBody;
 use crate::edge::{Edge, JsonAnswer};
 use crate::error::AppError;
 use crate::read_path::{PageRead, Reader};
@@ -26,7 +27,7 @@ pub async fn list(req: &Request, env: &Env, ctx: &Context, edge: &Edge, board: &
     Ok(respond(served, key))
 }
 
-fn respond(served: Served, key: String) -> JsonAnswer {
+fn respond(served: Served<PageBody>, key: String) -> JsonAnswer {
     let mut headers = vec![
         ("Vary", "Authorization, X-Workspace-ID".to_owned()),
         ("X-Cache-Status", served.status.as_str().to_owned()),

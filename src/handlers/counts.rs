@@ -32,7 +32,7 @@ pub async fn get(req: &Request, env: &Env, ctx: &Context, edge: &Edge, workspace
     match backend::counts(upstreams, &scoped, fresh, superseded).await {
         Ok((Answer::Found(body), labels)) => {
             let labels = [("X-Cache-Status", labels.status), ("X-Cache-Layer", labels.layer), ("Age", labels.age)];
-            Ok(JsonAnswer { body, headers: labels.into_iter().filter_map(|(name, value)| Some((name, value?))).collect() })
+            Ok(JsonAnswer { body: body.into(), headers: labels.into_iter().filter_map(|(name, value)| Some((name, value?))).collect() })
         }
         Ok((Answer::Forbidden, _)) => Err(AppError::Forbidden),
         Ok((Answer::Missing, _)) => Err(AppError::Unavailable("the backend had no counts".into())),

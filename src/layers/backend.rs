@@ -5,6 +5,7 @@
 
 use crate::config::{Upstreams, CACHE_TTL_SECONDS};
 use crate::runtime::within;
+use crate::body::{text_page, Page, PageBody};
 use contact_list_cache_core::engine::{Cache, LayerError, Source, SourceError, SourceMode, StoredPage};
 use contact_list_cache_core::generation::Generation;
 use contact_list_cache_core::layer::CacheLayer;
@@ -106,21 +107,23 @@ impl PageAtBackend {
 pub struct RedisCopy(pub Rc<PageAtBackend>);
 
 impl Cache for RedisCopy {
+    type Body = PageBody;
+
     fn layer(&self) -> CacheLayer {
         CacheLayer::Redis
     }
 
     /// `X-Cache-Only: true`: never touches the database.
-    async fn get(&self) -> Result<Option<StoredPage>, LayerError> {
+    async fn get(&self) -> Result<Option<Page>, LayerError> {
         match self.0.get("contacts/cache", &[("X-Cache-Only", "true")], CacheLayer::Redis).await? {
-            Answer::Found(body) => StoredPage::from_body(body).map(Some).ok_or(LayerError::Refused { layer: CacheLayer::Redis, reason: "a page without cached_at".into() }),
+            Answer::Found(body) => StoredPage::from_body(body).map(|page| Some(text_page(page))).ok_or(LayerError::Refused { layer: CacheLayer::Redis, reason: "a page without cached_at".into() }),
             Answer::Missing => Ok(None),
             Answer::Forbidden => Err(LayerError::failed(CacheLayer::Redis, "the backend refused the cache read")),
         }
     }
 
-    async fn put(&self, page: &StoredPage) -> Result<(), LayerError> {
-        store(&self.0.upstreams, &self.0.redis_key, &page.body, CACHE_TTL_SECONDS).await
+    async fn put(&self, page: &Page) -> Result<(), LayerError> {
+        store(&self.0.upstreams, &self.0.redis_key, &page.body.text(), CACHE_TTL_SECONDS).await
     }
 }
 
@@ -129,6 +132,8 @@ impl Cache for RedisCopy {
 pub struct Fallback(pub Rc<PageAtBackend>);
 
 impl Source for Fallback {
+    type Body = PageBody;
+
     fn layer(&self) -> CacheLayer {
         CacheLayer::BackendFallback
     }
@@ -141,11 +146,11 @@ impl Source for Fallback {
         cache == CacheLayer::Redis
     }
 
-    async fn read(&self, mode: SourceMode) -> Result<StoredPage, SourceError> {
+    async fn read(&self, mode: SourceMode) -> Result<Page, SourceError> {
         let fresh: &[(&str, &str)] = if mode == SourceMode::Fresh { &[("Cache-Control", "no-cache")] } else { &[] };
         let layer = CacheLayer::BackendFallback;
         match self.0.get("contacts", fresh, layer).await? {
-            Answer::Found(body) => StoredPage::from_body(body).ok_or_else(|| LayerError::failed(layer, "a page without cached_at").into()),
+            Answer::Found(body) => StoredPage::from_body(body).map(text_page).ok_or_else(|| LayerError::failed(layer, "a page without cached_at").into()),
             Answer::Forbidden => Err(SourceError::Forbidden),
             Answer::Missing => Err(LayerError::failed(layer, "the backend had no answer").into()),
         }

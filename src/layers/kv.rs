@@ -8,7 +8,8 @@ use contact_list_cache_core::applied::{applied_key, AppliedMark};
 use contact_list_cache_core::cache_key::kv_list_key;
 use contact_list_cache_core::capacity::{Estimate, WriteLedger};
 use contact_list_cache_core::carry::{carry, CarryRecord, Carried, ContactUpdate};
-use contact_list_cache_core::engine::{Cache, LayerError, Source, SourceError, SourceMode, StoredPage};
+use crate::body::{Page, PageBody};
+use contact_list_cache_core::engine::{Cache, LayerError, Source, SourceError, SourceMode};
 use contact_list_cache_core::filter::Filter;
 use contact_list_cache_core::freshness::Freshness;
 use contact_list_cache_core::generation::{Generation, ScopeState};
@@ -80,6 +81,8 @@ pub struct KvPage {
 }
 
 impl Cache for KvPage {
+    type Body = PageBody;
+
     fn layer(&self) -> CacheLayer {
         CacheLayer::Kv
     }
@@ -91,17 +94,17 @@ impl Cache for KvPage {
 
     /// The page and when it was read from its source (the epoch when unknown, which no
     /// freshness window accepts). An entry that does not open is refused, never served.
-    async fn get(&self) -> Result<Option<StoredPage>, LayerError> {
+    async fn get(&self) -> Result<Option<Page>, LayerError> {
         match webcrypto::read_and_open(&self.store, &self.upstreams.keyring, &self.key).await {
-            Ok(page) => Ok(page.map(|(body, read_at)| StoredPage { body, read_at })),
+            Ok(page) => Ok(page.map(|(body, read_at)| Page { body: PageBody::Opened(body), read_at })),
             Err(ReadError::Refused(err)) => Err(LayerError::Refused { layer: CacheLayer::Kv, reason: err.to_string() }),
             Err(ReadError::Runtime(err)) => Err(failed(err)),
         }
     }
 
     /// Kept through the stale-if-error period after the TTL.
-    async fn put(&self, page: &StoredPage) -> Result<(), LayerError> {
-        let sealed = webcrypto::seal(&self.upstreams.keyring, &self.key, &page.body).await.map_err(|err| failed(format!("sealing: {err}")))?;
+    async fn put(&self, page: &Page) -> Result<(), LayerError> {
+        let sealed = webcrypto::seal(&self.upstreams.keyring, &self.key, &page.body.text()).await.map_err(|err| failed(format!("sealing: {err}")))?;
         let retention = self.upstreams.policy.freshness.retention_seconds();
         write(&self.store, &self.key, &sealed, Some(page.read_at), retention).await
     }
@@ -257,6 +260,8 @@ pub struct CarriedCopy {
 }
 
 impl Source for CarriedCopy {
+    type Body = PageBody;
+
     fn layer(&self) -> CacheLayer {
         CacheLayer::Kv
     }
@@ -269,7 +274,7 @@ impl Source for CarriedCopy {
         true
     }
 
-    async fn read(&self, _mode: SourceMode) -> Result<StoredPage, SourceError> {
+    async fn read(&self, _mode: SourceMode) -> Result<Page, SourceError> {
         self.reads.set(self.reads.get() + 1);
         self.missing.replace(None);
         let Some(raw) = self.store.text(&self.record_key).await? else { return Err(SourceError::Declined) };
@@ -294,7 +299,7 @@ impl Source for CarriedCopy {
         self.missing.borrow().is_some()
     }
 
-    async fn keep(&self, page: &StoredPage) -> Result<(), LayerError> {
+    async fn keep(&self, page: &Page) -> Result<(), LayerError> {
         let Some(key) = self.missing.take() else { return Ok(()) };
         KvPage { store: self.store.clone(), upstreams: Rc::clone(&self.upstreams), key }.put(page).await
     }
@@ -303,7 +308,7 @@ impl Source for CarriedCopy {
 /// What KV holds at a start.
 enum AtStart {
     /// The page of the current generation, carried from the start's copy.
-    Carried(StoredPage),
+    Carried(Page),
     /// No copy within stale-while-revalidate, at this KV key.
     Missing(String),
     /// A copy some update may have moved contacts across.
@@ -323,9 +328,9 @@ impl CarriedCopy {
             Some(page) if matches!(self.upstreams.policy.freshness.of(page.read_at, now), Freshness::Fresh | Freshness::Revalidate) => page,
             _ => return Ok(AtStart::Missing(copy.key)),
         };
-        Ok(match carry(&page.body, &self.query, &self.user, updates) {
+        Ok(match carry(&page.body.text(), &self.query, &self.user, updates) {
             Some(Carried::Unchanged) => AtStart::Carried(page),
-            Some(Carried::Patched(body)) => AtStart::Carried(StoredPage { body, read_at: page.read_at }),
+            Some(Carried::Patched(body)) => AtStart::Carried(Page { body: body.into(), read_at: page.read_at }),
             None => AtStart::NotCarried,
         })
     }

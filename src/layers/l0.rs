@@ -3,7 +3,8 @@
 //! here is answered with no I/O at all.
 
 use crate::runtime;
-use contact_list_cache_core::engine::{Cache, LayerError, StoredPage};
+use crate::body::{Page, PageBody};
+use contact_list_cache_core::engine::{Cache, LayerError};
 use contact_list_cache_core::generation::ScopeState;
 use contact_list_cache_core::l0::{L0Limits, L0};
 use contact_list_cache_core::layer::CacheLayer;
@@ -11,7 +12,7 @@ use serde_json::{json, Value};
 use std::cell::RefCell;
 
 thread_local! {
-    static PAGES: RefCell<L0<StoredPage>> = RefCell::default();
+    static PAGES: RefCell<L0<Page>> = RefCell::default();
     static STATES: RefCell<L0<ScopeState>> = RefCell::default();
 }
 
@@ -32,6 +33,8 @@ pub struct L0Page {
 }
 
 impl Cache for L0Page {
+    type Body = PageBody;
+
     fn layer(&self) -> CacheLayer {
         CacheLayer::L0
     }
@@ -40,11 +43,11 @@ impl Cache for L0Page {
         true
     }
 
-    async fn get(&self) -> Result<Option<StoredPage>, LayerError> {
+    async fn get(&self) -> Result<Option<Page>, LayerError> {
         Ok(PAGES.with(|pages| pages.borrow().get(&self.key, runtime::now(), for_pages(self.limits))))
     }
 
-    async fn put(&self, page: &StoredPage) -> Result<(), LayerError> {
+    async fn put(&self, page: &Page) -> Result<(), LayerError> {
         PAGES.with(|pages| pages.borrow_mut().put(&self.key, page.clone(), runtime::now(), for_pages(self.limits)));
         Ok(())
     }

@@ -5,7 +5,8 @@ use crate::config::{Upstreams, CACHE_TTL_SECONDS};
 use crate::layers::kv::KvPage;
 use crate::runtime::{self, within};
 use contact_list_cache_core::access::Caller;
-use contact_list_cache_core::engine::{Cache, LayerError, Source, SourceError, SourceMode, StoredPage};
+use crate::body::{Page, PageBody};
+use contact_list_cache_core::engine::{Cache, LayerError, Source, SourceError, SourceMode};
 use contact_list_cache_core::envelope::{Contact, ContactListResponse};
 use contact_list_cache_core::layer::CacheLayer;
 use contact_list_cache_core::postgrest::{contact_page, list_total as counter_filters, PostgrestQuery};
@@ -41,6 +42,8 @@ pub struct SupabasePage {
 }
 
 impl Source for SupabasePage {
+    type Body = PageBody;
+
     fn layer(&self) -> CacheLayer {
         CacheLayer::Database
     }
@@ -50,11 +53,11 @@ impl Source for SupabasePage {
     }
 
     /// Always from the database: PostgREST keeps no cache.
-    async fn read(&self, _: SourceMode) -> Result<StoredPage, SourceError> {
+    async fn read(&self, _: SourceMode) -> Result<Page, SourceError> {
         let (contacts, total) = self.page().await?;
         let read_at = runtime::now();
         let envelope = ContactListResponse::new(&self.query, contacts, total, read_at, CACHE_TTL_SECONDS);
-        Ok(StoredPage { body: serde_json::to_string(&envelope).expect("a response serializes"), read_at })
+        Ok(Page { body: serde_json::to_string(&envelope).expect("a response serializes").into(), read_at })
     }
 }
 
@@ -71,7 +74,7 @@ impl SupabasePage {
         let now = runtime::now();
         let known = match &self.total {
             Some(kept) => match kept.get().await {
-                Ok(Some(page)) if now.since(page.read_at) < u64::from(CACHE_TTL_SECONDS) * 1000 => page.body.parse::<u64>().ok(),
+                Ok(Some(page)) if now.since(page.read_at) < u64::from(CACHE_TTL_SECONDS) * 1000 => page.body.text().parse::<u64>().ok(),
                 _ => None,
             },
             None => None,
@@ -80,7 +83,7 @@ impl SupabasePage {
         match (known, counted, &self.total) {
             (Some(total), _, _) => Ok((contacts, total)),
             (None, Some(total), Some(kept)) => {
-                if let Err(err) = kept.put(&StoredPage { body: total.to_string(), read_at: now }).await {
+                if let Err(err) = kept.put(&Page { body: total.to_string().into(), read_at: now }).await {
                     worker::console_warn!("a list's total was not kept: {err}");
                 }
                 Ok((contacts, total))

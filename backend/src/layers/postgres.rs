@@ -94,6 +94,8 @@ impl Postgres {
 }
 
 impl Source for Postgres {
+    type Body = String;
+
     /// The same in every mode: PostgreSQL keeps no cache of its own.
     async fn read(&self, _: SourceMode) -> Result<StoredPage, SourceError> {
         let read_at = now();

@@ -29,6 +29,8 @@ impl RedisEntry {
 }
 
 impl Cache for RedisEntry {
+    type Body = String;
+
     fn layer(&self) -> CacheLayer {
         CacheLayer::Redis
     }

@@ -5,7 +5,7 @@
 //! the bound later: the same bound a superseded page is served within (0 = strict: nothing is
 //! kept). Entries leave in the order they came: the oldest is always the first to expire.
 
-use crate::engine::StoredPage;
+use crate::engine::{Body, StoredPage};
 use crate::generation::ScopeState;
 use crate::time::UnixMillis;
 use std::collections::{HashMap, VecDeque};
@@ -41,9 +41,9 @@ impl Weigh for String {
     }
 }
 
-impl Weigh for StoredPage {
+impl<B: Body> Weigh for StoredPage<B> {
     fn weight(&self) -> usize {
-        self.body.len() + 8
+        self.body.size() + 8
     }
 }
 

@@ -44,7 +44,7 @@ mod request;
 mod tests;
 
 pub use outcome::{After, Event, Found, Outcome, ReadError, Served, Shared, Skip, Step};
-pub use ports::{Cache, LayerError, Source, SourceError, SourceMode, StoredPage};
+pub use ports::{Body, Cache, LayerError, Source, SourceError, SourceMode, StoredPage};
 pub use request::{Budgets, GenerationState, Mode, Policy, Request};
 
 use crate::access::Membership;
@@ -70,11 +70,10 @@ pub struct Engine<C, S, R, K> {
 }
 
 /// What one read gathers on its way down.
-#[derive(Default)]
-struct Trail {
+struct Trail<B> {
     steps: Vec<Step>,
-    writes: Vec<(usize, CacheLayer, StoredPage)>,
-    kept: Option<(CacheLayer, StoredPage)>,
+    writes: Vec<(usize, CacheLayer, StoredPage<B>)>,
+    kept: Option<(CacheLayer, StoredPage<B>)>,
     failures: Vec<LayerError>,
     consulted_a_cache: bool,
     /// Whether the sources that answer from a cached copy were already asked.
@@ -82,10 +81,25 @@ struct Trail {
     /// The sources that answer from a cached copy that declined and keep what answers below them.
     keepers: Vec<usize>,
     /// The pages to hand to those sources, after the response (rule 9).
-    keeps: Vec<(usize, CacheLayer, StoredPage)>,
+    keeps: Vec<(usize, CacheLayer, StoredPage<B>)>,
 }
 
-impl Trail {
+impl<B> Default for Trail<B> {
+    fn default() -> Self {
+        Self {
+            steps: Vec::new(),
+            writes: Vec::new(),
+            kept: None,
+            failures: Vec::new(),
+            consulted_a_cache: false,
+            copies_asked: false,
+            keepers: Vec::new(),
+            keeps: Vec::new(),
+        }
+    }
+}
+
+impl<B> Trail<B> {
     fn step(&mut self, layer: CacheLayer, event: Event) {
         if let Event::Failed(err) = &event {
             self.failures.push(err.clone());
@@ -94,7 +108,7 @@ impl Trail {
     }
 
     /// Keeps `page` aside for stale-if-error, if it is the freshest kept so far.
-    fn keep(&mut self, layer: CacheLayer, page: StoredPage) {
+    fn keep(&mut self, layer: CacheLayer, page: StoredPage<B>) {
         if self.kept.as_ref().is_none_or(|(_, kept)| kept.read_at < page.read_at) {
             self.kept = Some((layer, page));
         }
@@ -104,12 +118,12 @@ impl Trail {
 impl<C, S, R, K> Engine<C, S, R, K>
 where
     C: Cache,
-    S: Source,
+    S: Source<Body = C::Body>,
     R: Runtime,
-    K: Coalesce<Shared>,
+    K: Coalesce<Shared<C::Body>>,
 {
     /// Reads the page: see the module's rules.
-    pub async fn read(&self, request: &Request) -> Outcome<K::Lead> {
+    pub async fn read(&self, request: &Request) -> Outcome<K::Lead, C::Body> {
         let mut trail = Trail::default();
         let access = cache_access(request);
         let local = self.caches.iter().take_while(|cache| cache.is_local()).count();
@@ -168,7 +182,7 @@ where
     /// After the response: the write-backs, the end of the flight, then the background refresh or
     /// the fetch of a superseded page's current one (if this request's lease allows it). Returns
     /// what failed, for the logs.
-    pub async fn finish(&self, request: &Request, after: After<K::Lead>) -> Vec<LayerError> {
+    pub async fn finish(&self, request: &Request, after: After<K::Lead, C::Body>) -> Vec<LayerError> {
         let After { writes, keeps, refresh, fill, lead } = after;
         let mut failures = Vec::new();
         for (index, _, page) in &writes {
@@ -203,20 +217,20 @@ where
 
     /// Notes that source `index` declined: if it keeps what answers below it, it is given the
     /// next page a source answers (rule 9).
-    fn declined(&self, index: usize, trail: &mut Trail) {
+    fn declined(&self, index: usize, trail: &mut Trail<C::Body>) {
         if self.sources[index].keeps_answers_below() {
             trail.keepers.push(index);
         }
     }
 
     /// Queues `page`, just answered, for every source waiting to keep it (rule 9).
-    fn hand_to_keepers(&self, page: &StoredPage, trail: &mut Trail) {
+    fn hand_to_keepers(&self, page: &StoredPage<C::Body>, trail: &mut Trail<C::Body>) {
         let keepers = std::mem::take(&mut trail.keepers);
         trail.keeps.extend(keepers.into_iter().map(|keeper| (keeper, self.sources[keeper].layer(), page.clone())));
     }
 
     /// Hands each page to the source that keeps it (rule 9).
-    async fn keep(&self, keeps: &[(usize, CacheLayer, StoredPage)]) -> Vec<LayerError> {
+    async fn keep(&self, keeps: &[(usize, CacheLayer, StoredPage<C::Body>)]) -> Vec<LayerError> {
         let mut failures = Vec::new();
         for (index, layer, page) in keeps {
             failures.extend(self.within(*layer, self.sources[*index].keep(page)).await.err());
@@ -227,7 +241,7 @@ where
     /// Within the staleness bound after an invalidation, the page carried from the generation
     /// before by a source that answers from a cached copy: current and read from no database, so
     /// it is asked before a superseded copy would be served `STALE` (and not again below).
-    async fn carried_within_the_bound(&self, request: &Request, access: Result<(), Skip>, trail: &mut Trail) -> Option<Shared> {
+    async fn carried_within_the_bound(&self, request: &Request, access: Result<(), Skip>, trail: &mut Trail<C::Body>) -> Option<Shared<C::Body>> {
         let until = request.superseded_until?;
         if access.is_err() || self.runtime.now() >= until {
             return None;
@@ -243,7 +257,7 @@ where
 
     /// A copy of the page under the generation its scope superseded, while the staleness bound
     /// allows it (and its own freshness does): served labelled `STALE`, with its `Age`.
-    async fn superseded_copy(&self, request: &Request, access: Result<(), Skip>, trail: &mut Trail) -> Option<Served> {
+    async fn superseded_copy(&self, request: &Request, access: Result<(), Skip>, trail: &mut Trail<C::Body>) -> Option<Served<C::Body>> {
         let until = request.superseded_until?;
         if access.is_err() || self.runtime.now() >= until {
             return None;
@@ -261,7 +275,7 @@ where
     }
 
     /// Everything below the local caches: the other caches from `from` on, then the sources.
-    async fn below(&self, from: usize, request: &Request, trail: &mut Trail) -> Shared {
+    async fn below(&self, from: usize, request: &Request, trail: &mut Trail<C::Body>) -> Shared<C::Body> {
         let access = cache_access(request);
         for (index, cache) in self.caches.iter().enumerate().skip(from) {
             if let Err(skip) = access {
@@ -290,7 +304,7 @@ where
     /// Asks one source: its page (`status`, or `HIT` from a cached copy), queued for the caches
     /// while the generation is known, or the end of the read when it says "not a member"; `None`
     /// when it declined or failed (noted in `trail`), for the next one to be asked.
-    async fn ask(&self, index: usize, mode: SourceMode, status: CacheStatus, request: &Request, trail: &mut Trail) -> Option<Shared> {
+    async fn ask(&self, index: usize, mode: SourceMode, status: CacheStatus, request: &Request, trail: &mut Trail<C::Body>) -> Option<Shared<C::Body>> {
         let source = &self.sources[index];
         match self.within(source.layer(), source.read(mode)).await {
             Ok(page) => {
@@ -319,7 +333,7 @@ where
     }
 
     /// Reads one cache: a copy to serve, or nothing (a copy for errors is kept in `trail`).
-    async fn look(&self, cache: &C, trail: &mut Trail) -> Option<Found> {
+    async fn look(&self, cache: &C, trail: &mut Trail<C::Body>) -> Option<Found<C::Body>> {
         let layer = cache.layer();
         trail.consulted_a_cache = true;
         let page = match self.within(layer, cache.get()).await {
@@ -378,14 +392,14 @@ where
 
     /// Plans the write-back of a page found in cache `index` to every cache above it, while the
     /// generation is known.
-    fn write_above(&self, index: usize, page: &StoredPage, request: &Request, trail: &mut Trail) {
+    fn write_above(&self, index: usize, page: &StoredPage<C::Body>, request: &Request, trail: &mut Trail<C::Body>) {
         if request.generation == GenerationState::Known {
             trail.writes.extend(self.caches[..index].iter().enumerate().map(|(i, above)| (i, above.layer(), page.clone())));
         }
     }
 
     /// The sources that may be asked for this request; the others are recorded as skipped.
-    fn sources_for(&self, request: &Request, trail: &mut Trail) -> Vec<usize> {
+    fn sources_for(&self, request: &Request, trail: &mut Trail<C::Body>) -> Vec<usize> {
         let unverified = request.membership == Membership::Unverified;
         let mut asked = Vec::new();
         for (index, source) in self.sources.iter().enumerate() {
@@ -410,7 +424,7 @@ where
         self.caches.iter().enumerate().filter(|(_, cache)| !source.fills(cache.layer())).map(|(i, _)| i)
     }
 
-    async fn put(&self, index: usize, page: &StoredPage) -> Option<LayerError> {
+    async fn put(&self, index: usize, page: &StoredPage<C::Body>) -> Option<LayerError> {
         let cache = &self.caches[index];
         self.within(cache.layer(), cache.put(page)).await.err()
     }
@@ -454,6 +468,6 @@ fn cache_access(request: &Request) -> Result<(), Skip> {
     }
 }
 
-fn served(found: Found, coalesced: bool) -> Served {
+fn served<B>(found: Found<B>, coalesced: bool) -> Served<B> {
     Served { body: found.page.body, status: found.status, layer: found.layer, age: found.age, coalesced }
 }

@@ -49,8 +49,8 @@ pub struct Step {
 
 /// The answer to serve.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Served {
-    pub body: String,
+pub struct Served<B = String> {
+    pub body: B,
     pub status: CacheStatus,
     pub layer: CacheLayer,
     /// Seconds since the page was read from its source, when served past its TTL.
@@ -78,8 +78,8 @@ fn describe(failures: &[LayerError]) -> String {
 
 /// A page found below the first cache, as concurrent identical reads share it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Found {
-    pub(super) page: StoredPage,
+pub struct Found<B = String> {
+    pub(super) page: StoredPage<B>,
     pub(super) layer: CacheLayer,
     pub(super) status: CacheStatus,
     pub(super) age: Option<u64>,
@@ -87,21 +87,21 @@ pub struct Found {
 }
 
 /// What a shared read hands to every request that joined it.
-pub type Shared = Result<Found, ReadError>;
+pub type Shared<B = String> = Result<Found<B>, ReadError>;
 
 /// The work left for after the response: write-backs, a background refresh, and the end of a
 /// shared read's flight (held until the write-backs land).
-pub struct After<L> {
-    pub(super) writes: Vec<(usize, CacheLayer, StoredPage)>,
+pub struct After<L, B = String> {
+    pub(super) writes: Vec<(usize, CacheLayer, StoredPage<B>)>,
     /// Pages for the sources that keep what answered below them (the source's index).
-    pub(super) keeps: Vec<(usize, CacheLayer, StoredPage)>,
+    pub(super) keeps: Vec<(usize, CacheLayer, StoredPage<B>)>,
     pub(super) refresh: bool,
     /// A superseded copy was served: fetch the current page.
     pub(super) fill: bool,
     pub(super) lead: Option<L>,
 }
 
-impl<L> After<L> {
+impl<L, B> After<L, B> {
     /// The layers the page will be written to: the caches above, and the layers of the sources
     /// that keep it.
     pub fn writes(&self) -> impl Iterator<Item = CacheLayer> + '_ {
@@ -125,9 +125,9 @@ impl<L> After<L> {
 }
 
 /// A read's result, its steps, and the work left for after the response.
-pub struct Outcome<L> {
-    pub result: Result<Served, ReadError>,
+pub struct Outcome<L, B = String> {
+    pub result: Result<Served<B>, ReadError>,
     pub steps: Vec<Step>,
-    pub after: After<L>,
+    pub after: After<L, B>,
 }
 

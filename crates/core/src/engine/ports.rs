@@ -9,11 +9,25 @@
 use crate::layer::CacheLayer;
 use crate::time::UnixMillis;
 
+/// A page's body as the layers hand it over: the JSON text served, which the engine passes on
+/// without reading. The backend's is a `String`; the worker's may stay in the runtime's memory
+/// from KV to the response (`src/body.rs`).
+pub trait Body: Clone {
+    /// Its size in bytes.
+    fn size(&self) -> usize;
+}
+
+impl Body for String {
+    fn size(&self) -> usize {
+        self.len()
+    }
+}
+
 /// A page as a cache stores it: the JSON body as served, and when it was read from its source
 /// (so its age is the same in every layer it is copied to).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoredPage {
-    pub body: String,
+pub struct StoredPage<B = String> {
+    pub body: B,
     pub read_at: UnixMillis,
 }
 
@@ -66,6 +80,8 @@ pub enum SourceError {
 
 /// One cache layer, bound to the page of one request: it knows its own key.
 pub trait Cache {
+    /// The body of the pages it holds.
+    type Body: Body;
     /// Which layer this is, for headers, logs, metrics and budgets.
     fn layer(&self) -> CacheLayer;
     /// Whether a read here is about as cheap as waiting for another request's (a store in the
@@ -75,9 +91,9 @@ pub trait Cache {
         false
     }
     /// The page this layer holds, if any.
-    async fn get(&self) -> Result<Option<StoredPage>, LayerError>;
+    async fn get(&self) -> Result<Option<StoredPage<Self::Body>>, LayerError>;
     /// Stores `page`, to be kept for as long as the layer's retention says.
-    async fn put(&self, page: &StoredPage) -> Result<(), LayerError>;
+    async fn put(&self, page: &StoredPage<Self::Body>) -> Result<(), LayerError>;
 }
 
 /// How a source may answer.
@@ -92,6 +108,8 @@ pub enum SourceMode {
 
 /// One source of pages, bound to the page of one request.
 pub trait Source {
+    /// The body of the pages it answers.
+    type Body: Body;
     /// Which layer answers when this source does (`Database`, `BackendFallback`).
     fn layer(&self) -> CacheLayer;
     /// Whether this source checks the caller's membership itself, and so may be asked when the
@@ -115,10 +133,10 @@ pub trait Source {
     }
     /// Keeps `page`, answered below after this source declined (see
     /// [`Source::keeps_answers_below`]).
-    async fn keep(&self, page: &StoredPage) -> Result<(), LayerError> {
+    async fn keep(&self, page: &StoredPage<Self::Body>) -> Result<(), LayerError> {
         let _ = page;
         Ok(())
     }
     /// The page, read as `mode` allows.
-    async fn read(&self, mode: SourceMode) -> Result<StoredPage, SourceError>;
+    async fn read(&self, mode: SourceMode) -> Result<StoredPage<Self::Body>, SourceError>;
 }

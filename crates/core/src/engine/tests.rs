@@ -128,6 +128,8 @@ struct FakeCache {
 }
 
 impl Cache for Rc<FakeCache> {
+    type Body = String;
+
     fn layer(&self) -> CacheLayer {
         self.layer
     }
@@ -183,6 +185,8 @@ struct FakeSource {
 }
 
 impl Source for Rc<FakeSource> {
+    type Body = String;
+
     fn layer(&self) -> CacheLayer {
         self.layer
     }
@@ -675,6 +679,8 @@ fn a_source_below_no_cache_may_answer_from_its_own() {
 fn the_engines_futures_are_send_over_send_adapters() {
     struct Plain;
     impl Cache for Plain {
+        type Body = String;
+
         fn layer(&self) -> CacheLayer {
             CacheLayer::Redis
         }
@@ -686,6 +692,8 @@ fn the_engines_futures_are_send_over_send_adapters() {
         }
     }
     impl Source for Plain {
+        type Body = String;
+
         async fn read(&self, _: SourceMode) -> Result<StoredPage, SourceError> {
             Err(SourceError::Forbidden)
         }
