@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { request as httpRequest } from "node:http";
 import { after, before, describe, test } from "node:test";
 import { builtWorker, newStack, waitFor } from "../../scripts/stack.mjs";
-import { ownWorker, seed, stack, tokenFor } from "./harness.mjs";
+import { expectedPage, ownWorker, seed, stack, tokenFor } from "./harness.mjs";
 
 const WS = seed.workspace(3);
 const BOARD = seed.board(3, 3);
@@ -34,7 +34,7 @@ function call(url, { method = "GET", path, host, body } = {}) {
 async function list(url, query) {
   const res = await call(url, { path: `/api/boards/${BOARD}/contacts?${query}` });
   assert.equal(res.status, 200, res.text);
-  return { label: `${res.headers["x-cache-status"]}/${res.headers["x-cache-layer"]}`, key: res.headers["x-cache-key"] };
+  return { label: `${res.headers["x-cache-status"]}/${res.headers["x-cache-layer"]}`, key: res.headers["x-cache-key"], text: res.text };
 }
 
 async function l0Usage(url) {
@@ -58,9 +58,18 @@ describe("L0", () => {
 
   test("a hot page answers from L0, and an invalidation elsewhere shows within the bound", async () => {
     const query = "filter=open&page=1";
-    await waitFor("the page in KV", async () => (await list(worker, query)).label === "HIT/KV", 5000);
+    let fromKv;
+    await waitFor("the page in KV", async () => (fromKv = await list(worker, query)).label === "HIT/KV", 5000);
     const old = await list(worker, query);
     assert.equal(old.label, "HIT/L0");
+    // L0 keeps the page as KV's copy opened: every answer from it is that page, whole (the
+    // kept bytes are not used up by the first response), with SQL's rows.
+    const again = [];
+    for (let i = 0; i < 3; i++) again.push(await list(worker, query));
+    assert.ok(again.some((answer) => answer.label === "HIT/L0"));
+    for (const answer of [old, ...again]) assert.equal(answer.text, fromKv.text);
+    const expected = expectedPage({ workspace: WS, board: BOARD, me: ME, filter: "open", page: 1 });
+    assert.deepEqual(JSON.parse(fromKv.text).data.contacts.map((c) => c.id), expected.ids);
     // Invalidated through the peer isolate: this isolate's L0 does not hear of it.
     const invalidated = await call(worker, { method: "POST", path: "/api/cache/invalidate", host: PEER, body: { workspace_id: WS, board_id: BOARD, filter: "open" } });
     assert.equal(invalidated.status, 200, invalidated.text);
