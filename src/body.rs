@@ -29,7 +29,9 @@ impl PageBody {
     pub fn text(&self) -> Cow<'_, str> {
         match self {
             Self::Text(text) => Cow::Borrowed(text),
-            Self::Opened(bytes) => Cow::Owned(String::from_utf8_lossy(&bytes.to_vec()).into_owned()),
+            Self::Opened(bytes) => {
+                Cow::Owned(String::from_utf8(bytes.to_vec()).unwrap_or_else(|err| String::from_utf8_lossy(err.as_bytes()).into_owned()))
+            }
         }
     }
 }

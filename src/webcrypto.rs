@@ -7,17 +7,11 @@
 use contact_list_cache_core::sealed::{Keyring, OpenError, NONCE_LEN};
 use contact_list_cache_core::time::UnixMillis;
 use std::cell::RefCell;
-use std::collections::HashMap;
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{AesGcmParams, CryptoKey, SubtleCrypto, WorkerGlobalScope};
 use worker::js_sys;
 use wasm_bindgen::prelude::wasm_bindgen;
 use worker::wasm_bindgen::{JsCast, JsValue};
-
-thread_local! {
-    /// Imported keys by key id, with the bytes they were imported from.
-    static KEYS: RefCell<HashMap<String, ([u8; 32], CryptoKey)>> = RefCell::new(HashMap::new());
-}
 
 /// Why WebCrypto could not seal an entry.
 #[derive(Debug, thiserror::Error)]
@@ -35,20 +29,14 @@ fn subtle() -> Result<SubtleCrypto, SealError> {
     Ok(global.crypto().map_err(runtime)?.subtle())
 }
 
-/// The imported key `id` (imported once per isolate).
-async fn key(subtle: &SubtleCrypto, id: &str, raw: &[u8; 32]) -> Result<CryptoKey, SealError> {
-    let known = KEYS.with(|keys| keys.borrow().get(id).filter(|(bytes, _)| bytes == raw).map(|(_, key)| key.clone()));
-    if let Some(key) = known {
-        return Ok(key);
-    }
+/// `raw` imported as an AES-GCM key (see `keys`, which imports each once per isolate).
+async fn import(subtle: &SubtleCrypto, raw: &[u8; 32]) -> Result<CryptoKey, SealError> {
     let algorithm = js_sys::Object::new();
     js_sys::Reflect::set(&algorithm, &"name".into(), &"AES-GCM".into()).map_err(runtime)?;
     let usages = js_sys::Array::of2(&"encrypt".into(), &"decrypt".into());
     let data = js_sys::Uint8Array::from(&raw[..]);
     let promise = subtle.import_key_with_object("raw", &data, &algorithm, false, &usages).map_err(runtime)?;
-    let key: CryptoKey = JsFuture::from(promise).await.map_err(runtime)?.unchecked_into();
-    KEYS.with(|keys| keys.borrow_mut().insert(id.to_owned(), (*raw, key.clone())));
-    Ok(key)
+    Ok(JsFuture::from(promise).await.map_err(runtime)?.unchecked_into())
 }
 
 fn params(nonce: &[u8; NONCE_LEN], cache_key: &str) -> AesGcmParams {
@@ -114,15 +102,17 @@ extern "C" {
 type Ring = Vec<(String, [u8; 32])>;
 
 thread_local! {
-    /// The keyring's keys as `read_sealed` takes them, with the ids and bytes they came from.
-    static OPENING: RefCell<Option<(Ring, js_sys::Map)>> = const { RefCell::new(None) };
+    /// The keyring's keys imported, by key id (as `read_sealed` takes them), with the ids and
+    /// bytes they came from.
+    static IMPORTED: RefCell<Option<(Ring, js_sys::Map)>> = const { RefCell::new(None) };
 }
 
-/// Every key of `keyring`, imported, by key id (imported once per isolate).
-async fn opening_keys(keyring: &Keyring) -> Result<js_sys::Map, SealError> {
-    let known = OPENING.with(|opening| {
-        let opening = opening.borrow();
-        let (ring, map) = opening.as_ref()?;
+/// Every key of `keyring`, imported, by key id: imported once per isolate (again if the keyring
+/// changes), for sealing and opening alike.
+async fn keys(keyring: &Keyring) -> Result<js_sys::Map, SealError> {
+    let known = IMPORTED.with(|imported| {
+        let imported = imported.borrow();
+        let (ring, map) = imported.as_ref()?;
         ring.iter().map(|(id, raw)| (id.as_str(), raw)).eq(keyring.keys()).then(|| map.clone())
     });
     if let Some(map) = known {
@@ -130,10 +120,10 @@ async fn opening_keys(keyring: &Keyring) -> Result<js_sys::Map, SealError> {
     }
     let (subtle, map) = (subtle()?, js_sys::Map::new());
     for (id, raw) in keyring.keys() {
-        map.set(&id.into(), key(&subtle, id, raw).await?.as_ref());
+        map.set(&id.into(), import(&subtle, raw).await?.as_ref());
     }
     let ring = keyring.keys().map(|(id, raw)| (id.to_owned(), *raw)).collect();
-    OPENING.with(|opening| opening.replace(Some((ring, map.clone()))));
+    IMPORTED.with(|imported| imported.replace(Some((ring, map.clone()))));
     Ok(map)
 }
 
@@ -152,9 +142,10 @@ pub enum ReadError {
 /// when it was read from its source (the epoch when its metadata does not say). Tampered, moved
 /// or unknown-key entries are refused.
 pub async fn read_and_open(namespace: &js_sys::Object, keyring: &Keyring, cache_key: &str) -> Result<Option<(js_sys::Uint8Array, UnixMillis)>, ReadError> {
-    let keys = opening_keys(keyring).await.map_err(|err| ReadError::Runtime(err.to_string()))?;
-    let promise = read_sealed(namespace, cache_key, &keys).map_err(|err| ReadError::Runtime(crate::runtime::js_message(&err)))?;
-    let read: Read = JsFuture::from(promise).await.map_err(|err| ReadError::Runtime(crate::runtime::js_message(&err)))?.unchecked_into();
+    let keys = keys(keyring).await.map_err(|err| ReadError::Runtime(err.to_string()))?;
+    let failed = |err: JsValue| ReadError::Runtime(crate::runtime::js_message(&err));
+    let promise = read_sealed(namespace, cache_key, &keys).map_err(failed)?;
+    let read: Read = JsFuture::from(promise).await.map_err(failed)?.unchecked_into();
     let refused = |err| Err(ReadError::Refused(err));
     match read.state() {
         0 => Ok(None),
@@ -173,9 +164,9 @@ pub async fn read_and_open(namespace: &js_sys::Object, keyring: &Keyring, cache_
 pub async fn seal(keyring: &Keyring, cache_key: &str, plaintext: &str) -> Result<String, SealError> {
     let mut nonce = [0u8; NONCE_LEN];
     getrandom::getrandom(&mut nonce).map_err(|err| SealError::Runtime(format!("no randomness for a nonce: {err}")))?;
-    let (id, raw) = keyring.sealing_key();
+    let (id, _) = keyring.sealing_key();
+    let key: CryptoKey = keys(keyring).await?.get(&id.into()).unchecked_into();
     let subtle = subtle()?;
-    let key = key(&subtle, id, raw).await?;
     let promise = subtle
         .encrypt_with_object_and_u8_array(&params(&nonce, cache_key), &key, plaintext.as_bytes())
         .map_err(runtime)?;

@@ -181,9 +181,8 @@ export function targets(byId, mix, wasm) {
     const [a, b] = [byId[ours], byId[js]];
     const ratio = a.rps / b.rps;
     const byRound = a.rounds && b.rounds ? ` (by round: ${a.rounds.map((r, i) => (r.rps / b.rounds[i].rps).toFixed(2)).join(", ")})` : "";
-    const cpu = (x) => (x === null || x === undefined ? "—" : fmt.int(x));
     const perRequest = a.aloneCpuUsPerRequest && b.aloneCpuUsPerRequest
-      ? `; workerd CPU per request alone ${cpu(a.aloneCpuUsPerRequest)} against ${cpu(b.aloneCpuUsPerRequest)} µs (${(b.aloneCpuUsPerRequest / a.aloneCpuUsPerRequest).toFixed(2)}), loaded ${cpu(a.cpuUsPerRequest)} against ${cpu(b.cpuUsPerRequest)} µs`
+      ? `; workerd CPU per request alone ${fmt.micros(a.aloneCpuUsPerRequest)} against ${fmt.micros(b.aloneCpuUsPerRequest)} µs (${(b.aloneCpuUsPerRequest / a.aloneCpuUsPerRequest).toFixed(2)}), loaded ${fmt.micros(a.cpuUsPerRequest)} against ${fmt.micros(b.cpuUsPerRequest)} µs`
       : "";
     const measured = `${fmt.int(a.rps)} ÷ ${fmt.int(b.rps)} req/s = ${ratio.toFixed(2)}${byRound}${perRequest}`;
     out.push(least === null

@@ -7,11 +7,10 @@ const fmt = {
   pct: (x, digits = 1) => `${(x * 100).toFixed(digits)} %`,
   bytes: (n) => `${n.toLocaleString("en-US")} B (${(n / 1000).toFixed(0)} KB)`,
   rate: (n) => `${n} write${n === 1 ? "" : "s"}/s`,
+  /** Microseconds, or a dash when not measured. */
+  micros: (us) => (us === null || us === undefined ? "—" : Math.round(us).toLocaleString("en-US")),
 };
 export { fmt };
-
-/** Microseconds, or a dash when not measured. */
-const micros = (us) => (us === null || us === undefined ? "—" : fmt.int(us));
 
 /** The scenario table's rows: scenario, req/s, p50, p95, p99, errors, p50 alone, workerd CPU
  * per request loaded and alone, served as. */
@@ -24,8 +23,8 @@ export function scenarioRows(scenarios) {
     fmt.ms(s.latencyMs.p99),
     fmt.int(s.errors),
     s.aloneMs ? fmt.ms(s.aloneMs.p50) : "—",
-    micros(s.cpuUsPerRequest),
-    micros(s.aloneCpuUsPerRequest),
+    fmt.micros(s.cpuUsPerRequest),
+    fmt.micros(s.aloneCpuUsPerRequest),
     s.servedAs ? `${s.servedAs} ${fmt.pct(s.servedShare)}` : "—",
   ]);
 }
