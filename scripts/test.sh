@@ -14,6 +14,12 @@ cargo build --quiet --locked -p contact-list-cache-backend
 # The backend's image (static musl binary, FROM scratch); tests/e2e/image.test.mjs runs it as declared.
 bash scripts/build-image.sh >/dev/null
 bash scripts/build-worker.sh
+# The worker's wasm stays within the 500 KB gzipped target (README, Size).
+wasm_gzipped=$(gzip -9c build/index_bg.wasm | wc -c)
+if [ "$wasm_gzipped" -gt 500000 ]; then
+  echo "[test] build/index_bg.wasm is $wasm_gzipped bytes gzipped, over 500,000" >&2
+  exit 1
+fi
 # What `wrangler deploy --env production` would upload bundles (its [build] finds build/ current).
 dry_run=$(mktemp -d)
 WRANGLER_SEND_METRICS=false npx wrangler deploy --dry-run --env production --outdir "$dry_run" >/dev/null
