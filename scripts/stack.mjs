@@ -11,5 +11,5 @@
 // processes.mjs (spawning, stopping, ports, waiting), services.mjs (each service),
 // gateway.mjs (the Supabase gateway's own process) and compose.mjs (the whole stack).
 export { freePort, run, runSync, waitFor } from "./stack/processes.mjs";
-export { ROOT, backendEnv, builtWorker, psql, psqlArgs } from "./stack/services.mjs";
+export { POSTGREST_SCHEMAS, ROOT, SUPERUSER, backendEnv, builtWorker, psql, psqlArgs } from "./stack/services.mjs";
 export { newStack, startStack } from "./stack/compose.mjs";

@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { anonKey, userToken } from "../jwt.mjs";
 import { seed } from "../seed-ids.mjs";
 import { freePort, log, track } from "./processes.mjs";
-import { ROOT, Stack, liveWorker, psql } from "./services.mjs";
+import { ROOT, SUPERUSER, Stack, liveWorker, psql } from "./services.mjs";
 
 /** An ES256 (P-256) and an RS256 key pair, as a Supabase project with asymmetric keys has. */
 function signingKeys() {
@@ -35,7 +35,7 @@ export function newStack() {
  * @param {"miniflare"|"wrangler"|"none"} options.worker how to run the worker
  * @param {number} options.contacts how many contacts to seed (default 100000)
  * @param {number} options.workerPort fixed port for `wrangler dev` (default 8787)
- * @param {string} options.afterSeed SQL run as the superuser once the seed is in
+ * @param {string} options.afterSeed SQL run as the cluster's superuser (SUPERUSER) once the seed is in
  * @param {object} options.backendEnv the backend's environment, over the stack's
  * @param {object} options.bindings the worker's bindings, over the stack's
  * @param {(bindings: object) => object[]} options.extraWorkers with `worker: "miniflare"`, the
@@ -63,7 +63,7 @@ export async function startStack({
     log(`temp dir ${stack.dir}`);
     const pg = await stack.startDatabase(contacts);
     const seedSeconds = (Date.now() - started) / 1000;
-    if (afterSeed) await psql(pg.port, { command: afterSeed });
+    if (afterSeed) await psql(pg.port, { command: afterSeed, user: SUPERUSER });
     const [supabase, redis] = await Promise.all([stack.startSupabase({ jwtSecret, signing }), stack.startRedis()]);
     const backendOptions = { redisUrl: redis.url, internalAuthKey, databaseUrl: pg.url, encryptionKey };
     const { url: backend } = await stack.startBackend({

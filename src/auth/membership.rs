@@ -1,8 +1,10 @@
-//! Whether a caller belongs to the workspace they name: vouched for by the token's
-//! `app_metadata.workspace_ids`, or found in `workspace_members` read through PostgREST with the
-//! caller's own token (row-level security answers). Answers are kept in the isolate for
-//! [`MEMBERSHIP_TTL_MS`], so a member removed from a workspace can read it through a warm isolate
-//! for at most one minute; concurrent checks of one membership make one query.
+//! Whether a caller belongs to the workspace they name: found in `workspace_members` read through
+//! PostgREST with the caller's own token (row-level security answers). Answers are kept in the
+//! isolate for [`MEMBERSHIP_TTL_MS`], so a member removed from a workspace can read it through a
+//! warm isolate for at most one minute; concurrent checks of one membership make one query.
+//!
+//! A token's `app_metadata.workspace_ids` claim is not taken as proof: it was true when the token
+//! was issued and stays in the token for its whole life (an hour by default), past a removal.
 
 use crate::config::Upstreams;
 use crate::layers::supabase;
@@ -31,9 +33,6 @@ pub enum Checked {
 
 /// Checks whether `caller` belongs to `workspace`.
 pub async fn check(caller: &Caller, workspace: &WorkspaceId, upstreams: &Upstreams, trace: &Trace) -> Checked {
-    if caller.vouched_for(workspace) {
-        return Checked::Member;
-    }
     let now = runtime::now().0;
     let key = (caller.user_id.to_string(), workspace.to_string());
     let known = KNOWN.with(|cell| cell.borrow().get(&key).filter(|(_, at)| now.saturating_sub(*at) < MEMBERSHIP_TTL_MS).map(|(m, _)| *m));

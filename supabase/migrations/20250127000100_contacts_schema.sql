@@ -1,7 +1,15 @@
 -- The data the worker serves: workspaces, their members, boards, board columns, contacts and
 -- per-user favorites. Composite foreign keys keep every row inside its workspace.
+--
+-- Every migration here runs as hosted Supabase's `postgres` (not a superuser), as `supabase db
+-- push` runs them, and assumes only what a hosted project has before them: the API roles (anon,
+-- authenticated, service_role), schema `extensions`, and Supabase Auth's `auth.users` and
+-- `auth.uid()` (the local stack makes the same: scripts/stack/supabase-platform.sql). None creates
+-- anything in `auth` or `storage`. Default privileges grant what `postgres` creates in `public`
+-- to the API roles, so each migration revokes what they must not have where it creates it.
 
-create extension if not exists pg_trgm;
+-- Trigram indexes for search; the extension lives in `extensions`, out of PostgREST's schemas.
+create extension if not exists pg_trgm with schema extensions;
 
 create table public.workspaces (
   id uuid primary key default gen_random_uuid(),
@@ -88,18 +96,22 @@ create index contacts_filter_assignee_idx
 create index contacts_filter_column_idx
   on public.contacts (board_column_id, archived, created_at desc);
 -- search: case-insensitive substring match on name, email and phone.
-create index contacts_search_name_trgm_idx on public.contacts using gin (name gin_trgm_ops);
-create index contacts_search_email_trgm_idx on public.contacts using gin (email gin_trgm_ops);
-create index contacts_search_phone_trgm_idx on public.contacts using gin (phone gin_trgm_ops);
+create index contacts_search_name_trgm_idx on public.contacts using gin (name extensions.gin_trgm_ops);
+create index contacts_search_email_trgm_idx on public.contacts using gin (email extensions.gin_trgm_ops);
+create index contacts_search_phone_trgm_idx on public.contacts using gin (phone extensions.gin_trgm_ops);
 
 create function public.set_updated_at() returns trigger
   language plpgsql
+  set search_path = ''
   as $$
 begin
   new.updated_at := now();
   return new;
 end
 $$;
+
+-- A trigger function: only its triggers call it.
+revoke all on function public.set_updated_at() from public, anon, authenticated, service_role;
 
 create trigger workspaces_set_updated_at before update on public.workspaces
   for each row execute function public.set_updated_at();

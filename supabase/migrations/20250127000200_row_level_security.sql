@@ -9,7 +9,7 @@ create function public.current_user_workspace_ids() returns setof uuid
   as $$
     select workspace_id from public.workspace_members where user_id = auth.uid()
   $$;
-revoke all on function public.current_user_workspace_ids() from public;
+revoke all on function public.current_user_workspace_ids() from public, anon, authenticated, service_role;
 grant execute on function public.current_user_workspace_ids() to authenticated, service_role;
 
 alter table public.workspaces enable row level security;
@@ -47,8 +47,12 @@ create policy contact_favorites_own_read on public.contact_favorites
     and workspace_id in (select public.current_user_workspace_ids())
   );
 
--- Table privileges as Supabase grants them; the policies above decide which rows.
-grant usage on schema public to anon, authenticated, service_role;
+-- Table privileges: the API roles read (the policies above decide which rows) and write nothing
+-- (default privileges granted them everything; service_role, the project's admin key, keeps
+-- its). No sequence here.
+revoke all on public.workspaces, public.workspace_members, public.boards,
+  public.board_columns, public.contacts, public.contact_favorites
+  from anon, authenticated;
 grant select on public.workspaces, public.workspace_members, public.boards,
   public.board_columns, public.contacts, public.contact_favorites
   to anon, authenticated, service_role;

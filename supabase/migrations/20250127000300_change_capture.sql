@@ -19,6 +19,9 @@ begin
 end
 $$;
 
+-- A trigger function: only its triggers call it.
+revoke all on function public.notify_contact_list_cache() from public, anon, authenticated, service_role;
+
 create trigger contacts_notify_contact_list_cache
   after insert or update or delete on public.contacts
   for each row execute function public.notify_contact_list_cache();

@@ -26,6 +26,8 @@ create policy contact_list_counts_members_read on public.contact_list_counts
     and (list not like 'favorites:%' or list = 'favorites:' || (select auth.uid()))
   );
 
+-- Only the triggers below write totals (as this table's owner); the API roles read.
+revoke all on public.contact_list_counts from anon, authenticated, service_role;
 grant select on public.contact_list_counts to anon, authenticated, service_role;
 
 -- The lists a contact in this state belongs to, favorites aside: what the filters mean
@@ -42,14 +44,17 @@ create function public.contact_lists(archived boolean, status text, priority tex
         || case when assignee is null then array['unassigned'] else array['assigned:' || assignee] end
     end
   $$;
+-- For the counting functions below only (they run as its owner): not an API.
+revoke all on function public.contact_lists(boolean, text, text, uuid) from public, anon, authenticated, service_role;
 
 -- Applies `deltas` (a JSON array of {workspace_id, board_id, list, delta}), summed per counter and
 -- in key order (so concurrent writers lock counters in the same order and never deadlock). A
 -- board being deleted (its contacts going with it) is left alone: its counters go with it.
+-- Called only by the counting triggers below, which run as this table's owner: invoker rights
+-- suffice, and no API role may execute it (it would set any board's totals).
 create function public.apply_list_deltas(deltas jsonb)
   returns void
   language sql
-  security definer
   set search_path = ''
   as $$
     insert into public.contact_list_counts as c (workspace_id, board_id, list, total)
@@ -62,7 +67,12 @@ create function public.apply_list_deltas(deltas jsonb)
     on conflict (board_id, list) do update set total = c.total + excluded.total
   $$;
 
+revoke all on function public.apply_list_deltas(jsonb) from public, anon, authenticated, service_role;
+
 -- Statement-level triggers with transition tables: one pass per statement, however many rows.
+-- SECURITY DEFINER (with an empty search_path): whoever writes contacts or favorites (the
+-- project's owner, service_role, a future write policy's user) moves totals they have no
+-- privilege to write themselves, and only through these functions. Only triggers call them.
 create function public.count_contact_lists() returns trigger
   language plpgsql
   security definer
@@ -148,6 +158,10 @@ begin
 end
 $$;
 
+revoke all on function public.count_contact_lists() from public, anon, authenticated, service_role;
+revoke all on function public.count_deleted_contact_favorites() from public, anon, authenticated, service_role;
+revoke all on function public.count_favorites() from public, anon, authenticated, service_role;
+
 create trigger contacts_count_lists_insert after insert on public.contacts
   referencing new table as new_rows for each statement execute function public.count_contact_lists();
 create trigger contacts_count_lists_update after update on public.contacts
@@ -179,7 +193,7 @@ create function public.recount_contact_lists() returns void
     ) rows
     group by workspace_id, board_id, list
   $$;
-revoke all on function public.recount_contact_lists() from public;
+revoke all on function public.recount_contact_lists() from public, anon, authenticated, service_role;
 
 select public.recount_contact_lists();
 

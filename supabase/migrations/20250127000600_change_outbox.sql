@@ -22,12 +22,16 @@ create table if not exists public.contact_list_cache_cursor (
   updated_at timestamptz not null default now()
 );
 
--- Neither is for clients: no policies, so PostgREST's roles read nothing; the backend connects
--- as the database owner (or service role) and the trigger function runs as its owner.
+-- Neither is for clients (the outbox holds whole contact rows): no policies and no privilege
+-- for any API role, service_role included, so PostgREST shows nothing; the backend connects as
+-- the database owner and the trigger function runs as its owner.
 alter table public.contact_list_cache_outbox enable row level security;
 alter table public.contact_list_cache_cursor enable row level security;
-revoke all on public.contact_list_cache_outbox, public.contact_list_cache_cursor from anon, authenticated;
+revoke all on public.contact_list_cache_outbox, public.contact_list_cache_cursor from anon, authenticated, service_role;
+revoke all on sequence public.contact_list_cache_outbox_seq_seq from anon, authenticated, service_role;
 
+-- SECURITY DEFINER (empty search_path): a writer of contacts appends to an outbox it has no
+-- privilege on (see above). Only triggers call it (EXECUTE was revoked where it was created).
 create or replace function public.notify_contact_list_cache() returns trigger
   language plpgsql
   security definer

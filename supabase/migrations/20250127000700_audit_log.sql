@@ -22,4 +22,5 @@ create index cache_audit_log_workspace_at_idx on public.cache_audit_log (workspa
 create index cache_audit_log_at_idx on public.cache_audit_log (at);
 
 alter table public.cache_audit_log enable row level security;
-revoke all on public.cache_audit_log from anon, authenticated;
+revoke all on public.cache_audit_log from anon, authenticated, service_role;
+revoke all on sequence public.cache_audit_log_id_seq from anon, authenticated, service_role;

@@ -1,7 +1,7 @@
 //! Who may read: the bearer token of a request, the role a signed-in user's token carries, the
 //! verified caller, and what is known of the caller's membership of a workspace.
 
-use crate::query::{UserId, WorkspaceId};
+use crate::query::UserId;
 
 /// The role Supabase Auth gives a signed-in user's token. PostgREST runs a token's queries as
 /// its `role`, and grants `anon` (or any other role) nothing this API serves: a cache must not
@@ -27,15 +27,9 @@ pub struct Caller {
     pub user_id: UserId,
     /// The raw token, forwarded to PostgREST so row-level security applies.
     pub token: String,
-    /// Workspaces the token itself vouches for (`app_metadata.workspace_ids`).
+    /// Workspaces the token says the caller belonged to when it was issued
+    /// (`app_metadata.workspace_ids`): logged, never taken as proof of membership.
     pub workspaces_claim: Vec<String>,
-}
-
-impl Caller {
-    /// Whether the token itself says the caller belongs to `workspace`.
-    pub fn vouched_for(&self, workspace: &WorkspaceId) -> bool {
-        self.workspaces_claim.iter().any(|id| id.eq_ignore_ascii_case(workspace.as_str()))
-    }
 }
 
 impl std::fmt::Debug for Caller {
@@ -49,7 +43,7 @@ impl std::fmt::Debug for Caller {
 /// been turned away.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Membership {
-    /// Confirmed: by the token's `app_metadata.workspace_ids`, a recent check, or the database.
+    /// Confirmed: by a check of the database within the last minute, or the database itself.
     Confirmed,
     /// Could not be checked (Supabase did not answer): no cached page may be served, and only a
     /// source that checks membership itself may be asked.
