@@ -7,10 +7,9 @@
 // (scripts/stack/supabase-platform.sql): migrations applied by the non-superuser `postgres`.
 import assert from "node:assert/strict";
 import { randomBytes, randomUUID } from "node:crypto";
-import { request } from "node:http";
 import { after, before, describe, test } from "node:test";
 import { POSTGREST_SCHEMAS, SUPERUSER, newStack } from "../../scripts/stack.mjs";
-import { ownWorker, seed, signJwt, sql, sqlLiteral, sqlOn, stack, tokenFor } from "./harness.mjs";
+import { ownWorker, seed, signJwt, sql, sqlLiteral, sqlOn, stack, tokenFor, websocketHandshake } from "./harness.mjs";
 
 const WS = seed.workspace(1);
 const BOARD = seed.board(1, 1);
@@ -143,27 +142,6 @@ describe("every exposed function called through /rest/v1/rpc", () => {
   });
 });
 
-/** A WebSocket handshake to `url` offering `protocols`: the status, and the JSON error if any. */
-function handshake(url, protocols, headers = {}) {
-  return new Promise((resolve, reject) => {
-    const req = request(url, {
-      agent: false,
-      headers: { Connection: "Upgrade", Upgrade: "websocket", "Sec-WebSocket-Version": "13", "Sec-WebSocket-Key": randomBytes(16).toString("base64"), "Sec-WebSocket-Protocol": protocols.join(", "), ...headers },
-    });
-    req.on("upgrade", (res, socket) => {
-      socket.destroy();
-      resolve({ status: res.statusCode, body: null });
-    });
-    req.on("response", (res) => {
-      let body = "";
-      res.on("data", (chunk) => (body += chunk));
-      res.on("end", () => resolve({ status: res.statusCode, body: body ? JSON.parse(body) : null }));
-    });
-    req.on("error", reject);
-    req.end();
-  });
-}
-
 describe("every worker route, to callers without the right credentials", () => {
   const pieces = newStack();
   let worker;
@@ -205,7 +183,7 @@ describe("every worker route, to callers without the right credentials", () => {
         assert.equal(typeof body.error?.message, "string", name);
       }
       const token = headers.Authorization?.slice("Bearer ".length);
-      const live = await handshake(`${worker}/api/workspaces/${WS}/live`, token ? ["contact-list-cache.v1", `bearer.${token}`] : ["contact-list-cache.v1"]);
+      const live = await websocketHandshake(`${worker}/api/workspaces/${WS}/live`, token ? ["contact-list-cache.v1", `bearer.${token}`] : ["contact-list-cache.v1"]);
       assert.equal(live.status, expected, `live: ${JSON.stringify(live.body)}`);
     });
   }

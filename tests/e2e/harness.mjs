@@ -162,3 +162,29 @@ export function fetchOnce(url, { headers = {}, timeoutMs = 15_000 } = {}) {
     req.end();
   });
 }
+
+/**
+ * A WebSocket handshake to `url` offering `protocols` (none when empty), on a connection of its
+ * own: the status, the answer's headers, and the JSON error when the upgrade is refused. An
+ * accepted socket is closed at once.
+ */
+export function websocketHandshake(url, protocols = [], headers = {}) {
+  return new Promise((resolve, reject) => {
+    const offered = protocols.length ? { "Sec-WebSocket-Protocol": protocols.join(", ") } : {};
+    const req = request(url, {
+      agent: false,
+      headers: { Connection: "Upgrade", Upgrade: "websocket", "Sec-WebSocket-Version": "13", "Sec-WebSocket-Key": randomBytes(16).toString("base64"), ...offered, ...headers },
+    });
+    req.on("upgrade", (res, socket) => {
+      socket.destroy();
+      resolve({ status: res.statusCode, headers: res.headers, body: null });
+    });
+    req.on("response", (res) => {
+      let body = "";
+      res.on("data", (chunk) => (body += chunk));
+      res.on("end", () => resolve({ status: res.statusCode, headers: res.headers, body: body ? JSON.parse(body) : null }));
+    });
+    req.on("error", reject);
+    req.end();
+  });
+}
