@@ -1,6 +1,6 @@
 // The client as a user installs it: `npm pack` of client/ (its prepack builds dist/), the tarball
 // installed into a scratch Vite 7 + React app outside this repository, which type-checks with
-// `tsc` and builds with `vite build` against it, then renders a board's first page in headless
+// `tsc` (the README's Frontend example too) and builds with `vite build` against it, then renders a board's first page in headless
 // Chromium against the real stack, with the rows the API answers.
 //
 // The scratch app lives in the system's temp dir and keeps its node_modules between runs (only
@@ -108,6 +108,19 @@ createRoot(document.getElementById("root") as HTMLElement).render(
 `,
 });
 
+/**
+ * The README's first Frontend example, as a module of the app (type-checked, not bundled): the
+ * usage it shows compiles against the published types. `supabase` is the app's own client.
+ */
+async function readmeExample() {
+  const readme = await readFile(join(ROOT, "README.md"), "utf8");
+  const frontend = readme.slice(readme.indexOf("\n## Frontend\n"));
+  const example = frontend.match(/```tsx\n([\s\S]*?)```/)?.[1];
+  assert.ok(example, "README's Frontend section opens with a tsx example");
+  const supabase = "declare const supabase: { auth: { getSession(): Promise<{ data: { session: { access_token: string } | null } }> } };\n";
+  return supabase + example;
+}
+
 /** Serves the app's dist/ and its /config.json on loopback. */
 async function serveApp(dist, config) {
   const types = { ".html": "text/html; charset=utf-8", ".js": "text/javascript" };
@@ -162,6 +175,7 @@ describe("the packed client in a scratch Vite app", () => {
   test("installs, type-checks with tsc, builds with Vite 7 and renders a board's page in Chromium", { timeout: 600_000 }, async (t) => {
     mkdirSync(join(APP, "src"), { recursive: true });
     for (const [name, text] of Object.entries(files(tarball))) writeFileSync(join(APP, name), text);
+    writeFileSync(join(APP, "src", "readme.tsx"), await readmeExample());
     // Only the client changes between runs: the rest of node_modules is reused.
     rmSync(join(APP, "node_modules", "@contact-list-cache"), { recursive: true, force: true });
     rmSync(join(APP, "package-lock.json"), { force: true });
