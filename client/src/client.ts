@@ -280,11 +280,14 @@ export class ContactListClient {
     return () => this.liveListeners.delete(listener);
   }
 
-  /** How long an answer of `scope` counts as fresh now: long while its channel is live. */
+  /**
+   * How long an answer of `scope` counts as fresh now: long while its channel is live, and while
+   * it is paused (a hidden tab: resuming reads everything shown again, so a window focus need not).
+   */
   staleTime(scope: ContactScope): number {
     const status = this.liveStatus(scope);
     if (status === null) return FRESHNESS.defaultStaleMs;
-    return status === "live" ? FRESHNESS.liveStaleMs : FRESHNESS.unsureStaleMs;
+    return status === "live" || status === "paused" ? FRESHNESS.liveStaleMs : FRESHNESS.unsureStaleMs;
   }
 
   /** How often to read `scope`'s shown queries again: only while its channel is not live. */

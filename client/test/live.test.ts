@@ -233,7 +233,7 @@ describe("the live channel", () => {
     expect(connects).toEqual([true]);
   });
 
-  test("freshness follows the channel: long while live, short and polled while not, the default without one", async () => {
+  test("freshness follows the channel: long while live or paused, short and polled while connecting or offline, the default without one", async () => {
     const c = client();
     expect(c.staleTime(SCOPE)).toBe(30_000);
     expect(c.pollInterval(SCOPE)).toBe(false);
@@ -243,6 +243,14 @@ describe("the live channel", () => {
     expect(c.staleTime(SCOPE)).toBe(5_000);
     expect(c.pollInterval(SCOPE)).toBe(15_000);
     FakeSocket.last().open();
+    expect(c.staleTime(SCOPE)).toBe(300_000);
+    expect(c.pollInterval(SCOPE)).toBe(false);
+    FakeSocket.last().drop();
+    expect(c.liveStatus(SCOPE)).toBe("offline");
+    expect(c.staleTime(SCOPE)).toBe(5_000);
+    expect(c.pollInterval(SCOPE)).toBe(15_000);
+    // Paused (a hidden tab): no polling, and no refetch on focus; resuming reads again.
+    c.channel(SCOPE)?.pause();
     expect(c.staleTime(SCOPE)).toBe(300_000);
     expect(c.pollInterval(SCOPE)).toBe(false);
   });

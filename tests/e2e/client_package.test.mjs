@@ -163,7 +163,7 @@ describe("the packed client in a scratch Vite app", () => {
       assert.ok(entries.includes(entry.default.slice(2)), `${entry.default} is packed`);
     }
     assert.deepEqual(Object.keys(clientPackage.peerDependencies).sort(), ["@tanstack/react-query", "react"]);
-    assert.deepEqual(entries.filter((e) => !e.startsWith("dist/")).sort(), ["CHANGELOG.md", "package.json"]);
+    assert.deepEqual(entries.filter((e) => !e.startsWith("dist/")).sort(), ["CHANGELOG.md", "README.md", "package.json"]);
     const hooks = await readFile(join(ROOT, "client", "dist", "hooks.js"), "utf8");
     assert.match(hooks, /^"use client";/);
     for (const map of entries.filter((e) => e.endsWith(".js.map"))) {
@@ -182,7 +182,7 @@ describe("the packed client in a scratch Vite app", () => {
     await exec("npm", ["install", "--prefer-offline", "--no-package-lock", "--ignore-scripts"], APP);
     const installed = JSON.parse(await readFile(join(APP, "node_modules", "@contact-list-cache", "client", "package.json"), "utf8"));
     assert.equal(installed.version, clientPackage.version);
-    assert.deepEqual(readdirSync(join(APP, "node_modules", "@contact-list-cache", "client")).sort(), ["CHANGELOG.md", "dist", "package.json"]);
+    assert.deepEqual(readdirSync(join(APP, "node_modules", "@contact-list-cache", "client")).sort(), ["CHANGELOG.md", "README.md", "dist", "package.json"]);
 
     await exec(join(APP, "node_modules", ".bin", "tsc"), ["-p", "."], APP);
     const built = await exec(join(APP, "node_modules", ".bin", "vite"), ["build", "--logLevel", "warn"], APP);
