@@ -12,6 +12,7 @@ import {
   type InfiniteData,
   type QueryClient,
   type QueryKey,
+  type UseInfiniteQueryOptions,
   type UseInfiniteQueryResult,
   type UseQueryOptions,
   type UseQueryResult,
@@ -198,15 +199,26 @@ export function useContactList(boardId: string, params: ContactListParams = {}, 
   return withScopeError(Object.assign(query, { cacheStatus: cacheStatus(query.data?.cache) }), scopeError);
 }
 
+/** TanStack's infinite-query options a hook passes through (the factory sets key, reader and paging). */
+export type ContactInfiniteQueryOptions = Omit<
+  UseInfiniteQueryOptions<ContactListResult, ContactListError, InfiniteData<ContactListResult, ContactPageParam>, QueryKey, ContactPageParam>,
+  "queryKey" | "queryFn" | "initialPageParam" | "getNextPageParam"
+>;
+
 /** A board's contacts page after page: `useInfiniteQuery(contactListInfiniteOptions(...))`. */
-export function useContactInfiniteList(boardId: string, params: ContactListParams = {}, options: { enabled?: boolean } = {}): UseContactInfiniteListResult {
+export function useContactInfiniteList(boardId: string, params: ContactListParams = {}, options: Partial<ContactInfiniteQueryOptions> = {}): UseContactInfiniteListResult {
   const client = useContactListClient();
   const { scope, error: scopeError } = useContactScope();
   useLiveStatusOf(client, scope);
-  const query = useInfiniteQuery({
-    ...contactListInfiniteOptions(client, scope ?? PENDING, boardId, params),
-    enabled: scope !== undefined && boardId !== "" && options.enabled !== false,
-  });
+  const { enabled = true, ...rest } = options;
+  const factory = contactListInfiniteOptions(client, scope ?? PENDING, boardId, params);
+  const merged: UseInfiniteQueryOptions<ContactListResult, ContactListError, InfiniteData<ContactListResult, ContactPageParam>, QueryKey, ContactPageParam> = {
+    ...factory,
+    ...rest,
+    queryKey: factory.queryKey,
+    enabled: scope !== undefined && boardId !== "" && enabled !== false,
+  };
+  const query = useInfiniteQuery(merged);
   return withScopeError(Object.assign(query, { cacheStatus: cacheStatus(query.data?.pages.at(-1)?.cache) }), scopeError);
 }
 

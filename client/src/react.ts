@@ -22,6 +22,7 @@ export {
   useContactScope,
   useLiveInvalidation,
   type ContactListCacheStatus,
+  type ContactInfiniteQueryOptions,
   type ContactListProviderProps,
   type ContactQueryOptions,
   type ContactScopeState,
