@@ -94,6 +94,12 @@ export interface RequestOptions {
   workspaceId?: string;
   /** Skip the caches (`Cache-Control: no-cache`): the answer comes from the database. */
   fresh?: boolean;
+  /**
+   * The user the answer is for (the query key's): when the signed-in user is now another one,
+   * the request is not sent and fails with code `user_changed`, so one user's answer is never
+   * stored under another's key.
+   */
+  userId?: string;
 }
 
 export interface ContactListClientOptions {
@@ -105,7 +111,7 @@ export interface ContactListClientOptions {
   workspaceId: Provider<string>;
   /**
    * Who is signed in, for query keys (one user never sees another's cached lists). By default
-   * the `sub` of the token (a Supabase JWT), `anonymous` when signed out.
+   * the `sub` of the token (a Supabase JWT: `session.user.id`), `anonymous` when signed out.
    */
   userId?: Provider<string | null | undefined>;
   /**
@@ -232,6 +238,7 @@ export class ContactListClient {
   /** Channels this client had before, so one reopened catches up on what it missed. */
   private readonly subscribedBefore = new Set<string>();
   private readonly liveListeners = new Set<() => void>();
+  private readonly userListeners = new Set<() => void>();
 
   constructor(options: ContactListClientOptions) {
     this.options = options;
@@ -251,13 +258,22 @@ export class ContactListClient {
 
   /** Who is signed in: the user provider's answer, else the token's `sub`, else `anonymous`. */
   async userId(): Promise<string> {
+    return this.identity(await this.token());
+  }
+
+  private async identity(token: string | null): Promise<string> {
     if (this.options.userId !== undefined) {
       const given = await ask("user", this.options.userId);
       if (given) return given;
     }
-    const token = await this.token();
     if (!token) return "anonymous";
     return subject(token) ?? `token:${digest(token)}`;
+  }
+
+  /** Calls `listener` when a request found that another user is signed in than its key says. */
+  onUserChange(listener: () => void): () => void {
+    this.userListeners.add(listener);
+    return () => this.userListeners.delete(listener);
   }
 
   /** The user and workspace the providers answer now: what query keys are scoped by. */
@@ -365,9 +381,19 @@ export class ContactListClient {
 
   private async read<T>(path: string, options: RequestOptions): Promise<CachedResult<T>> {
     const workspaceId = options.workspaceId ?? (await this.workspaceId());
+    const token = await this.token();
+    if (options.userId !== undefined) {
+      const current = await this.identity(token);
+      if (current !== options.userId) {
+        for (const listener of this.userListeners) listener();
+        throw new ContactListError("provider", `the signed-in user (${current}) is not the one this request is for (${options.userId}); scopes name the token's user`, {
+          code: "user_changed",
+        });
+      }
+    }
     const headers: Record<string, string> = { "X-Workspace-ID": workspaceId };
     if (options.fresh) headers["Cache-Control"] = "no-cache";
-    const init = { method: "GET", headers, signal: options.signal };
+    const init = { method: "GET", headers, signal: options.signal, token };
     try {
       return await this.request<T>(this.workerUrl, path, { ...init, source: "worker" });
     } catch (err) {
@@ -379,9 +405,9 @@ export class ContactListClient {
   private async request<T>(
     base: string,
     path: string,
-    init: { method: string; headers: Record<string, string>; body?: string; signal: AbortSignal | undefined; source: CacheInfo["source"] },
+    init: { method: string; headers: Record<string, string>; body?: string; signal: AbortSignal | undefined; source: CacheInfo["source"]; token?: string | null },
   ): Promise<CachedResult<T>> {
-    const token = await this.token();
+    const token = init.token !== undefined ? init.token : await this.token();
     const headers: Record<string, string> = { Accept: "application/json", ...init.headers };
     if (token) headers.Authorization = `Bearer ${token}`;
     const timeoutMs = this.options.timeoutMs ?? 10_000;

@@ -104,6 +104,9 @@ export function useContactScope(): ContactScopeState {
     gcTime: 0,
     retry: false,
   });
+  // A request found another user signed in: ask the providers again at once.
+  const refetch = asked.refetch;
+  useEffect(() => (given ? undefined : client.onUserChange(() => void refetch())), [client, given, refetch]);
   if (given) return { scope: given, error: null };
   // Data of a previous answer stays usable while the providers are asked again.
   return { scope: asked.data, error: asked.data ? null : asked.error };

@@ -56,7 +56,7 @@ export function contactListOptions(client: ContactListClient, scope: ContactScop
   const normalized = normalizeParams(params);
   return queryOptions<ContactListResult, ContactListError, ContactListResult, QueryKey>({
     queryKey: contactKeys.list(scope, boardId, normalized),
-    queryFn: ({ signal }) => client.getContactList(boardId, normalized, { signal, workspaceId: scope.workspaceId }),
+    queryFn: ({ signal }) => client.getContactList(boardId, normalized, { signal, ...scope }),
     staleTime: () => client.staleTime(scope),
     refetchInterval: (query) => refetchInterval(client, scope, query),
     retry: retryContactQuery,
@@ -85,7 +85,7 @@ export function contactListInfiniteOptions(client: ContactListClient, scope: Con
     queryKey: contactKeys.infinite(scope, boardId, rest),
     queryFn: ({ signal, pageParam }) => {
       const at = typeof pageParam === "number" ? { page: pageParam } : { cursor: pageParam.cursor };
-      return client.getContactList(boardId, { ...rest, ...at }, { signal, workspaceId: scope.workspaceId });
+      return client.getContactList(boardId, { ...rest, ...at }, { signal, ...scope });
     },
     initialPageParam: firstPage,
     getNextPageParam: (last) => {
@@ -105,7 +105,7 @@ export function contactListInfiniteOptions(client: ContactListClient, scope: Con
 export function contactCountsOptions(client: ContactListClient, scope: ContactScope) {
   return queryOptions<CountsResult, ContactListError, CountsResult, QueryKey>({
     queryKey: contactKeys.counts(scope),
-    queryFn: ({ signal }) => client.getCounts({ signal, workspaceId: scope.workspaceId }),
+    queryFn: ({ signal }) => client.getCounts({ signal, ...scope }),
     staleTime: () => client.staleTime(scope),
     refetchInterval: (query) => refetchInterval(client, scope, query),
     retry: retryContactQuery,

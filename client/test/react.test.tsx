@@ -43,10 +43,15 @@ afterEach(() => queryClient.clear());
  * A client and a wrapper whose provider shows `shown.scope` (change it, then `rerender()`), or
  * (`shown.scope` null) asks the client's providers.
  */
+/** A Supabase-like access token of `sub` (its signature is the worker's business). */
+const jwt = (sub: string) => `h.${btoa(JSON.stringify({ sub })).replace(/=+$/, "")}.s`;
+
 function setup(fetch: typeof globalThis.fetch, options: { workspaceId?: ConstructorParameters<typeof ContactListClient>[0]["workspaceId"]; scope?: ContactScope | null } = {}) {
+  /** Who is signed in: the token the client sends is theirs. */
+  const session = { user: "u1" };
   const client = new ContactListClient({
     workerUrl: "https://cache.example.test",
-    token: "tok",
+    token: () => jwt(session.user),
     workspaceId: options.workspaceId ?? "ws-1",
     fetch,
     WebSocket: FakeSocket as unknown as typeof WebSocket,
@@ -59,7 +64,7 @@ function setup(fetch: typeof globalThis.fetch, options: { workspaceId?: Construc
       </ContactListProvider>
     </QueryClientProvider>
   );
-  return { client, wrapper, shown };
+  return { client, wrapper, shown, session };
 }
 
 const listCalls = (calls: Recorded[]) => calls.map((c) => new URL(c.url).search);
@@ -81,7 +86,8 @@ describe("the options factories", () => {
     const { client, wrapper } = setup(fetch);
     const loader = async () => {
       const scope = await client.scope();
-      await queryClient.ensureQueryData(contactListOptions(client, { ...scope, userId: SCOPE.userId }, BOARD, { pageSize: 2 }));
+      expect(scope).toEqual(SCOPE);
+      await queryClient.ensureQueryData(contactListOptions(client, scope, BOARD, { pageSize: 2 }));
       await queryClient.prefetchQuery(contactCountsOptions(client, SCOPE));
     };
     const { fetch: countsFetch } = fakeFetch(json(200, { success: true, data: { workspace_id: "ws-1", user_id: "u1", counts: { all: 5 } }, cached_at: "2025-01-27T10:35:00Z", cache_ttl: 300 }));
@@ -242,7 +248,7 @@ describe("useContactList", () => {
     await waitFor(() => expect(result.current.data).toBeDefined());
     expect(calls[0]?.headers["x-workspace-id"]).toBe("ws-late");
     const [, workspace, user] = queryClient.getQueryCache().findAll({ queryKey: contactKeys.all(), type: "active" }).find((q) => q.queryKey.includes("board") && q.state.data)?.queryKey ?? [];
-    expect([workspace, user]).toEqual(["ws-late", expect.stringMatching(/^token:/)]);
+    expect([workspace, user]).toEqual(["ws-late", "u1"]);
   });
 
   test("a workspace provider that fails is a ContactListError, not endless loading", async () => {
@@ -264,9 +270,10 @@ describe("switching user or workspace", () => {
     const gate = new Promise<void>((r) => (release = r));
     let switched = false;
     const { fetch } = pages({ gate: () => (switched ? gate : undefined) });
-    const { wrapper, shown } = setup(fetch);
+    const { wrapper, shown, session } = setup(fetch);
     const { result, rerender } = renderHook(() => ({ list: useContactList(BOARD, { filter: "assigned_to_me" }, { prefetchNext: false }), counts: useContactCounts() }), { wrapper });
     await waitFor(() => expect(ids(result.current.list)).toEqual(["c1", "c2"]));
+    session.user = "u2";
     shown.scope = { userId: "u2", workspaceId: "ws-1" };
     switched = true;
     rerender();
@@ -276,6 +283,22 @@ describe("switching user or workspace", () => {
     act(() => release());
     await waitFor(() => expect(result.current.list.data).toBeDefined());
     expect(queryClient.getQueryData(contactKeys.list({ userId: "u2", workspaceId: "ws-1" }, BOARD, { filter: "assigned_to_me" }))).toBeDefined();
+  });
+
+  test("signed in as another user without props: no request goes out under the previous user's key, and the new user's data shows", async () => {
+    const { fetch, calls } = pages({ name: (i, call) => `${call.headers.authorization}/${i}` });
+    const { wrapper, session } = setup(fetch, { scope: null });
+    const { result } = renderHook(() => useContactList(BOARD, {}, { prefetchNext: false }), { wrapper });
+    await waitFor(() => expect(result.current.data?.envelope.data.contacts[0]?.name).toBe(`Bearer ${jwt("u1")}/1`));
+    const firstKey = contactKeys.list(SCOPE, BOARD);
+    session.user = "u2";
+    // Something asks u1's page again (a push, a focus) after the sign-in.
+    await act(() => queryClient.invalidateQueries({ queryKey: contactKeys.scope(SCOPE) }));
+    await waitFor(() => expect(result.current.data?.envelope.data.contacts[0]?.name).toBe(`Bearer ${jwt("u2")}/1`));
+    expect(queryClient.getQueryData(contactKeys.list({ userId: "u2", workspaceId: "ws-1" }, BOARD))).toBeDefined();
+    expect(queryClient.getQueryData<{ envelope: { data: { contacts: { name: string }[] } } }>(firstKey)?.envelope.data.contacts[0]?.name).toBe(`Bearer ${jwt("u1")}/1`);
+    expect(queryClient.getQueryState(firstKey)?.error).toMatchObject({ kind: "provider", code: "user_changed" });
+    expect(calls.map((c) => c.headers.authorization)).toEqual([`Bearer ${jwt("u1")}`, `Bearer ${jwt("u2")}`]);
   });
 
   test("another workspace shows nothing of the previous one's, and reads with its own X-Workspace-ID", async () => {

@@ -190,7 +190,9 @@ describe("the packed client in a scratch Vite app", () => {
 
     const page = await fetch(`${stack.urls.worker}/api/boards/${BOARD}/contacts?pageSize=10`, { headers: { Authorization: `Bearer ${stack.tokens.demo}`, "X-Workspace-ID": WS } });
     const expected = (await page.json()).data;
-    const app = await serveApp(join(APP, "dist"), { workerUrl: stack.urls.worker, token: stack.tokens.demo, workspaceId: WS, boardId: BOARD, userId: "scratch-user" });
+    // The scope names the token's user (its `sub`), as an app's auth state would.
+    const userId = JSON.parse(Buffer.from(stack.tokens.demo.split(".")[1], "base64url").toString()).sub;
+    const app = await serveApp(join(APP, "dist"), { workerUrl: stack.urls.worker, token: stack.tokens.demo, workspaceId: WS, boardId: BOARD, userId });
     const browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: ["--no-sandbox", "--headless", "--disable-gpu", "--no-first-run", "--disable-sync"] });
     try {
       const tab = await browser.newPage();
