@@ -4,9 +4,9 @@
 // refreshes its token (`auth.getSession()`) is always asked for the current one.
 
 import type { ContactListResponse, CountsResponse, ErrorBody, Filter, SortBy, SortOrder } from "./envelope.js";
-import { ContactListError } from "./errors.js";
+import { ContactListError, parseRetryAfter, providerError } from "./errors.js";
 import { normalizeParams } from "./keys.js";
-import { LiveChannel, type LiveHandlers } from "./live.js";
+import { LiveChannel, type LiveHandlers, type LiveOptions, type LiveStatus } from "./live.js";
 
 /** A value, or a function answering it now or later. */
 export type Provider<T> = T | (() => T | Promise<T>);
@@ -21,10 +21,25 @@ export interface ContactListParams {
   sortBy?: SortBy;
   sortOrder?: SortOrder;
   columnId?: string;
+  /**
+   * Where to continue a list (the `nextCursor` of the previous page), for APIs that answer one;
+   * infinite lists use it instead of `page` when the answer carries it.
+   */
+  cursor?: string;
 }
 
-export type CacheStatus = "HIT" | "MISS" | "BYPASS" | "STALE";
-export type CacheLayer = "KV" | "REDIS" | "DATABASE" | "BACKEND-FALLBACK";
+/** The values of `X-Cache-Status`: `CacheStatus::as_str` in crates/core/src/layer.rs. */
+export const CACHE_STATUSES = ["HIT", "MISS", "BYPASS", "STALE"] as const;
+export type CacheStatus = (typeof CACHE_STATUSES)[number];
+/** The values of `X-Cache-Layer`: `CacheLayer::as_str` (test/layer.test.ts checks both lists). */
+export const CACHE_LAYERS = ["L0", "KV", "REDIS", "DATABASE", "BACKEND-FALLBACK"] as const;
+export type CacheLayer = (typeof CACHE_LAYERS)[number];
+
+/** Whose data a query holds: the signed-in user (or the client's identity) and the workspace. */
+export interface ContactScope {
+  userId: string;
+  workspaceId: string;
+}
 
 /** What the answering side said about an answer; `null` where it said nothing. */
 export interface CacheInfo {
@@ -79,6 +94,12 @@ export interface RequestOptions {
   workspaceId?: string;
   /** Skip the caches (`Cache-Control: no-cache`): the answer comes from the database. */
   fresh?: boolean;
+  /**
+   * The user the answer is for (the query key's): when the signed-in user is now another one,
+   * the request is not sent and fails with code `user_changed`, so one user's answer is never
+   * stored under another's key.
+   */
+  userId?: string;
 }
 
 export interface ContactListClientOptions {
@@ -88,6 +109,11 @@ export interface ContactListClientOptions {
   token: Provider<string | null | undefined>;
   /** The workspace the user works in (`X-Workspace-ID`). */
   workspaceId: Provider<string>;
+  /**
+   * Who is signed in, for query keys (one user never sees another's cached lists). By default
+   * the `sub` of the token (a Supabase JWT: `session.user.id`), `anonymous` when signed out.
+   */
+  userId?: Provider<string | null | undefined>;
   /**
    * The spec's fallback: a service answering the same routes with the same contract (an app
    * backend, a second deployment), asked when the worker gives no answer or a 5xx. Errors the
@@ -100,10 +126,69 @@ export interface ContactListClientOptions {
   fetch?: typeof fetch;
   /** A `WebSocket` constructor for live updates; the global one by default. */
   WebSocket?: typeof WebSocket;
+  /** The live channel's timing and tab sharing (see `LiveOptions`). */
+  live?: LiveOptions;
 }
+
+/** How long answers count as fresh, by the state of the workspace's live channel. */
+export const FRESHNESS = {
+  /** The channel is live: pushes say when something changed. */
+  liveStaleMs: 5 * 60_000,
+  /** Connecting or offline: pushes may be missed, so answers go stale soon and are polled. */
+  unsureStaleMs: 5_000,
+  unsurePollMs: 15_000,
+  /** No channel at all (the app does not use live updates). */
+  defaultStaleMs: 30_000,
+} as const;
 
 const resolve = async <T>(provider: Provider<T>): Promise<T> =>
   typeof provider === "function" ? await (provider as () => T | Promise<T>)() : provider;
+
+/** A provider's value, or its failure as a `ContactListError` of kind `provider`. */
+async function ask<T>(what: string, provider: Provider<T>): Promise<T> {
+  try {
+    return await resolve(provider);
+  } catch (cause) {
+    throw providerError(what, cause);
+  }
+}
+
+/**
+ * One signal aborting when any of `signals` does: `AbortSignal.any` where the browser has it
+ * (Safari and iOS before 17.4 do not), else the same by hand.
+ */
+export function anySignal(signals: AbortSignal[]): AbortSignal {
+  if (typeof AbortSignal.any === "function") return AbortSignal.any(signals);
+  const controller = new AbortController();
+  for (const signal of signals) {
+    if (signal.aborted) {
+      controller.abort(signal.reason);
+      break;
+    }
+    signal.addEventListener("abort", () => controller.abort(signal.reason), { once: true, signal: controller.signal });
+  }
+  return controller.signal;
+}
+
+/** The `sub` claim of a JWT, read without verifying (it only names the cache's owner). */
+function subject(token: string): string | null {
+  const payload = token.split(".")[1];
+  if (!payload) return null;
+  try {
+    const json = atob(payload.replace(/-/g, "+").replace(/_/g, "/").padEnd(Math.ceil(payload.length / 4) * 4, "="));
+    const sub = (JSON.parse(json) as { sub?: unknown }).sub;
+    return typeof sub === "string" && sub !== "" ? sub : null;
+  } catch {
+    return null;
+  }
+}
+
+/** A short digest naming a token that is not a JWT, so keys never hold the token itself. */
+function digest(text: string): string {
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) hash = Math.imul(hash ^ text.charCodeAt(i), 0x01000193);
+  return (hash >>> 0).toString(16);
+}
 
 const number = (value: string | null): number | null => {
   if (value === null) return null;
@@ -138,14 +223,22 @@ export function listQuery(params: ContactListParams = {}): string {
   if (n.sortBy !== "created_at") query.set("sortBy", n.sortBy);
   if (n.sortOrder !== "desc") query.set("sortOrder", n.sortOrder);
   if (n.columnId) query.set("columnId", n.columnId);
+  if (params.cursor) query.set("cursor", params.cursor);
   return query.toString();
 }
+
+/** The key of a user's workspace channel. */
+const channelKey = (scope: ContactScope) => `${scope.userId}\n${scope.workspaceId}`;
 
 export class ContactListClient {
   readonly workerUrl: string;
   readonly fallbackUrl: string | undefined;
   private readonly options: ContactListClientOptions;
   private readonly channels = new Map<string, LiveChannel>();
+  /** Channels this client had before, so one reopened catches up on what it missed. */
+  private readonly subscribedBefore = new Set<string>();
+  private readonly liveListeners = new Set<() => void>();
+  private readonly userListeners = new Set<() => void>();
 
   constructor(options: ContactListClientOptions) {
     this.options = options;
@@ -155,12 +248,68 @@ export class ContactListClient {
 
   /** The workspace requests go to unless they name one. */
   workspaceId(): Promise<string> {
-    return resolve(this.options.workspaceId);
+    return ask("workspace", this.options.workspaceId);
   }
 
   /** The current access token, or `null` when signed out. */
   async token(): Promise<string | null> {
-    return (await resolve(this.options.token)) ?? null;
+    return (await ask("token", this.options.token)) ?? null;
+  }
+
+  /** Who is signed in: the user provider's answer, else the token's `sub`, else `anonymous`. */
+  async userId(): Promise<string> {
+    return this.identity(await this.token());
+  }
+
+  private async identity(token: string | null): Promise<string> {
+    if (this.options.userId !== undefined) {
+      const given = await ask("user", this.options.userId);
+      if (given) return given;
+    }
+    if (!token) return "anonymous";
+    return subject(token) ?? `token:${digest(token)}`;
+  }
+
+  /** Calls `listener` when a request found that another user is signed in than its key says. */
+  onUserChange(listener: () => void): () => void {
+    this.userListeners.add(listener);
+    return () => this.userListeners.delete(listener);
+  }
+
+  /** The user and workspace the providers answer now: what query keys are scoped by. */
+  async scope(): Promise<ContactScope> {
+    const [userId, workspaceId] = await Promise.all([this.userId(), this.workspaceId()]);
+    return { userId, workspaceId };
+  }
+
+  /**
+   * The state of the live channel of `scope` (`null`: nothing subscribed to it), which query
+   * freshness follows: see `staleTime` and `pollInterval`.
+   */
+  liveStatus(scope: ContactScope): LiveStatus | null {
+    return this.channels.get(channelKey(scope))?.status ?? null;
+  }
+
+  /** Calls `listener` whenever a live channel of this client changes state. */
+  onLiveStatus(listener: () => void): () => void {
+    this.liveListeners.add(listener);
+    return () => this.liveListeners.delete(listener);
+  }
+
+  /**
+   * How long an answer of `scope` counts as fresh now: long while its channel is live, and while
+   * it is paused (a hidden tab: resuming reads everything shown again, so a window focus need not).
+   */
+  staleTime(scope: ContactScope): number {
+    const status = this.liveStatus(scope);
+    if (status === null) return FRESHNESS.defaultStaleMs;
+    return status === "live" || status === "paused" ? FRESHNESS.liveStaleMs : FRESHNESS.unsureStaleMs;
+  }
+
+  /** How often to read `scope`'s shown queries again: only while its channel is not live. */
+  pollInterval(scope: ContactScope): number | false {
+    const status = this.liveStatus(scope);
+    return status === "connecting" || status === "offline" ? FRESHNESS.unsurePollMs : false;
   }
 
   /** One page of a board's contacts, with where it came from. */
@@ -193,35 +342,58 @@ export class ContactListClient {
   }
 
   /**
-   * The live channel of a workspace (shared by every subscriber in this client): `handlers` hear
-   * each invalidation the worker applies to it and each (re)connection. Call the returned
-   * function to unsubscribe; the channel closes with its last subscriber.
+   * The live channel of a user's workspace (shared by every subscriber in this client, and by
+   * the browser's tabs where it can): `handlers` hear each invalidation the worker applies to it
+   * and each (re)connection. Call the returned function to unsubscribe; the channel closes with
+   * its last subscriber. A channel opened again later says it reconnected (pushes were missed).
    */
-  subscribe(workspaceId: string, handlers: LiveHandlers): () => void {
-    let channel = this.channels.get(workspaceId);
+  subscribe(scope: ContactScope, handlers: LiveHandlers): () => void {
+    const key = channelKey(scope);
+    let channel = this.channels.get(key);
     if (!channel) {
       const WebSocketImpl = this.options.WebSocket ?? globalThis.WebSocket;
-      channel = new LiveChannel({
-        url: `${this.workerUrl.replace(/^http/, "ws")}/api/workspaces/${encodeURIComponent(workspaceId)}/live`,
+      const created: LiveChannel = new LiveChannel({
+        ...this.options.live,
+        url: `${this.workerUrl.replace(/^http/, "ws")}/api/workspaces/${encodeURIComponent(scope.workspaceId)}/live`,
+        name: `contact-list-cache:${this.workerUrl}:${key}`,
         token: () => this.token(),
         WebSocket: WebSocketImpl,
-        onIdle: () => this.channels.delete(workspaceId),
+        missedBefore: this.subscribedBefore.has(key),
+        onStatus: () => {
+          for (const listener of this.liveListeners) listener();
+        },
+        onIdle: () => {
+          if (this.channels.get(key) === created) this.channels.delete(key);
+          for (const listener of this.liveListeners) listener();
+        },
       });
-      this.channels.set(workspaceId, channel);
+      channel = created;
+      this.channels.set(key, channel);
+      this.subscribedBefore.add(key);
     }
     return channel.add(handlers);
   }
 
-  /** The live channel of a workspace, if anything subscribed to it. */
-  channel(workspaceId: string): LiveChannel | undefined {
-    return this.channels.get(workspaceId);
+  /** The live channel of a user's workspace, if anything subscribed to it. */
+  channel(scope: ContactScope): LiveChannel | undefined {
+    return this.channels.get(channelKey(scope));
   }
 
   private async read<T>(path: string, options: RequestOptions): Promise<CachedResult<T>> {
     const workspaceId = options.workspaceId ?? (await this.workspaceId());
+    const token = await this.token();
+    if (options.userId !== undefined) {
+      const current = await this.identity(token);
+      if (current !== options.userId) {
+        for (const listener of this.userListeners) listener();
+        throw new ContactListError("provider", `the signed-in user (${current}) is not the one this request is for (${options.userId}); scopes name the token's user`, {
+          code: "user_changed",
+        });
+      }
+    }
     const headers: Record<string, string> = { "X-Workspace-ID": workspaceId };
     if (options.fresh) headers["Cache-Control"] = "no-cache";
-    const init = { method: "GET", headers, signal: options.signal };
+    const init = { method: "GET", headers, signal: options.signal, token };
     try {
       return await this.request<T>(this.workerUrl, path, { ...init, source: "worker" });
     } catch (err) {
@@ -233,9 +405,9 @@ export class ContactListClient {
   private async request<T>(
     base: string,
     path: string,
-    init: { method: string; headers: Record<string, string>; body?: string; signal: AbortSignal | undefined; source: CacheInfo["source"] },
+    init: { method: string; headers: Record<string, string>; body?: string; signal: AbortSignal | undefined; source: CacheInfo["source"]; token?: string | null },
   ): Promise<CachedResult<T>> {
-    const token = await this.token();
+    const token = init.token !== undefined ? init.token : await this.token();
     const headers: Record<string, string> = { Accept: "application/json", ...init.headers };
     if (token) headers.Authorization = `Bearer ${token}`;
     const timeoutMs = this.options.timeoutMs ?? 10_000;
@@ -252,10 +424,11 @@ export class ContactListClient {
         method: init.method,
         headers,
         ...(init.body === undefined ? {} : { body: init.body }),
-        signal: AbortSignal.any(signals),
+        signal: anySignal(signals),
       });
       text = await response.text();
     } catch (cause) {
+      if (cause instanceof ContactListError) throw cause;
       if (init.signal?.aborted) throw new ContactListError("aborted", "the request was aborted", { cause });
       if (timeout.signal.aborted) throw new ContactListError("timeout", `no answer within ${timeoutMs} ms`, { cause });
       throw new ContactListError("network", `no answer from ${base}: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
@@ -271,9 +444,11 @@ export class ContactListClient {
       throw new ContactListError("invalid_response", `HTTP ${response.status}: the answer is not JSON`, { status: response.status, cause, ...(requestId ? { requestId } : {}) });
     }
     if (!response.ok) {
-      const error = (body as Partial<ErrorBody>).error;
+      const error = (body as Partial<ErrorBody> | null)?.error;
+      const retryAfterMs = parseRetryAfter(response.headers.get("Retry-After"));
       throw new ContactListError("http", error?.message ?? `HTTP ${response.status}`, {
         status: response.status,
+        ...(retryAfterMs === undefined ? {} : { retryAfterMs }),
         ...(error?.code ? { code: error.code } : {}),
         ...(error?.field ? { field: error.field } : {}),
         ...(requestId ? { requestId } : {}),

@@ -2,7 +2,10 @@
 // are in "@contact-list-cache/client/react".
 
 export {
+  CACHE_LAYERS,
+  CACHE_STATUSES,
   ContactListClient,
+  FRESHNESS,
   type CacheInfo,
   type CacheLayer,
   type CacheStatus,
@@ -10,6 +13,7 @@ export {
   type ContactListClientOptions,
   type ContactListParams,
   type ContactListResult,
+  type ContactScope,
   type CountsResult,
   type InvalidateTarget,
   type InvalidationSummary,
@@ -18,7 +22,7 @@ export {
 } from "./client.js";
 export { ContactListError, type ContactListErrorKind } from "./errors.js";
 export { contactKeys } from "./keys.js";
-export { LiveChannel, type LiveHandlers, type LiveInvalidation, type LiveStatus } from "./live.js";
+export { LiveChannel, type LiveHandlers, type LiveInvalidation, type LiveOptions, type LiveStatus } from "./live.js";
 export { FILTERS, SORT_FIELDS } from "./envelope.js";
 export type {
   AppliedFilters,

@@ -1,5 +1,6 @@
-import { describe, expect, test } from "vitest";
+import { afterEach, describe, expect, test, vi } from "vitest";
 import { ContactListClient, ContactListError } from "../src/index.js";
+import { parseRetryAfter } from "../src/errors.js";
 import { fakeFetch, hitHeaders, json, listEnvelope, never } from "./support/fakes.js";
 
 const WORKER = "https://cache.example.test";
@@ -103,6 +104,73 @@ describe("ContactListClient.getContactList", () => {
     const { fetch, calls } = fakeFetch(json(200, listEnvelope()));
     await expect(client(fetch).getContactList(BOARD, {}, { signal: AbortSignal.abort() })).rejects.toMatchObject({ kind: "aborted" });
     expect(calls).toHaveLength(0);
+  });
+});
+
+describe("without AbortSignal.any (Safari and iOS before 17.4)", () => {
+  afterEach(() => vi.unstubAllGlobals());
+  const withoutAny = () => {
+    vi.stubGlobal("AbortSignal", Object.assign(class extends AbortSignal {}, { abort: AbortSignal.abort.bind(AbortSignal), timeout: AbortSignal.timeout.bind(AbortSignal), any: undefined }));
+    expect(AbortSignal.any).toBeUndefined();
+  };
+
+  test("a request is answered, a timeout is a timeout and the caller's abort an abort", async () => {
+    withoutAny();
+    const { fetch } = fakeFetch(json(200, listEnvelope()));
+    expect((await client(fetch).getContactList(BOARD)).envelope.data.contacts).toHaveLength(2);
+    await expect(client(fakeFetch(never).fetch, { timeoutMs: 30 }).getContactList(BOARD)).rejects.toMatchObject({ kind: "timeout" });
+    const controller = new AbortController();
+    const pending = client(fakeFetch(never).fetch).getContactList(BOARD, {}, { signal: controller.signal });
+    setTimeout(() => controller.abort(), 10);
+    await expect(pending).rejects.toMatchObject({ kind: "aborted" });
+  });
+});
+
+describe("providers and identity", () => {
+  const jwt = (claims: object) => `h.${Buffer.from(JSON.stringify(claims)).toString("base64url")}.s`;
+
+  test("a workspace or token provider that throws is a ContactListError of kind provider, with its cause", async () => {
+    const cause = new Error("storage is locked");
+    const { fetch, calls } = fakeFetch(json(200, listEnvelope()));
+    const workspaceFails = client(fetch, { workspaceId: () => Promise.reject(cause) });
+    const err = await workspaceFails.getContactList(BOARD).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ContactListError);
+    expect(err).toMatchObject({ kind: "provider", cause, message: "the workspace provider failed: storage is locked" });
+    await expect(client(fetch, { token: () => { throw cause; } }).getContactList(BOARD)).rejects.toMatchObject({ kind: "provider", cause });
+    expect(calls).toHaveLength(0);
+  });
+
+  test("the user is the token's sub, anonymous when signed out, or what the user provider says", async () => {
+    const { fetch } = fakeFetch(json(200, listEnvelope()));
+    expect(await client(fetch, { token: jwt({ sub: "user-7" }) }).scope()).toEqual({ userId: "user-7", workspaceId: "ws-1" });
+    expect(await client(fetch, { token: null }).userId()).toBe("anonymous");
+    expect(await client(fetch, { token: jwt({ sub: "user-7" }), userId: () => "given" }).userId()).toBe("given");
+    const opaque = await client(fetch, { token: "not-a-jwt" }).userId();
+    expect(opaque).toMatch(/^token:[0-9a-f]+$/);
+    expect(opaque).not.toContain("not-a-jwt");
+  });
+});
+
+describe("Retry-After", () => {
+  test("a 429's Retry-After is on the error, in ms; a 403 is not retryable, a 503 and a 429 are", async () => {
+    const limited = await client(fakeFetch(json(429, { success: false, error: { code: "rate_limited", message: "slow down" } }, { "Retry-After": "2" })).fetch)
+      .getContactList(BOARD)
+      .catch((e: unknown) => e as ContactListError);
+    expect(limited).toMatchObject({ status: 429, retryAfterMs: 2000, retryable: true });
+    const forbidden = await client(fakeFetch(json(403, { success: false, error: { code: "forbidden", message: "no" } })).fetch)
+      .getContactList(BOARD)
+      .catch((e: unknown) => e as ContactListError);
+    expect(forbidden).toMatchObject({ status: 403, retryable: false, retryAfterMs: undefined });
+    expect(new ContactListError("http", "x", { status: 503 }).retryable).toBe(true);
+    expect(new ContactListError("aborted", "x").retryable).toBe(false);
+  });
+
+  test("reads delay-seconds and HTTP dates", () => {
+    const now = Date.parse("2026-01-01T00:00:00Z");
+    expect(parseRetryAfter("120", now)).toBe(120_000);
+    expect(parseRetryAfter("Thu, 01 Jan 2026 00:00:05 GMT", now)).toBe(5000);
+    expect(parseRetryAfter("soon", now)).toBeUndefined();
+    expect(parseRetryAfter(null, now)).toBeUndefined();
   });
 });
 

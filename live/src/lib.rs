@@ -10,6 +10,11 @@
 //! - `POST /publish/{workspace}` with the invalidation as JSON: sent as is to every socket of
 //!   the workspace whose token has not expired; answers `{"delivered": n}`.
 //!
+//! Keep-alive: the client sends `ping` every few seconds and expects `pong` before its next ping
+//! (it closes and reconnects otherwise, so a dead socket never shows "live"). The runtime answers
+//! `ping` with `pong` itself (`setWebSocketAutoResponse`): a ping neither wakes a hibernating
+//! object nor bills its duration.
+//!
 //! A socket lives as long as the token it was opened with: at its `exp` (an alarm, which wakes
 //! the object if it hibernates) it is sent `{"type":"expired"}` and closed with 4001, and gets
 //! nothing more; the browser reconnects through the main worker with a current token, whose
@@ -23,6 +28,10 @@ use worker::{
 
 /// The Durable Object namespace binding.
 const CHANNELS_BINDING: &str = "CHANNELS";
+
+/// The client's keep-alive message and the runtime's answer to it (see the module doc).
+const PING: &str = "ping";
+const PONG: &str = "pong";
 
 /// Close code when the socket's token expires: the client reconnects with a current one.
 const TOKEN_EXPIRED: u16 = 4001;
@@ -55,6 +64,11 @@ pub struct WorkspaceChannel {
 
 impl DurableObject for WorkspaceChannel {
     fn new(state: State, _env: Env) -> Self {
+        // Set on every start: the runtime answers pings from here on, awake or hibernating.
+        match worker::worker_sys::WebSocketRequestResponsePair::new(PING, PONG) {
+            Ok(pair) => state.set_websocket_auto_response(&pair),
+            Err(err) => worker::console_error!("the ping auto-response could not be set: {err:?}"),
+        }
         Self { state }
     }
 
@@ -72,7 +86,8 @@ impl DurableObject for WorkspaceChannel {
     }
 
     async fn websocket_message(&self, _ws: WebSocket, _message: WebSocketIncomingMessage) -> Result<()> {
-        // The client's keep-alive pings need no answer.
+        // Pings are answered by the runtime (`PING`/`PONG`) without reaching here; nothing else
+        // is expected from a client.
         Ok(())
     }
 
