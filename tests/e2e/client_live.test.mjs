@@ -9,25 +9,15 @@ import { connect, createServer } from "node:net";
 import { after, before, describe, test } from "node:test";
 import { chromium } from "playwright-core";
 import { serveDemo } from "../../scripts/demo-server.mjs";
-import { psql } from "../../scripts/stack.mjs";
-import { seed, stack } from "./harness.mjs";
+import { contactRenames, seed, stack } from "./harness.mjs";
 
 const worker = stack.urls.worker;
 const WS = seed.workspace(1);
 const BOARD = seed.board(1, 1);
 const config = (workerUrl, live = {}) => ({ workerUrl, token: stack.tokens.demo, workspaceId: WS, boardId: BOARD, live });
 
-/** SQL as the superuser, without blocking this process (the demo server lives in it). */
-const sql = (command) => psql(stack.ports.postgres, { command });
-const renamed = [];
-async function rename(id, name) {
-  const before = (await sql(`select name from contacts where id = '${id}'`)).trim();
-  renamed.push([id, before]);
-  await sql(`update contacts set name = '${name}' where id = '${id}'`);
-}
-after(async () => {
-  for (const [id, name] of renamed.reverse()) await sql(`update contacts set name = '${name.replaceAll("'", "''")}' where id = '${id}'`);
-});
+const { rename, restore: restoreNames } = contactRenames();
+after(restoreNames);
 
 /**
  * A TCP proxy to the worker that counts WebSocket upgrades and can `mute()` the server's side of

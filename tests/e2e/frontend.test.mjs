@@ -5,14 +5,13 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { mkdirSync } from "node:fs";
-import { request } from "node:http";
 import { connect, createServer } from "node:net";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { chromium } from "playwright-core";
 import { serveDemo } from "../../scripts/demo-server.mjs";
-import { ROOT, psql } from "../../scripts/stack.mjs";
-import { seed, stack, tokenFor } from "./harness.mjs";
+import { ROOT } from "../../scripts/stack.mjs";
+import { contactRenames, seed, stack, tokenFor, websocketHandshake } from "./harness.mjs";
 
 const worker = stack.urls.worker;
 const WS = seed.workspace(1);
@@ -23,39 +22,12 @@ const OTHER_USER = seed.user(2); // a member of workspace 2 only
 const PROTOCOL = "contact-list-cache.v1";
 const livePath = (workspace) => `/api/workspaces/${workspace}/live`;
 
-/** SQL as the superuser, without blocking this process (the demo server lives in it). */
-const sql = (command) => psql(stack.ports.postgres, { command });
 
-/** Contacts this file renamed, with their names before, put back when it ends. */
-const renamed = [];
-async function rename(id, name) {
-  const before = (await sql(`select name from contacts where id = '${id}'`)).trim();
-  renamed.push([id, before]);
-  await sql(`update contacts set name = '${name}' where id = '${id}'`);
-}
-after(async () => {
-  for (const [id, name] of renamed.reverse()) await sql(`update contacts set name = '${name.replaceAll("'", "''")}' where id = '${id}'`);
-});
+/** Contacts this file renamed are given their names back when it ends. */
+const { rename, restore: restoreNames } = contactRenames();
+after(restoreNames);
 
-/** A WebSocket handshake by hand: 101 with its headers, or the refusal's status and JSON. */
-function handshake(path, protocols) {
-  return new Promise((resolve, reject) => {
-    const headers = { Connection: "Upgrade", Upgrade: "websocket", "Sec-WebSocket-Version": "13", "Sec-WebSocket-Key": randomBytes(16).toString("base64") };
-    if (protocols) headers["Sec-WebSocket-Protocol"] = protocols.join(", ");
-    const req = request(`${worker}${path}`, { agent: false, headers });
-    req.on("upgrade", (res, socket) => {
-      socket.destroy();
-      resolve({ status: res.statusCode, headers: res.headers });
-    });
-    req.on("response", (res) => {
-      let body = "";
-      res.on("data", (chunk) => (body += chunk));
-      res.on("end", () => resolve({ status: res.statusCode, body: body ? JSON.parse(body) : null }));
-    });
-    req.on("error", reject);
-    req.end();
-  });
-}
+const handshake = (path, protocols) => websocketHandshake(`${worker}${path}`, protocols);
 
 /** A TCP proxy to `port` on loopback that `cut()` severs (every open connection, and new ones
  * refused) until `restore()`. */

@@ -4,7 +4,7 @@ import { spawnSync } from "node:child_process";
 import { createCipheriv, randomBytes } from "node:crypto";
 import { request } from "node:http";
 import { userToken, signJwt } from "../../scripts/jwt.mjs";
-import { psqlArgs, runSync } from "../../scripts/stack.mjs";
+import { psql, psqlArgs, runSync } from "../../scripts/stack.mjs";
 export { seed } from "../../scripts/seed-ids.mjs";
 
 if (!process.env.CONTACT_LIST_CACHE_STACK) {
@@ -187,4 +187,25 @@ export function websocketHandshake(url, protocols = [], headers = {}) {
     req.on("error", reject);
     req.end();
   });
+}
+
+/**
+ * Renames of contacts that are undone later: `rename(id, name)` renames one through SQL without
+ * blocking this process (for tests whose servers live in it) and remembers its name before;
+ * `restore()` puts every name back, the last renamed first.
+ */
+export function contactRenames(port = stack.ports.postgres) {
+  const sqlAsync = (command) => psql(port, { command });
+  const renamed = [];
+  return {
+    async rename(id, name) {
+      const before = (await sqlAsync(`select name from contacts where id = '${id}'`)).trim();
+      renamed.push([id, before]);
+      await sqlAsync(`update contacts set name = ${sqlLiteral(name)} where id = '${id}'`);
+    },
+    async restore() {
+      for (const [id, name] of renamed.reverse()) await sqlAsync(`update contacts set name = ${sqlLiteral(name)} where id = '${id}'`);
+      renamed.length = 0;
+    },
+  };
 }
