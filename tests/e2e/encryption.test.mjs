@@ -1,10 +1,16 @@
-// Encryption at rest: pages in KV and Redis are AES-256-GCM sealed, bound to their cache key;
-// tampered, moved or unknown-key entries are misses, never served; rotated keys still read.
+// Encryption at rest: pages and carry records in KV and pages in Redis are AES-256-GCM sealed,
+// bound to their cache key; tampered, moved or unknown-key entries are misses, never served;
+// rotated keys still read. After a mixed workload of reads, searches and writes, no KV or Redis
+// value holds a contact's name, email or phone, or a search term.
 import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
+import { readdirSync, readFileSync } from "node:fs";
+import { join, sep } from "node:path";
 import { after, before, describe, test } from "node:test";
+import { promisify } from "node:util";
 import { newStack, waitFor } from "../../scripts/stack.mjs";
-import { expectedPage, ownWorker, redisCli, seal, seed, stack, storedAgo, tokenFor } from "./harness.mjs";
+import { FILTERS, expectedPage, ownWorker, redisCli, seal, seed, sql, sqlLiteral, stack, storedAgo, tokenFor } from "./harness.mjs";
 
 const WS = seed.workspace(4);
 const BOARD = seed.board(4, 1);
@@ -122,3 +128,163 @@ describe("encryption at rest", () => {
     assert.equal(afterStats, before + 1);
   });
 });
+
+// The stack's own worker, KV and Redis: change capture posts to it, so carry records, counts,
+// reads records and refreshed pages all exist after the workload. Its KV is read from Miniflare's
+// persistence under the stack dir (values are files; keys live in its SQLite files), its Redis
+// with one script that returns every key's type and values.
+describe("no contact data in the clear after a mixed workload", () => {
+  const WS = seed.workspace(4);
+  const BOARD = seed.board(4, 2);
+  const ME = seed.user(4);
+  const TOKEN = tokenFor(ME, { app_metadata: { workspace_ids: [WS] } });
+  const headers = { Authorization: `Bearer ${TOKEN}`, "X-Workspace-ID": WS };
+
+  /** Every contact field seen or written, and every search term used. */
+  const needles = new Set();
+  const seen = (contact) => [contact.name, contact.email, contact.phone].filter(Boolean).forEach((field) => needles.add(field));
+  const list = async (query) => {
+    const res = await fetch(`${stack.urls.worker}/api/boards/${BOARD}/contacts?${query}`, { headers });
+    assert.equal(res.status, 200, query);
+    const body = await res.json();
+    body.data.contacts.forEach(seen);
+    return { label: `${res.headers.get("x-cache-status")}/${res.headers.get("x-cache-layer")}`, key: res.headers.get("x-cache-key"), body };
+  };
+  const counts = async () => assert.equal((await fetch(`${stack.urls.worker}/api/workspaces/${WS}/counts`, { headers })).status, 200);
+  const search = (term) => {
+    // As typed, and as a query string holds it (`+` for a space, `%40` for `@`).
+    needles.add(term).add(new URLSearchParams({ search: term }).toString().slice("search=".length));
+    return list(`filter=all&search=${encodeURIComponent(term)}`);
+  };
+  const readEverything = async (terms) => {
+    for (const filter of FILTERS) await list(`filter=${filter}&page=1`);
+    await list("filter=all&page=2");
+    for (const term of terms) await search(term);
+    await counts();
+  };
+
+  test("no KV or Redis value holds a contact's name, email or phone, or a search term", async () => {
+    const live = (where) =>
+      sql(`select id, name, email, phone from contacts where board_id = '${BOARD}' and not archived and ${where} order by created_at desc, id desc limit 3`)
+        .map(([id, name, email, phone]) => ({ id, name, email, phone }));
+    const [renamed, reEmailed, rePhoned] = live("email is not null and phone is not null");
+    [renamed, reEmailed, rePhoned].forEach(seen);
+    await readEverything([renamed.name, reEmailed.email, rePhoned.phone]);
+    await waitFor("page 1 in KV", async () => (await list("filter=all&page=1")).label === "HIT/KV", 5000);
+    const before = (await list("filter=all&page=1")).key;
+
+    // Writes through PostgreSQL, as users make them; change capture invalidates the edge.
+    const tag = randomBytes(4).toString("hex");
+    const fresh = { name: `Sealcheck Renamed ${tag}`, email: `sealcheck.${tag}@mail.test`, phone: `+1555${parseInt(tag, 16) % 10_000_000}`.padEnd(12, "0") };
+    const inserted = { name: `Sealcheck Inserted ${tag}`, email: `inserted.${tag}@mail.test`, phone: `+1444${parseInt(tag, 16) % 10_000_000}`.padEnd(12, "0") };
+    const removed = { name: `Sealcheck Removed ${tag}`, email: `removed.${tag}@mail.test`, phone: "+13330000000" };
+    [fresh, inserted, removed].forEach(seen);
+    sql(`update contacts set name = ${sqlLiteral(fresh.name)} where id = '${renamed.id}'`);
+    sql(`update contacts set email = ${sqlLiteral(fresh.email)} where id = '${reEmailed.id}'`);
+    sql(`update contacts set phone = ${sqlLiteral(fresh.phone)} where id = '${rePhoned.id}'`);
+    for (const contact of [inserted, removed]) {
+      sql(`insert into contacts (workspace_id, board_id, name, email, phone, conversation_status, priority)
+           values ('${WS}', '${BOARD}', ${sqlLiteral(contact.name)}, ${sqlLiteral(contact.email)}, ${sqlLiteral(contact.phone)}, 'Open', 'high')`);
+    }
+    sql(`delete from contacts where board_id = '${BOARD}' and name = ${sqlLiteral(removed.name)}`);
+    sql(`insert into contact_favorites (user_id, contact_id, workspace_id) values ('${ME}', '${renamed.id}', '${WS}') on conflict do nothing`);
+    const invalidated = await fetch(`${stack.urls.worker}/api/cache/invalidate`, {
+      method: "POST",
+      headers: { ...headers, "Content-Type": "application/json" },
+      body: JSON.stringify({ workspace_id: WS, filter: "closed" }),
+    });
+    assert.equal(invalidated.status, 200);
+
+    await waitFor("the writes at the edge", async () => {
+      const { key, body } = await list("filter=all&page=1");
+      const names = body.data.contacts.map((c) => c.name);
+      return key !== before && names.includes(inserted.name) && names.includes(fresh.name) && !names.includes(removed.name);
+    }, 10_000);
+    await readEverything([fresh.name, fresh.email, fresh.phone, inserted.email, renamed.name]);
+    await waitFor("the new pages in KV", async () => (await list("filter=all&page=1")).label === "HIT/KV", 5000);
+
+    // What was written exists: carry records (the rename kept its place), reads records, counts.
+    const kv = kvFiles(stack.dir);
+    assert.ok(kv.keys.includes(`carry:${WS}:${BOARD}:all`), "a carry record of the board's lists");
+    assert.ok(kv.values.length > 0 && kv.values.some(({ text }) => SEALED.test(text)), "KV's values are read");
+    await waitFor("the reads records", async () => redisCli(stack.ports.redis, "exists", `readers:{${WS}}:${BOARD}:all`) === "1", 5000);
+    const redis = await redisValues(stack.ports.redis);
+    assert.ok(redis.some(({ key }) => key.startsWith(`reads:{${WS}}:`)), "reads records");
+    assert.ok(redis.some(({ key }) => key.startsWith(`counts:{${WS}}:`)), "counts");
+
+    const clear = [...needles].filter((needle) => needle.length >= 4);
+    assert.ok(clear.length > 50, `the workload saw contacts (${clear.length} fields)`);
+    const found = [
+      ...inTheClear(kvFiles(stack.dir).values.map(({ file, text }) => ({ where: `KV ${file}`, text })), clear),
+      ...inTheClear(redis.flatMap(({ key, type, parts }) => parts.map((text) => ({ where: `Redis ${type} ${key}`, text }))), clear),
+    ];
+    assert.deepEqual(found, [], "no contact field or search term in the clear");
+  });
+});
+
+/** The sealed form of `contact_list_cache_core::sealed`. */
+const SEALED = /^v1\.[A-Za-z0-9_-]{1,16}\.[A-Za-z0-9_-]{16}\.[A-Za-z0-9_-]+$/;
+
+/**
+ * Where one of `needles` is in `values` ({where, text}): every value must be sealed, or hold only
+ * what no contact field is made of (generations, sequence numbers, keyed hashes: `[0-9a-z -]`),
+ * and none may contain a needle. A sealed value is base64url: a needle with any other character
+ * (a name's space, an email's `@`, a phone's `+`) cannot be in it; the others are looked for.
+ */
+function inTheClear(values, needles) {
+  const unsealable = (needle) => /[^A-Za-z0-9_-]/.test(needle);
+  const found = [];
+  for (const { where, text } of values) {
+    const sealed = SEALED.test(text);
+    if (!sealed && !/^[0-9a-z -]{0,100}$/.test(text)) found.push(`${where}: neither sealed nor plain bookkeeping: ${text.slice(0, 80)}`);
+    for (const needle of needles) {
+      if ((sealed && unsealable(needle)) || !text.includes(needle)) continue;
+      found.push(`${where}: holds ${needle}`);
+    }
+  }
+  return found;
+}
+
+/** The stack worker's KV from Miniflare's persistence: every stored value (a file under a
+ * `blobs` folder) and the text of its SQLite files, where its keys are (`keys.includes(key)`:
+ * whether `key` was stored). */
+function kvFiles(dir) {
+  const values = [];
+  let sqlite = "";
+  const walk = (path) => {
+    for (const entry of readdirSync(path, { withFileTypes: true })) {
+      const full = join(path, entry.name);
+      if (entry.isDirectory()) walk(full);
+      else if (path.split(sep).includes("blobs")) values.push({ file: full, text: readFileSync(full, "utf8") });
+      else if (/\.sqlite(-wal)?$/.test(entry.name)) sqlite += readFileSync(full, "latin1");
+    }
+  };
+  walk(join(dir, "kv"));
+  return { values, keys: sqlite };
+}
+
+/** Every key of the Redis on `port` with its type and values (a string's value, a hash's fields
+ * and values, the members of a sorted set, a set or a list), read by one script (SCAN and, by
+ * type, GET, HGETALL, ZRANGE, SMEMBERS, LRANGE) that answers JSON. */
+async function redisValues(port) {
+  const script = `
+    local out, cursor = {}, "0"
+    repeat
+      local page = redis.call("SCAN", cursor, "COUNT", 1000)
+      cursor = page[1]
+      for _, key in ipairs(page[2]) do
+        local kind = redis.call("TYPE", key).ok
+        local parts = {}
+        if kind == "string" then parts = { redis.call("GET", key) }
+        elseif kind == "hash" then parts = redis.call("HGETALL", key)
+        elseif kind == "zset" then parts = redis.call("ZRANGE", key, 0, -1)
+        elseif kind == "set" then parts = redis.call("SMEMBERS", key)
+        elseif kind == "list" then parts = redis.call("LRANGE", key, 0, -1)
+        else parts = { "UNREAD TYPE " .. kind } end
+        out[#out + 1] = { key = key, type = kind, parts = parts }
+      end
+    until cursor == "0"
+    return cjson.encode(out)`;
+  const { stdout } = await promisify(execFile)("redis-cli", ["-p", String(port), "--raw", "eval", script, "0"], { maxBuffer: 1 << 30 });
+  return JSON.parse(stdout).map(({ key, type, parts }) => ({ key, type, parts: Array.isArray(parts) ? parts : [] }));
+}
