@@ -116,6 +116,54 @@ describe("encryption at rest", () => {
     assert.deepEqual(await res.json(), page);
   });
 
+  test("a carry record that does not open (unsealed, tampered, moved, under an unknown key) carries nothing", async () => {
+    const carryKey = `carry:${WS}:${BOARD}:all`;
+    const invalidate = async () => {
+      const res = await fetch(`${worker}/api/cache/invalidate`, {
+        method: "POST",
+        headers: { Authorization: `Bearer ${tokenFor(ME)}`, "X-Workspace-ID": WS, "Content-Type": "application/json" },
+        body: JSON.stringify({ workspace_id: WS, board_id: BOARD, filter: "all" }),
+      });
+      assert.equal(res.status, 200);
+      return (await res.json()).data.generation;
+    };
+    /** A record leading from a generation whose page 1 is in KV to the current one, renaming the
+     * page's first contact to `Forged Carry`, as `store` writes it: what page 1 then answers. */
+    const pageAfter = async (store) => {
+      const from = await invalidate();
+      const cached = await list("filter=all&page=1");
+      await waitFor("page 1 in KV", async () => (await kv.get(cached.headers.get("x-cache-key"))) !== null, 5000);
+      const [first] = (await cached.json()).data.contacts;
+      const to = await invalidate();
+      // Past the staleness bound, so that the page of `from` is not served as the answer.
+      await new Promise((resolve) => setTimeout(resolve, Number(stack.bindings.STALENESS_BOUND_MS ?? 1000) + 100));
+      const [[row]] = sql(`select to_jsonb(c)::text from contacts c where id = '${first.id}'`);
+      const record = JSON.stringify({ to, from, updates: [{ new: { ...JSON.parse(row), name: "Forged Carry" }, was: { name: first.name } }] });
+      await kv.put(carryKey, store(record), { expirationTtl: 3600 });
+      const res = await list("filter=all&page=1");
+      assert.equal(res.status, 200);
+      return (await res.json()).data.contacts;
+    };
+    const sealedNow = (record) => seal(newKey, carryKey, record);
+    const tampered = (record) => {
+      const sealed = sealedNow(record);
+      const at = sealed.length - 5;
+      return sealed.slice(0, at) + (sealed[at] === "A" ? "B" : "A") + sealed.slice(at + 1);
+    };
+    // Sealed with the current key, the record is carried: the refusals below are not for want of a record.
+    assert.equal((await pageAfter(sealedNow))[0].name, "Forged Carry");
+    for (const [what, store] of [
+      ["unsealed (as an earlier version wrote it)", (record) => record],
+      ["tampered", tampered],
+      ["moved from another scope's key", (record) => seal(newKey, `carry:${WS}:${BOARD}:open`, record)],
+      ["under an unknown key id", (record) => seal(`ghost:${randomBytes(32).toString("base64")}`, carryKey, record)],
+    ]) {
+      const contacts = await pageAfter(store);
+      assert.ok(!contacts.some((c) => c.name === "Forged Carry"), what);
+      assert.deepEqual(contacts.map((c) => c.id), expectedPage({ workspace: WS, board: BOARD, me: ME, filter: "all", page: 1 }).ids, what);
+    }
+  });
+
   test("a tampered Redis entry is a miss for the backend too", async () => {
     const call = (path, headers = {}) =>
       fetch(`${stack.urls.backend}${path}`, { headers: { "X-Internal-Auth": stack.secrets.INTERNAL_AUTH_KEY, "X-Workspace-ID": WS, "X-User-ID": ME, ...headers } });
