@@ -242,6 +242,7 @@ describe("no contact data in the clear after a mixed workload", () => {
       body: JSON.stringify({ workspace_id: WS, filter: "closed" }),
     });
     assert.equal(invalidated.status, 200);
+    const requestId = invalidated.headers.get("x-request-id");
 
     await waitFor("the writes at the edge", async () => {
       const { key, body } = await list("filter=all&page=1");
@@ -251,7 +252,9 @@ describe("no contact data in the clear after a mixed workload", () => {
     await readEverything([fresh.name, fresh.email, fresh.phone, inserted.email, renamed.name]);
     await waitFor("the new pages in KV", async () => (await list("filter=all&page=1")).label === "HIT/KV", 5000);
 
-    // What was written exists: carry records (the rename kept its place), reads records, counts.
+    // What was written exists: carry records (the rename kept its place), reads records, counts,
+    // and the invalidation's audit record (in PostgreSQL, so in neither store).
+    await waitFor("the audit record", async () => sql(`select count(*) from public.cache_audit_log where request_id = '${requestId}'`)[0][0] === "1", 5000);
     const kv = kvFiles(stack.dir);
     assert.ok(kv.keys.includes(`carry:${WS}:${BOARD}:all`), "a carry record of the board's lists");
     assert.ok(kv.values.length > 0 && kv.values.some(({ text }) => SEALED.test(text)), "KV's values are read");
