@@ -24,7 +24,8 @@ describe("encryption at rest", () => {
   let kv;
   before(async () => {
     // The current key is new; entries sealed with the old one still open.
-    worker = await ownWorker(pieces, { CACHE_ENCRYPTION_KEY: `${newKey},${oldKey}` });
+    // No refresh-ahead: a page is in KV only when a test's read put it there.
+    worker = await ownWorker(pieces, { CACHE_ENCRYPTION_KEY: `${newKey},${oldKey}`, REFRESH_AHEAD_PAGES: "0" });
     kv = await pieces.miniflare.getKVNamespace("CONTACT_CACHE");
   });
   after(() => pieces.stop());
@@ -100,8 +101,9 @@ describe("encryption at rest", () => {
       const body = await res.json();
       assert.equal(body.data.pagination.page, 7);
       assert.ok(!JSON.stringify(body).includes('"plain"'));
-      // The page read instead is written back over the bad entry before the next one is put.
-      await waitFor("write-back", async () => (await kv.get(kvKey)) !== bad, 5000);
+      // The page read instead is written back over the bad entry before the next one is put
+      // (read again until it is: a write-back past KV's budget, on a busy machine, is dropped).
+      await waitFor("write-back", async () => (await kv.get(kvKey)) !== bad || ((await list(query)).ok && false), 5000);
     }
   });
 
@@ -140,6 +142,9 @@ describe("encryption at rest", () => {
       const [[row]] = sql(`select to_jsonb(c)::text from contacts c where id = '${first.id}'`);
       const record = JSON.stringify({ to, from, updates: [{ new: { ...JSON.parse(row), name: "Forged Carry" }, was: { name: first.name } }] });
       await kv.put(carryKey, store(record), { expirationTtl: 3600 });
+      const cachedKey = cached.headers.get("x-cache-key");
+      assert.ok(cachedKey.endsWith(`&gen=${from}`));
+      assert.equal(await kv.get(`${cachedKey.slice(0, -from.length)}${to}`), null, "no page 1 of the new generation before the read");
       const res = await list("filter=all&page=1");
       assert.equal(res.status, 200);
       return (await res.json()).data.contacts;
