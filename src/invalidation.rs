@@ -93,8 +93,7 @@ pub async fn apply(env: &Env, ctx: &Context, upstreams: &Rc<Upstreams>, workspac
     }
     let generation = Generation::new(now.0, (js_sys::Math::random() * f64::from(u32::MAX)) as u32);
     let store = kv::store(env).map_err(|_| SettingError::Missing { name: KV_BINDING })?;
-    let retention = upstreams.policy.freshness.retention_seconds();
-    let (reads, writes) = kv::bump(&store, &bumps, &generation, since, upstreams.staleness_bound_ms, retention)
+    let (reads, writes) = kv::bump(&store, upstreams, &bumps, &generation, since)
         .await
         .map_err(|err| AppError::Unavailable(format!("writing generations: {err}")))?;
     (0..reads + writes).for_each(|_| trace.kv_operation());

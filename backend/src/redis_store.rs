@@ -1,5 +1,10 @@
 //! The Redis client wrapper: one connection (single node or cluster), made lazily, every call
 //! bounded by a timeout so a dead Redis costs milliseconds, never a hung request.
+//!
+//! No contact data is stored in the clear: pages, totals and counts are sealed
+//! ([`RedisStore::set_sealed`]), and the reads log names each page read by a keyed hash of its
+//! query, the query itself (which may hold a search term) sealed beside it
+//! ([`RedisStore::add_recent`]).
 
 use crate::tls::{CaFile, HandshakeFailure};
 use contact_list_cache_core::invalidation::KeyPattern;
@@ -144,11 +149,13 @@ impl RedisStore {
         self.bounded(cmd.query_async::<()>(&mut conn)).await
     }
 
-    /// Scores each of `pages` (a member and who read it) with `score` (now) in the sorted set at
-    /// `key` and names its reader in the hash at `readers` (same hash tag), keeps only the `keep`
-    /// most recent in both, and lets both expire `ttl_seconds` after the last addition. One
-    /// script, so the two stay in step.
-    pub async fn add_recent(&self, key: &str, readers: &str, pages: &[(String, String)], score: u64, keep: u32, ttl_seconds: u32) -> Result<(), RedisError> {
+    /// Scores each of `pages` (a page read, and who read it) with `score` (now) in `log`'s sorted
+    /// set and keeps the page and its reader in its hash, keeps only the `keep` most recent in
+    /// both, and lets both expire `ttl_seconds` after the last addition. One script, so the two
+    /// stay in step. A page's member is its keyed hash ([`RecentMember`]), so a page read again
+    /// is scored again, never added twice; the page and its reader are sealed in the hash.
+    pub async fn add_recent(&self, keyring: &Keyring, log: RecentLog<'_>, pages: &[(String, String)], score: u64, keep: u32, ttl_seconds: u32) -> Result<(), RedisError> {
+        let RecentLog { pages: key, readers } = log;
         const SCRIPT: &str = r"
             local score, keep, ttl = ARGV[1], tonumber(ARGV[2]), ARGV[3]
             for i = 4, #ARGV, 2 do
@@ -168,14 +175,18 @@ impl RedisStore {
         let mut invocation = script.key(key);
         invocation.key(readers).arg(score).arg(keep).arg(ttl_seconds);
         for (page, user) in pages {
-            invocation.arg(page).arg(user);
+            let member = RecentMember::of(keyring, key, page);
+            invocation.arg(&member.0).arg(member.seal(keyring, readers, page, user));
         }
         self.bounded(invocation.invoke_async::<u64>(&mut conn)).await.map(|_| ())
     }
 
-    /// The members of the sorted set at `key` scored `since` or later, highest first, at most
-    /// `limit`, each with its reader from the hash at `readers` (`None` when it has none).
-    pub async fn recent(&self, key: &str, readers: &str, since: u64, limit: u32) -> Result<Vec<(String, Option<String>)>, RedisError> {
+    /// The pages of `log` scored `since` or later, highest first, at most `limit`, each with its
+    /// reader, opened from the log's hash. One that does not open (no entry, tampered, under an
+    /// unknown key) is left out, and so is a page already listed (read under the previous key
+    /// during a rotation).
+    pub async fn recent(&self, keyring: &Keyring, log: RecentLog<'_>, since: u64, limit: u32) -> Result<Vec<(String, String)>, RedisError> {
+        let RecentLog { pages: key, readers } = log;
         let mut conn = self.connection().await?;
         let mut range = redis::cmd("ZRANGE");
         range.arg(key).arg("+inf").arg(since).arg("BYSCORE").arg("REV").arg("LIMIT").arg(0).arg(limit);
@@ -185,8 +196,10 @@ impl RedisStore {
         }
         let mut hmget = redis::cmd("HMGET");
         hmget.arg(readers).arg(&pages);
-        let users: Vec<Option<String>> = self.bounded(hmget.query_async(&mut conn)).await?;
-        Ok(pages.into_iter().zip(users).collect())
+        let sealed: Vec<Option<String>> = self.bounded(hmget.query_async(&mut conn)).await?;
+        let mut seen = std::collections::HashSet::new();
+        let opened = pages.into_iter().zip(sealed).filter_map(|(member, sealed)| RecentMember(member).open(keyring, readers, &sealed?));
+        Ok(opened.filter(|(page, _)| seen.insert(page.clone())).collect())
     }
 
     /// Removes every key matching `pattern` with SCAN + UNLINK (never KEYS), on the node that
@@ -261,6 +274,41 @@ impl RedisStore {
             Ok(result) => Ok(result?),
             Err(_) => Err(RedisError::Timeout(self.timeout)),
         }
+    }
+}
+
+/// A log of pages read, in two keys with the same hash tag: the sorted set of pages by last read
+/// (`pages`) and the hash keeping each page and its reader, sealed (`readers`).
+#[derive(Clone, Copy)]
+pub struct RecentLog<'a> {
+    pub pages: &'a str,
+    pub readers: &'a str,
+}
+
+/// The member of a page in a reads log: the keyed hash of the log's key and the page, so that
+/// neither the page's query (a search term) nor which logs read the same page shows in Redis.
+struct RecentMember(String);
+
+impl RecentMember {
+    fn of(keyring: &Keyring, key: &str, page: &str) -> Self {
+        Self(keyring.keyed_hash(&format!("{key}\n{page}")))
+    }
+
+    /// `[page, user]` sealed for this member of the hash at `readers`.
+    fn seal(&self, keyring: &Keyring, readers: &str, page: &str, user: &str) -> String {
+        let mut nonce = [0u8; NONCE_LEN];
+        getrandom::getrandom(&mut nonce).expect("the OS provides randomness");
+        keyring.seal(&self.bound_to(readers), &serde_json::json!([page, user]).to_string(), nonce)
+    }
+
+    /// The page and its reader, if `sealed` opens as this member's.
+    fn open(&self, keyring: &Keyring, readers: &str, sealed: &str) -> Option<(String, String)> {
+        serde_json::from_str(&keyring.open(&self.bound_to(readers), sealed).ok()?).ok()
+    }
+
+    /// What the sealed value is bound to: the hash's key and the member.
+    fn bound_to(&self, readers: &str) -> String {
+        format!("{readers}:{}", self.0)
     }
 }
 

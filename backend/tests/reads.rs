@@ -78,3 +78,29 @@ async fn refused_input_names_its_field() {
         assert_eq!(record(&base, reads).await, 400);
     }
 }
+
+#[tokio::test]
+async fn a_query_is_kept_only_sealed_under_a_keyed_hash_and_a_tampered_one_is_left_out() {
+    let redis = Redis::start();
+    let base = spawn_app(&[("REDIS_PUBLIC_URL", &redis.url())]).await;
+    let all = format!("{BOARD}:all");
+    let query = "page=1&search=Ann+Smith%40mail.test";
+    assert_eq!(record(&base, json!([read(&all, ANN, query), read(&all, BOB, query)])).await, 200);
+    assert_eq!(recent(&base, &all).await, [(BOB.to_owned(), query.to_owned())], "one entry, read again");
+    let (key, readers) = (format!("reads:{{{WS}}}:{all}"), format!("readers:{{{WS}}}:{all}"));
+    let member = redis.cli(&["zrange", &key, "0", "-1"]);
+    assert!(member.len() == 32 && member.bytes().all(|b| b.is_ascii_hexdigit()), "a keyed hash: {member}");
+    let sealed = redis.cli(&["hget", &readers, &member]);
+    assert!(sealed.starts_with("v1."), "{sealed}");
+    for stored in [&member, &sealed] {
+        assert!(!stored.contains("Ann") && !stored.contains("search") && !stored.contains(BOB), "{stored}");
+    }
+    // Moved to another member, or tampered with: left out, never answered.
+    let other = "0".repeat(32);
+    assert_eq!(redis.cli(&["zadd", &key, "NX", &format!("{}", u64::MAX >> 12), &other]), "1");
+    assert_eq!(redis.cli(&["hset", &readers, &other, &sealed]), "1");
+    let at = sealed.len() - 5;
+    let flipped = if &sealed[at..=at] == "A" { "B" } else { "A" };
+    assert_eq!(redis.cli(&["hset", &readers, &member, &format!("{}{flipped}{}", &sealed[..at], &sealed[at + 1..])]), "0");
+    assert_eq!(recent(&base, &all).await, []);
+}

@@ -1,5 +1,6 @@
-//! Workers KV, the edge layer (`CONTACT_CACHE`): sealed pages, the generation markers of
-//! invalidation, the marks of applied database changes, and health probes.
+//! Workers KV, the edge layer (`CONTACT_CACHE`): sealed pages and carry records (both hold
+//! contact rows), the generation markers of invalidation, the marks of applied database changes,
+//! and health probes (which hold no contact data, and are stored as they are).
 
 use crate::config::{Upstreams, KV_BINDING};
 use crate::runtime::{self, within};
@@ -15,6 +16,7 @@ use contact_list_cache_core::freshness::Freshness;
 use contact_list_cache_core::generation::{Generation, ScopeState};
 use contact_list_cache_core::layer::CacheLayer;
 use contact_list_cache_core::query::{ContactQuery, UserId, WorkspaceId};
+use contact_list_cache_core::sealed::Keyring;
 use contact_list_cache_core::time::UnixMillis;
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -104,9 +106,26 @@ impl Cache for KvPage {
 
     /// Kept through the stale-if-error period after the TTL.
     async fn put(&self, page: &Page) -> Result<(), LayerError> {
-        let sealed = webcrypto::seal(&self.upstreams.keyring, &self.key, &page.body.text()).await.map_err(|err| failed(format!("sealing: {err}")))?;
         let retention = self.upstreams.policy.freshness.retention_seconds();
-        write(&self.store, &self.key, &sealed, Some(page.read_at), retention).await
+        write_sealed(&self.store, &self.upstreams.keyring, &self.key, &page.body.text(), Some(page.read_at), retention).await
+    }
+}
+
+/// Seals `plaintext` for `key` with the keyring's current key (`webcrypto::seal`) and writes it
+/// like [`write`]: every KV value that may hold contact data is written this way.
+async fn write_sealed(store: &Namespace, keyring: &Keyring, key: &str, plaintext: &str, read_at: Option<UnixMillis>, ttl_seconds: u32) -> Result<(), LayerError> {
+    let sealed = webcrypto::seal(keyring, key, plaintext).await.map_err(|err| failed(format!("sealing: {err}")))?;
+    write(store, key, &sealed, read_at, ttl_seconds).await
+}
+
+/// The carry record at `key`, opened (`webcrypto::read_and_open`, the path pages are read by)
+/// and parsed. A record that does not open (tampered, moved, under an unknown key id, or stored
+/// unsealed by an earlier version) or does not parse is none: the page is then read below.
+async fn carry_record(store: &Namespace, keyring: &Keyring, key: &str) -> Result<Option<CarryRecord>, LayerError> {
+    match webcrypto::read_and_open(store, keyring, key).await {
+        Ok(opened) => Ok(opened.and_then(|(body, _)| serde_json::from_slice(&body.to_vec()).ok())),
+        Err(ReadError::Refused(_)) => Ok(None),
+        Err(ReadError::Runtime(err)) => Err(failed(err)),
     }
 }
 
@@ -185,16 +204,18 @@ pub struct Bump {
     pub carry: Option<(String, Filter, Vec<ContactUpdate>)>,
 }
 
-/// Moves every scope of `bumps` to `next` at `now` (keeping, within `bound_ms`, the generation it
-/// supersedes: see `ScopeState::bumped`) and rewrites its carry record (see `CarryRecord::after`)
-/// if it has one, all at once; a write KV rejects (its rate is one write per second per key) is
-/// retried after a second, twice. Returns the KV reads and writes made: at most two of
-/// each per scope, however many pages are cached.
-pub async fn bump(store: &Namespace, bumps: &[Bump], next: &Generation, now: UnixMillis, bound_ms: u64, retention_seconds: u32) -> Result<(u32, u32), LayerError> {
+/// Moves every scope of `bumps` to `next` at `now` (keeping, within `upstreams`' staleness bound,
+/// the generation it supersedes: see `ScopeState::bumped`) and rewrites its carry record (see
+/// `CarryRecord::after`), sealed, if it has one, all at once; a write KV rejects (its rate is one
+/// write per second per key) is retried after a second, twice. Returns the KV reads and writes
+/// made: at most two of each per scope, however many pages are cached.
+pub async fn bump(store: &Namespace, upstreams: &Upstreams, bumps: &[Bump], next: &Generation, now: UnixMillis) -> Result<(u32, u32), LayerError> {
+    let (keyring, bound_ms) = (&upstreams.keyring, upstreams.staleness_bound_ms);
+    let retention_seconds = upstreams.policy.freshness.retention_seconds();
     let each = bumps.iter().map(|bump| async move {
         let last_record = async {
             match &bump.carry {
-                Some((key, _, _)) => store.text(key).await.map(|raw| raw.and_then(|raw| serde_json::from_str::<CarryRecord>(&raw).ok())),
+                Some((key, _, _)) => carry_record(store, keyring, key).await,
                 None => Ok(None),
             }
         };
@@ -213,23 +234,28 @@ pub async fn bump(store: &Namespace, bumps: &[Bump], next: &Generation, now: Uni
         // from the database, as without a record.
         let record_write = async {
             match &record {
-                Some((key, record)) => write_retrying(store, key, record, retention_seconds).await,
+                Some((key, record)) => write_retrying(store, Some(keyring), key, record, retention_seconds).await,
                 None => Ok(0),
             }
         };
-        let (record_writes, state_writes) = futures_util::future::join(record_write, write_retrying(store, &bump.key, &value, GENERATION_TTL_SECONDS)).await;
+        let (record_writes, state_writes) = futures_util::future::join(record_write, write_retrying(store, None, &bump.key, &value, GENERATION_TTL_SECONDS)).await;
         Ok::<_, LayerError>((reads, record_writes? + state_writes?))
     });
     let done = crate::runtime::all(each).await.into_iter().collect::<Result<Vec<(u32, u32)>, LayerError>>()?;
     Ok(done.iter().fold((0, 0), |(r, w), (reads, writes)| (r + reads, w + writes)))
 }
 
-/// Writes `value` at `key`, retrying a rejected write after a second, twice; returns the writes.
-async fn write_retrying(store: &Namespace, key: &str, value: &str, ttl_seconds: u32) -> Result<u32, LayerError> {
+/// Writes `value` at `key`, sealed when given a keyring, retrying a rejected write after a
+/// second, twice; returns the writes.
+async fn write_retrying(store: &Namespace, sealing: Option<&Keyring>, key: &str, value: &str, ttl_seconds: u32) -> Result<u32, LayerError> {
     let mut writes = 0;
     loop {
         writes += 1;
-        match write(store, key, value, None, ttl_seconds).await {
+        let written = match sealing {
+            Some(keyring) => write_sealed(store, keyring, key, value, None, ttl_seconds).await,
+            None => write(store, key, value, None, ttl_seconds).await,
+        };
+        match written {
             Ok(()) => return Ok(writes),
             Err(err) if writes < GENERATION_WRITE_ATTEMPTS => {
                 worker::console_warn!("generation write retried: {err}");
@@ -277,8 +303,7 @@ impl Source for CarriedCopy {
     async fn read(&self, _mode: SourceMode) -> Result<Page, SourceError> {
         self.reads.set(self.reads.get() + 1);
         self.missing.replace(None);
-        let Some(raw) = self.store.text(&self.record_key).await? else { return Err(SourceError::Declined) };
-        let record: CarryRecord = serde_json::from_str(&raw).map_err(|_| SourceError::Declined)?;
+        let Some(record) = carry_record(&self.store, &self.upstreams.keyring, &self.record_key).await? else { return Err(SourceError::Declined) };
         // The newest start first: its page has the fewest updates to carry.
         for (index, (from, updates)) in record.starts(&self.current).into_iter().enumerate() {
             match self.carried_from(from, updates).await? {

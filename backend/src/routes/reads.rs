@@ -3,12 +3,14 @@
 //! and `GET /api/workspaces/{workspaceId}/boards`, the boards an invalidation of a whole
 //! workspace reaches. Kept in Redis per scope, with the workspace in the key's hash tag: a sorted
 //! set of pages by last read (`reads:{<workspace>}:<board>:<filter>`, `reads:{<workspace>}:counts`),
-//! capped, and beside it a hash naming the last reader of each (`readers:{<workspace>}:…`). A
+//! capped, and beside it a hash keeping each page and its last reader (`readers:{<workspace>}:…`),
+//! sealed: a query may hold a search term (see `RedisStore::add_recent`). A
 //! page every member sees alike is one entry, whoever read it; a page of one user's
 //! (`assigned_to_me`, `favorites`, counts) is that user's.
 
 use crate::error::ApiError;
 use crate::layers::runtime::now;
+use crate::redis_store::RecentLog;
 use crate::routes::bad_request;
 use crate::state::AppState;
 use axum::extract::rejection::JsonRejection;
@@ -87,7 +89,7 @@ pub async fn record(State(state): State<Arc<AppState>>, body: Result<Json<Record
     }
     let score = now().0;
     for ((workspace, scope), pages) in &by_scope {
-        let recorded = state.redis.add_recent(&key(workspace, scope), &readers_key(workspace, scope), pages, score, KEEP, TTL_SECONDS).await;
+        let recorded = state.redis.add_recent(&state.config.keyring, RecentLog { pages: &key(workspace, scope), readers: &readers_key(workspace, scope) }, pages, score, KEEP, TTL_SECONDS).await;
         recorded.inspect_err(|_| state.stats.redis_errors.increment())?;
     }
     Ok(Json(json!({"success": true, "data": {"recorded": request.reads.len()}})))
@@ -111,13 +113,13 @@ pub async fn recent(State(state): State<Arc<AppState>>, Path(workspace): Path<St
     let scope = scope(&params.scope)?;
     let limit = params.limit.clamp(1, KEEP);
     let since = now().0.saturating_sub(HOT_WITHIN_MS);
-    let pages = state.redis.recent(&key(&workspace, &scope), &readers_key(&workspace, &scope), since, limit).await;
+    let pages = state.redis.recent(&state.config.keyring, RecentLog { pages: &key(&workspace, &scope), readers: &readers_key(&workspace, &scope) }, since, limit).await;
     let pages = pages.inspect_err(|_| state.stats.redis_errors.increment())?;
     let reads: Vec<Value> = pages
         .into_iter()
-        .filter_map(|(page, user)| {
+        .map(|(page, user)| {
             let query = page.split(' ').next().unwrap_or_default();
-            Some(json!({"user": user?, "query": query}))
+            json!({"user": user, "query": query})
         })
         .collect();
     Ok(Json(json!({"success": true, "data": reads})))

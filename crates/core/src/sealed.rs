@@ -3,12 +3,18 @@
 //! the key it was written for. Anything else (tampered, unknown key id, moved) is a miss.
 //!
 //! Sealed form: `v1.<key id>.<base64url nonce>.<base64url ciphertext+tag>`.
+//!
+//! Where a stored name must stay the same for the same data (a sorted set's member, which a
+//! sealed value's random nonce would change on every write), the keyring gives a keyed hash
+//! instead ([`Keyring::keyed_hash`]): without the key, a guess cannot be checked against it.
 
 use crate::settings::SettingError;
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
 
 /// The bytes of a nonce; the caller supplies fresh random ones for every seal.
 pub const NONCE_LEN: usize = 12;
@@ -146,6 +152,15 @@ impl Keyring {
         Self::sealed_form(&key.id, &nonce, &ciphertext)
     }
 
+    /// The keyed hash of `data` under the current key, as 32 hex digits (128 bits): HMAC-SHA256
+    /// keyed with a key derived from the sealing key for this use alone, so the same data has
+    /// the same hash until the key rotates, and a guessed search term or name cannot be checked
+    /// against it without the key.
+    pub fn keyed_hash(&self, data: &str) -> String {
+        let derived = hmac_sha256(&self.keys[0].raw, KEYED_HASH_CONTEXT.as_bytes());
+        hmac_sha256(&derived, data.as_bytes())[..16].iter().map(|byte| format!("{byte:02x}")).collect()
+    }
+
     /// Opens an entry stored at `cache_key`.
     pub fn open(&self, cache_key: &str, sealed: &str) -> Result<String, OpenError> {
         let envelope = self.envelope(sealed)?;
@@ -154,6 +169,15 @@ impl Keyring {
             .map_err(|_| OpenError::Forged)?;
         String::from_utf8(plaintext).map_err(|_| OpenError::Malformed)
     }
+}
+
+/// What the key of [`Keyring::keyed_hash`] is derived for (never the sealing key itself).
+const KEYED_HASH_CONTEXT: &str = "contact-list-cache keyed hash v1";
+
+fn hmac_sha256(key: &[u8], data: &[u8]) -> [u8; 32] {
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC takes a key of any length");
+    mac.update(data);
+    mac.finalize().into_bytes().into()
 }
 
 #[cfg(test)]
@@ -213,6 +237,32 @@ mod tests {
         let sealed_before = old.seal("k", "v", [2; 12]);
         assert_eq!(rotated.open("k", &sealed_before).unwrap(), "v");
         assert!(rotated.seal("k", "v", [3; 12]).starts_with("v1.k2."));
+    }
+
+    #[test]
+    fn a_keyed_hash_is_stable_under_one_key_and_another_under_another() {
+        let keys = ring(&format!("k1:{K1}"));
+        let hash = keys.keyed_hash("search=Ann Smith&page=1");
+        assert_eq!(hash.len(), 32);
+        assert!(hash.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
+        assert_eq!(keys.keyed_hash("search=Ann Smith&page=1"), hash);
+        assert_ne!(keys.keyed_hash("search=Ann Smith&page=2"), hash);
+        // Not the plain SHA-256 a guess could be checked against, nor HMAC under the raw key.
+        assert_ne!(hash, crate::secure::sha256_hex(b"search=Ann Smith&page=1", 32));
+        let raw = STANDARD.decode(K1).unwrap();
+        let under_raw: String = hmac_sha256(&raw, b"search=Ann Smith&page=1")[..16].iter().map(|b| format!("{b:02x}")).collect();
+        assert_ne!(hash, under_raw);
+        // The current key hashes; an older one in the ring does not change it.
+        assert_eq!(ring(&format!("k1:{K1}, k2:{K2}")).keyed_hash("search=Ann Smith&page=1"), hash);
+        assert_ne!(ring(&format!("k2:{K2}, k1:{K1}")).keyed_hash("search=Ann Smith&page=1"), hash);
+    }
+
+    #[test]
+    fn hmac_sha256_matches_rfc_4231() {
+        // Test case 2 of RFC 4231.
+        let mac = hmac_sha256(b"Jefe", b"what do ya want for nothing?");
+        let hex: String = mac.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(hex, "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
     }
 
     #[test]

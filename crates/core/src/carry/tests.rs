@@ -271,3 +271,24 @@ fn an_update_is_kept_as_the_new_row_and_what_the_old_one_had_otherwise() {
     let odd = ContactUpdate { old: json!("not a row"), new: row(4) };
     assert_eq!(serde_json::from_str::<ContactUpdate>(&serde_json::to_string(&odd).unwrap()).unwrap(), odd);
 }
+
+#[test]
+fn a_carry_record_is_sealed_under_its_key_like_a_page() {
+    // The worker seals records through WebCrypto in the same form (src/layers/kv.rs); this pins
+    // that a record's rows leave no trace in the sealed text and that it opens under its key only.
+    let keys = crate::sealed::Keyring::parse("CACHE_ENCRYPTION_KEY", "k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=").unwrap();
+    let (from, to) = (Generation::new(1, 1), Generation::new(2, 2));
+    let record = CarryRecord::after(None, &from, &to, Filter::All, &[renamed(3)]);
+    let key = carry_key(&WorkspaceId::parse("ws", WS).unwrap(), &BoardId::parse("board", BOARD).unwrap(), Filter::All);
+    let plain = serde_json::to_string(&record).unwrap();
+    assert!(plain.contains("Renamed") && plain.contains("c3@example.test"));
+    let sealed = keys.seal(&key, &plain, [9; 12]);
+    for field in ["Renamed", "Contact 3", "c3@example.test"] {
+        assert!(!sealed.contains(field), "{field}");
+    }
+    let opened: CarryRecord = serde_json::from_str(&keys.open(&key, &sealed).unwrap()).unwrap();
+    assert_eq!(opened, record);
+    let elsewhere = carry_key(&WorkspaceId::parse("ws", WS).unwrap(), &BoardId::parse("board", OTHER_BOARD).unwrap(), Filter::All);
+    assert!(keys.open(&elsewhere, &sealed).is_err(), "moved to another scope's key");
+    assert!(keys.open(&key, &plain).is_err(), "an unsealed record is no record");
+}
