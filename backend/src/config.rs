@@ -227,6 +227,25 @@ mod tests {
     }
 
     #[test]
+    fn the_project_whose_tokens_are_verified_is_required() {
+        for name in ["SUPABASE_URL", "SUPABASE_JWT_SECRET"] {
+            let err = config(&[("INTERNAL_AUTH_KEY", "k"), (name, " ")]).unwrap_err().to_string();
+            assert_eq!(err, format!("{name} is required but not set"));
+        }
+    }
+
+    #[test]
+    fn shared_secrets_accept_their_previous_value_only_while_it_is_set() {
+        let during = config(&[("INTERNAL_AUTH_KEY", "new"), ("INTERNAL_AUTH_KEY_PREVIOUS", "old"), ("METRICS_TOKEN", "m2"), ("METRICS_TOKEN_PREVIOUS", "m1")]).unwrap();
+        assert!(during.internal_auth_key.accepts(b"new") && during.internal_auth_key.accepts(b"old"));
+        let metrics = during.metrics_token.expect("set");
+        assert!(metrics.accepts(b"m2") && metrics.accepts(b"m1") && !metrics.accepts(b"new"));
+        let after = config(&[("INTERNAL_AUTH_KEY", "new")]).unwrap();
+        assert!(after.internal_auth_key.accepts(b"new") && !after.internal_auth_key.accepts(b"old"));
+        assert!(after.metrics_token.is_none(), "without METRICS_TOKEN the metrics are closed");
+    }
+
+    #[test]
     fn bad_values_name_their_variable() {
         let cases = [
             ("REDIS_CLUSTER_ENABLED", "sometimes"),
@@ -287,9 +306,12 @@ mod tests {
             ("DATABASE_URL", "postgres://u:hunter3@h/db"),
             ("WORKER_WEBHOOK_URL", "http://worker.test/api/cache/webhook"),
             ("WEBHOOK_SECRET", "hunter4"),
+            ("INTERNAL_AUTH_KEY_PREVIOUS", "hunter5"),
+            ("METRICS_TOKEN", "hunter6"),
+            ("SUPABASE_JWT_SECRET", "hunter7"),
         ];
         let debug = format!("{:?}", config(&vars).unwrap());
-        for secret in ["s3cret", "hunter2", "hunter3", "hunter4"] {
+        for secret in ["s3cret", "hunter2", "hunter3", "hunter4", "hunter5", "hunter6", "hunter7"] {
             assert!(!debug.contains(secret), "{debug}");
         }
         assert!(debug.contains("ttl_contacts_list: 180") && debug.contains("worker.test"), "{debug}");
