@@ -8,6 +8,7 @@ use contact_list_cache_core::engine::{Budgets, Policy};
 use contact_list_cache_core::freshness::FreshnessPolicy;
 use contact_list_cache_core::l0::L0Limits;
 use contact_list_cache_core::sealed::Keyring;
+use contact_list_cache_core::secure::RotatingSecret;
 use contact_list_cache_core::settings::{parse_base_url, parse_flag, parse_number, require_secret, Secret, SettingError};
 use std::cell::OnceCell;
 use std::rc::Rc;
@@ -38,8 +39,9 @@ pub struct Config {
     pub cors: CorsPolicy,
     /// `METRICS_TOKEN`: when set, `/metrics` and `/api/cache/stats` require it as a bearer token.
     pub metrics_token: Option<Secret>,
-    /// `WEBHOOK_SECRET`: the shared secret of `POST /api/cache/webhook`.
-    pub webhook_secret: Option<Secret>,
+    /// `WEBHOOK_SECRET`: the shared secret of `POST /api/cache/webhook`; while it rotates,
+    /// `WEBHOOK_SECRET_PREVIOUS` is accepted too.
+    pub webhook_secret: Option<RotatingSecret>,
     /// `KV_STORAGE_LIMIT_BYTES` (default 1 GiB, the Workers Free plan's KV storage; 0 = no limit)
     /// and `KV_WARN_RATIO` (default 0.8): `/api/cache/stats` warns when its estimate of KV's use
     /// reaches that share of the limit.
@@ -59,8 +61,12 @@ pub struct Upstreams {
     pub jwt_secret: Secret,
     /// `BACKEND_URL`: the Redis cache service.
     pub backend_url: String,
-    /// `INTERNAL_AUTH_KEY`: sent to the backend as `X-Internal-Auth`.
+    /// `INTERNAL_AUTH_KEY`: sent to the backend as `X-Internal-Auth` (with the caller's own
+    /// token on every call that reads a user's data).
     pub internal_auth_key: Secret,
+    /// `BACKEND_METRICS_TOKEN`: the backend's `METRICS_TOKEN`, sent with the call for its
+    /// statistics (`/api/cache/stats` here shows the backend's part only with it).
+    pub backend_metrics_token: Option<Secret>,
     /// `REDIS_ENABLED`: whether the backend's Redis layer is consulted (default true).
     pub redis_enabled: bool,
     /// `KV_CACHE_ENABLED`: whether pages are read from and written to KV (default true).
@@ -103,7 +109,7 @@ impl Config {
                 .transpose()?
                 .unwrap_or(CorsPolicy::AnyOrigin),
             metrics_token: var(env, "METRICS_TOKEN").map(Secret::new),
-            webhook_secret: var(env, "WEBHOOK_SECRET").map(Secret::new),
+            webhook_secret: var(env, "WEBHOOK_SECRET").map(|current| RotatingSecret::new(current, var(env, "WEBHOOK_SECRET_PREVIOUS"))),
             kv_storage_limit_bytes: var(env, "KV_STORAGE_LIMIT_BYTES").map_or(Ok(1 << 30), |raw| parse_number("KV_STORAGE_LIMIT_BYTES", &raw, 0..=u64::MAX))?,
             kv_warn_ratio: var(env, "KV_WARN_RATIO").map_or(Ok(0.8), |raw| parse_ratio("KV_WARN_RATIO", &raw))?,
             upstreams: Upstreams::read(env).map(Rc::new),
@@ -131,6 +137,7 @@ impl Upstreams {
             jwt_secret: secret("SUPABASE_JWT_SECRET")?,
             backend_url: url("BACKEND_URL")?,
             internal_auth_key: secret("INTERNAL_AUTH_KEY")?,
+            backend_metrics_token: var(env, "BACKEND_METRICS_TOKEN").map(Secret::new),
             redis_enabled: flag("REDIS_ENABLED")?,
             kv_cache_enabled: flag("KV_CACHE_ENABLED")?,
             keyring: Keyring::parse("CACHE_ENCRYPTION_KEY", secret("CACHE_ENCRYPTION_KEY")?.expose())?,

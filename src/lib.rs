@@ -24,7 +24,7 @@ use worker::{event, Context, Env, Request, Result};
 #[event(start)]
 fn start() {
     console_error_panic_hook::set_once();
-    auth::crypto::install();
+    contact_list_cache_core::token::crypto::install();
 }
 
 #[event(fetch)]

@@ -7,7 +7,7 @@ use crate::auth::Access;
 use crate::body::{Page, PageBody};
 use crate::config::{Upstreams, KV_BINDING};
 use crate::error::AppError;
-use crate::layers::backend::{Fallback, PageAtBackend, RedisCopy, Scoped};
+use crate::layers::backend::{Acting, Fallback, PageAtBackend, RedisCopy, Scoped};
 use crate::layers::kv::{self, CarriedCopy, KvPage};
 use crate::layers::l0::{self, L0Page};
 use crate::layers::supabase::SupabasePage;
@@ -152,6 +152,8 @@ pub enum Reader<'a> {
     Caller(&'a Access),
     /// Nobody waiting: a page refreshed ahead of its readers, for a user who read it recently.
     /// Only the backend's fallback, which checks membership in SQL, reads it from the database.
+    /// With no user's token, the backend answers its Redis copy and its fallback sealed with
+    /// the cache's keyring ([`Acting::Ahead`]).
     Ahead { workspace: &'a WorkspaceId, user: &'a UserId },
 }
 
@@ -165,6 +167,10 @@ impl PageRead {
         let (workspace, user) = match &reader {
             Reader::Caller(access) => (&access.workspace, &access.caller.user_id),
             Reader::Ahead { workspace, user } => (*workspace, *user),
+        };
+        let acting = match &reader {
+            Reader::Caller(access) => Acting::Caller(access.caller.token.clone()),
+            Reader::Ahead { .. } => Acting::Ahead,
         };
         // L0 serves callers who accept cached pages; refresh-ahead always reads KV.
         let l0 = (upstreams.l0.enabled() && mode == Mode::Normal && matches!(reader, Reader::Caller(_))).then_some(upstreams.l0);
@@ -193,7 +199,7 @@ impl PageRead {
             upstreams: Rc::clone(upstreams),
             board: query.board_id.clone(),
             query_string: query.canonical_query_string(),
-            scoped: Scoped { workspace: workspace.clone(), user: user.clone(), generation: keyed.clone() },
+            scoped: Scoped { workspace: workspace.clone(), user: user.clone(), generation: keyed.clone(), acting: acting.clone() },
             redis_key: redis_list_key(workspace, user, &query, &keyed),
         });
         let kv_page = |key: String| KvPage { store: store.clone(), upstreams: Rc::clone(upstreams), key };

@@ -6,7 +6,7 @@
 //! the backend's change capture).
 
 use crate::config::Upstreams;
-use crate::layers::backend::{self, Read, Scoped};
+use crate::layers::backend::{self, Acting, Read, Scoped};
 use crate::layers::kv;
 use crate::metrics::Trace;
 use crate::read_path::{PageRead, Reader};
@@ -186,7 +186,7 @@ async fn refresh_counts(env: &Env, upstreams: &Rc<Upstreams>, workspace: &Worksp
     let Ok(state) = kv::scope_state(&store, upstreams, &counts_generation_key(workspace)).await else { return };
     for chunk in hot.chunks(CONCURRENCY) {
         let refreshes = chunk.iter().map(|(user, _)| {
-            let scoped = Scoped { workspace: workspace.clone(), user: user.clone(), generation: state.current.clone() };
+            let scoped = Scoped { workspace: workspace.clone(), user: user.clone(), generation: state.current.clone(), acting: Acting::Ahead };
             async move { backend::counts(upstreams, &scoped, true, None).await }
         });
         runtime::all(refreshes).await;

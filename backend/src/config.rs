@@ -7,6 +7,7 @@ use contact_list_cache_core::freshness::FreshnessPolicy;
 use contact_list_cache_core::sealed::Keyring;
 use contact_list_cache_core::settings::{parse_base_url, parse_flag, parse_number, require_secret, Secret, SettingError};
 use crate::db_target::DbTarget;
+use contact_list_cache_core::secure::RotatingSecret;
 use crate::tls::CaFile;
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -36,8 +37,17 @@ pub struct Config {
     pub database_timeout: Duration,
     /// `DATABASE_POOL_SIZE`: most connections held open (16).
     pub database_pool_size: usize,
-    /// `INTERNAL_AUTH_KEY`: the shared secret the worker sends as `X-Internal-Auth`.
-    pub internal_auth_key: Secret<String>,
+    /// `INTERNAL_AUTH_KEY`: the shared secret the worker sends as `X-Internal-Auth`; while it
+    /// rotates, `INTERNAL_AUTH_KEY_PREVIOUS` is accepted too. It opens no user's data by itself.
+    pub internal_auth_key: RotatingSecret,
+    /// `METRICS_TOKEN` (and while it rotates `METRICS_TOKEN_PREVIOUS`): the bearer token of
+    /// `/metrics` and `/api/cache/stats`. Unset, they answer 401 to everyone.
+    pub metrics_token: Option<RotatingSecret>,
+    /// `SUPABASE_URL`: the project whose JWKS (`/auth/v1/.well-known/jwks.json`) verifies
+    /// ES256/RS256 access tokens.
+    pub supabase_url: String,
+    /// `SUPABASE_JWT_SECRET`: verifies HS256 access tokens.
+    pub jwt_secret: Secret<String>,
     /// `WORKER_WEBHOOK_URL` and `WEBHOOK_SECRET`: where change capture forwards database changes
     /// (the worker's `/api/cache/webhook`) and the secret it sends. Both, with `DATABASE_URL`,
     /// turn change capture on.
@@ -123,7 +133,10 @@ impl Config {
             ),
             database_pool_size: get("DATABASE_POOL_SIZE")
                 .map_or(Ok(16), |raw| parse_number("DATABASE_POOL_SIZE", &raw, 1..=1000))?,
-            internal_auth_key: Secret::new(require_secret("INTERNAL_AUTH_KEY", get("INTERNAL_AUTH_KEY"))?),
+            internal_auth_key: RotatingSecret::new(require_secret("INTERNAL_AUTH_KEY", get("INTERNAL_AUTH_KEY"))?, get("INTERNAL_AUTH_KEY_PREVIOUS")),
+            metrics_token: get("METRICS_TOKEN").map(|current| RotatingSecret::new(current, get("METRICS_TOKEN_PREVIOUS"))),
+            supabase_url: parse_base_url("SUPABASE_URL", &require_secret("SUPABASE_URL", get("SUPABASE_URL"))?)?,
+            jwt_secret: Secret::new(require_secret("SUPABASE_JWT_SECRET", get("SUPABASE_JWT_SECRET"))?),
             webhook: match (get("WORKER_WEBHOOK_URL"), get("WEBHOOK_SECRET")) {
                 (None, None) => None,
                 (Some(url), Some(secret)) => Some((parse_base_url("WORKER_WEBHOOK_URL", &url)?, Secret::new(secret))),
@@ -178,6 +191,8 @@ mod tests {
         let mut vars: HashMap<String, String> =
             vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         vars.entry("CACHE_ENCRYPTION_KEY".into()).or_insert_with(|| format!("k1:{}", "A".repeat(43) + "="));
+        vars.entry("SUPABASE_URL".into()).or_insert_with(|| "http://supabase.test".into());
+        vars.entry("SUPABASE_JWT_SECRET".into()).or_insert_with(|| "jwt-secret".into());
         Config::from_lookup(|name| vars.get(name).cloned())
     }
 
@@ -209,6 +224,25 @@ mod tests {
             config(&[]).unwrap_err().to_string(),
             "INTERNAL_AUTH_KEY is required but not set"
         );
+    }
+
+    #[test]
+    fn the_project_whose_tokens_are_verified_is_required() {
+        for name in ["SUPABASE_URL", "SUPABASE_JWT_SECRET"] {
+            let err = config(&[("INTERNAL_AUTH_KEY", "k"), (name, " ")]).unwrap_err().to_string();
+            assert_eq!(err, format!("{name} is required but not set"));
+        }
+    }
+
+    #[test]
+    fn shared_secrets_accept_their_previous_value_only_while_it_is_set() {
+        let during = config(&[("INTERNAL_AUTH_KEY", "new"), ("INTERNAL_AUTH_KEY_PREVIOUS", "old"), ("METRICS_TOKEN", "m2"), ("METRICS_TOKEN_PREVIOUS", "m1")]).unwrap();
+        assert!(during.internal_auth_key.accepts(b"new") && during.internal_auth_key.accepts(b"old"));
+        let metrics = during.metrics_token.expect("set");
+        assert!(metrics.accepts(b"m2") && metrics.accepts(b"m1") && !metrics.accepts(b"new"));
+        let after = config(&[("INTERNAL_AUTH_KEY", "new")]).unwrap();
+        assert!(after.internal_auth_key.accepts(b"new") && !after.internal_auth_key.accepts(b"old"));
+        assert!(after.metrics_token.is_none(), "without METRICS_TOKEN the metrics are closed");
     }
 
     #[test]
@@ -272,9 +306,12 @@ mod tests {
             ("DATABASE_URL", "postgres://u:hunter3@h/db"),
             ("WORKER_WEBHOOK_URL", "http://worker.test/api/cache/webhook"),
             ("WEBHOOK_SECRET", "hunter4"),
+            ("INTERNAL_AUTH_KEY_PREVIOUS", "hunter5"),
+            ("METRICS_TOKEN", "hunter6"),
+            ("SUPABASE_JWT_SECRET", "hunter7"),
         ];
         let debug = format!("{:?}", config(&vars).unwrap());
-        for secret in ["s3cret", "hunter2", "hunter3", "hunter4"] {
+        for secret in ["s3cret", "hunter2", "hunter3", "hunter4", "hunter5", "hunter6", "hunter7"] {
             assert!(!debug.contains(secret), "{debug}");
         }
         assert!(debug.contains("ttl_contacts_list: 180") && debug.contains("worker.test"), "{debug}");

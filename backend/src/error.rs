@@ -15,6 +15,11 @@ use contact_list_cache_core::query::QueryError;
 pub enum ApiError {
     #[error("X-Internal-Auth is missing or wrong")]
     Unauthorized,
+    /// A user-scoped read without a valid user credential (the message says what is wrong).
+    #[error("{0}")]
+    NoUser(&'static str),
+    #[error("metrics need Authorization: Bearer <METRICS_TOKEN>")]
+    NoMetricsToken,
     #[error("{0}")]
     BadRequest(#[from] QueryError),
     #[error("the user is not a member of this workspace")]
@@ -41,7 +46,7 @@ impl ApiError {
 
     fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
-            Self::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            Self::Unauthorized | Self::NoUser(_) | Self::NoMetricsToken => (StatusCode::UNAUTHORIZED, "unauthorized"),
             Self::BadRequest(_) => (StatusCode::BAD_REQUEST, "invalid_parameter"),
             Self::NotAMember | Self::NotAnAdmin => (StatusCode::FORBIDDEN, "forbidden"),
             Self::CacheMiss => (StatusCode::NOT_FOUND, "cache_miss"),

@@ -65,6 +65,8 @@ mod tests {
     fn config(host: &str, port: &str) -> Config {
         let vars = [
             ("INTERNAL_AUTH_KEY", "k"),
+            ("SUPABASE_URL", "http://supabase.test"),
+            ("SUPABASE_JWT_SECRET", "jwt-secret"),
             ("CACHE_ENCRYPTION_KEY", "k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="),
             ("HOST", host),
             ("PORT", port),

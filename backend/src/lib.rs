@@ -1,5 +1,6 @@
 //! The Redis cache service behind the contact-list-cache worker.
 
+pub mod access;
 pub mod audit;
 pub mod auth;
 pub mod capture;

@@ -1,6 +1,7 @@
 //! Building and running the service: bind (port 0 picks a free one), serve, shut down gracefully
 //! within a bounded drain.
 
+use crate::access::Verifier;
 use crate::capture::forward::Forwarder;
 use crate::capture::status::CaptureStatus;
 use crate::config::Config;
@@ -55,7 +56,8 @@ impl Application {
             capture = Some(status);
         }
         let drain_timeout = config.shutdown_timeout;
-        let state = Arc::new(AppState { config, redis: Arc::new(redis), db: Arc::new(db), stats: Stats::default(), leases: Leased::default(), capture });
+        let verifier = Verifier::new(config.jwt_secret.clone(), &config.supabase_url);
+        let state = Arc::new(AppState { config, redis: Arc::new(redis), db: Arc::new(db), stats: Stats::default(), verifier, leases: Leased::default(), capture });
         tokio::spawn(check_tls(Arc::clone(&state)));
         Ok(Self { listener, router: router(state), drain_timeout })
     }
@@ -108,14 +110,17 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/api/reads/{workspace_id}", get(routes::reads::recent))
         .route("/api/cache/store", post(routes::cache::store))
         .route("/api/cache/invalidate", post(routes::cache::invalidate))
-        .route("/api/cache/stats", get(routes::cache::stats))
-        .route("/metrics", get(routes::metrics::get))
         .route("/api/audit", post(routes::audit::write))
         .route("/api/workspaces/{workspace_id}/audit", get(routes::audit::read))
         .route_layer(middleware::from_fn_with_state(Arc::clone(&state), auth::require_internal_auth));
+    let metrics = Router::new()
+        .route("/api/cache/stats", get(routes::cache::stats))
+        .route("/metrics", get(routes::metrics::get))
+        .route_layer(middleware::from_fn_with_state(Arc::clone(&state), auth::require_metrics_token));
     Router::new()
         .route("/health", get(routes::health::get))
         .merge(internal)
+        .merge(metrics)
         .fallback(routes::not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(tower_http::trace::TraceLayer::new_for_http())

@@ -2,6 +2,7 @@
 //! Its own module so that `startup` (which builds it and wires the routes) and the routes (which
 //! read it) both depend on it, and not on each other.
 
+use crate::access::Verifier;
 use crate::capture::status::CaptureStatus;
 use crate::config::Config;
 use crate::db::Database;
@@ -17,6 +18,8 @@ pub struct AppState {
     pub redis: Arc<RedisStore>,
     pub db: Arc<Database>,
     pub stats: Stats,
+    /// Access tokens and memberships (see `crate::access`).
+    pub verifier: Verifier,
     /// Refresh leases of the pages this process serves.
     pub leases: Leased,
     /// Change capture's connection, backlog and counters, when it runs.

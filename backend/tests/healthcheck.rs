@@ -36,6 +36,8 @@ async fn the_subcommand_exits_0_while_the_service_answers_and_1_when_nothing_doe
         vec![
             ("INTERNAL_AUTH_KEY", helpers::AUTH_KEY.to_owned()),
             ("CACHE_ENCRYPTION_KEY", helpers::ENCRYPTION_KEY.to_owned()),
+            ("SUPABASE_URL", "http://127.0.0.1:1".to_owned()),
+            ("SUPABASE_JWT_SECRET", helpers::JWT_SECRET.to_owned()),
             ("HOST", "0.0.0.0".to_owned()),
             ("PORT", port),
         ]

@@ -57,6 +57,7 @@ export async function startStack({
     const signing = signingKeys();
     const internalAuthKey = randomBytes(24).toString("hex");
     const webhookSecret = randomBytes(24).toString("hex");
+    const backendMetricsToken = randomBytes(24).toString("hex");
     const encryptionKey = `local1:${randomBytes(32).toString("base64")}`;
     // The worker's port is chosen first so the backend's change capture knows where to post.
     const port = worker === "wrangler" ? workerPort : await freePort();
@@ -65,7 +66,7 @@ export async function startStack({
     const seedSeconds = (Date.now() - started) / 1000;
     if (afterSeed) await psql(pg.port, { command: afterSeed, user: SUPERUSER });
     const [supabase, redis] = await Promise.all([stack.startSupabase({ jwtSecret, signing }), stack.startRedis()]);
-    const backendOptions = { redisUrl: redis.url, internalAuthKey, databaseUrl: pg.url, encryptionKey };
+    const backendOptions = { redisUrl: redis.url, internalAuthKey, databaseUrl: pg.url, encryptionKey, supabaseUrl: supabase.url, jwtSecret, metricsToken: backendMetricsToken };
     const { url: backend } = await stack.startBackend({
       ...backendOptions,
       env: { WORKER_WEBHOOK_URL: `http://127.0.0.1:${port}/api/cache/webhook`, WEBHOOK_SECRET: webhookSecret, ...backendEnv },
@@ -78,6 +79,7 @@ export async function startStack({
       INTERNAL_AUTH_KEY: internalAuthKey,
       WEBHOOK_SECRET: webhookSecret,
       CACHE_ENCRYPTION_KEY: encryptionKey,
+      BACKEND_METRICS_TOKEN: backendMetricsToken,
     };
     const bindings = { ENVIRONMENT: "test", REDIS_ENABLED: "true", CORS_ALLOWED_ORIGINS: "*", ...secrets, ...overrides };
     let workerUrl = null;

@@ -77,8 +77,9 @@ export function liveWorker() {
 }
 
 /** The environment the stack starts a backend with: on loopback at `port`, with its Redis, internal
- * key, encryption key and database, and `env` over them. */
-export function backendEnv({ redisUrl, internalAuthKey, databaseUrl, encryptionKey, env = {}, port }) {
+ * key, encryption key, database, the Supabase project whose access tokens it verifies (`supabaseUrl`
+ * for the JWKS, `jwtSecret` for HS256) and its metrics token, and `env` over them. */
+export function backendEnv({ redisUrl, internalAuthKey, databaseUrl, encryptionKey, supabaseUrl, jwtSecret, metricsToken, env = {}, port }) {
   return {
     HOST: "127.0.0.1",
     PORT: String(port),
@@ -86,6 +87,9 @@ export function backendEnv({ redisUrl, internalAuthKey, databaseUrl, encryptionK
     INTERNAL_AUTH_KEY: internalAuthKey,
     CACHE_ENCRYPTION_KEY: encryptionKey,
     DATABASE_URL: databaseUrl,
+    SUPABASE_URL: supabaseUrl,
+    SUPABASE_JWT_SECRET: jwtSecret,
+    ...(metricsToken && { METRICS_TOKEN: metricsToken }),
     RUST_LOG: process.env.RUST_LOG ?? "info",
     ...env,
   };

@@ -2,7 +2,6 @@
 //! the caller's membership of the workspace; a non-member is turned away here, and what is known
 //! of a member's membership travels on as [`Membership`].
 
-pub mod crypto;
 mod membership;
 mod token;
 

@@ -20,7 +20,7 @@ pub async fn list(req: &Request, edge: &Edge, workspace: &str) -> Result<Respons
     let param = |name: &str| url.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned());
     let limit = page_limit(param("limit").as_deref())?;
     let before = page_before(param("before").as_deref())?;
-    match backend::audit_page(upstreams, &workspace, &caller.user_id, limit, before).await {
+    match backend::audit_page(upstreams, &workspace, &caller, limit, before).await {
         Ok(Answer::Found(body)) => {
             let response = Response::ok(body)?;
             response.headers().set("Content-Type", "application/json")?;

@@ -4,7 +4,7 @@
 use crate::auth;
 use crate::edge::{Edge, JsonAnswer};
 use crate::error::AppError;
-use crate::layers::backend::{self, Answer, Scoped};
+use crate::layers::backend::{self, Acting, Answer, Scoped};
 use crate::layers::kv;
 use crate::refresh;
 use crate::runtime;
@@ -28,7 +28,8 @@ pub async fn get(req: &Request, env: &Env, ctx: &Context, edge: &Edge, workspace
     let fresh = wants_fresh(req.headers().get("Cache-Control")?.as_deref()) || state.is_err();
     let state = state.unwrap_or_else(|_| ScopeState::initial());
     let superseded = state.fallback(runtime::now(), upstreams.staleness_bound_ms);
-    let scoped = Scoped { workspace: access.workspace.clone(), user: access.caller.user_id.clone(), generation: state.current.clone() };
+    let acting = Acting::Caller(access.caller.token.clone());
+    let scoped = Scoped { workspace: access.workspace.clone(), user: access.caller.user_id.clone(), generation: state.current.clone(), acting };
     match backend::counts(upstreams, &scoped, fresh, superseded).await {
         Ok((Answer::Found(body), labels)) => {
             let labels = [("X-Cache-Status", labels.status), ("X-Cache-Layer", labels.layer), ("Age", labels.age)];

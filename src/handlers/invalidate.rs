@@ -16,7 +16,6 @@ use contact_list_cache_core::filter::Filter;
 use contact_list_cache_core::generation::Scope;
 use contact_list_cache_core::invalidation::{Event, KeyPattern, RowChange};
 use contact_list_cache_core::query::{BoardId, QueryError, WorkspaceId};
-use contact_list_cache_core::secure::secrets_match;
 use contact_list_cache_core::settings::SettingError;
 use contact_list_cache_core::time::UnixMillis;
 use serde::Deserialize;
@@ -96,7 +95,8 @@ pub async fn invalidate(mut req: Request, env: &Env, ctx: &Context, edge: &Edge)
 }
 
 /// A database change (from the backend's change capture, or a Supabase Database Webhook), authenticated
-/// with `WEBHOOK_SECRET` in `X-Webhook-Secret` or as a bearer token.
+/// with `WEBHOOK_SECRET` (or, while it rotates, `WEBHOOK_SECRET_PREVIOUS`) in `X-Webhook-Secret`
+/// or as a bearer token.
 pub async fn webhook(mut req: Request, env: &Env, ctx: &Context, edge: &Edge) -> Result<Response, AppError> {
     let config = edge.config()?;
     let secret = config.webhook_secret.as_ref().ok_or(SettingError::Missing { name: "WEBHOOK_SECRET" })?;
@@ -104,7 +104,7 @@ pub async fn webhook(mut req: Request, env: &Env, ctx: &Context, edge: &Edge) ->
         Some(given) => given,
         None => req.headers().get("Authorization")?.as_deref().and_then(bearer_token).map(str::to_owned).unwrap_or_default(),
     };
-    if !secrets_match(given.as_bytes(), secret.expose().as_bytes()) {
+    if !secret.accepts(given.as_bytes()) {
         return Err(AppError::Unauthorized("missing or wrong webhook secret"));
     }
     // One change (as a Supabase Database Webhook sends it) or a batch (as the backend's change

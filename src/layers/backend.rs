@@ -1,7 +1,10 @@
 //! The backend service: a page's Redis copy (`/contacts/cache`, `/cache/store`) and its fallback
 //! read path straight from PostgreSQL (`/contacts`), plus counts, statistics and health. The
 //! worker forwards the request's query string and names the workspace, user and generation in
-//! headers; the backend derives the Redis key with the same core code.
+//! headers; the backend derives the Redis key with the same core code. Every call carries the
+//! internal key; a call that reads a user's data also carries that user's own access token,
+//! which the backend verifies itself, or (refresh-ahead, for nobody waiting) asks for the answer
+//! sealed with `CACHE_ENCRYPTION_KEY`, which the internal key alone cannot open.
 
 use crate::config::{Upstreams, CACHE_TTL_SECONDS};
 use crate::runtime::within;
@@ -10,6 +13,7 @@ use contact_list_cache_core::engine::{Cache, LayerError, Source, SourceError, So
 use contact_list_cache_core::generation::Generation;
 use contact_list_cache_core::layer::CacheLayer;
 use contact_list_cache_core::query::{BoardId, UserId, WorkspaceId};
+use contact_list_cache_core::access::{refresh_ahead_seal_name, Caller};
 use contact_list_cache_core::time::UnixMillis;
 use std::rc::Rc;
 use worker::{Fetch, Headers, Method, Request, RequestInit};
@@ -31,12 +35,33 @@ pub struct Read {
     pub query: String,
 }
 
+/// On whose authority a call reads a user's data.
+#[derive(Clone)]
+pub enum Acting {
+    /// The caller's own access token (verified here, and again by the backend).
+    Caller(String),
+    /// Refresh-ahead, for nobody waiting: the backend answers sealed with the cache's keyring,
+    /// bound to [`refresh_ahead_seal_name`] of the page's Redis key, and checks membership itself.
+    Ahead,
+}
+
+impl std::fmt::Debug for Acting {
+    /// The token is never printed.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Caller(_) => "Caller",
+            Self::Ahead => "Ahead",
+        })
+    }
+}
+
 /// Who asks and for which generation: the headers of every list and counts call.
 #[derive(Debug, Clone)]
 pub struct Scoped {
     pub workspace: WorkspaceId,
     pub user: UserId,
     pub generation: Generation,
+    pub acting: Acting,
 }
 
 fn headers(upstreams: &Upstreams, scoped: Option<&Scoped>, layer: CacheLayer) -> Result<Headers, LayerError> {
@@ -47,8 +72,18 @@ fn headers(upstreams: &Upstreams, scoped: Option<&Scoped>, layer: CacheLayer) ->
         headers.set("X-Workspace-ID", scoped.workspace.as_str()).map_err(failed)?;
         headers.set("X-User-ID", scoped.user.as_str()).map_err(failed)?;
         headers.set("X-Cache-Generation", scoped.generation.as_str()).map_err(failed)?;
+        acting(&headers, &scoped.acting).map_err(failed)?;
     }
     Ok(headers)
+}
+
+/// The user credential of a call: `Authorization: Bearer <the caller's token>`, or
+/// `X-Refresh-Ahead: sealed`.
+fn acting(headers: &Headers, acting: &Acting) -> Result<(), worker::Error> {
+    match acting {
+        Acting::Caller(token) => headers.set("Authorization", &format!("Bearer {token}")),
+        Acting::Ahead => headers.set("X-Refresh-Ahead", "sealed"),
+    }
 }
 
 /// One call to the backend, reported as `layer`'s.
@@ -99,7 +134,15 @@ impl PageAtBackend {
             headers.set(name, value).map_err(|err| LayerError::failed(layer, err))?;
         }
         let path = format!("/api/boards/{}/{route}?{}", self.board, self.query_string);
-        call(&self.upstreams, Method::Get, &path, headers, None, layer).await
+        match call(&self.upstreams, Method::Get, &path, headers, None, layer).await? {
+            // Sealed for refresh-ahead: opened here (in the wasm's own cipher: a background
+            // read, off every request's path).
+            Answer::Found(sealed) if matches!(self.scoped.acting, Acting::Ahead) => {
+                let page = self.upstreams.keyring.open(&refresh_ahead_seal_name(&self.redis_key), &sealed);
+                page.map(Answer::Found).map_err(|err| LayerError::failed(layer, format!("a refresh-ahead answer that does not open: {err}")))
+            }
+            answer => Ok(answer),
+        }
     }
 }
 
@@ -236,10 +279,14 @@ pub async fn hot_reads(upstreams: &Upstreams, workspace: &WorkspaceId, scope: &s
     }
 }
 
-/// The backend's Redis statistics (`GET /api/cache/stats`), as it sent them.
+/// The backend's Redis statistics (`GET /api/cache/stats`), as it sent them: they need the
+/// backend's metrics token (`BACKEND_METRICS_TOKEN` here), not the internal key.
 pub async fn stats(upstreams: &Upstreams) -> Result<serde_json::Value, LayerError> {
     let layer = CacheLayer::Redis;
-    let request = call(upstreams, Method::Get, "/api/cache/stats", headers(upstreams, None, layer)?, None, layer);
+    let token = upstreams.backend_metrics_token.as_ref().ok_or_else(|| LayerError::failed(layer, "BACKEND_METRICS_TOKEN is not set"))?;
+    let headers = Headers::new();
+    headers.set("Authorization", &format!("Bearer {}", token.expose())).map_err(|err| LayerError::failed(layer, err))?;
+    let request = call(upstreams, Method::Get, "/api/cache/stats", headers, None, layer);
     match within(layer, upstreams.budgets().redis_ms, request).await? {
         Answer::Found(body) => serde_json::from_str(&body).map_err(|err| LayerError::failed(layer, format!("backend stats: {err}"))),
         Answer::Missing | Answer::Forbidden => Err(LayerError::failed(layer, "backend stats refused")),
@@ -253,12 +300,13 @@ pub async fn audit(upstreams: &Upstreams, records: &[contact_list_cache_core::au
     within(layer, upstreams.budgets().fallback_ms, post_json(upstreams, layer, "/api/audit", body, "the audit records")).await
 }
 
-/// One page of `workspace`'s audit log for `user`: the body as sent, or `Forbidden` when the
-/// user is not its owner or admin.
-pub async fn audit_page(upstreams: &Upstreams, workspace: &WorkspaceId, user: &UserId, limit: u32, before: Option<i64>) -> Result<Answer, LayerError> {
+/// One page of `workspace`'s audit log for `caller`: the body as sent, or `Forbidden` when the
+/// caller is not its owner or admin.
+pub async fn audit_page(upstreams: &Upstreams, workspace: &WorkspaceId, caller: &Caller, limit: u32, before: Option<i64>) -> Result<Answer, LayerError> {
     let layer = CacheLayer::Database;
     let headers = headers(upstreams, None, layer)?;
-    headers.set("X-User-ID", user.as_str()).map_err(|err| LayerError::failed(layer, err))?;
+    headers.set("X-User-ID", caller.user_id.as_str()).map_err(|err| LayerError::failed(layer, err))?;
+    acting(&headers, &Acting::Caller(caller.token.clone())).map_err(|err| LayerError::failed(layer, err))?;
     let before = before.map(|id| format!("&before={id}")).unwrap_or_default();
     let path = format!("/api/workspaces/{workspace}/audit?limit={limit}{before}");
     within(layer, upstreams.budgets().fallback_ms, call(upstreams, Method::Get, &path, headers, None, layer)).await

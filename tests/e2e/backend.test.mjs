@@ -4,11 +4,12 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { newStack, waitFor } from "../../scripts/stack.mjs";
-import { FILTERS, expectedPage, filterSql, ownBackend, redisCli, sameRows, seed, sql, stack } from "./harness.mjs";
+import { FILTERS, expectedPage, filterSql, ownBackend, redisCli, sameRows, seed, sql, stack, tokenFor } from "./harness.mjs";
 
 const WS_A = seed.workspace(1);
 const WS_B = seed.workspace(2);
 const ME = seed.user(1); // member of workspace 1 only
+const MEMBER_B = seed.user(2); // member of workspace 2
 const BOARD_A = seed.board(1, 1);
 
 /** A client for one backend instance. */
@@ -32,7 +33,11 @@ function backendClient(url, key) {
 const call = backendClient(stack.urls.backend, stack.secrets.INTERNAL_AUTH_KEY);
 /** A client for a backend of the test's own in `pieces`, on the Redis at `redisUrl`, with `env`. */
 const ownClient = async (pieces, redisUrl, env) => backendClient((await ownBackend(pieces, { redisUrl, env })).url, stack.secrets.INTERNAL_AUTH_KEY);
-const listHeaders = (workspace = WS_A, user = ME) => ({ "X-Workspace-ID": workspace, "X-User-ID": user });
+/** What the worker sends for a user's read: the workspace, the user and the user's own token. */
+const userHeaders = (user = ME) => ({ "X-User-ID": user, Authorization: `Bearer ${tokenFor(user)}` });
+const listHeaders = (workspace = WS_A, user = ME) => ({ "X-Workspace-ID": workspace, ...userHeaders(user) });
+/** The backend's metrics token, which alone opens /metrics and /api/cache/stats. */
+const metricsAuth = { Authorization: `Bearer ${stack.backendOptions.metricsToken}` };
 const listKey = (workspace, board, filter = "all") =>
   `contacts:{${workspace}}:${filter}:board:${board}:page:1:limit:50:sort:created_at-desc:gen:0`;
 
@@ -82,7 +87,7 @@ function cacheContract(name, client) {
       assert.equal(res.json.data.pattern, `contacts:{${WS_A}}:*`);
       assert.ok(res.json.data.removed >= keysA.length, `removed ${res.json.data.removed}`);
       const read = (workspace, board, filter) =>
-        client(`/api/boards/${board}/contacts/cache?filter=${filter}`, { headers: { ...listHeaders(workspace), "X-Cache-Only": "true" } });
+        client(`/api/boards/${board}/contacts/cache?filter=${filter}`, { headers: { ...listHeaders(workspace, workspace === WS_A ? ME : MEMBER_B), "X-Cache-Only": "true" } });
       for (const filter of ["all", "open", "archived"]) {
         assert.equal((await read(WS_A, BOARD_A, filter)).status, 404, `A ${filter} is gone`);
         assert.equal((await read(WS_B, boardB, filter)).status, 200, `B ${filter} is kept`);
@@ -94,7 +99,7 @@ function cacheContract(name, client) {
     });
 
     test("stats report the service's counters and Redis's numbers", async () => {
-      const res = await client("/api/cache/stats");
+      const res = await client("/api/cache/stats", { headers: metricsAuth });
       assert.equal(res.status, 200);
       const { service, redis } = res.json.data;
       assert.ok(service.hits >= 1 && service.misses >= 1 && service.stores >= 1 && service.invalidations >= 1);
@@ -114,7 +119,6 @@ describe("internal auth", () => {
     ["GET", `/api/workspaces/${WS_A}/counts`],
     ["POST", "/api/cache/store"],
     ["POST", "/api/cache/invalidate"],
-    ["GET", "/api/cache/stats"],
   ];
   for (const [method, path] of protectedCalls) {
     test(`${method} ${path.replace(/[0-9a-f-]{36}/g, ":id")} needs X-Internal-Auth`, async () => {
@@ -241,7 +245,7 @@ describe("fallback list from PostgreSQL", () => {
 
 describe("counts", () => {
   test("every per-filter count equals SQL, then comes from Redis", async () => {
-    const res = await call(`/api/workspaces/${WS_A}/counts`, { headers: { "X-User-ID": ME, "Cache-Control": "no-cache" } });
+    const res = await call(`/api/workspaces/${WS_A}/counts`, { headers: { ...userHeaders(), "Cache-Control": "no-cache" } });
     assert.equal(res.status, 200, res.text);
     assert.equal(res.headers.get("x-cache-key"), `counts:{${WS_A}}:${ME}:gen:0`);
     for (const filter of FILTERS) {
@@ -250,13 +254,13 @@ describe("counts", () => {
     }
     assert.ok(res.json.data.counts.favorites > 0 && res.json.data.counts.assigned_to_me > 0);
     assert.equal(res.json.cache_ttl, 300);
-    await waitFor("the counts write-back", async () => (await call(`/api/workspaces/${WS_A}/counts`, { headers: { "X-User-ID": ME } })).headers.get("x-cache-status") === "HIT", 5000);
+    await waitFor("the counts write-back", async () => (await call(`/api/workspaces/${WS_A}/counts`, { headers: userHeaders() })).headers.get("x-cache-status") === "HIT", 5000);
     const ttl = Number(redisCli(stack.ports.redis, "ttl", `counts:{${WS_A}}:${ME}:gen:0`));
     assert.ok(ttl > 290 && ttl <= 300, `ttl ${ttl}`);
   });
 
   test("a non-member gets 403", async () => {
-    const res = await call(`/api/workspaces/${WS_B}/counts`, { headers: { "X-User-ID": ME } });
+    const res = await call(`/api/workspaces/${WS_B}/counts`, { headers: userHeaders() });
     assert.equal(res.status, 403);
   });
 });
@@ -288,7 +292,7 @@ describe("Redis Cluster (3 primaries)", () => {
     assert.equal(slots.size, 1);
     const holders = cluster.nodes.filter((n) => Number(redisCli(n.port, "dbsize")) > 0);
     assert.ok(holders.length >= 1);
-    const stats = await clusterCall("/api/cache/stats");
+    const stats = await clusterCall("/api/cache/stats", { headers: metricsAuth });
     assert.equal(stats.json.data.redis.nodes, 3);
     assert.equal(stats.json.data.redis.mode, "cluster");
   });
@@ -323,7 +327,7 @@ describe("Redis stopped and restarted mid-test", () => {
       ["GET", "/api/cache/stats"],
     ]) {
       const started = Date.now();
-      const res = await own(path, { method, body, headers: { ...listHeaders(), "X-Cache-Only": "true" } });
+      const res = await own(path, { method, body, headers: { ...listHeaders(), "X-Cache-Only": "true", ...(path === "/api/cache/stats" && metricsAuth) } });
       assert.equal(res.status, 503, `${method} ${path}`);
       assert.equal(res.json.error.code, "redis_unavailable");
       assert.ok(Date.now() - started < 2000, `${path} answered in ${Date.now() - started} ms`);

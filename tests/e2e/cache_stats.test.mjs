@@ -26,7 +26,9 @@ const store = async (backend, key) => {
   assert.equal(res.status, 200, await res.text());
 };
 const backendStats = async (backend) => {
-  const res = await internal(backend, "/api/cache/stats");
+  // The backend's metrics token opens its statistics; its internal key does not.
+  assert.equal((await internal(backend, "/api/cache/stats")).status, 401);
+  const res = await fetch(`${backend.url}/api/cache/stats`, { headers: { Authorization: `Bearer ${stack.backendOptions.metricsToken}` } });
   assert.equal(res.status, 200);
   return (await res.json()).data.redis;
 };

@@ -18,7 +18,7 @@ import { connect } from "node:net";
 import { join, relative } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { ROOT, backendEnv, freePort, newStack, psql, psqlArgs, run, waitFor } from "../../scripts/stack.mjs";
-import { expectedPage, seed, stack } from "./harness.mjs";
+import { expectedPage, seed, stack, tokenFor } from "./harness.mjs";
 
 const CHROOT = "/usr/sbin/chroot";
 const IS_ROOT = process.getuid() === 0;
@@ -138,7 +138,7 @@ function runHealthcheck(env) {
   });
 }
 
-const headers = () => ({ "X-Internal-Auth": stack.secrets.INTERNAL_AUTH_KEY, "X-Workspace-ID": WS, "X-User-ID": ME });
+const headers = () => ({ "X-Internal-Auth": stack.secrets.INTERNAL_AUTH_KEY, "X-Workspace-ID": WS, "X-User-ID": ME, Authorization: `Bearer ${tokenFor(ME)}` });
 
 /** Holds an ACCESS EXCLUSIVE lock on `contacts` in a psql session of its own until `release()`,
  * so a backend's read of the table waits in PostgreSQL: a request that stays in flight. */

@@ -163,11 +163,12 @@ describe("durable change capture", { timeout: 300_000 }, () => {
     const lagging = (await health()).change_capture;
     assert.ok(lagging.undelivered >= 40, `undelivered ${lagging.undelivered}`);
     assert.ok(lagging.lag_ms > 1500, `lag ${lagging.lag_ms} ms`);
-    const stats = await (await fetch(`${backend.url}/api/cache/stats`, { headers: { "X-Internal-Auth": stack.backendOptions.internalAuthKey } })).json();
+    const metricsAuth = { Authorization: `Bearer ${stack.backendOptions.metricsToken}` };
+    const stats = await (await fetch(`${backend.url}/api/cache/stats`, { headers: metricsAuth })).json();
     assert.ok(stats.data.change_capture.webhook_failures >= 3, JSON.stringify(stats.data.change_capture));
-    // The same backlog for a Prometheus scraper (internal key required).
+    // The same backlog for a Prometheus scraper (the metrics token required).
     assert.equal((await fetch(`${backend.url}/metrics`)).status, 401);
-    const scraped = await (await fetch(`${backend.url}/metrics`, { headers: { "X-Internal-Auth": stack.backendOptions.internalAuthKey } })).text();
+    const scraped = await (await fetch(`${backend.url}/metrics`, { headers: metricsAuth })).text();
     const sample = (name) => Number(scraped.match(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, "m"))?.[1]);
     assert.match(scraped, /^contact_cache_backend_change_capture_info\{status="lagging"\} 1$/m);
     assert.ok(sample("contact_cache_backend_change_capture_lag_milliseconds") > 1500, scraped);
@@ -211,7 +212,7 @@ describe("durable change capture", { timeout: 300_000 }, () => {
     await burst("prune", 30, 0);
     await allDelivered("prune");
     await waitFor("the outbox emptied", async () => (await outboxRows()) === 0, 20_000);
-    const stats = await (await fetch(`${backend.url}/api/cache/stats`, { headers: { "X-Internal-Auth": stack.backendOptions.internalAuthKey } })).json();
+    const stats = await (await fetch(`${backend.url}/api/cache/stats`, { headers: { Authorization: `Bearer ${stack.backendOptions.metricsToken}` } })).json();
     assert.ok(stats.data.change_capture.pruned >= 30, JSON.stringify(stats.data.change_capture));
   });
 

@@ -9,12 +9,12 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { newStack, psql, waitFor } from "../../scripts/stack.mjs";
 import { enablePostgresTls, makeCertificates, redisCliTls, startTlsRedis, startTlsRedisCluster } from "../../scripts/stack/tls.mjs";
-import { ownBackend, seed, stack } from "./harness.mjs";
+import { ownBackend, seed, stack, tokenFor } from "./harness.mjs";
 
 const WS = seed.workspace(1);
 const ME = seed.user(1); // a member of workspace 1
 const BOARD = seed.board(1, 1);
-const listHeaders = { "X-Workspace-ID": WS, "X-User-ID": ME };
+const listHeaders = { "X-Workspace-ID": WS, "X-User-ID": ME, Authorization: `Bearer ${tokenFor(ME)}` };
 const listKey = (filter) => `contacts:{${WS}}:${filter}:board:${BOARD}:page:1:limit:50:sort:created_at-desc:gen:0`;
 
 let pieces, certs, otherCa, redis, cluster, pg;

@@ -43,7 +43,7 @@ async function backendTotals(board) {
   const totals = {};
   for (const filter of FILTERS) {
     const res = await fetch(`${stack.urls.backend}/api/boards/${board}/contacts?filter=${filter}&pageSize=1`, {
-      headers: { "X-Internal-Auth": stack.secrets.INTERNAL_AUTH_KEY, "X-Workspace-ID": WS, "X-User-ID": ME, "Cache-Control": "no-cache" },
+      headers: { "X-Internal-Auth": stack.secrets.INTERNAL_AUTH_KEY, "X-Workspace-ID": WS, Authorization: `Bearer ${tokenFor(ME)}`, "Cache-Control": "no-cache" },
     });
     assert.equal(res.status, 200, filter);
     totals[filter] = (await res.json()).data.pagination.total;
@@ -54,7 +54,7 @@ async function backendTotals(board) {
 /** The counts endpoint's totals, read afresh. */
 async function countsTotals() {
   const res = await fetch(`${stack.urls.backend}/api/workspaces/${WS}/counts`, {
-    headers: { "X-Internal-Auth": stack.secrets.INTERNAL_AUTH_KEY, "X-User-ID": ME, "Cache-Control": "no-cache" },
+    headers: { "X-Internal-Auth": stack.secrets.INTERNAL_AUTH_KEY, Authorization: `Bearer ${tokenFor(ME)}`, "Cache-Control": "no-cache" },
   });
   assert.equal(res.status, 200);
   return (await res.json()).data.counts;

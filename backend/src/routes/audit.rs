@@ -1,10 +1,11 @@
 //! `POST /api/audit` (the worker writes the records of its cache operations) and
 //! `GET /api/workspaces/{workspaceId}/audit?limit=&before=` (one page of a workspace's records,
-//! newest first, for the user in `X-User-ID` when they are its owner or admin).
+//! newest first, for the user of the forwarded access token when they are its owner or admin).
 
 use crate::audit;
 use crate::error::ApiError;
-use crate::routes::{bad_request, user_header};
+use crate::access::{self, Acting};
+use crate::routes::bad_request;
 use crate::state::AppState;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
@@ -46,10 +47,12 @@ pub async fn write(State(state): State<Arc<AppState>>, body: Result<Json<WriteRe
     Ok(Json(json!({"success": true, "data": done})))
 }
 
-/// One page of the workspace's records; 403 unless `X-User-ID` is its owner or admin.
+/// One page of the workspace's records; 403 unless the token's user is its owner or admin.
 pub async fn read(State(state): State<Arc<AppState>>, Path(workspace): Path<String>, Query(params): Query<HashMap<String, String>>, headers: HeaderMap) -> Result<Response, ApiError> {
     let workspace = WorkspaceId::parse("workspaceId", &workspace)?;
-    let caller = user_header(&headers)?;
+    let Acting::User(caller) = access::acting(&state, &headers).await? else {
+        return Err(ApiError::NoUser("the audit log needs the user's own access token"));
+    };
     let limit = page_limit(params.get("limit").map(String::as_str))?;
     let before = page_before(params.get("before").map(String::as_str))?;
     let page = audit::read(&state.db, &workspace, &caller, limit, before)

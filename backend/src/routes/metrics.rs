@@ -1,5 +1,5 @@
 //! `GET /metrics`: the service's counters and change capture's backlog in the Prometheus text
-//! exposition format (version 0.0.4), for a scraper holding the internal key. Read from memory
+//! exposition format (version 0.0.4), for a scraper holding the metrics token (`METRICS_TOKEN`). Read from memory
 //! only: scraping never calls Redis or PostgreSQL (`/api/cache/stats` does, for sizes).
 
 use crate::capture::status::CaptureReport;
@@ -31,7 +31,7 @@ pub fn render(stats: &StatsSnapshot, capture: &CaptureReport) -> String {
         ("keys_removed", "Redis keys removed by invalidations.", stats.keys_removed),
         ("database_queries", "Page and counts statements sent to PostgreSQL.", stats.database_queries),
         ("redis_errors", "Redis calls that failed or ran out of time.", stats.redis_errors),
-        ("unauthorized", "Requests refused for a missing or wrong internal key.", stats.unauthorized),
+        ("unauthorized", "Requests refused for a missing or wrong internal key, user token or metrics token.", stats.unauthorized),
         ("refused_entries", "Redis entries that did not open and were not served.", stats.refused_entries),
     ];
     for (name, help, value) in counters {

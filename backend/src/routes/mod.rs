@@ -18,7 +18,11 @@ use contact_list_cache_core::engine::Mode;
 use contact_list_cache_core::envelope::ErrorBody;
 use contact_list_cache_core::layer::{CacheLayer, CacheStatus};
 use contact_list_cache_core::generation::Generation;
-use contact_list_cache_core::query::{QueryError, UserId, WorkspaceId};
+use contact_list_cache_core::query::{QueryError, WorkspaceId};
+use contact_list_cache_core::access::refresh_ahead_seal_name;
+use contact_list_cache_core::sealed::NONCE_LEN;
+use crate::access::Acting;
+use crate::state::AppState;
 use contact_list_cache_core::time::UnixMillis;
 
 /// Any unknown path: the shared JSON error shape with 404.
@@ -37,10 +41,22 @@ pub fn workspace_header(headers: &HeaderMap) -> Result<WorkspaceId, ApiError> {
     Ok(WorkspaceId::parse("X-Workspace-ID", raw)?)
 }
 
-/// `X-User-ID`: the caller (the JWT's `sub`), for membership and user-relative filters.
-pub fn user_header(headers: &HeaderMap) -> Result<UserId, ApiError> {
-    let raw = header(headers, "x-user-id").unwrap_or_default();
-    Ok(UserId::parse("X-User-ID", raw)?)
+/// The answer to a refresh-ahead read (`Acting::Ahead`): its body sealed with the cache's
+/// keyring under [`refresh_ahead_seal_name`] of `redis_key`, its status and headers kept; any
+/// other answer as it is.
+pub async fn answer_for(state: &AppState, acting: &Acting, redis_key: &str, response: Response) -> Result<Response, ApiError> {
+    if !matches!(acting, Acting::Ahead(_)) || !response.status().is_success() {
+        return Ok(response);
+    }
+    let (parts, body) = response.into_parts();
+    let body = axum::body::to_bytes(body, usize::MAX).await.map_err(|err| ApiError::unavailable(CacheLayer::Redis, anyhow::anyhow!("reading an answer to seal: {err}")))?;
+    let text = String::from_utf8(body.to_vec()).map_err(|_| ApiError::unavailable(CacheLayer::Redis, anyhow::anyhow!("an answer that is not text")))?;
+    let mut nonce = [0u8; NONCE_LEN];
+    getrandom::getrandom(&mut nonce).expect("the OS provides randomness");
+    let sealed = state.config.keyring.seal(&refresh_ahead_seal_name(redis_key), &text, nonce);
+    let mut response = Response::from_parts(parts, axum::body::Body::from(sealed));
+    response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    Ok(response)
 }
 
 /// `X-Cache-Generation`: the generation of the request's scope, as the worker read it (the

@@ -38,9 +38,9 @@ pub struct Read {
 }
 
 /// Reads `read` and answers it as stored, with `X-Cache-Status`, `X-Cache-Layer` and
-/// `X-Cache-Key`. The caller's membership is taken as confirmed: the worker vouches for it with
-/// the internal key, or the route checked it in PostgreSQL (and the source checks it again in
-/// the statement that reads the rows).
+/// `X-Cache-Key`. The caller's membership is taken as confirmed: the route confirmed it before a
+/// read that may be served from Redis (`crate::access::require_member`, or in PostgreSQL
+/// directly), and the source checks it again in the statement that reads the rows.
 pub async fn serve(state: &Arc<AppState>, read: Read) -> Result<Response, ApiError> {
     let Read { key, ttl_seconds, source, mode, superseded } = read;
     let policy = state.config.read_policy(ttl_seconds);

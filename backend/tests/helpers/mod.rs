@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 
 pub const AUTH_KEY: &str = "test-key";
 pub const ENCRYPTION_KEY: &str = "k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+pub const JWT_SECRET: &str = "test-jwt-secret-of-reasonable-length";
+pub const METRICS_TOKEN: &str = "test-metrics-token";
 
 /// The service, started with the test configuration plus `extra` variables; its base URL.
 pub async fn spawn_app(extra: &[(&str, &str)]) -> String {
@@ -19,6 +21,9 @@ pub async fn spawn_app(extra: &[(&str, &str)]) -> String {
         ("PORT", "0"),
         ("REDIS_TIMEOUT_MS", "200"),
         ("CACHE_ENCRYPTION_KEY", ENCRYPTION_KEY),
+        ("SUPABASE_URL", "http://127.0.0.1:1"),
+        ("SUPABASE_JWT_SECRET", JWT_SECRET),
+        ("METRICS_TOKEN", METRICS_TOKEN),
     ];
     let lookup = |name: &str| {
         let find = |vars: &[(&str, &str)]| vars.iter().find(|(key, _)| *key == name).map(|(_, value)| value.to_string());

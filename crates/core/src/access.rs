@@ -21,6 +21,14 @@ pub fn bearer_token(header: &str) -> Option<&str> {
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
+/// The name a refresh-ahead answer of the backend is sealed under (the associated data of
+/// `sealed`): the page's (or counts') Redis key, prefixed so such an answer opens as nothing else.
+/// The backend answers a read that carries no user's token, only the internal key, this way: the
+/// worker opens it with the cache's keyring; the internal key alone reads nothing.
+pub fn refresh_ahead_seal_name(redis_key: &str) -> String {
+    format!("refresh-ahead:{redis_key}")
+}
+
 /// A caller whose token was verified.
 #[derive(Clone)]
 pub struct Caller {
@@ -62,6 +70,11 @@ mod tests {
         for header in ["", "Bearer ", "Bearer    ", "Basic abc", "abc", "Bearerabc"] {
             assert_eq!(bearer_token(header), None, "{header:?}");
         }
+    }
+
+    #[test]
+    fn a_refresh_ahead_answer_is_sealed_under_its_own_name() {
+        assert_eq!(refresh_ahead_seal_name("contacts:{w}:b"), "refresh-ahead:contacts:{w}:b");
     }
 
     #[test]

@@ -27,6 +27,7 @@ pub mod secure;
 pub mod settings;
 pub mod sql;
 pub mod time;
+pub mod token;
 
 /// The product name, as reported by `/health` and `/metrics`.
 pub const WORKER_NAME: &str = "contact-list-cache";

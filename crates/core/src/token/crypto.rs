@@ -2,7 +2,8 @@
 //! (HS256 with the project secret; ES256 and RS256 with its JWKS), from RustCrypto's crates. The
 //! crate's own `rust_crypto` provider brings every algorithm it knows (P-384, Ed25519, RSA
 //! signing and PSS, and a random number generator), which costs the wasm about a tenth of its
-//! size for nothing this API accepts. Tokens are never signed here, except HS256 in tests.
+//! size for nothing this API accepts. The backend, a native service, runs the same checks.
+//! Tokens are never signed, except HS256 in tests.
 
 use hmac::{Hmac, Mac};
 use jsonwebtoken::crypto::{CryptoProvider, JwtSigner, JwtVerifier, KeyUtils};
@@ -15,7 +16,8 @@ use sha2::{Digest, Sha256};
 
 type Hs256 = Hmac<Sha256>;
 
-/// The provider: installed once per isolate (and per test process) before any token is checked.
+/// The provider: installed once per process (isolate) before any token is checked ([`super::verify`]
+/// installs it).
 static PROVIDER: CryptoProvider = CryptoProvider { signer_factory: signer, verifier_factory: verifier, key_utils: KeyUtils::new_unimplemented() };
 
 /// Makes [`PROVIDER`] jsonwebtoken's; a second call changes nothing.
@@ -48,7 +50,7 @@ fn rsa_key(key: &DecodingKey) -> Result<RsaPublicKey, Error> {
     }
 }
 
-/// HS256 tokens are signed only by tests (the worker never signs).
+/// HS256 tokens are signed only by tests (neither the worker nor the backend signs).
 fn signer(algorithm: &Algorithm, key: &EncodingKey) -> Result<Box<dyn JwtSigner>, Error> {
     match algorithm {
         Algorithm::HS256 if key.family() == AlgorithmFamily::Hmac => {
