@@ -5,6 +5,8 @@
 //! for at most one minute; concurrent checks of one membership make one query.
 
 use crate::config::Upstreams;
+use crate::error::AppError;
+use crate::limits::Action;
 use crate::layers::supabase;
 use crate::metrics::Trace;
 use crate::runtime::{self, Workerd};
@@ -27,6 +29,8 @@ pub enum Checked {
     NotMember,
     /// Supabase did not answer.
     Unchecked(LayerError),
+    /// Not asked: the caller or the workspace is over its membership lookup limit.
+    Limited(AppError),
 }
 
 /// Checks whether `caller` belongs to `workspace`.
@@ -40,6 +44,9 @@ pub async fn check(caller: &Caller, workspace: &WorkspaceId, upstreams: &Upstrea
     let answer = match known {
         Some(member) => Ok(member),
         None => {
+            if let Err(limited) = upstreams.limiters.admit(Action::MembershipLookup, &caller.user_id, workspace, trace).await {
+                return Checked::Limited(limited);
+            }
             let flight = format!("{}|{}", key.0, key.1);
             let checks = runtime::membership_checks();
             let (checked, _) = checks
