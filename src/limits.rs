@@ -19,8 +19,12 @@ use crate::metrics::{self, Trace};
 use crate::runtime::now;
 use contact_list_cache_core::query::{UserId, WorkspaceId};
 use contact_list_cache_core::settings::SettingError;
-use futures_util::StreamExt;
-use worker::{Env, RateLimiter, Request};
+use wasm_bindgen::prelude::wasm_bindgen;
+use wasm_bindgen::JsValue;
+use wasm_bindgen_futures::JsFuture;
+use worker::js_sys::{self, Uint8Array};
+use worker::worker_sys::web_sys;
+use worker::{Env, Request};
 
 /// The period of every limit, in seconds (each binding's `simple.period` in wrangler.toml).
 pub const PERIOD_SECONDS: u64 = 60;
@@ -89,17 +93,20 @@ impl Per {
 
 /// The isolate's rate limiters, per action: per caller, then per workspace (`None`: unbound).
 #[derive(Debug)]
-pub struct Limiters([[Option<RateLimiter>; 2]; 5]);
+pub struct Limiters([[Option<JsValue>; 2]; 5]);
 
 impl Limiters {
     /// Reads every binding; in production a missing one is an error naming it.
     pub fn read(env: &Env, environment: Environment) -> Result<Self, SettingError> {
-        let bound = |action: Action, per: Per| match (env.rate_limiter(action.binding(per)), environment) {
-            (Ok(limiter), _) => Ok(Some(limiter)),
-            (Err(_), Environment::Production) => Err(SettingError::Missing { name: action.binding(per) }),
-            (Err(_), _) => Ok(None),
+        let bound = |action: Action, per: Per| {
+            let binding = js_sys::Reflect::get(env, &JsValue::from_str(action.binding(per))).ok().filter(|value| value.is_object());
+            match (binding, environment) {
+                (Some(limiter), _) => Ok(Some(limiter)),
+                (None, Environment::Production) => Err(SettingError::Missing { name: action.binding(per) }),
+                (None, _) => Ok(None),
+            }
         };
-        let mut limiters: [[Option<RateLimiter>; 2]; 5] = Default::default();
+        let mut limiters: [[Option<JsValue>; 2]; 5] = Default::default();
         for action in Action::ALL {
             limiters[action as usize] = [bound(action, Per::Caller)?, bound(action, Per::Workspace)?];
         }
@@ -112,13 +119,13 @@ impl Limiters {
         let [by_caller, by_workspace] = &self.0[action as usize];
         for (per, limiter, key) in [(Per::Caller, by_caller, caller.as_str()), (Per::Workspace, by_workspace, workspace.as_str())] {
             let Some(limiter) = limiter else { continue };
-            match limiter.limit(key.to_owned()).await {
-                Ok(outcome) if outcome.success => {}
+            match JsFuture::from(limit(limiter, key)).await {
+                Ok(admitted) if admitted.is_truthy() => {}
                 Ok(_) => {
                     metrics::limited(action);
                     return Err(AppError::TooManyRequests { action: action.as_str(), per: per.as_str(), retry_after: retry_after(now().0 / 1000) });
                 }
-                Err(err) => trace.failed(format!("rate limit {} did not answer: {err}", action.binding(per))),
+                Err(err) => trace.failed(format!("rate limit {} did not answer: {}", action.binding(per), worker::Error::from(err))),
             }
         }
         Ok(())
@@ -158,16 +165,45 @@ pub async fn read_body(req: &mut Request, limit: BodyLimit) -> Result<Vec<u8>, A
     if declared.is_some_and(|length| length > limit.bytes() as u64) {
         return Err(too_large());
     }
-    let Ok(mut stream) = req.stream() else {
-        return Ok(Vec::new());
-    };
-    let mut body = Vec::with_capacity(declared.unwrap_or(0) as usize);
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk?;
-        if body.len() + chunk.len() > limit.bytes() {
-            return Err(too_large());
-        }
-        body.extend_from_slice(&chunk);
+    let read = JsFuture::from(read_limited(req.inner(), limit.bytes() as f64)).await.map_err(worker::Error::from)?;
+    if read.is_null() {
+        return Err(too_large());
     }
-    Ok(body)
+    Ok(Uint8Array::new(&read).to_vec())
+}
+
+#[wasm_bindgen(inline_js = "
+export async function limit(limiter, key) {
+  return (await limiter.limit({ key })).success;
+}
+
+export async function read_limited(request, limit) {
+  if (request.body === null) return new Uint8Array(0);
+  const reader = request.body.getReader();
+  const chunks = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > limit) {
+      reader.cancel().catch(() => {});
+      return null;
+    }
+    chunks.push(value);
+  }
+  const body = new Uint8Array(size);
+  let at = 0;
+  for (const chunk of chunks) {
+    body.set(chunk, at);
+    at += chunk.byteLength;
+  }
+  return body;
+}")]
+extern "C" {
+    /// Whether a Rate Limiting binding admits one more use by `key`.
+    fn limit(limiter: &JsValue, key: &str) -> js_sys::Promise;
+    /// The body of `request` in one array, or `null` as soon as more than `limit` bytes were read
+    /// (the stream is then cancelled): read in the runtime, copied into the wasm once.
+    fn read_limited(request: &web_sys::Request, limit: f64) -> js_sys::Promise;
 }

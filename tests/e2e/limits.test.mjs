@@ -311,6 +311,29 @@ describe("in production", () => {
   });
 });
 
+describe("rate limit bindings left unbound", () => {
+  const production = newStack();
+  const development = newStack();
+  after(() => Promise.all([production.stop(), development.stop()]));
+
+  test("in production the routes that need them answer 500 naming the first missing; elsewhere nothing is limited", async () => {
+    const [prod, dev] = await Promise.all([
+      ownWorker(production, { ENVIRONMENT: "production", METRICS_TOKEN: "t" }, { app: { ratelimits: {} } }),
+      ownWorker(development, { ENVIRONMENT: "development" }, { app: { ratelimits: {} } }),
+    ]);
+    const user = seed.user(9); // workspace 4
+    const read = (base) => fetch(`${base}/api/boards/${seed.board(4, 1)}/contacts`, { headers: { Authorization: `Bearer ${tokenFor(user)}`, "X-Workspace-ID": seed.workspace(4), "Cache-Control": "no-cache" } });
+    const refused = await answer(await read(prod));
+    assert.equal(refused.status, 500);
+    assert.deepEqual(refused.body, {
+      success: false,
+      error: { code: "misconfigured", message: "the worker is misconfigured: LIMIT_INVALIDATE_PER_CALLER is required but not set" },
+    });
+    assert.equal((await (await fetch(`${prod}/health`)).json()).configured, false, "the plain /health shows it");
+    for (let i = 0; i < PER_WORKSPACE + 1; i++) assert.equal((await read(dev)).status, 200);
+  });
+});
+
 describe("request body limits", () => {
   const worker = stack.urls.worker;
   const headers = { Authorization: `Bearer ${tokenFor(seed.user(1))}`, "X-Workspace-ID": seed.workspace(1), "Content-Type": "application/json" };
