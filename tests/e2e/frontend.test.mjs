@@ -5,14 +5,13 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { mkdirSync } from "node:fs";
-import { request } from "node:http";
 import { connect, createServer } from "node:net";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { chromium } from "playwright-core";
 import { serveDemo } from "../../scripts/demo-server.mjs";
 import { ROOT, psql } from "../../scripts/stack.mjs";
-import { seed, stack, tokenFor } from "./harness.mjs";
+import { handshake as wsHandshake, seed, stack, tokenFor } from "./harness.mjs";
 
 const worker = stack.urls.worker;
 const WS = seed.workspace(1);
@@ -37,25 +36,8 @@ after(async () => {
   for (const [id, name] of renamed.reverse()) await sql(`update contacts set name = '${name.replaceAll("'", "''")}' where id = '${id}'`);
 });
 
-/** A WebSocket handshake by hand: 101 with its headers, or the refusal's status and JSON. */
-function handshake(path, protocols) {
-  return new Promise((resolve, reject) => {
-    const headers = { Connection: "Upgrade", Upgrade: "websocket", "Sec-WebSocket-Version": "13", "Sec-WebSocket-Key": randomBytes(16).toString("base64") };
-    if (protocols) headers["Sec-WebSocket-Protocol"] = protocols.join(", ");
-    const req = request(`${worker}${path}`, { agent: false, headers });
-    req.on("upgrade", (res, socket) => {
-      socket.destroy();
-      resolve({ status: res.statusCode, headers: res.headers });
-    });
-    req.on("response", (res) => {
-      let body = "";
-      res.on("data", (chunk) => (body += chunk));
-      res.on("end", () => resolve({ status: res.statusCode, body: body ? JSON.parse(body) : null }));
-    });
-    req.on("error", reject);
-    req.end();
-  });
-}
+/** A WebSocket handshake by hand with the stack's worker (see the harness). */
+const handshake = (path, protocols) => wsHandshake(worker, path, protocols);
 
 /** A TCP proxy to `port` on loopback that `cut()` severs (every open connection, and new ones
  * refused) until `restore()`. */

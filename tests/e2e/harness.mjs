@@ -162,3 +162,24 @@ export function fetchOnce(url, { headers = {}, timeoutMs = 15_000 } = {}) {
     req.end();
   });
 }
+
+/** A WebSocket handshake by hand with the worker at `base`: the status (101 when accepted) with
+ * its headers, and a refusal's JSON as `body`. */
+export function handshake(base, path, protocols) {
+  return new Promise((resolve, reject) => {
+    const headers = { Connection: "Upgrade", Upgrade: "websocket", "Sec-WebSocket-Version": "13", "Sec-WebSocket-Key": randomBytes(16).toString("base64") };
+    if (protocols) headers["Sec-WebSocket-Protocol"] = protocols.join(", ");
+    const req = request(`${base}${path}`, { agent: false, headers });
+    req.on("upgrade", (res, socket) => {
+      socket.destroy();
+      resolve({ status: res.statusCode, headers: res.headers });
+    });
+    req.on("response", (res) => {
+      let body = "";
+      res.on("data", (chunk) => (body += chunk));
+      res.on("end", () => resolve({ status: res.statusCode, headers: res.headers, body: body ? JSON.parse(body) : null }));
+    });
+    req.on("error", reject);
+    req.end();
+  });
+}

@@ -4,12 +4,12 @@
 // not once (counted through a wrapped KV binding); the observers in production only with
 // METRICS_TOKEN, which rotates; request bodies over their limit refused with 413.
 import assert from "node:assert/strict";
-import { randomBytes, randomUUID } from "node:crypto";
+import { randomUUID } from "node:crypto";
 import { request } from "node:http";
 import { after, before, describe, test } from "node:test";
 import { newStack } from "../../scripts/stack.mjs";
 import { liveWorker, rateLimits } from "../../scripts/stack/services.mjs";
-import { ownWorker, seed, stack, tokenFor } from "./harness.mjs";
+import { handshake, ownWorker, seed, stack, tokenFor } from "./harness.mjs";
 
 const PROTOCOL = "contact-list-cache.v1";
 /** Each limit in the tests' worker: per caller 3, per workspace 5, a minute each. */
@@ -26,26 +26,6 @@ const windowLeft = () => 60 - (Math.floor(Date.now() / 1000) % 60);
  * all fall in one window. */
 async function roomInWindow() {
   if (windowLeft() < 15) await new Promise((r) => setTimeout(r, windowLeft() * 1000 + 300));
-}
-
-/** A WebSocket handshake by hand on `base`: the status with its headers, and the JSON of a refusal. */
-function handshake(base, path, protocols) {
-  return new Promise((resolve, reject) => {
-    const headers = { Connection: "Upgrade", Upgrade: "websocket", "Sec-WebSocket-Version": "13", "Sec-WebSocket-Key": randomBytes(16).toString("base64") };
-    if (protocols) headers["Sec-WebSocket-Protocol"] = protocols.join(", ");
-    const req = request(`${base}${path}`, { agent: false, headers });
-    req.on("upgrade", (res, socket) => {
-      socket.destroy();
-      resolve({ status: res.statusCode, headers: res.headers });
-    });
-    req.on("response", (res) => {
-      let body = "";
-      res.on("data", (chunk) => (body += chunk));
-      res.on("end", () => resolve({ status: res.statusCode, headers: res.headers, body: body ? JSON.parse(body) : null }));
-    });
-    req.on("error", reject);
-    req.end();
-  });
 }
 
 /** An answer as { status, retryAfter, body }. */
