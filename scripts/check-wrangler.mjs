@@ -1,7 +1,8 @@
 // Checks that wrangler.toml declares everything the worker reads: every var (in [vars] and in
 // each [env.*]'s vars, so a deployed environment never silently falls back to a default the file
 // does not show), every secret (named in the file's header), every binding (in the top level and
-// in each environment). Run by scripts/test.sh; exits 1 naming what is missing.
+// in each environment; the Rate Limiting bindings with the period the worker assumes). Run by
+// scripts/test.sh; exits 1 naming what is missing.
 import { readFileSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { ROOT } from "./stack/services.mjs";
@@ -22,7 +23,10 @@ export function settingsRead(code) {
   for (const secret of secrets) vars.delete(secret);
   // Optional secrets are read with var(): the file's header names them as secrets.
   const bindings = names(/_BINDING: &str = "([A-Z0-9_]+)"/g);
-  return { vars, secrets, bindings };
+  // The Rate Limiting bindings (src/limits.rs) and the period each must have.
+  for (const name of names(/"(LIMIT_[A-Z0-9_]+)"/g)) bindings.add(name);
+  const period = code.match(/PERIOD_SECONDS: u64 = (\d+)/)?.[1];
+  return { vars, secrets, bindings, period: period && Number(period) };
 }
 
 /** What wrangler.toml declares: the header's secrets, and per environment its vars and bindings. */
@@ -38,8 +42,11 @@ export function declared(toml) {
     sections[current] = (sections[current] ?? "") + line + "\n";
   }
   const keys = (text) => new Set([...text.matchAll(/\b([A-Z][A-Z0-9_]{2,})\s*=/g)].map((m) => m[1]));
-  const bindingNames = (text) => new Set([...text.matchAll(/binding\s*=\s*"([A-Z0-9_]+)"/g)].map((m) => m[1]));
-  return Object.fromEntries(Object.entries(sections).map(([env, text]) => [env, { vars: keys(text), bindings: bindingNames(text) }]).concat([["secrets", secrets]]));
+  // A binding's name is `binding = "..."`, a rate limit's `name = "..."` (upper case: not the worker's name).
+  const bindingNames = (text) => new Set([...text.matchAll(/\b(?:binding|name)\s*=\s*"([A-Z0-9_]+)"/g)].map((m) => m[1]));
+  const rateLimits = (text) => [...text.matchAll(/name\s*=\s*"(LIMIT_[A-Z0-9_]+)",\s*namespace_id\s*=\s*"(\d+)",\s*simple\s*=\s*\{\s*limit\s*=\s*(\d+),\s*period\s*=\s*(\d+)/g)]
+    .map(([, name, namespace, limit, period]) => ({ name, namespace, limit: Number(limit), period: Number(period) }));
+  return Object.fromEntries(Object.entries(sections).map(([env, text]) => [env, { vars: keys(text), bindings: bindingNames(text), rateLimits: rateLimits(text) }]).concat([["secrets", secrets]]));
 }
 
 /** What is missing, as lines. */
@@ -55,6 +62,16 @@ export function missing(read, files) {
   for (const binding of read.bindings) {
     if (binding === "ANALYTICS") continue;
     for (const env of envs) if (!files[env].bindings.has(binding)) out.push(`binding ${binding} is not declared in ${env === "top" ? "the top level" : `[env.${env}]`}`);
+  }
+  // Every rate limit has the period the worker's Retry-After assumes, and a namespace of its own.
+  const namespaces = new Map();
+  for (const env of envs) {
+    for (const limit of files[env].rateLimits ?? []) {
+      if (limit.period !== read.period) out.push(`rate limit ${limit.name} in ${env} has period ${limit.period}, the worker assumes ${read.period} (src/limits.rs)`);
+      const other = namespaces.get(limit.namespace);
+      if (other) out.push(`rate limit ${limit.name} in ${env} shares namespace_id ${limit.namespace} with ${other}`);
+      namespaces.set(limit.namespace, `${limit.name} in ${env}`);
+    }
   }
   return out;
 }

@@ -28,8 +28,10 @@ contact-list-cache is running locally.
 Demo user ${demoUser.email} (${demoUser.id}), member of workspace ${workspace}.
 export TOKEN=${tokens.demo}
 
-  # Health check
+  # Health check (configuration only), and the deep one (KV, backend, Supabase; open locally
+  # without METRICS_TOKEN, which production requires)
   curl ${urls.worker}/health
+  curl "${urls.worker}/health?deep=1"
 
   # Test contact list endpoint
   curl "${urls.worker}/api/boards/${board}/contacts?filter=open&page=1" \\

@@ -2,6 +2,7 @@
 //! secrets do not change while an isolate lives) into one `Config`.
 
 use crate::error::AppError;
+use crate::limits::Limiters;
 use contact_list_cache_core::capacity::parse_ratio;
 use contact_list_cache_core::cors::CorsPolicy;
 use contact_list_cache_core::engine::{Budgets, Policy};
@@ -35,10 +36,14 @@ const REFRESH_LEASE_MS: u64 = 10_000;
 /// half-configured deployment and those routes name the missing variable.
 #[derive(Debug)]
 pub struct Config {
+    /// `ENVIRONMENT` (default `development`).
+    pub environment: Environment,
     /// `CORS_ALLOWED_ORIGINS` (default `*`).
     pub cors: CorsPolicy,
-    /// `METRICS_TOKEN`: when set, `/metrics` and `/api/cache/stats` require it as a bearer token.
-    pub metrics_token: Option<Secret>,
+    /// `METRICS_TOKEN` (and, while it rotates, `METRICS_TOKEN_PREVIOUS`): when set, `/metrics`,
+    /// `/api/cache/stats` and the deep `/health` require it as a bearer token; in production
+    /// they are not served without it.
+    pub metrics_token: Option<RotatingSecret>,
     /// `WEBHOOK_SECRET`: the shared secret of `POST /api/cache/webhook`; while it rotates,
     /// `WEBHOOK_SECRET_PREVIOUS` is accepted too.
     pub webhook_secret: Option<RotatingSecret>,
@@ -90,6 +95,30 @@ pub struct Upstreams {
     /// The isolate's L0: pages and scope states kept for at most `STALENESS_BOUND_MS` after they
     /// were read from KV, within `L0_CACHE_MB` (default 32, at most 96; 0 = off) of memory.
     pub l0: L0Limits,
+    /// The Rate Limiting bindings (`LIMIT_*`, see `crate::limits`).
+    pub limiters: Limiters,
+}
+
+/// `ENVIRONMENT`: which deployment this is. Production refuses what the others allow for
+/// convenience (observers without `METRICS_TOKEN`, limited routes without their bindings).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Environment {
+    Development,
+    Test,
+    Staging,
+    Production,
+}
+
+impl Environment {
+    fn parse(raw: &str) -> Result<Self, SettingError> {
+        match raw.trim() {
+            "development" => Ok(Self::Development),
+            "test" => Ok(Self::Test),
+            "staging" => Ok(Self::Staging),
+            "production" => Ok(Self::Production),
+            _ => Err(SettingError::Invalid { name: "ENVIRONMENT", expected: "development, test, staging or production".into(), got: raw.to_owned() }),
+        }
+    }
 }
 
 thread_local! {
@@ -103,16 +132,18 @@ impl Config {
     }
 
     fn read(env: &Env) -> Result<Self, SettingError> {
+        let environment = var(env, "ENVIRONMENT").map_or(Ok(Environment::Development), |raw| Environment::parse(&raw))?;
         Ok(Self {
+            environment,
             cors: var(env, "CORS_ALLOWED_ORIGINS")
                 .map(|raw| CorsPolicy::parse("CORS_ALLOWED_ORIGINS", &raw))
                 .transpose()?
                 .unwrap_or(CorsPolicy::AnyOrigin),
-            metrics_token: var(env, "METRICS_TOKEN").map(Secret::new),
+            metrics_token: var(env, "METRICS_TOKEN").map(|token| RotatingSecret::new(token, var(env, "METRICS_TOKEN_PREVIOUS"))),
             webhook_secret: var(env, "WEBHOOK_SECRET").map(|current| RotatingSecret::new(current, var(env, "WEBHOOK_SECRET_PREVIOUS"))),
             kv_storage_limit_bytes: var(env, "KV_STORAGE_LIMIT_BYTES").map_or(Ok(1 << 30), |raw| parse_number("KV_STORAGE_LIMIT_BYTES", &raw, 0..=u64::MAX))?,
             kv_warn_ratio: var(env, "KV_WARN_RATIO").map_or(Ok(0.8), |raw| parse_ratio("KV_WARN_RATIO", &raw))?,
-            upstreams: Upstreams::read(env).map(Rc::new),
+            upstreams: Upstreams::read(env, environment).map(Rc::new),
         })
     }
 
@@ -123,7 +154,7 @@ impl Config {
 }
 
 impl Upstreams {
-    fn read(env: &Env) -> Result<Self, SettingError> {
+    fn read(env: &Env, environment: Environment) -> Result<Self, SettingError> {
         let secret = |name: &'static str| require_secret(name, var(env, name)).map(Secret::new);
         let url = |name: &'static str| parse_base_url(name, secret(name)?.expose());
         let flag = |name: &'static str| var(env, name).map_or(Ok(true), |raw| parse_flag(name, &raw));
@@ -162,6 +193,7 @@ impl Upstreams {
                 max_bytes: var(env, "L0_CACHE_MB").map_or(Ok(32), |raw| parse_number("L0_CACHE_MB", &raw, 0..=96))? << 20,
             },
             staleness_bound_ms,
+            limiters: Limiters::read(env, environment)?,
         })
     }
 

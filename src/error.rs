@@ -22,6 +22,12 @@ pub enum AppError {
     NotAnAdmin,
     #[error("no source could answer: {0}")]
     Unavailable(String),
+    #[error("this {per} has made too many {action} requests; retry in {retry_after} s")]
+    TooManyRequests { action: &'static str, per: &'static str, retry_after: u64 },
+    #[error("the request body is larger than the limit of {limit} bytes")]
+    PayloadTooLarge { limit: usize },
+    #[error("in production this route is served only with {name} set")]
+    NeedsSecret { name: &'static str },
     #[error("the worker is misconfigured: {0}")]
     Config(#[from] SettingError),
     #[error("internal error: {0}")]
@@ -36,7 +42,9 @@ impl AppError {
             Self::BadRequest(_) => 400,
             Self::Unauthorized(_) => 401,
             Self::Forbidden | Self::NotAnAdmin => 403,
-            Self::Unavailable(_) => 503,
+            Self::TooManyRequests { .. } => 429,
+            Self::PayloadTooLarge { .. } => 413,
+            Self::Unavailable(_) | Self::NeedsSecret { .. } => 503,
             Self::Config(_) | Self::Internal(_) => 500,
         }
     }
@@ -50,6 +58,9 @@ impl AppError {
             Self::Unauthorized(_) => "unauthorized",
             Self::Forbidden | Self::NotAnAdmin => "forbidden",
             Self::Unavailable(_) => "unavailable",
+            Self::TooManyRequests { .. } => "rate_limited",
+            Self::PayloadTooLarge { .. } => "payload_too_large",
+            Self::NeedsSecret { .. } => "not_configured",
             Self::Config(_) => "misconfigured",
             Self::Internal(_) => "internal",
         }
@@ -62,8 +73,15 @@ impl AppError {
             Self::Forbidden => ErrorBody::new(code, self.to_string(), Some("X-Workspace-ID".into())),
             Self::Unavailable(_) => ErrorBody::new(code, "the contact list is temporarily unavailable; retry shortly", None),
             Self::Internal(_) => ErrorBody::new(code, "internal error", None),
+            Self::PayloadTooLarge { .. } => ErrorBody::new(code, self.to_string(), Some("body".into())),
             // The others say what is wrong; a misconfiguration names the variable, never its value.
-            Self::NotFound { .. } | Self::MethodNotAllowed { .. } | Self::Unauthorized(_) | Self::NotAnAdmin | Self::Config(_) => {
+            Self::NotFound { .. }
+            | Self::MethodNotAllowed { .. }
+            | Self::Unauthorized(_)
+            | Self::NotAnAdmin
+            | Self::TooManyRequests { .. }
+            | Self::NeedsSecret { .. }
+            | Self::Config(_) => {
                 ErrorBody::new(code, self.to_string(), None)
             }
         }
@@ -82,6 +100,9 @@ impl AppError {
         }
         if let Self::Unauthorized(_) = &self {
             response.headers().set("WWW-Authenticate", "Bearer")?;
+        }
+        if let Self::TooManyRequests { retry_after, .. } = &self {
+            response.headers().set("Retry-After", &retry_after.to_string())?;
         }
         Ok(response)
     }

@@ -10,6 +10,7 @@ mod error;
 mod handlers;
 mod invalidation;
 mod layers;
+mod limits;
 mod live;
 mod metrics;
 mod read_path;

@@ -2,6 +2,7 @@
 //! handlers and the read path fill: which caches were looked up, where the answer came from, what
 //! it cost.
 
+use crate::limits::Action;
 use crate::runtime::now;
 use contact_list_cache_core::engine::{Event, LayerError, Skip, Step};
 use contact_list_cache_core::layer::{CacheLayer, CacheStatus};
@@ -165,3 +166,23 @@ pub fn snapshot() -> Snapshot {
     RECORDER.with(|recorder| recorder.borrow_mut().snapshot(now()))
 }
 
+
+thread_local! {
+    /// Requests this isolate refused with 429, per limited action (in `Action::ALL`'s order).
+    static LIMITED: Cell<[u64; 5]> = const { Cell::new([0; 5]) };
+}
+
+/// Counts one request refused for being over `action`'s limit.
+pub fn limited(action: Action) {
+    LIMITED.with(|counts| {
+        let mut all = counts.get();
+        all[action as usize] += 1;
+        counts.set(all);
+    });
+}
+
+/// Requests this isolate refused with 429 since it started, per limited action.
+pub fn limited_counts() -> Vec<(Action, u64)> {
+    let counts = LIMITED.with(Cell::get);
+    Action::ALL.iter().map(|&action| (action, counts[action as usize])).collect()
+}

@@ -19,7 +19,7 @@ async fn others(req: Request, env: &Env, ctx: &Context, edge: &Edge, path: &str,
     let not_allowed = |allow| AppError::MethodNotAllowed { method: req.method().to_string(), path: path.to_owned(), allow };
     match (req.method(), segments) {
         (Method::Options, _) => Ok(edge::preflight()?),
-        (Method::Get | Method::Head, ["health"]) => health::get(env, edge).await,
+        (Method::Get | Method::Head, ["health"]) => health::get(&req, env, edge).await,
         (_, ["health"]) => Err(not_allowed("GET, HEAD, OPTIONS")),
         (Method::Get, ["metrics"]) => metrics::get(&req, edge),
         (_, ["metrics"]) => Err(not_allowed("GET, OPTIONS")),

@@ -3,7 +3,7 @@
 // backend, the worker in Miniflare and under `wrangler dev`. Nothing here blocks the event loop.
 import { spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { createWriteStream, mkdirSync, readdirSync } from "node:fs";
+import { createWriteStream, mkdirSync, readFileSync, readdirSync } from "node:fs";
 import { chown } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -61,13 +61,30 @@ const WASM_RULES = [{ type: "CompiledWasm", include: ["**/*.wasm"], fallthrough:
 /** What every worker in the stack's Miniflare has unless it says otherwise. */
 const WORKER_DEFAULTS = { compatibilityDate: "2026-04-01", modules: true, kvNamespaces: { CONTACT_CACHE: "contact-cache" } };
 
+/** What the stack's worker may do per minute under each of its rate limits: more than any test of
+ * another subject does, so every test runs with the bindings without meeting them
+ * (tests/e2e/limits.test.mjs gives its own worker small ones). */
+export const STACK_RATE_LIMIT = 100_000;
+
+/**
+ * Miniflare's `ratelimits` for the worker: every Rate Limiting binding wrangler.toml declares
+ * (`LIMIT_*`, src/limits.rs), each at `limit(name)` requests per 60 s.
+ */
+export function rateLimits(limit = () => STACK_RATE_LIMIT) {
+  const toml = readFileSync(join(ROOT, "wrangler.toml"), "utf8");
+  const names = new Set([...toml.matchAll(/name\s*=\s*"(LIMIT_[A-Z0-9_]+)"/g)].map((m) => m[1]));
+  return Object.fromEntries([...names].map((name) => [name, { simple: { limit: limit(name), period: 60 } }]));
+}
+
 /**
  * Miniflare's options for a worker built by worker-build under `root` (this repository's: the
- * worker itself), with the stack's defaults (compatibility date, modules, the worker's KV
- * namespace); `options` (`bindings`, `routes`, ...) add to them or override them.
+ * worker itself, with its rate limits; see rateLimits), with the stack's defaults (compatibility
+ * date, modules, the worker's KV namespace); `options` (`bindings`, `routes`, ...) add to them or
+ * override them.
  */
 export function builtWorker({ name = "contact-list-cache", root = ROOT, ...options } = {}) {
-  return { ...WORKER_DEFAULTS, name, rootPath: root, scriptPath: join(root, "build", "index.js"), modulesRules: WASM_RULES, ...options };
+  const own = root === ROOT ? { ratelimits: rateLimits() } : {};
+  return { ...WORKER_DEFAULTS, ...own, name, rootPath: root, scriptPath: join(root, "build", "index.js"), modulesRules: WASM_RULES, ...options };
 }
 
 /** Miniflare's options for the live channel's worker (live/, built by scripts/build-worker.sh),

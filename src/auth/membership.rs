@@ -7,6 +7,8 @@
 //! was issued and stays in the token for its whole life (an hour by default), past a removal.
 
 use crate::config::Upstreams;
+use crate::error::AppError;
+use crate::limits::Action;
 use crate::layers::supabase;
 use crate::metrics::Trace;
 use crate::runtime::{self, Workerd};
@@ -29,6 +31,8 @@ pub enum Checked {
     NotMember,
     /// Supabase did not answer.
     Unchecked(LayerError),
+    /// Not asked: the caller or the workspace is over its membership lookup limit.
+    Limited(AppError),
 }
 
 /// Checks whether `caller` belongs to `workspace`.
@@ -39,6 +43,9 @@ pub async fn check(caller: &Caller, workspace: &WorkspaceId, upstreams: &Upstrea
     let answer = match known {
         Some(member) => Ok(member),
         None => {
+            if let Err(limited) = upstreams.limiters.admit(Action::MembershipLookup, &caller.user_id, workspace, trace).await {
+                return Checked::Limited(limited);
+            }
             let flight = format!("{}|{}", key.0, key.1);
             let checks = runtime::membership_checks();
             let (checked, _) = checks

@@ -42,6 +42,7 @@ pub async fn authorize(req: &Request, upstreams: &Upstreams, workspace: Workspac
     let membership = match membership::check(&caller, &workspace, upstreams, trace).await {
         Checked::Member => Membership::Confirmed,
         Checked::NotMember => return Err(AppError::Forbidden),
+        Checked::Limited(limited) => return Err(limited),
         Checked::Unchecked(err) => {
             trace.failed(format!("membership check: {err}"));
             Membership::Unverified

@@ -6,6 +6,7 @@ use crate::auth;
 use crate::body::PageBody;
 use crate::edge::{Edge, JsonAnswer};
 use crate::error::AppError;
+use crate::limits::Action;
 use crate::read_path::{PageRead, Reader};
 use crate::refresh;
 use contact_list_cache_core::engine::{Mode, Served};
@@ -20,6 +21,9 @@ pub async fn list(req: &Request, env: &Env, ctx: &Context, edge: &Edge, board: &
     edge.trace.board(&query.board_id);
     let access = auth::authorize(req, upstreams, workspace, &edge.trace).await?;
     let mode = if wants_fresh(req.headers().get("Cache-Control")?.as_deref()) { Mode::Bypass } else { Mode::Normal };
+    if mode == Mode::Bypass {
+        upstreams.limiters.admit(Action::FreshRead, &access.caller.user_id, &access.workspace, &edge.trace).await?;
+    }
     let page = PageRead::open(env, upstreams, Reader::Caller(&access), query.clone(), mode, &edge.trace).await?;
     let key = page.key().to_owned();
     refresh::record_page(ctx, upstreams, &key, &access.workspace, &access.caller.user_id, &query);

@@ -6,6 +6,7 @@ use crate::edge::{Edge, JsonAnswer};
 use crate::error::AppError;
 use crate::layers::backend::{self, Acting, Answer, Scoped};
 use crate::layers::kv;
+use crate::limits::Action;
 use crate::refresh;
 use crate::runtime;
 use contact_list_cache_core::generation::{counts_generation_key, ScopeState};
@@ -17,6 +18,10 @@ pub async fn get(req: &Request, env: &Env, ctx: &Context, edge: &Edge, workspace
     let upstreams = edge.config()?.upstreams()?;
     let workspace = WorkspaceId::parse("workspaceId", workspace)?;
     let access = auth::authorize(req, upstreams, workspace, &edge.trace).await?;
+    let asked_fresh = wants_fresh(req.headers().get("Cache-Control")?.as_deref());
+    if asked_fresh {
+        upstreams.limiters.admit(Action::FreshRead, &access.caller.user_id, &access.workspace, &edge.trace).await?;
+    }
     edge.trace.kv_operation();
     edge.trace.redis_operation();
     refresh::record_counts(ctx, upstreams, &access.workspace, &access.caller.user_id);
@@ -25,7 +30,7 @@ pub async fn get(req: &Request, env: &Env, ctx: &Context, edge: &Edge, workspace
         Err(err) => Err(err),
     };
     // With the generation unknown, cached counts may predate an invalidation: read them afresh.
-    let fresh = wants_fresh(req.headers().get("Cache-Control")?.as_deref()) || state.is_err();
+    let fresh = asked_fresh || state.is_err();
     let state = state.unwrap_or_else(|_| ScopeState::initial());
     let superseded = state.fallback(runtime::now(), upstreams.staleness_bound_ms);
     let acting = Acting::Caller(access.caller.token.clone());

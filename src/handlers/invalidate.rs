@@ -8,6 +8,7 @@ use crate::layers::kv;
 use crate::edge::Edge;
 use crate::error::AppError;
 use crate::invalidation::{self, Boards, Target, Targets};
+use crate::limits::{self, Action, BodyLimit};
 use contact_list_cache_core::access::bearer_token;
 use contact_list_cache_core::applied::AppliedMark;
 use contact_list_cache_core::audit::{Actor, Operation};
@@ -41,9 +42,10 @@ struct InvalidateBody {
     events: Option<Vec<Value>>,
 }
 
-pub async fn json_body<T: serde::de::DeserializeOwned>(req: &mut Request) -> Result<T, AppError> {
-    let text = req.text().await?;
-    serde_json::from_str(&text).map_err(|err| AppError::BadRequest(QueryError::new("body", format!("body is not valid: {err}"))))
+/// The request's JSON body, at most `limit` bytes (413 beyond).
+pub async fn json_body<T: serde::de::DeserializeOwned>(req: &mut Request, limit: BodyLimit) -> Result<T, AppError> {
+    let bytes = limits::read_body(req, limit).await?;
+    serde_json::from_slice(&bytes).map_err(|err| AppError::BadRequest(QueryError::new("body", format!("body is not valid: {err}"))))
 }
 
 fn change(value: Value) -> Result<RowChange, AppError> {
@@ -58,10 +60,11 @@ fn event(value: Value) -> Result<Event, AppError> {
 /// and events, every scope; on `board_id` only when given, else on every board of the workspace.
 pub async fn invalidate(mut req: Request, env: &Env, ctx: &Context, edge: &Edge) -> Result<Response, AppError> {
     let upstreams = edge.config()?.upstreams()?;
-    let body: InvalidateBody = json_body(&mut req).await?;
+    let body: InvalidateBody = json_body(&mut req, BodyLimit::Command).await?;
     let workspace = WorkspaceId::parse("workspace_id", &body.workspace_id)?;
     let board = body.board_id.as_deref().map(|board| BoardId::parse("board_id", board)).transpose()?;
     let access = auth::authorize(&req, upstreams, workspace, &edge.trace).await?.confirmed()?;
+    upstreams.limiters.admit(Action::Invalidate, &access.caller.user_id, &access.workspace, &edge.trace).await?;
     let workspace = access.workspace;
     let boards_touched = board.iter().cloned().collect();
     edge.trace.audit(Note { actor: Actor::User(access.caller.user_id), workspace: workspace.clone(), operation: Operation::Invalidate, scopes: Vec::new(), boards: boards_touched });
@@ -109,7 +112,7 @@ pub async fn webhook(mut req: Request, env: &Env, ctx: &Context, edge: &Edge) ->
     }
     // One change (as a Supabase Database Webhook sends it) or a batch (as the backend's change
     // capture does): one invalidation per workspace.
-    let changes: Vec<RowChange> = match json_body::<Value>(&mut req).await? {
+    let changes: Vec<RowChange> = match json_body::<Value>(&mut req, BodyLimit::Webhook).await? {
         Value::Array(changes) => changes.into_iter().map(change).collect::<Result<_, _>>()?,
         one => vec![change(one)?],
     };

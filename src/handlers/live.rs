@@ -6,6 +6,7 @@
 use crate::auth;
 use crate::edge::Edge;
 use crate::error::AppError;
+use crate::limits::Action;
 use crate::live;
 use crate::runtime;
 use contact_list_cache_core::query::{QueryError, WorkspaceId};
@@ -36,6 +37,7 @@ pub async fn connect(req: &Request, env: &Env, edge: &Edge, workspace: &str) -> 
     init.with_headers(headers);
     let as_read = Request::new_with_init(req.url()?.as_ref(), &init)?;
     let access = auth::authorize(&as_read, upstreams, workspace, &edge.trace).await?.confirmed()?;
+    upstreams.limiters.admit(Action::LiveConnect, &access.caller.user_id, &access.workspace, &edge.trace).await?;
     let expires = authorization.as_deref().and_then(token_expiry).ok_or(AppError::Unauthorized("the token has no exp"))?;
     // Reads allow 30 s of clock skew past `exp`; a socket would end at once.
     if expires.saturating_mul(1000) <= runtime::now().0 {

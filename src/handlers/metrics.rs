@@ -1,7 +1,9 @@
 //! `GET /metrics`: this isolate's numbers over the last five minutes, as the spec's JSON or in the
 //! Prometheus text format (`?format=prometheus` or `Accept: text/plain`), and the edge's
-//! `/api/cache/stats`. Protected by a bearer token when `METRICS_TOKEN` is set.
+//! `/api/cache/stats`. Protected by a bearer token when `METRICS_TOKEN` is set, and not served in
+//! production without it (see [`guard`]).
 
+use crate::config::Environment;
 use crate::edge::Edge;
 use crate::error::AppError;
 use crate::layers::{backend, kv};
@@ -10,21 +12,27 @@ use crate::runtime::now;
 use contact_list_cache_core::access::bearer_token;
 use contact_list_cache_core::capacity::assess;
 use contact_list_cache_core::metrics::prometheus;
-use contact_list_cache_core::secure::secrets_match;
 use contact_list_cache_core::WORKER_NAME;
 use serde_json::{json, Value};
 use worker::{Request, Response};
 
-/// With `METRICS_TOKEN` set, the caller must send it as a bearer token.
-fn guard(req: &Request, edge: &Edge) -> Result<(), AppError> {
-    if let Some(token) = &edge.config()?.metrics_token {
-        let header = req.headers().get("Authorization")?.unwrap_or_default();
-        let given = bearer_token(&header).unwrap_or_default();
-        if !secrets_match(given.as_bytes(), token.expose().as_bytes()) {
-            return Err(AppError::Unauthorized("metrics need Authorization: Bearer <METRICS_TOKEN>"));
+/// Who may read the observers (`/metrics`, `/api/cache/stats`, the deep `/health`): with
+/// `METRICS_TOKEN` set, a caller sending it (or, while it rotates, `METRICS_TOKEN_PREVIOUS`) as a
+/// bearer token; without it, anyone outside production and no one in production (503 naming it).
+pub fn guard(req: &Request, edge: &Edge) -> Result<(), AppError> {
+    let config = edge.config()?;
+    match (&config.metrics_token, config.environment) {
+        (Some(token), _) => {
+            let header = req.headers().get("Authorization")?.unwrap_or_default();
+            let given = bearer_token(&header).unwrap_or_default();
+            if !token.accepts(given.as_bytes()) {
+                return Err(AppError::Unauthorized("this route needs Authorization: Bearer <METRICS_TOKEN>"));
+            }
+            Ok(())
         }
+        (None, Environment::Production) => Err(AppError::NeedsSecret { name: "METRICS_TOKEN" }),
+        (None, _) => Ok(()),
     }
-    Ok(())
 }
 
 pub fn get(req: &Request, edge: &Edge) -> Result<Response, AppError> {
@@ -44,6 +52,13 @@ pub fn get(req: &Request, edge: &Edge) -> Result<Response, AppError> {
              contact_cache_audit_records_total{{result=\"failed\"}} {}\n",
             audit.written, audit.failed
         ));
+        text.push_str(
+            "# HELP contact_cache_rate_limited_total Requests this isolate refused with 429, by limited action.\n\
+             # TYPE contact_cache_rate_limited_total counter\n",
+        );
+        for (action, count) in metrics::limited_counts() {
+            text.push_str(&format!("contact_cache_rate_limited_total{{action=\"{}\"}} {count}\n", action.as_str()));
+        }
         let response = Response::ok(text)?;
         response.headers().set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")?;
         response
@@ -58,6 +73,7 @@ pub fn get(req: &Request, edge: &Edge) -> Result<Response, AppError> {
             "latency": snapshot.latency,
             "l0": l0_usage(edge),
             "audit": crate::audit::counts(),
+            "rate_limited": rate_limited(),
             "timestamp": now().to_string(),
         }))?
     };
@@ -106,6 +122,11 @@ pub async fn stats(req: &Request, edge: &Edge) -> Result<Response, AppError> {
     }))?;
     response.headers().set("Cache-Control", "no-store")?;
     Ok(response)
+}
+
+/// Requests this isolate refused with 429 since it started, by limited action.
+fn rate_limited() -> Value {
+    Value::Object(metrics::limited_counts().into_iter().map(|(action, count)| (action.as_str().to_owned(), json!(count))).collect())
 }
 
 /// This isolate's L0, or `null` when the configuration cannot be read.

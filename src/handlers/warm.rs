@@ -6,6 +6,7 @@ use crate::auth;
 use crate::edge::Edge;
 use crate::error::AppError;
 use crate::handlers::invalidate::json_body;
+use crate::limits::{Action, BodyLimit};
 use crate::read_path::{PageRead, Reader};
 use contact_list_cache_core::audit::{Actor, Operation};
 use contact_list_cache_core::engine::Mode;
@@ -26,8 +27,9 @@ const WARM_QUERIES: [&str; 4] = ["filter=all", "filter=open", "filter=unassigned
 pub async fn warm(mut req: Request, env: &Env, ctx: &Context, edge: &Edge) -> Result<Response, AppError> {
     let upstreams = edge.config()?.upstreams()?;
     let workspace = WorkspaceId::parse("X-Workspace-ID", req.headers().get("X-Workspace-ID")?.unwrap_or_default().trim())?;
-    let body: WarmBody = json_body(&mut req).await?;
+    let body: WarmBody = json_body(&mut req, BodyLimit::Command).await?;
     let access = auth::authorize(&req, upstreams, workspace, &edge.trace).await?.confirmed()?;
+    upstreams.limiters.admit(Action::Warm, &access.caller.user_id, &access.workspace, &edge.trace).await?;
     edge.trace.audit(Note {
         actor: Actor::User(access.caller.user_id.clone()),
         workspace: access.workspace.clone(),

@@ -258,7 +258,7 @@ describe("faults under load", { timeout: 600_000 }, () => {
   test("after all that, a steady load is answered without a single failure", async () => {
     const tally = await underLoad(async () => {}, async () => {}, 1500);
     assert.equal(tally["503"], undefined, JSON.stringify(tally));
-    const health = await (await fetch(`${worker}/health`)).json();
+    const health = await (await fetch(`${worker}/health?deep=1`)).json();
     assert.equal(health.status, "healthy");
   });
 });

@@ -152,8 +152,8 @@ describe("metrics and logs over a known mix", () => {
     assert.match(errored.headers.get("x-request-id"), /^[0-9a-f]{32}$/);
   });
 
-  test("/health is degraded, not failing, with the backend down", async () => {
-    const res = await fetch(`${worker}/health`);
+  test("the deep /health is degraded, not failing, with the backend down", async () => {
+    const res = await fetch(`${worker}/health?deep=1`, { headers: { Authorization: `Bearer ${METRICS_TOKEN}` } });
     assert.equal(res.status, 200);
     const body = await res.json();
     assert.equal(body.status, "degraded");

@@ -7,9 +7,25 @@ import { ownWorker, seed, stack, tokenFor } from "./harness.mjs";
 const worker = stack.urls.worker;
 
 describe("GET /health", () => {
-  test("answers the spec's JSON with a working KV", async () => {
+  test("plain, answers from the isolate's configuration alone", async () => {
     const before = Date.now();
     const res = await fetch(`${worker}/health`);
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get("cache-control"), "no-store");
+    const body = await res.json();
+    assert.deepEqual(Object.keys(body).sort(), ["configured", "edge_location", "kv_bound", "response_time", "status", "timestamp", "version", "worker"]);
+    assert.deepEqual(
+      { status: body.status, worker: body.worker, version: body.version, configured: body.configured, kv_bound: body.kv_bound },
+      { status: "healthy", worker: "contact-list-cache", version: "1.0.0", configured: true, kv_bound: true },
+    );
+    const stamped = Date.parse(body.timestamp);
+    assert.ok(stamped >= before - 1000 && stamped <= Date.now() + 1000, `timestamp ${body.timestamp} is now`);
+    assert.match(body.response_time, /^\d+ms$/);
+  });
+
+  test("?deep=1 answers the spec's JSON with a working KV (open outside production without METRICS_TOKEN)", async () => {
+    const before = Date.now();
+    const res = await fetch(`${worker}/health?deep=1`);
     assert.equal(res.status, 200);
     assert.match(res.headers.get("content-type"), /application\/json/);
     assert.equal(res.headers.get("cache-control"), "no-store");
@@ -31,19 +47,27 @@ describe("GET /health", () => {
     assert.match(body.response_time, /^\d+ms$/);
   });
 
+  test("?deep= other than 1, true, 0 or false is a 400 naming deep", async () => {
+    const res = await fetch(`${worker}/health?deep=yes`);
+    assert.equal(res.status, 400);
+    assert.equal((await res.json()).error.field, "deep");
+  });
+
   describe("without a KV namespace bound", () => {
     const pieces = newStack();
     after(() => pieces.stop());
 
-    test("reports kv_available false and status degraded, still 200", async () => {
+    test("reports kv_available false and status degraded, still 200; plain, kv_bound and configured false", async () => {
       // The worker with no bindings at all.
       const url = await pieces.startMiniflare({ app: { kvNamespaces: {} } });
-      const res = await fetch(`${url}/health`);
+      const res = await fetch(`${url}/health?deep=1`);
       assert.equal(res.status, 200);
       const body = await res.json();
       assert.equal(body.kv_available, false);
       assert.equal(body.backend_available, false, "no BACKEND_URL configured");
       assert.equal(body.status, "degraded");
+      const plain = await (await fetch(`${url}/health`)).json();
+      assert.deepEqual({ status: plain.status, configured: plain.configured, kv_bound: plain.kv_bound }, { status: "degraded", configured: false, kv_bound: false });
     });
   });
 });
