@@ -1,7 +1,8 @@
 // Hostile callers on the open internet: the public anon key, a signed-in user of no workspace,
 // callers with no or bad credentials, and members naming another workspace. Every database
 // function PostgREST exposes (listed from the catalog, so a new one is covered without editing
-// this file) is refused to them or provably read-only and empty; every worker and backend route
+// this file) is refused to them or provably read-only and empty, every exposed table and view
+// shows them nothing of another workspace; every worker and backend route
 // turns them away with a JSON error; and afterwards the list counters still equal a recount and
 // KV holds no key they made. The database runs under hosted Supabase's privileges
 // (scripts/stack/supabase-platform.sql): migrations applied by the non-superuser `postgres`.
@@ -60,6 +61,15 @@ async function rpc(fn, token = ANON_KEY) {
 
 const isEmpty = (body) => body === null || (Array.isArray(body) && body.length === 0);
 
+/** The tables and views of the schemas PostgREST serves, with whether each has a workspace_id. */
+function exposedRelations() {
+  const schemas = POSTGREST_SCHEMAS.map(sqlLiteral).join(", ");
+  return sql(`
+    select c.relname, exists (select 1 from pg_attribute a where a.attrelid = c.oid and a.attname = 'workspace_id' and not a.attisdropped)
+    from pg_class c join pg_namespace n on n.oid = c.relnamespace
+    where n.nspname in (${schemas}) and c.relkind in ('r', 'v', 'm', 'p', 'f') order by 1`).map(([name, scoped]) => ({ name, scoped: scoped === "t" }));
+}
+
 /** Rows where the stored totals and a recount from the rows differ (none when they agree). */
 function countMismatches() {
   return sql(`
@@ -99,6 +109,24 @@ describe("the database under hosted Supabase's privileges", () => {
     for (const fn of functions) {
       assert.equal(fn.anon, false, `anon may execute ${fn.signature}`);
       if (fn.authenticated) assert.equal(fn.volatile, false, `authenticated may execute ${fn.signature}, which may write`);
+    }
+  });
+});
+
+describe("every exposed table and view read through /rest/v1", () => {
+  test("as anon, as a user of no workspace and as another workspace's member: nothing of workspace 1", async () => {
+    const relations = exposedRelations();
+    assert.ok(relations.some((r) => r.name === "contacts"), "the catalog lists our tables");
+    const callers = { anon: ANON_KEY, "a user of no workspace": tokenFor(NOBODY), "a member of another workspace": tokenFor(OUTSIDER) };
+    for (const { name, scoped } of relations) {
+      for (const [who, token] of Object.entries(callers)) {
+        const filter = scoped ? `&workspace_id=eq.${WS}` : "";
+        const res = await fetch(`${stack.urls.supabase}/rest/v1/${name}?limit=5${filter}`, { headers: { apikey: ANON_KEY, Authorization: `Bearer ${token}` } });
+        const body = await res.json();
+        if (res.status !== 200) assert.ok([401, 403, 404].includes(res.status), `${name} as ${who}: ${res.status} ${JSON.stringify(body)}`);
+        else if (who === "a member of another workspace") assert.ok(!JSON.stringify(body).includes(WS), `${name} showed ${who} workspace 1`);
+        else assert.deepEqual(body, [], `${name} as ${who}`);
+      }
     }
   });
 });
