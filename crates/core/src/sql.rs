@@ -1,6 +1,7 @@
 //! [`ContactQuery`] to parameterized PostgreSQL, for the backend's direct database path. Built
 //! from the same [`Condition`]s as the PostgREST translation, so both paths list the same rows.
 
+use crate::cursor::{Direction, Rows, Run};
 use crate::filter::Filter;
 use crate::query::{Condition, ContactQuery, SortField, SortOrder, UserId, WorkspaceId};
 
@@ -76,6 +77,45 @@ pub fn order_sql(alias: &str, field: SortField, order: SortOrder) -> String {
     format!("{alias}.{} {dir}{nulls}, {alias}.id {dir}", field.as_str())
 }
 
+/// The exact reverse of [`order_sql`] (nulls first), for a page read backwards by the same index.
+pub fn reversed_order_sql(alias: &str, field: SortField, order: SortOrder) -> String {
+    let dir = match order {
+        SortOrder::Asc => "desc",
+        SortOrder::Desc => "asc",
+    };
+    let nulls = if field.nullable() { " nulls first" } else { "" };
+    format!("{alias}.{} {dir}{nulls}, {alias}.id {dir}", field.as_str())
+}
+
+/// One keyset run's condition on `c`: the run's rows of the sort field, strictly past its edge
+/// row in scan order. A bound past `(v, i)` reading descending is `f <= v and (f < v or id < i)`:
+/// the first term bounds the index scan, the second only drops the ties up to the edge row.
+fn run_sql(params: &mut Params, field: SortField, list_order: SortOrder, run: &Run<'_>) -> String {
+    let f = format!("c.{}", field.as_str());
+    let (strict, inclusive) = match run.scan(list_order) {
+        SortOrder::Asc => (">", ">="),
+        SortOrder::Desc => ("<", "<="),
+    };
+    let mut terms = Vec::new();
+    match run.rows {
+        Rows::Values if run.past.is_none() => terms.push(format!("{f} is not null")),
+        Rows::All | Rows::Values => {}
+        Rows::Nulls => terms.push(format!("{f} is null")),
+    }
+    match run.past {
+        Some((Some(key), id)) => {
+            let cast = if field == SortField::Name { "" } else { "::timestamptz" };
+            let key = format!("{}{cast}", params.text(key));
+            let id = params.uuid(id);
+            terms.push(format!("{f} {inclusive} {key}"));
+            terms.push(format!("({f} {strict} {key} or c.id {strict} {id})"));
+        }
+        Some((None, id)) => terms.push(format!("c.id {strict} {}", params.uuid(id))),
+        None => {}
+    }
+    terms.join(" and ")
+}
+
 /// The JSON object of one listed contact: the spec's fields plus `created_at`, encoded by
 /// PostgreSQL exactly as PostgREST encodes them.
 const CONTACT_JSON: &str = "json_build_object('id', p.id, 'name', p.name, 'email', p.email, \
@@ -105,15 +145,33 @@ pub fn contact_page(workspace: &WorkspaceId, caller: &UserId, query: &ContactQue
         (None, Some(total)) => format!("{}::bigint", params.text(total.to_string())),
         (None, None) => format!("(select count(*) from public.contacts c where {filter})"),
     };
+    let limit = query.page_size.get();
+    let rows = match query.keyset() {
+        None => format!(
+            "select c.* from public.contacts c where {filter} order by {order} limit {limit} offset {offset}",
+            order = order_sql("c", query.sort_by, query.sort_order),
+            offset = query.offset(),
+        ),
+        Some(keyset) => {
+            // Each run is read by the index in its own order and limited; their union, in that
+            // order, cut to the page.
+            let reversed = keyset.cursor.direction == Direction::Before;
+            let scan = |alias| if reversed { reversed_order_sql(alias, query.sort_by, query.sort_order) } else { order_sql(alias, query.sort_by, query.sort_order) };
+            let runs: Vec<String> = keyset
+                .runs()
+                .iter()
+                .map(|run| {
+                    let bound = run_sql(&mut params, query.sort_by, query.sort_order, run);
+                    format!("(select c.* from public.contacts c where {filter} and {bound} order by {} limit {limit})", scan("c"))
+                })
+                .collect();
+            format!("select u.* from ({}) u order by {} limit {limit}", runs.join(" union all "), scan("u"))
+        }
+    };
     let text = format!(
         "select {member} as member, {total} as total, \
-           coalesce((select json_agg({CONTACT_JSON} order by {page_order}) from \
-             (select c.* from public.contacts c where {filter} order by {order} limit {limit} offset {offset}) p \
-           ), '[]'::json)::text as contacts",
+           coalesce((select json_agg({CONTACT_JSON} order by {page_order}) from ({rows}) p), '[]'::json)::text as contacts",
         page_order = order_sql("p", query.sort_by, query.sort_order),
-        order = order_sql("c", query.sort_by, query.sort_order),
-        limit = query.page_size.get(),
-        offset = query.offset(),
     );
     SqlQuery { text, params: params.0 }
 }
