@@ -271,3 +271,27 @@ fn an_update_is_kept_as_the_new_row_and_what_the_old_one_had_otherwise() {
     let odd = ContactUpdate { old: json!("not a row"), new: row(4) };
     assert_eq!(serde_json::from_str::<ContactUpdate>(&serde_json::to_string(&odd).unwrap()).unwrap(), odd);
 }
+
+/// A cursor page, read after contact `edge` (an edge row of the list sorted by `sort`).
+fn cursor_query(list: &str, edge: u32) -> ContactQuery {
+    let first = query(list);
+    let cursor = crate::cursor::Cursor::at(&listed(&row(edge)), first.sort_by, crate::cursor::Direction::After).encode(&first.binding());
+    query(&format!("{list}&cursor={cursor}"))
+}
+
+#[test]
+fn a_cursor_page_is_carried_by_the_same_rules_and_keeps_its_cursors() {
+    let q = cursor_query("filter=open", 1);
+    let before = page(&q, &[2, 3, 4]);
+    let Some(Carried::Patched(after)) = carry(&before, &q, &caller(), &[renamed(3)]) else { panic!("not patched") };
+    let (old, new): (ContactListResponse, ContactListResponse) = (serde_json::from_str(&before).unwrap(), serde_json::from_str(&after).unwrap());
+    assert_eq!(new.data.contacts[1].name, "Renamed");
+    assert_eq!(new.data.pagination, old.data.pagination, "its edge rows kept their sort keys, so their cursors hold");
+    assert!(new.data.pagination.prev_cursor.is_some());
+    // A new name moves the contact in a list sorted by name: read again.
+    let by_name = cursor_query("filter=open&sortBy=name", 1);
+    assert_eq!(carry(&page(&by_name, &[2, 3, 4]), &by_name, &caller(), &[renamed(3)]), None);
+    // Leaving the list: read again, as for numbered pages.
+    let closed = update(3, |row| row["conversation_status"] = json!("Closed"));
+    assert_eq!(carry(&before, &q, &caller(), &[closed]), None);
+}
