@@ -52,7 +52,7 @@ fn malformed() -> QueryError {
 }
 
 fn foreign() -> QueryError {
-    QueryError::new("cursor", "cursor belongs to another list (its filter, search, sort, order, page size or board differ)")
+    QueryError::new("cursor", "cursor was not given for this list: it was changed, or comes from another list (filter, search, sort, order, page size or board)")
 }
 
 impl Cursor {
@@ -69,6 +69,7 @@ impl Cursor {
     /// The token for this cursor in the list bound by `binding`.
     pub fn encode(&self, binding: &str) -> String {
         let mut bytes = vec![VERSION, if self.direction == Direction::After { b'a' } else { b'b' }];
+        // Ids come from the database's uuid column (or a decoded cursor), so always parse.
         bytes.extend_from_slice(&uuid_bytes(&self.id).unwrap_or([0; 16]));
         match &self.key {
             None => bytes.push(0),

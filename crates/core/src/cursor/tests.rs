@@ -78,6 +78,7 @@ fn a_cursor_of_another_list_is_refused_naming_cursor() {
         let err = ContactQuery::parse(BOARD, &format!("{other}&cursor={token}")).unwrap_err();
         assert_eq!(err.field, "cursor", "{other}");
         assert!(err.message.contains("another list"), "{}", err.message);
+        assert!(err.message.starts_with("cursor was not given for this list"), "{}", err.message);
     }
     assert_eq!(ContactQuery::parse(OTHER_BOARD, &format!("filter=open&cursor={token}")).unwrap_err().field, "cursor");
     assert!(ContactQuery::parse(BOARD, &format!("filter=open&sortOrder=desc&page=1&cursor={token}")).is_ok(), "defaults spelled out are the same list");
