@@ -243,6 +243,17 @@ impl SearchTerm {
         &self.0
     }
 
+    /// Whether a trigram index can serve the term: it has three letters or digits in a row
+    /// (pg_trgm takes trigrams from runs of them). Shorter ones would make the index scan all
+    /// of itself, so they are matched by walking the list instead.
+    pub fn has_trigram(&self) -> bool {
+        let mut run = 0;
+        self.0.chars().any(|ch| {
+            run = if ch.is_alphanumeric() { run + 1 } else { 0 };
+            run >= 3
+        })
+    }
+
     /// `None` for an empty (or all-blank) term.
     fn parse(raw: &str) -> Result<Option<Self>, QueryError> {
         let term = raw.trim();
