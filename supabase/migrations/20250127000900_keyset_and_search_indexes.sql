@@ -38,7 +38,9 @@ create index if not exists contacts_column_last_message_time_asc_idx
 -- workspaces before the membership test drops them. PostgREST's operators cannot raise errors
 -- that carry a row's value, and no caller-defined function can be called in a filter; what is
 -- left is timing, which the trigram indexes (shared by every workspace) expose the same way
--- already. The worker reads searches only through it, with literal (escaped) patterns.
+-- already. The worker reads only searches through it, with literal (escaped) patterns, and only
+-- those with a trigram (three letters or digits in a row): for a shorter term a trigram index
+-- would be read whole, so those read public.contacts, where the barrier keeps it out of the plan.
 create view public.contacts_searchable
   with (security_invoker = false, security_barrier = false)
   as select c.* from public.contacts c
