@@ -26,7 +26,8 @@ import { ratesChart, scaleChart, scenarioChart } from "./lib/chart.mjs";
 import { consoleReport, fmt, markdownReport, scaleConsoleReport, scaleMarkdownReport } from "./lib/report.mjs";
 import { runMix } from "./lib/run-mix.mjs";
 import { measureStartup, runRounds, runScenario } from "./lib/run.mjs";
-import { SCALE_CEILING_MS, SCALE_PAGES, SCALE_PATHS, runScale, scaleTargets } from "./lib/scale.mjs";
+import { SCALE_CEILING_MS, SCALE_EXTRAS, SCALE_PAGES, SCALE_PATHS, runScale, scaleTargets } from "./lib/scale.mjs";
+import { MATRIX_CEILING_MS, matrixMarkdown, matrixMisses } from "./lib/matrix.mjs";
 
 const USAGE = `usage: npm run bench -- [options]
   --duration 15s        measured time of each of scenarios 1-6
@@ -52,9 +53,11 @@ const USAGE = `usage: npm run bench -- [options]
 
 The scale run (only it runs when --scale is given; writes <date>-scale.md, .svg and .json):
   --scale 100000,1000000  seed sizes: a stack for each, one after the other; on each, four pages of board 1
-                        (${SCALE_PAGES.map((p) => p.query).join(", ")}) through each read
+                        (${SCALE_PAGES.map((p) => p.query).join(", ")}) through each read, then the matrix:
+                        the database path for every filter × sort × order at pages 1, 100 and 1,000 by number
+                        and by cursor, and searches with many, few and no matches (bench/lib/matrix.mjs)
   --alone 5s            time of each read alone, on one connection (after --warmup and --duration under load)
-  --only a,b            reads to run: ${Object.keys(SCALE_PATHS).join(",")} (default all)
+  --only a,b            reads to run: ${Object.keys({ ...SCALE_PATHS, ...SCALE_EXTRAS }).join(",")} (default all)
   --duration, --warmup, --connections, --threads, --out as above; --contacts and the mix's options do not apply`;
 
 /** The worker's staleness bound when STALENESS_BOUND_MS is not set (src/config.rs). */
@@ -99,7 +102,7 @@ function options(argv) {
   const scale = values.scale === undefined ? null : values.scale.split(",").map((s) => Math.round(positive(s.trim(), "scale")));
   if (scale && values.contacts !== undefined) throw new Error("--contacts and --scale: the scale run seeds each of --scale's sizes; give one of them");
   if (!scale && values.alone !== undefined) throw new Error("--alone is the scale run's: give it with --scale");
-  const known = scale ? SCALE_PATHS : SCENARIOS;
+  const known = scale ? { ...SCALE_PATHS, ...SCALE_EXTRAS } : SCENARIOS;
   const only = (values.only ?? Object.keys(known).join(",")).split(",").map((s) => s.trim()).filter(Boolean);
   const unknown = only.filter((s) => !(s in known));
   if (unknown.length) throw new Error(`--only: unknown ${scale ? "read" : "scenario"} ${unknown.join(", ")}; known: ${Object.keys(known).join(", ")}`);
@@ -222,9 +225,14 @@ async function scaleRun(settings, startedAt) {
   const base = join(resolve(ROOT, out), `${date}-scale`);
   mkdirSync(resolve(ROOT, out), { recursive: true });
   writeFileSync(`${base}.svg`, scaleChart(results, SCALE_PAGES, paths, SCALE_CEILING_MS));
-  writeFileSync(`${base}.md`, scaleMarkdownReport(results, `${date}-scale.svg`, SCALE_PAGES, paths));
+  const matrices = sizes.filter((s) => s.matrix).map((s) => matrixMarkdown(s.contacts, s.matrix)).join("\n");
+  writeFileSync(`${base}.md`, `${scaleMarkdownReport(results, `${date}-scale.svg`, SCALE_PAGES, paths)}\n${matrices}`);
   writeFileSync(`${base}.json`, `${JSON.stringify(results, null, 2)}\n`);
   console.log(`\n${scaleConsoleReport(results, SCALE_PAGES, paths)}\n`);
+  for (const size of sizes.filter((s) => s.matrix)) {
+    const misses = matrixMisses(size.matrix);
+    console.log(`matrix at ${fmt.int(size.contacts)}: ${misses.length ? `over ${MATRIX_CEILING_MS} ms: ${misses.join("; ")}` : "every cell held to the ceiling within it"}`);
+  }
   const shown = relative(ROOT, base).startsWith("..") ? base : relative(ROOT, base);
   log(`wrote ${shown}.md, .svg and .json in ${fmt.int(results.totalSeconds)} s`);
 }

@@ -75,9 +75,10 @@ impl Database {
         let target = DbTarget::parse(url)?;
         let mut config = target.config.clone();
         // UTC so timestamps encode exactly as PostgREST encodes them; a statement never outlives
-        // the caller's patience.
+        // the caller's patience; random pages costed as on SSDs, as for PostgREST's requests
+        // (supabase/migrations/20250127000900_keyset_and_search_indexes.sql), so both paths plan alike.
         config
-            .options(format!("-c timezone=UTC -c statement_timeout={}", timeout.as_millis()))
+            .options(format!("-c timezone=UTC -c statement_timeout={} -c random_page_cost=1.1", timeout.as_millis()))
             .connect_timeout(timeout)
             .application_name("contact-list-cache-backend");
         let manager = Manager::from_config(config, target.connector(), ManagerConfig { recycling_method: RecyclingMethod::Fast });

@@ -4,6 +4,7 @@
 // the board. bench/README.md ("The scale run") says what each number means.
 import { seed } from "../../scripts/seed-ids.mjs";
 import { psql } from "../../scripts/stack.mjs";
+import { runMatrix } from "./matrix.mjs";
 import { tokensFor } from "./mix.mjs";
 import { directCounter, directPage, startBenchStack } from "./plan.mjs";
 import { fmt } from "./report.mjs";
@@ -18,6 +19,10 @@ export const SCALE_PATHS = {
   counter: "PostgREST: list counter",
   "postgrest-count": "PostgREST: rows + count=exact (old)",
 };
+
+/** What the scale run measures besides the paths: `matrix`, every filter × sort × order by
+ * number and by cursor, and searches (bench/lib/matrix.mjs). */
+export const SCALE_EXTRAS = { matrix: "the issue-30 matrix (database path)" };
 
 /**
  * The pages, as a user asks the worker for them (`query`) and as its database layer asks
@@ -86,7 +91,8 @@ export async function runScale(settings, wrkOptions, stopped) {
           runs.push({ page: page.id, query: page.query, path, ...run });
         }
       }
-      sizes.push({ contacts, board: await boardSize(stack, user), stack: stack.timings, runs });
+      const matrix = settings.only.includes("matrix") ? await runMatrix(stack, authorization) : undefined;
+      sizes.push({ contacts, board: await boardSize(stack, user), stack: stack.timings, runs, matrix });
     } finally {
       if (!stopped()) await stack.stop();
     }

@@ -36,12 +36,16 @@ export interface Contact {
   created_at: string;
 }
 
-/** `data.pagination`. */
+/** `data.pagination`. `page` is 0 for a page read by cursor. */
 export interface Pagination {
   page: number;
   pageSize: number;
   total: number;
   totalPages: number;
+  /** The `cursor` of the page after this one; null when none follows. */
+  nextCursor: string | null;
+  /** The `cursor` of the page before this one; null when none precedes it. */
+  prevCursor: string | null;
 }
 
 /** `data.filters`: the filters applied, empty strings where none. */

@@ -39,7 +39,7 @@ const contactList: Schema<ContactListResponse> = {
   success: "boolean",
   data: {
     contacts: { array: contact },
-    pagination: { page: "number", pageSize: "number", total: "number", totalPages: "number" },
+    pagination: { page: "number", pageSize: "number", total: "number", totalPages: "number", nextCursor: "string | null", prevCursor: "string | null" },
     filters: { filter: "string", search: "string", assignedTo: "string", columnId: "string" },
     sort: { sortBy: "string", sortOrder: "string" },
   },

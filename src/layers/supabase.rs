@@ -9,7 +9,7 @@ use crate::body::{Page, PageBody};
 use contact_list_cache_core::engine::{Cache, LayerError, Source, SourceError, SourceMode};
 use contact_list_cache_core::envelope::{Contact, ContactListResponse};
 use contact_list_cache_core::layer::CacheLayer;
-use contact_list_cache_core::postgrest::{contact_page, list_total as counter_filters, PostgrestQuery};
+use contact_list_cache_core::postgrest::{contact_page, list_total as counter_filters, KeysetRequest, PostgrestQuery};
 use contact_list_cache_core::query::{ContactQuery, WorkspaceId};
 use jsonwebtoken::jwk::JwkSet;
 use futures_util::future::join;
@@ -68,8 +68,8 @@ impl SupabasePage {
         let (upstreams, caller, query) = (&self.upstreams, &self.caller, &self.query);
         let request = contact_page(&self.workspace, &caller.user_id, query);
         if let Some(counter) = query.counter(&caller.user_id) {
-            let (rows, total) = join(rows(upstreams, caller, &request, false), list_total(upstreams, caller, &self.workspace, query, &counter)).await;
-            return Ok((rows?.0, total?));
+            let (rows, total) = join(page_rows(upstreams, caller, &request), list_total(upstreams, caller, &self.workspace, query, &counter)).await;
+            return Ok((rows?, total?));
         }
         let now = runtime::now();
         let known = match &self.total {
@@ -79,7 +79,16 @@ impl SupabasePage {
             },
             None => None,
         };
-        let (contacts, counted) = rows(upstreams, caller, &request, known.is_none()).await?;
+        let (contacts, counted) = match (known, request.runs.is_empty()) {
+            (Some(_), _) => (page_rows(upstreams, caller, &request).await?, None),
+            (None, true) => rows(upstreams, caller, &request, None, request.limit, true).await?,
+            // A keyset page's filters are not the list's: the list is counted by a request of
+            // its own (one row and the count), beside the page.
+            (None, false) => {
+                let (page, count) = join(page_rows(upstreams, caller, &request), rows(upstreams, caller, &request, None, 1, true)).await;
+                (page?, count?.1)
+            }
+        };
         match (known, counted, &self.total) {
             (Some(total), _, _) => Ok((contacts, total)),
             (None, Some(total), Some(kept)) => {
@@ -94,15 +103,42 @@ impl SupabasePage {
     }
 }
 
-/// One page's rows and, with `count`, the total of matching rows (which costs counting them).
-async fn rows(upstreams: &Upstreams, caller: &Caller, request: &PostgrestQuery, count: bool) -> Result<(Vec<Contact>, Option<u64>), LayerError> {
-    let (low, high) = (request.offset as usize, request.offset as usize + usize::from(request.limit) - 1);
-    let mut builder = client(upstreams, caller).from("contacts").select(&request.select).order(request.order.clone());
+/// One page's rows: by offset, or for a cursor page run after run (see
+/// `contact_list_cache_core::cursor`) until it is full, in the list's order.
+async fn page_rows(upstreams: &Upstreams, caller: &Caller, request: &PostgrestQuery) -> Result<Vec<Contact>, LayerError> {
+    if request.runs.is_empty() {
+        return Ok(rows(upstreams, caller, request, None, request.limit, false).await?.0);
+    }
+    let mut contacts = Vec::new();
+    for run in &request.runs {
+        let wanted = usize::from(request.limit) - contacts.len();
+        if wanted == 0 {
+            break;
+        }
+        contacts.extend(rows(upstreams, caller, request, Some(run), wanted as u8, false).await?.0);
+    }
+    if request.reversed {
+        contacts.reverse();
+    }
+    Ok(contacts)
+}
+
+/// Up to `limit` rows of `request` (past its offset, or of one keyset `run`) and, with `count`,
+/// the total of the list's rows (which costs counting them).
+async fn rows(upstreams: &Upstreams, caller: &Caller, request: &PostgrestQuery, run: Option<&KeysetRequest>, limit: u8, count: bool) -> Result<(Vec<Contact>, Option<u64>), LayerError> {
+    let offset = if run.is_some() { 0 } else { request.offset as usize };
+    let (low, high) = (offset, offset + usize::from(limit) - 1);
+    let order = run.map_or(&request.order, |run| &run.order);
+    let mut builder = client(upstreams, caller).from(request.table).select(&request.select).order(order.clone());
     if count {
         builder = builder.exact_count();
     }
     // range() after exact_count(): the count for the whole list, the rows for this page.
     builder = builder.range(low, high);
+    if let Some(run) = run {
+        let terms = run.and.strip_prefix('(').and_then(|inner| inner.strip_suffix(')')).unwrap_or(&run.and);
+        builder = builder.and(terms);
+    }
     for (name, value) in &request.filters {
         builder = match value.split_once('.') {
             _ if name == "or" => builder.or(value.trim_start_matches('(').trim_end_matches(')')),

@@ -34,7 +34,11 @@ function assertMatchesSql(res, params, label) {
   const { data } = res.json;
   assert.deepEqual(data.contacts.map((c) => c.id), expected.ids, `${label}: ids in order`);
   assert.ok(sameRows(data.contacts, expected.rows), `${label}: every field equals SQL`);
-  assert.deepEqual(data.pagination, { page: params.page ?? 1, pageSize: params.pageSize ?? 50, total: expected.total, totalPages: expected.totalPages }, label);
+  const { nextCursor, prevCursor, ...numbers } = data.pagination;
+  const [page, pageSize] = [params.page ?? 1, params.pageSize ?? 50];
+  assert.deepEqual(numbers, { page, pageSize, total: expected.total, totalPages: expected.totalPages }, label);
+  assert.equal(nextCursor !== null, page * pageSize < expected.total, `${label}: a next cursor while contacts follow`);
+  assert.equal(prevCursor !== null, page > 1 && expected.ids.length > 0, `${label}: a previous cursor past page 1`);
   return expected;
 }
 

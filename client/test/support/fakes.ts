@@ -57,7 +57,7 @@ export function listEnvelope({ page = 1, pageSize = 2, total = 5, filter = "all"
     success: true,
     data: {
       contacts,
-      pagination: { page, pageSize, total, totalPages: Math.ceil(total / pageSize) },
+      pagination: { page, pageSize, total, totalPages: Math.ceil(total / pageSize), nextCursor: null, prevCursor: null },
       filters: { filter, search: "", assignedTo: "", columnId: "" },
       sort: { sortBy: "created_at", sortOrder: "desc" },
     },

@@ -11,16 +11,26 @@ use crate::secure::sha256_hex;
 /// Hex digits of SHA-256 kept where a key carries a hash (128 bits).
 const HASH_HEX: usize = 32;
 
+/// Where a page starts, as a key part: its number (`page`, `1`), or for a cursor page the
+/// SHA-256 prefix of its cursor (`cursor`, `<32 hex>`), which names its edge row and direction.
+fn position(query: &ContactQuery) -> (&'static str, String) {
+    match &query.cursor {
+        Some(cursor) => ("cursor", sha256_hex(cursor.encode(&query.binding()).as_bytes(), HASH_HEX)),
+        None => ("page", query.page.get().to_string()),
+    }
+}
+
 /// The Redis key of one list page, in the spec's format
-/// `contacts:{workspace}:filter:board:…:page:1:limit:50:sort:created_at-desc`, followed by the
+/// `contacts:{workspace}:filter:board:…:page:1:limit:50:sort:created_at-desc` (a cursor page has
+/// `cursor:<hash>` for `page:1`), followed by the
 /// optional parts `:column:…`, `:assigned:…`, `:search:<sha256>` and, for user-relative filters,
 /// `:user:…`, and last the generation of the filter's scope, `:gen:…`.
 pub fn redis_list_key(workspace: &WorkspaceId, caller: &UserId, query: &ContactQuery, generation: &Generation) -> String {
+    let (position, at) = position(query);
     let mut key = format!(
-        "contacts:{{{workspace}}}:{filter}:board:{board}:page:{page}:limit:{limit}:sort:{sort}-{order}",
+        "contacts:{{{workspace}}}:{filter}:board:{board}:{position}:{at}:limit:{limit}:sort:{sort}-{order}",
         filter = query.filter.as_str(),
         board = query.board_id,
-        page = query.page.get(),
         limit = query.page_size.get(),
         sort = query.sort_by.as_str(),
         order = query.sort_order.as_str(),
@@ -45,14 +55,14 @@ pub fn redis_list_key(workspace: &WorkspaceId, caller: &UserId, query: &ContactQ
 const KV_PARAMS_MAX: usize = 160;
 
 /// The Workers KV key of one list page, in the spec's format
-/// `contacts:workspace:board:page=1&pageSize=50&filter=open&sortBy=created_at&sortOrder=desc`.
-/// The search term appears only as a hash, the caller only for user-relative filters, the
+/// `contacts:workspace:board:page=1&pageSize=50&filter=open&sortBy=created_at&sortOrder=desc`
+/// (a cursor page has `cursor=<hash>` for `page=1`). The search term appears only as a hash, the caller only for user-relative filters, the
 /// generation of the filter's scope last (`&gen=…`), and a parameter part longer than 160
 /// characters is replaced by its SHA-256 prefix.
 pub fn kv_list_key(workspace: &WorkspaceId, caller: &UserId, query: &ContactQuery, generation: &Generation) -> String {
+    let (position, at) = position(query);
     let mut params = format!(
-        "page={}&pageSize={}&filter={}&sortBy={}&sortOrder={}",
-        query.page.get(),
+        "{position}={at}&pageSize={}&filter={}&sortBy={}&sortOrder={}",
         query.page_size.get(),
         query.filter.as_str(),
         query.sort_by.as_str(),
@@ -186,6 +196,35 @@ mod tests {
             kv(&format!("filter=favorites&search=ann@example.com&assignedTo={OTHER}"), ME),
             "contacts:668953d2-25f2-b4fd-7d72-1e8cf024a277:b6495e04-5abb-e13f-48ee-5435e1e75895:c30bf1293d9dd4de2772cdefe8cb2091"
         );
+    }
+
+    #[test]
+    fn a_cursor_pages_keys_are_pinned() {
+        let first = ContactQuery::parse(BOARD, "filter=open").unwrap();
+        let contact = crate::envelope::Contact {
+            id: OTHER.into(),
+            name: "Ann".into(),
+            email: None,
+            phone: None,
+            conversation_status: "Open".into(),
+            priority: None,
+            last_message_time: None,
+            assigned_user_id: None,
+            board_column_id: None,
+            created_at: "2025-01-27T10:30:00.123456+00:00".into(),
+        };
+        let token = crate::cursor::Cursor::at(&contact, first.sort_by, crate::cursor::Direction::After).encode(&first.binding());
+        assert_eq!(token, "AWGcvMXKt7BNPophDA0sXwoRATIwMjUtMDEtMjdUMTA6MzA6MDAuMTIzNDU2KzAwOjAwiCC7mNLb0UNEpr0VrMo3rg");
+        let query = format!("filter=open&cursor={token}");
+        assert_eq!(
+            key(&query, ME),
+            "contacts:{668953d2-25f2-b4fd-7d72-1e8cf024a277}:open:board:b6495e04-5abb-e13f-48ee-5435e1e75895:cursor:2d8a5e4e76386e84f92319a93baaa3e3:limit:50:sort:created_at-desc:gen:0"
+        );
+        assert_eq!(
+            kv(&query, ME),
+            "contacts:668953d2-25f2-b4fd-7d72-1e8cf024a277:b6495e04-5abb-e13f-48ee-5435e1e75895:cursor=2d8a5e4e76386e84f92319a93baaa3e3&pageSize=50&filter=open&sortBy=created_at&sortOrder=desc&gen=0"
+        );
+        assert_ne!(key(&query, ME), key("filter=open", ME), "a cursor page is not page 1");
     }
 
     #[test]

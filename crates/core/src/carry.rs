@@ -6,6 +6,10 @@
 //! may move contacts across the page (one entering or leaving the list, a changed sort key, a
 //! search the new name may match) is not carried: the page is read again, as before.
 //!
+//! A cursor page is carried by the same rules: a write that keeps every contact where it was in
+//! the list keeps the page's rows, and its edge rows' sort keys (so its `nextCursor` and
+//! `prevCursor`) too; one that may move contacts is read again, like a numbered page.
+//!
 //! Carrying is idempotent per write: a page that already shows the write (read after it
 //! committed) comes out the same, so a page of the superseded generation is a safe start
 //! whenever the writes carried are every write between that generation and the new one.

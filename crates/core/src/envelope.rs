@@ -21,7 +21,7 @@ pub struct Contact {
     pub created_at: String,
 }
 
-/// `data.pagination`.
+/// `data.pagination`. `page` is 0 for a page read by cursor (its number is not known).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Pagination {
     pub page: u32,
@@ -30,6 +30,12 @@ pub struct Pagination {
     pub total: u64,
     #[serde(rename = "totalPages")]
     pub total_pages: u64,
+    /// The cursor of the page after this one, `null` when none follows (see `cursor`).
+    #[serde(rename = "nextCursor", default)]
+    pub next_cursor: Option<String>,
+    /// The cursor of the page before this one, `null` when none precedes it.
+    #[serde(rename = "prevCursor", default)]
+    pub prev_cursor: Option<String>,
 }
 
 /// `data.filters`: the filters applied, empty strings where none.
@@ -76,15 +82,18 @@ impl ContactListResponse {
     /// The answer for `query` given one page of `contacts` out of `total`, read at `read_at`.
     pub fn new(query: &ContactQuery, contacts: Vec<Contact>, total: u64, read_at: UnixMillis, cache_ttl: u32) -> Self {
         let page_size = query.page_size.get();
+        let (next_cursor, prev_cursor) = crate::cursor::page_cursors(query, &contacts, total);
         Self {
             success: true,
             data: ContactListData {
                 contacts,
                 pagination: Pagination {
-                    page: query.page.get(),
+                    page: if query.cursor.is_some() { 0 } else { query.page.get() },
                     page_size,
                     total,
                     total_pages: total.div_ceil(u64::from(page_size)),
+                    next_cursor,
+                    prev_cursor,
                 },
                 filters: AppliedFilters {
                     filter: query.filter.as_str().to_owned(),
@@ -251,7 +260,7 @@ mod tests {
                 "success": true,
                 "data": {
                     "contacts": [],
-                    "pagination": {"page": 1, "pageSize": 50, "total": 150, "totalPages": 3},
+                    "pagination": {"page": 1, "pageSize": 50, "total": 150, "totalPages": 3, "nextCursor": null, "prevCursor": null},
                     "filters": {"filter": "open", "search": "", "assignedTo": "", "columnId": ""},
                     "sort": {"sortBy": "last_message_time", "sortOrder": "desc"}
                 },

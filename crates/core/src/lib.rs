@@ -11,6 +11,7 @@ pub mod capacity;
 pub mod carry;
 pub mod coalesce;
 pub mod cors;
+pub mod cursor;
 pub mod engine;
 pub mod envelope;
 pub mod filter;

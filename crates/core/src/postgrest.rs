@@ -1,20 +1,38 @@
 //! [`ContactQuery`] to PostgREST query parameters, for the worker's database layer. Built from
 //! the same [`Condition`]s as the SQL translation, so both paths list the same rows.
 
-use crate::query::{Condition, ContactQuery, SortField, SortOrder, UserId};
+use crate::cursor::{Direction, Rows, Run};
+use crate::query::{Condition, ContactQuery, SearchTerm, SortField, SortOrder, UserId};
 
 /// The columns a listed contact has, in the envelope's order.
 pub const CONTACT_COLUMNS: &str = "id,name,email,phone,conversation_status,priority,last_message_time,\
 assigned_user_id,board_column_id,created_at";
 
-/// One page request: `select`, filters as `(name, value)` pairs, `order`, `limit` and `offset`.
+/// One page request: `select`, filters as `(name, value)` pairs, `order`, `limit` and `offset`;
+/// for a cursor page, the keyset runs to read in turn instead of an offset.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PostgrestQuery {
+    /// The relation read: `contacts`, or for a search `contacts_searchable` (the same rows the
+    /// caller may read, through which the trigram indexes can serve the search: see
+    /// supabase/migrations/20250127000900_keyset_and_search_indexes.sql).
+    pub table: &'static str,
     pub select: String,
     pub filters: Vec<(String, String)>,
     pub order: String,
     pub limit: u8,
     pub offset: u64,
+    /// Empty for a numbered page. Otherwise each run is one request (the filters, the run's
+    /// `and` filter and order, `limit` less the rows already read), asked while the page is not
+    /// full; the rows of all, in order, are the page, reversed when `reversed`.
+    pub runs: Vec<KeysetRequest>,
+    pub reversed: bool,
+}
+
+/// One keyset run as PostgREST parameters: an `and=(…)` filter and an `order`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeysetRequest {
+    pub and: String,
+    pub order: String,
 }
 
 /// The request for one page of `query` as `caller` sees it (PostgREST's RLS adds the workspace
@@ -45,13 +63,52 @@ pub fn contact_page(workspace: &crate::query::WorkspaceId, caller: &UserId, quer
             }
         }
     }
+    let keyset = query.keyset();
+    let runs = keyset.as_ref().map_or_else(Vec::new, |keyset| {
+        keyset.runs().iter().map(|run| keyset_request(query.sort_by, query.sort_order, run)).collect()
+    });
     PostgrestQuery {
+        // A term without a trigram is read from the table: row-level security keeps the trigram
+        // indexes out of its plan, which then walks the list (a trigram index would be read whole).
+        table: if query.search.as_ref().is_some_and(SearchTerm::has_trigram) { "contacts_searchable" } else { "contacts" },
         select,
         filters,
         order: order(query.sort_by, query.sort_order),
         limit: query.page_size.get(),
         offset: query.offset(),
+        runs,
+        reversed: keyset.is_some_and(|keyset| keyset.cursor.direction == Direction::Before),
     }
+}
+
+/// One run's `and=(…)` filter (without its parentheses' name) and order. A bound past a key `v`
+/// and id `i` reading descending is `f.lte.v,or(f.lt.v,id.lt.i)`: the first term bounds the
+/// index scan, the second only drops the ties up to the edge row.
+fn keyset_request(field: SortField, list_order: SortOrder, run: &Run<'_>) -> KeysetRequest {
+    let f = field.as_str();
+    let scan = run.scan(list_order);
+    let (strict, inclusive) = match scan {
+        SortOrder::Asc => ("gt", "gte"),
+        SortOrder::Desc => ("lt", "lte"),
+    };
+    let mut terms = Vec::new();
+    match run.rows {
+        Rows::All => {}
+        Rows::Values if run.past.is_none() => terms.push(format!("{f}.not.is.null")),
+        Rows::Values => {}
+        Rows::Nulls => terms.push(format!("{f}.is.null")),
+    }
+    match run.past {
+        Some((Some(key), id)) => {
+            let key = quote(key);
+            terms.push(format!("{f}.{inclusive}.{key}"));
+            terms.push(format!("or({f}.{strict}.{key},id.{strict}.{id})"));
+        }
+        Some((None, id)) => terms.push(format!("id.{strict}.{id}")),
+        None => {}
+    }
+    let order = if run.reversed { reversed_order(field, list_order) } else { order(field, list_order) };
+    KeysetRequest { and: format!("({})", terms.join(",")), order }
 }
 
 /// The filters that read one list's total from its counter (`contact_list_counts`), as the caller
@@ -68,6 +125,17 @@ pub fn list_total(workspace: &crate::query::WorkspaceId, board: &crate::query::B
 pub fn order(field: SortField, order: SortOrder) -> String {
     let dir = order.as_str();
     let nulls = if field.nullable() { ".nullslast" } else { "" };
+    format!("{}.{dir}{nulls},id.{dir}", field.as_str())
+}
+
+/// The exact reverse of [`order`]: the direction flipped and nulls first, so a backward page is
+/// read by the same index, scanned the other way.
+pub fn reversed_order(field: SortField, order: SortOrder) -> String {
+    let dir = match order {
+        SortOrder::Asc => "desc",
+        SortOrder::Desc => "asc",
+    };
+    let nulls = if field.nullable() { ".nullsfirst" } else { "" };
     format!("{}.{dir}{nulls},id.{dir}", field.as_str())
 }
 
@@ -120,7 +188,7 @@ mod tests {
     #[test]
     fn the_default_page_is_pinned() {
         let q = page("");
-        assert_eq!(q.select, CONTACT_COLUMNS);
+        assert_eq!((q.table, q.select.as_str()), ("contacts", CONTACT_COLUMNS));
         assert_eq!(
             q.filters,
             vec![
@@ -147,6 +215,11 @@ mod tests {
         let q = page("search=a%2Cb(c)%22d%27e.f*g%25h%5Ci_j");
         let (name, value) = q.filters.last().unwrap();
         assert_eq!(name, "or");
+        assert_eq!(q.table, "contacts", "a term without a trigram walks the list (under row-level security)");
+        assert_eq!(page("search=smith").table, "contacts_searchable", "searches read through the view the trigram indexes serve");
+        assert_eq!(page("search=zq").table, "contacts");
+        assert_eq!(page("search=a.b-c").table, "contacts");
+        assert_eq!(page("search=Zoë").table, "contacts_searchable");
         let pattern = r#""a\\,b\\(c\\)\\\"d\\'e\\.f\\*g\\%h\\\\i\\_j""#;
         assert_eq!(
             value,

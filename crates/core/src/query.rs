@@ -1,5 +1,6 @@
 //! Raw query strings to a validated [`ContactQuery`]: parse once at the edge, trust afterwards.
 
+use crate::cursor::{Cursor, Keyset};
 use crate::filter::{ConversationStatus, Filter, Meaning, Priority};
 use std::fmt;
 
@@ -242,6 +243,17 @@ impl SearchTerm {
         &self.0
     }
 
+    /// Whether a trigram index can serve the term: it has three letters or digits in a row
+    /// (pg_trgm takes trigrams from runs of them). Shorter ones would make the index scan all
+    /// of itself, so they are matched by walking the list instead.
+    pub fn has_trigram(&self) -> bool {
+        let mut run = 0;
+        self.0.chars().any(|ch| {
+            run = if ch.is_alphanumeric() { run + 1 } else { 0 };
+            run >= 3
+        })
+    }
+
     /// `None` for an empty (or all-blank) term.
     fn parse(raw: &str) -> Result<Option<Self>, QueryError> {
         let term = raw.trim();
@@ -270,10 +282,12 @@ pub struct ContactQuery {
     pub sort_by: SortField,
     pub sort_order: SortOrder,
     pub column_id: Option<ColumnId>,
+    /// Where the page starts, instead of its number: a cursor of this list (then `page` is 1).
+    pub cursor: Option<Cursor>,
 }
 
 /// The query parameters the API knows; others are ignored (they cannot change the answer).
-const KNOWN: [&str; 8] = ["page", "pageSize", "filter", "search", "assignedTo", "sortBy", "sortOrder", "columnId"];
+const KNOWN: [&str; 9] = ["page", "pageSize", "filter", "search", "assignedTo", "sortBy", "sortOrder", "columnId", "cursor"];
 
 impl ContactQuery {
     /// Parses the path's board id and the raw (percent-encoded) query string. Empty values mean
@@ -293,7 +307,7 @@ impl ContactQuery {
             let slot = KNOWN.iter().position(|known| *known == name).expect("a known parameter");
             values[slot].as_deref().map(str::trim).filter(|v| !v.is_empty())
         };
-        Ok(Self {
+        let mut query = Self {
             board_id,
             page: get("page").map_or(Ok(Page(1)), Page::parse)?,
             page_size: get("pageSize").map_or(Ok(PageSize::DEFAULT), PageSize::parse)?,
@@ -303,7 +317,46 @@ impl ContactQuery {
             sort_by: get("sortBy").map_or(Ok(SortField::CreatedAt), SortField::parse)?,
             sort_order: get("sortOrder").map_or(Ok(SortOrder::Desc), SortOrder::parse)?,
             column_id: get("columnId").map(|raw| ColumnId::parse("columnId", raw)).transpose()?,
-        })
+            cursor: None,
+        };
+        if let Some(raw) = get("cursor") {
+            if query.page.get() != 1 {
+                return Err(QueryError::new("cursor", "cursor and page cannot be given together: a cursor names where its page starts"));
+            }
+            query.cursor = Some(Cursor::decode(raw, &query.binding(), query.sort_by)?);
+        }
+        Ok(query)
+    }
+
+    /// What a cursor of this list is bound to: the board and every parameter that shapes the
+    /// list and its pages, but not the page or cursor itself. A board belongs to one workspace,
+    /// so this binds the workspace too.
+    pub fn binding(&self) -> String {
+        let mut out = form_urlencoded::Serializer::new(String::new());
+        out.append_pair("board", self.board_id.as_str());
+        self.list_pairs(&mut out);
+        out.finish()
+    }
+
+    /// The keyset read of a cursor page; `None` for a numbered page (read by offset).
+    pub fn keyset(&self) -> Option<Keyset<'_>> {
+        self.cursor.as_ref().map(|cursor| Keyset { field: self.sort_by, order: self.sort_order, cursor })
+    }
+
+    fn list_pairs(&self, out: &mut form_urlencoded::Serializer<'_, String>) {
+        out.append_pair("pageSize", &self.page_size.get().to_string())
+            .append_pair("filter", self.filter.as_str())
+            .append_pair("sortBy", self.sort_by.as_str())
+            .append_pair("sortOrder", self.sort_order.as_str());
+        if let Some(search) = &self.search {
+            out.append_pair("search", search.as_str());
+        }
+        if let Some(assigned) = &self.assigned_to {
+            out.append_pair("assignedTo", assigned.as_str());
+        }
+        if let Some(column) = &self.column_id {
+            out.append_pair("columnId", column.as_str());
+        }
     }
 
     /// Every condition a listed contact meets (the board aside), for the user `caller`.
@@ -340,20 +393,11 @@ impl ContactQuery {
     /// so equal queries print equally whatever order or defaults the request used.
     pub fn canonical_query_string(&self) -> String {
         let mut out = form_urlencoded::Serializer::new(String::new());
-        out.append_pair("page", &self.page.get().to_string())
-            .append_pair("pageSize", &self.page_size.get().to_string())
-            .append_pair("filter", self.filter.as_str())
-            .append_pair("sortBy", self.sort_by.as_str())
-            .append_pair("sortOrder", self.sort_order.as_str());
-        if let Some(search) = &self.search {
-            out.append_pair("search", search.as_str());
-        }
-        if let Some(assigned) = &self.assigned_to {
-            out.append_pair("assignedTo", assigned.as_str());
-        }
-        if let Some(column) = &self.column_id {
-            out.append_pair("columnId", column.as_str());
-        }
+        match &self.cursor {
+            Some(cursor) => out.append_pair("cursor", &cursor.encode(&self.binding())),
+            None => out.append_pair("page", &self.page.get().to_string()),
+        };
+        self.list_pairs(&mut out);
         out.finish()
     }
 }

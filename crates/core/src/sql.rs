@@ -1,6 +1,7 @@
 //! [`ContactQuery`] to parameterized PostgreSQL, for the backend's direct database path. Built
 //! from the same [`Condition`]s as the PostgREST translation, so both paths list the same rows.
 
+use crate::cursor::{Direction, Rows, Run};
 use crate::filter::Filter;
 use crate::query::{Condition, ContactQuery, SortField, SortOrder, UserId, WorkspaceId};
 
@@ -48,9 +49,15 @@ fn condition_sql(params: &mut Params, condition: &Condition) -> String {
             params.uuid(user.as_str())
         ),
         Condition::Column(column) => format!("c.board_column_id = {}", params.uuid(column.as_str())),
-        Condition::Search(term) => {
+        Condition::Search(term) if term.has_trigram() => {
             let pattern = params.text(like_pattern(term.as_str()));
             format!("(c.name ilike {pattern} or c.email ilike {pattern} or c.phone ilike {pattern})")
+        }
+        // No trigram: the columns are wrapped so no trigram index is chosen (it would be read
+        // whole); the list is walked instead, as the worker's path does.
+        Condition::Search(term) => {
+            let pattern = params.text(like_pattern(term.as_str()));
+            format!("(coalesce(c.name, '') ilike {pattern} or coalesce(c.email, '') ilike {pattern} or coalesce(c.phone, '') ilike {pattern})")
         }
     }
 }
@@ -74,6 +81,45 @@ pub fn order_sql(alias: &str, field: SortField, order: SortOrder) -> String {
     let dir = order.as_str();
     let nulls = if field.nullable() { " nulls last" } else { "" };
     format!("{alias}.{} {dir}{nulls}, {alias}.id {dir}", field.as_str())
+}
+
+/// The exact reverse of [`order_sql`] (nulls first), for a page read backwards by the same index.
+pub fn reversed_order_sql(alias: &str, field: SortField, order: SortOrder) -> String {
+    let dir = match order {
+        SortOrder::Asc => "desc",
+        SortOrder::Desc => "asc",
+    };
+    let nulls = if field.nullable() { " nulls first" } else { "" };
+    format!("{alias}.{} {dir}{nulls}, {alias}.id {dir}", field.as_str())
+}
+
+/// One keyset run's condition on `c`: the run's rows of the sort field, strictly past its edge
+/// row in scan order. A bound past `(v, i)` reading descending is `f <= v and (f < v or id < i)`:
+/// the first term bounds the index scan, the second only drops the ties up to the edge row.
+fn run_sql(params: &mut Params, field: SortField, list_order: SortOrder, run: &Run<'_>) -> String {
+    let f = format!("c.{}", field.as_str());
+    let (strict, inclusive) = match run.scan(list_order) {
+        SortOrder::Asc => (">", ">="),
+        SortOrder::Desc => ("<", "<="),
+    };
+    let mut terms = Vec::new();
+    match run.rows {
+        Rows::Values if run.past.is_none() => terms.push(format!("{f} is not null")),
+        Rows::All | Rows::Values => {}
+        Rows::Nulls => terms.push(format!("{f} is null")),
+    }
+    match run.past {
+        Some((Some(key), id)) => {
+            let cast = if field == SortField::Name { "" } else { "::timestamptz" };
+            let key = format!("{}{cast}", params.text(key));
+            let id = params.uuid(id);
+            terms.push(format!("{f} {inclusive} {key}"));
+            terms.push(format!("({f} {strict} {key} or c.id {strict} {id})"));
+        }
+        Some((None, id)) => terms.push(format!("c.id {strict} {}", params.uuid(id))),
+        None => {}
+    }
+    terms.join(" and ")
 }
 
 /// The JSON object of one listed contact: the spec's fields plus `created_at`, encoded by
@@ -105,15 +151,33 @@ pub fn contact_page(workspace: &WorkspaceId, caller: &UserId, query: &ContactQue
         (None, Some(total)) => format!("{}::bigint", params.text(total.to_string())),
         (None, None) => format!("(select count(*) from public.contacts c where {filter})"),
     };
+    let limit = query.page_size.get();
+    let rows = match query.keyset() {
+        None => format!(
+            "select c.* from public.contacts c where {filter} order by {order} limit {limit} offset {offset}",
+            order = order_sql("c", query.sort_by, query.sort_order),
+            offset = query.offset(),
+        ),
+        Some(keyset) => {
+            // Each run is read by the index in its own order and limited; their union, in that
+            // order, cut to the page.
+            let reversed = keyset.cursor.direction == Direction::Before;
+            let scan = |alias| if reversed { reversed_order_sql(alias, query.sort_by, query.sort_order) } else { order_sql(alias, query.sort_by, query.sort_order) };
+            let runs: Vec<String> = keyset
+                .runs()
+                .iter()
+                .map(|run| {
+                    let bound = run_sql(&mut params, query.sort_by, query.sort_order, run);
+                    format!("(select c.* from public.contacts c where {filter} and {bound} order by {} limit {limit})", scan("c"))
+                })
+                .collect();
+            format!("select u.* from ({}) u order by {} limit {limit}", runs.join(" union all "), scan("u"))
+        }
+    };
     let text = format!(
         "select {member} as member, {total} as total, \
-           coalesce((select json_agg({CONTACT_JSON} order by {page_order}) from \
-             (select c.* from public.contacts c where {filter} order by {order} limit {limit} offset {offset}) p \
-           ), '[]'::json)::text as contacts",
+           coalesce((select json_agg({CONTACT_JSON} order by {page_order}) from ({rows}) p), '[]'::json)::text as contacts",
         page_order = order_sql("p", query.sort_by, query.sort_order),
-        order = order_sql("c", query.sort_by, query.sort_order),
-        limit = query.page_size.get(),
-        offset = query.offset(),
     );
     SqlQuery { text, params: params.0 }
 }
@@ -187,6 +251,15 @@ mod tests {
         assert!(sql.text.contains("c.workspace_id = $1::text::uuid and c.board_id = $3::text::uuid and c.archived = false"));
         assert!(sql.text.contains("f.user_id = $4::text::uuid"));
         assert!(sql.text.contains("order by c.name asc, c.id asc limit 20 offset 40"));
+    }
+
+    #[test]
+    fn a_term_without_a_trigram_keeps_the_trigram_indexes_out_of_the_plan() {
+        let (ws, me) = ids();
+        let short = contact_page(&ws, &me, &ContactQuery::parse(BOARD, "search=zq").unwrap(), None);
+        assert!(short.text.contains("(coalesce(c.name, '') ilike $4::text or coalesce(c.email, '') ilike $4::text or coalesce(c.phone, '') ilike $4::text)"), "{}", short.text);
+        let long = contact_page(&ws, &me, &ContactQuery::parse(BOARD, "search=smith").unwrap(), None);
+        assert!(long.text.contains("(c.name ilike $4::text or c.email ilike $4::text or c.phone ilike $4::text)"), "{}", long.text);
     }
 
     #[test]

@@ -11,7 +11,7 @@ use proptest::prelude::*;
 const BOARD: &str = "b6495e04-5abb-e13f-48ee-5435e1e75895";
 const WS: &str = "668953d2-25f2-b4fd-7d72-1e8cf024a277";
 const ME: &str = "d6d77053-92bc-7af6-3332-8bea8c4c6904";
-const KNOWN_FIELDS: [&str; 9] = ["page", "pageSize", "filter", "search", "assignedTo", "sortBy", "sortOrder", "columnId", "boardId"];
+const KNOWN_FIELDS: [&str; 10] = ["page", "pageSize", "filter", "search", "assignedTo", "sortBy", "sortOrder", "columnId", "boardId", "cursor"];
 
 /// Query strings built from the API's parameter names and hostile values.
 fn query_strings() -> impl Strategy<Value = String> {

@@ -32,7 +32,14 @@ fn every_envelope() -> Value {
         success: true,
         data: ContactListData {
             contacts: vec![full.clone()],
-            pagination: Pagination { page: 2, page_size: 25, total: 150, total_pages: 6 },
+            pagination: Pagination {
+                page: 2,
+                page_size: 25,
+                total: 150,
+                total_pages: 6,
+                next_cursor: Some("AWFwzn3r1tNRvbGaRzvtYh1rAUFkYSBMb3ZlbGFjZaKnzIRI7L6BDV8uP5PRyPM".into()),
+                prev_cursor: Some("AWJwzn3r1tNRvbGaRzvtYh1rAUFkYSBMb3ZlbGFjZVvnmHmgVjpT7MeHI1x8xJw".into()),
+            },
             filters: AppliedFilters {
                 filter: "open".into(),
                 search: "ada".into(),
@@ -69,6 +76,8 @@ fn every_envelope() -> Value {
     };
     let mut bare_list = list.clone();
     bare_list.data.contacts = vec![bare];
+    bare_list.data.pagination.next_cursor = None;
+    bare_list.data.pagination.prev_cursor = None;
     let bare_error = ErrorBody { success: false, error: ErrorDetail { field: None, ..error.error.clone() } };
     json!({
         "full": {"contactList": list, "counts": counts, "error": error},

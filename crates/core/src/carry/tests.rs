@@ -292,3 +292,27 @@ fn a_carry_record_is_sealed_under_its_key_like_a_page() {
     assert!(keys.open(&elsewhere, &sealed).is_err(), "moved to another scope's key");
     assert!(keys.open(&key, &plain).is_err(), "an unsealed record is no record");
 }
+
+/// A cursor page, read after contact `edge` (an edge row of the list sorted by `sort`).
+fn cursor_query(list: &str, edge: u32) -> ContactQuery {
+    let first = query(list);
+    let cursor = crate::cursor::Cursor::at(&listed(&row(edge)), first.sort_by, crate::cursor::Direction::After).encode(&first.binding());
+    query(&format!("{list}&cursor={cursor}"))
+}
+
+#[test]
+fn a_cursor_page_is_carried_by_the_same_rules_and_keeps_its_cursors() {
+    let q = cursor_query("filter=open", 1);
+    let before = page(&q, &[2, 3, 4]);
+    let Some(Carried::Patched(after)) = carry(&before, &q, &caller(), &[renamed(3)]) else { panic!("not patched") };
+    let (old, new): (ContactListResponse, ContactListResponse) = (serde_json::from_str(&before).unwrap(), serde_json::from_str(&after).unwrap());
+    assert_eq!(new.data.contacts[1].name, "Renamed");
+    assert_eq!(new.data.pagination, old.data.pagination, "its edge rows kept their sort keys, so their cursors hold");
+    assert!(new.data.pagination.prev_cursor.is_some());
+    // A new name moves the contact in a list sorted by name: read again.
+    let by_name = cursor_query("filter=open&sortBy=name", 1);
+    assert_eq!(carry(&page(&by_name, &[2, 3, 4]), &by_name, &caller(), &[renamed(3)]), None);
+    // Leaving the list: read again, as for numbered pages.
+    let closed = update(3, |row| row["conversation_status"] = json!("Closed"));
+    assert_eq!(carry(&before, &q, &caller(), &[closed]), None);
+}
