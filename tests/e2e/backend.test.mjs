@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { newStack, waitFor } from "../../scripts/stack.mjs";
-import { FILTERS, expectedPage, filterSql, ownBackend, redisCli, sameRows, seed, sql, stack, tokenFor } from "./harness.mjs";
+import { FILTERS, expectedPage, filterSql, ownBackend, readAnswer, redisCli, sameRows, seed, sql, stack, tokenFor } from "./harness.mjs";
 
 const WS_A = seed.workspace(1);
 const WS_B = seed.workspace(2);
@@ -18,15 +18,7 @@ function backendClient(url, key) {
     const all = { ...headers };
     if (auth !== null) all["X-Internal-Auth"] = auth;
     if (body !== undefined) all["Content-Type"] = "application/json";
-    const res = await fetch(`${url}${path}`, { method, headers: all, body: typeof body === "string" ? body : body && JSON.stringify(body) });
-    const text = await res.text();
-    let json;
-    try {
-      json = JSON.parse(text);
-    } catch {
-      json = undefined;
-    }
-    return { status: res.status, headers: res.headers, json, text };
+    return readAnswer(await fetch(`${url}${path}`, { method, headers: all, body: typeof body === "string" ? body : body && JSON.stringify(body) }));
   };
 }
 

@@ -8,7 +8,7 @@ import { createDecipheriv, randomBytes } from "node:crypto";
 import { after, describe, test } from "node:test";
 import { newStack } from "../../scripts/stack.mjs";
 import { signJwt, signJwtWith } from "../../scripts/jwt.mjs";
-import { ownBackend, ownWorker, seed, stack, tokenFor } from "./harness.mjs";
+import { ownBackend, ownWorker, readAnswer, seed, stack, tokenFor } from "./harness.mjs";
 
 const WS_A = seed.workspace(1);
 const WS_B = seed.workspace(2);
@@ -22,15 +22,7 @@ const bearer = (token) => ({ Authorization: `Bearer ${token}` });
 
 /** `fetch` of `url`: the status, the body as text and as JSON (when it is), the headers. */
 async function call(url, { method = "GET", headers = {}, body } = {}) {
-  const res = await fetch(url, { method, headers: { ...(body !== undefined && { "Content-Type": "application/json" }), ...headers }, body: body === undefined ? undefined : JSON.stringify(body) });
-  const text = await res.text();
-  let json;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    json = undefined;
-  }
-  return { status: res.status, text, json, headers: res.headers };
+  return readAnswer(await fetch(url, { method, headers: { ...(body !== undefined && { "Content-Type": "application/json" }), ...headers }, body: body === undefined ? undefined : JSON.stringify(body) }));
 }
 
 const backend = (path, headers = {}, init = {}) => call(`${stack.urls.backend}${path}`, { ...init, headers: { "X-Internal-Auth": INTERNAL, ...headers } });

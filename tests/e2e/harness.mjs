@@ -209,3 +209,15 @@ export function contactRenames(port = stack.ports.postgres) {
     },
   };
 }
+
+/** A response read whole: its status, headers, body as text, and as JSON when it is JSON. */
+export async function readAnswer(res) {
+  const text = await res.text();
+  let json;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    json = undefined;
+  }
+  return { status: res.status, headers: res.headers, text, json };
+}
