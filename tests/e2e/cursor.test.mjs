@@ -23,9 +23,10 @@ async function list(query, headers = {}) {
   return { status: res.status, key: res.headers.get("x-cache-key"), label: `${res.headers.get("x-cache-status")}/${res.headers.get("x-cache-layer")}`, body: await res.json() };
 }
 
-/** One list request to the backend's fallback (PostgreSQL when Redis misses or is skipped). */
+/** One list request to the backend's fallback (PostgreSQL when Redis misses or is skipped), as
+ * the worker makes it: the internal key and the user's own token. */
 async function fallback(query) {
-  const headers = { "X-Internal-Auth": stack.secrets.INTERNAL_AUTH_KEY, "X-Workspace-ID": WS, "X-User-ID": ME, "Cache-Control": "no-cache" };
+  const headers = { "X-Internal-Auth": stack.secrets.INTERNAL_AUTH_KEY, "X-Workspace-ID": WS, Authorization: `Bearer ${TOKEN}`, "Cache-Control": "no-cache" };
   const res = await fetchOnce(`${stack.urls.backend}/api/boards/${BOARD}/contacts?${query}`, { headers });
   return { status: res.status, body: await res.json() };
 }
