@@ -107,15 +107,15 @@ impl Cache for KvPage {
     /// Kept through the stale-if-error period after the TTL.
     async fn put(&self, page: &Page) -> Result<(), LayerError> {
         let retention = self.upstreams.policy.freshness.retention_seconds();
-        write_sealed(&self.store, &self.upstreams.keyring, &self.key, &page.body.text(), Some(page.read_at), retention).await
+        let sealed = sealed_for(&self.upstreams.keyring, &self.key, &page.body.text()).await?;
+        write(&self.store, &self.key, &sealed, Some(page.read_at), retention).await
     }
 }
 
-/// Seals `plaintext` for `key` with the keyring's current key (`webcrypto::seal`) and writes it
-/// like [`write`]: every KV value that may hold contact data is written this way.
-async fn write_sealed(store: &Namespace, keyring: &Keyring, key: &str, plaintext: &str, read_at: Option<UnixMillis>, ttl_seconds: u32) -> Result<(), LayerError> {
-    let sealed = webcrypto::seal(keyring, key, plaintext).await.map_err(|err| failed(format!("sealing: {err}")))?;
-    write(store, key, &sealed, read_at, ttl_seconds).await
+/// `plaintext` sealed for `key` with the keyring's current key (`webcrypto::seal`): every KV
+/// value that may hold contact data (pages, totals, carry records) is written this way.
+async fn sealed_for(keyring: &Keyring, key: &str, plaintext: &str) -> Result<String, LayerError> {
+    webcrypto::seal(keyring, key, plaintext).await.map_err(|err| failed(format!("sealing: {err}")))
 }
 
 /// The carry record at `key`, opened (`webcrypto::read_and_open`, the path pages are read by)
@@ -232,30 +232,26 @@ pub async fn bump(store: &Namespace, upstreams: &Upstreams, bumps: &[Bump], next
         let value = state.bumped(next.clone(), now, bound_ms).format();
         // Both at once: a reader that sees the new generation before its record reads the page
         // from the database, as without a record.
+        // The record is sealed once; a rejected write is retried with the same sealed value.
         let record_write = async {
             match &record {
-                Some((key, record)) => write_retrying(store, Some(keyring), key, record, retention_seconds).await,
+                Some((key, record)) => write_retrying(store, key, &sealed_for(keyring, key, record).await?, retention_seconds).await,
                 None => Ok(0),
             }
         };
-        let (record_writes, state_writes) = futures_util::future::join(record_write, write_retrying(store, None, &bump.key, &value, GENERATION_TTL_SECONDS)).await;
+        let (record_writes, state_writes) = futures_util::future::join(record_write, write_retrying(store, &bump.key, &value, GENERATION_TTL_SECONDS)).await;
         Ok::<_, LayerError>((reads, record_writes? + state_writes?))
     });
     let done = crate::runtime::all(each).await.into_iter().collect::<Result<Vec<(u32, u32)>, LayerError>>()?;
     Ok(done.iter().fold((0, 0), |(r, w), (reads, writes)| (r + reads, w + writes)))
 }
 
-/// Writes `value` at `key`, sealed when given a keyring, retrying a rejected write after a
-/// second, twice; returns the writes.
-async fn write_retrying(store: &Namespace, sealing: Option<&Keyring>, key: &str, value: &str, ttl_seconds: u32) -> Result<u32, LayerError> {
+/// Writes `value` at `key`, retrying a rejected write after a second, twice; returns the writes.
+async fn write_retrying(store: &Namespace, key: &str, value: &str, ttl_seconds: u32) -> Result<u32, LayerError> {
     let mut writes = 0;
     loop {
         writes += 1;
-        let written = match sealing {
-            Some(keyring) => write_sealed(store, keyring, key, value, None, ttl_seconds).await,
-            None => write(store, key, value, None, ttl_seconds).await,
-        };
-        match written {
+        match write(store, key, value, None, ttl_seconds).await {
             Ok(()) => return Ok(writes),
             Err(err) if writes < GENERATION_WRITE_ATTEMPTS => {
                 worker::console_warn!("generation write retried: {err}");
