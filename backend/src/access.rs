@@ -10,6 +10,7 @@
 //! `CACHE_ENCRYPTION_KEY`, which only the worker holds besides this service.
 
 use crate::error::ApiError;
+use crate::routes::header;
 use crate::state::AppState;
 use axum::http::HeaderMap;
 use contact_list_cache_core::access::bearer_token;
@@ -127,10 +128,6 @@ impl Verifier {
 
 fn now() -> UnixMillis {
     crate::layers::runtime::now()
-}
-
-fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers.get(name).and_then(|value| value.to_str().ok()).map(str::trim)
 }
 
 /// Who a user-scoped request acts for: the verified token's `sub` (an `X-User-ID`, if sent, must
