@@ -9,6 +9,8 @@
 //                      [--mix-warmup 10s] [--mix-duration 30s] [--mix-connections 8]
 //                      [--write-rates 0,0.1,1,5 | --write-rate 1]
 //                      [--stale-bound 1000ms] [--contacts 100000] [--only floor,kv,...] [--out bench/results]
+//   node bench/run.mjs --writers [--clients 16] [--at tree,<git rev>] (bench/lib/writers.mjs: commits
+//                      per second of concurrent writers with change capture on and off)
 //   node bench/run.mjs --scale 100000,1000000 [--alone 5s] [--only database,postgrest,...]
 //                      [--duration 15s] [--warmup 2s] [--connections 32] [--threads 2] [--out bench/results]
 //
@@ -130,6 +132,8 @@ function options(argv) {
 }
 
 async function main() {
+  // The writers bench (bench/lib/writers.mjs) has options of its own and needs no built worker.
+  if (process.argv.includes("--writers")) return (await import("./lib/writers.mjs")).runWriters(process.argv.slice(2));
   const settings = options(process.argv.slice(2));
   for (const file of ["build/index.js", "bench/floor/build/index.js", `target/${process.env.BACKEND_PROFILE ?? "debug"}/contact-list-cache-backend`]) {
     if (!existsSync(join(ROOT, file))) throw new Error(`${file} is missing: run the benchmark with \`npm run bench\`, which builds it`);
