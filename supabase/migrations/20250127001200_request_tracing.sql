@@ -5,10 +5,12 @@
 -- `authenticator` role (hosted Supabase has it) and that the project sets no other
 -- db-pre-request function (PostgREST runs one: fold this one's body into an existing one).
 --
--- The setting is in-database configuration (PostgREST reads `pgrst.*` role settings of its
--- login role at start and on `NOTIFY pgrst, 'reload config'`), the way hosted Supabase documents
--- a pre-request function; `postgres` may alter `authenticator` there (and here, having
--- CREATEROLE).
+-- PostgREST is told to call it by its `db-pre-request` setting. On hosted Supabase that is the
+-- in-database configuration below (PostgREST reads its login role's `pgrst.*` settings at start
+-- and on `NOTIFY pgrst, 'reload config'`), which the project's `postgres` may set there. A plain
+-- PostgreSQL 15 lets only a superuser set a `pgrst.*` parameter on a role: there the migration
+-- says so in a notice and PostgREST is given PGRST_DB_PRE_REQUEST=public.trace_request instead
+-- (the local stack does: scripts/stack/services.mjs).
 
 create function public.trace_request() returns void
   language plpgsql
@@ -29,5 +31,11 @@ $$;
 revoke all on function public.trace_request() from public;
 grant execute on function public.trace_request() to anon, authenticated, service_role;
 
-alter role authenticator set pgrst.db_pre_request to 'public.trace_request';
-notify pgrst, 'reload config';
+do $$
+begin
+  alter role authenticator set pgrst.db_pre_request to 'public.trace_request';
+  notify pgrst, 'reload config';
+exception when insufficient_privilege then
+  raise notice 'pgrst.db_pre_request is not set (%): give PostgREST PGRST_DB_PRE_REQUEST=public.trace_request', sqlerrm;
+end
+$$;
