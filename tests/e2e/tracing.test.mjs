@@ -21,19 +21,20 @@ describe("request tracing", { timeout: 120_000 }, () => {
   let worker;
   let backend;
   const pgLog = join(stack.dir, "postgres.log");
+  // What the cluster's operator does (server settings are not the project's to change).
+  const superuser = (command) => psql(stack.ports.postgres, { user: SUPERUSER, command });
 
   before(async () => {
-    await psql(stack.ports.postgres, {
-      user: SUPERUSER,
-      command: "alter system set log_statement = 'all'; alter system set log_line_prefix = '%m [%p] app=%a '",
-    });
-    await psql(stack.ports.postgres, { user: SUPERUSER, command: "select pg_reload_conf()" });
+    await superuser("alter system set log_statement = 'all'");
+    await superuser("alter system set log_line_prefix = '%m [%p] app=%a '");
+    await superuser("select pg_reload_conf()");
     backend = await ownBackend(pieces);
     worker = await ownWorker(pieces, { BACKEND_URL: backend.url });
   });
   after(async () => {
-    await psql(stack.ports.postgres, { user: SUPERUSER, command: "alter system reset log_statement; alter system reset log_line_prefix" }).catch(() => {});
-    await psql(stack.ports.postgres, { user: SUPERUSER, command: "select pg_reload_conf()" }).catch(() => {});
+    await superuser("alter system reset log_statement").catch(() => {});
+    await superuser("alter system reset log_line_prefix").catch(() => {});
+    await superuser("select pg_reload_conf()").catch(() => {});
     await pieces.stop();
   });
 
