@@ -16,6 +16,7 @@
 pub mod forward;
 pub mod outbox;
 pub mod progress;
+pub mod room;
 pub mod settings;
 pub mod status;
 
@@ -24,9 +25,10 @@ use anyhow::Context;
 use forward::{Ack, Forwarder, Lanes};
 use outbox::Change;
 use progress::Progress;
+use room::Room;
 use settings::CaptureSettings;
 use status::Phase;
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashSet;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, MissedTickBehavior};
@@ -103,8 +105,7 @@ async fn session(client: &mut Client, forwarder: &Forwarder, settings: &CaptureS
         progress: Progress::new(cursor),
         stored: cursor,
         lanes: Lanes::new(forwarder.clone(), acks_sender),
-        on_lane: HashMap::new(),
-        parked: HashMap::new(),
+        room: Room::new(LANE_MAX),
         next_prune: Instant::now() + settings.prune_every,
         next_measure: Instant::now(),
     };
@@ -147,10 +148,8 @@ struct State {
     /// The cursor as stored.
     stored: i64,
     lanes: Lanes,
-    /// Per workspace: changes sent on its lane and not yet acknowledged.
-    on_lane: HashMap<String, usize>,
-    /// Per workspace: sequences taken but held back while its lane is full, in order.
-    parked: HashMap<String, VecDeque<i64>>,
+    /// What is on each workspace's lane, and what waits parked.
+    room: Room,
     next_prune: Instant,
     next_measure: Instant,
 }
@@ -158,48 +157,31 @@ struct State {
 impl State {
     /// The worker acknowledged a batch of `workspace`'s.
     fn acknowledged(&mut self, (workspace, seqs): Ack) {
-        if let Some(count) = self.on_lane.get_mut(&workspace) {
-            *count = count.saturating_sub(seqs.len());
-        }
+        self.room.done(&workspace, seqs.len());
         self.progress.delivered(seqs);
     }
 
     /// Sends changes just taken (in sequence order) to their lanes, parking those of a workspace
-    /// whose lane is full or that has parked changes already (its order is kept).
+    /// whose lane is full or that has parked changes already (see [`Room`]).
     fn route(&mut self, changes: Vec<Change>) {
         for (workspace, changes) in forward::by_workspace(changes) {
-            let on_lane = self.on_lane.entry(workspace.clone()).or_default();
-            let parked = self.parked.entry(workspace.clone()).or_default();
-            let room = if parked.is_empty() { LANE_MAX.saturating_sub(*on_lane) } else { 0 };
-            let mut changes = changes.into_iter();
-            let sent: Vec<Change> = changes.by_ref().take(room).collect();
-            parked.extend(changes.map(|change| change.seq));
-            *on_lane += sent.len();
+            let sent = self.room.admit(&workspace, changes);
             if !sent.is_empty() {
                 self.lanes.send(&workspace, sent);
             }
         }
-        self.parked.retain(|_, parked| !parked.is_empty());
     }
 
     /// Reads parked changes again for the lanes that have room.
     async fn unpark(&mut self, client: &Client) -> anyhow::Result<()> {
-        let mut due: Vec<(String, Vec<i64>)> = Vec::new();
-        for (workspace, parked) in &mut self.parked {
-            let room = LANE_MAX.saturating_sub(self.on_lane.get(workspace).copied().unwrap_or(0));
-            if room > 0 {
-                let n = room.min(parked.len()).min(READ_BATCH as usize);
-                due.push((workspace.clone(), parked.drain(..n).collect()));
-            }
-        }
-        self.parked.retain(|_, parked| !parked.is_empty());
-        for (workspace, seqs) in due {
+        for (workspace, seqs) in self.room.due(READ_BATCH as usize) {
             let changes = outbox::read_seqs(client, &seqs).await?;
-            let found: std::collections::HashSet<i64> = changes.iter().map(|change| change.seq).collect();
-            // A parked sequence that is gone cannot be delivered: it never existed for the
-            // worker (only the cursor, which is below it, lets rows be pruned).
-            self.progress.delivered(seqs.iter().copied().filter(|seq| !found.contains(seq)));
-            *self.on_lane.entry(workspace.clone()).or_default() += changes.len();
+            let found: HashSet<i64> = changes.iter().map(|change| change.seq).collect();
+            // A parked sequence that is gone cannot be delivered: it never existed for the worker
+            // (rows are pruned only at or below the cursor, which is below it).
+            let gone: Vec<i64> = seqs.iter().copied().filter(|seq| !found.contains(seq)).collect();
+            self.room.done(&workspace, gone.len());
+            self.progress.delivered(gone);
             if !changes.is_empty() {
                 self.lanes.send(&workspace, changes);
             }
