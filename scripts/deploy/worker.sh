@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Deploys one of the two workers to TARGET with wrangler, after recording the version it replaces
+# (for rollback.sh): `worker.sh live` (live/wrangler.toml, the live channel: first, the main
+# worker binds to it) or `worker.sh main` (wrangler.toml).
+#
+#   TARGET                  staging | production
+#   CLOUDFLARE_API_TOKEN    from the environment (wrangler reads it there), with
+#   CLOUDFLARE_ACCOUNT_ID
+#
+# The build is the one the test command made (scripts/build-worker.sh; wrangler's [build] finds
+# it current). The workflow checks the config first, before any tier moves (check.sh: a
+# placeholder KV namespace id fails the run naming it).
+source "$(dirname "$0")/lib.sh"
+target
+tier=${1:-}
+case "$tier" in
+  live) config=live/wrangler.toml ;;
+  main) config=wrangler.toml ;;
+  *) die "usage: worker.sh live|main" ;;
+esac
+
+# The version serving now: the one at the highest percentage of the current deployment (none on
+# a worker's first deploy, which then has nothing to roll back to).
+if status=$("$WRANGLER" deployments status --config "$config" --env "$TARGET" --json 2>/dev/null); then
+  previous=$(printf '%s' "$status" | node -e '
+    let text = ""; process.stdin.on("data", (c) => (text += c)).on("end", () => {
+      const versions = JSON.parse(text).versions ?? [];
+      versions.sort((a, b) => b.percentage - a.percentage);
+      process.stdout.write(versions[0]?.version_id ?? "");
+    });')
+else
+  previous=""
+fi
+if [ -n "$previous" ]; then
+  log "$config --env $TARGET serves version $previous"
+else
+  log "$config --env $TARGET has no deployment yet: nothing to roll back to"
+fi
+printf '%s\n' "$previous" > "$DEPLOY_STATE/$tier.previous"
+moved "$tier"
+"$WRANGLER" deploy --config "$config" --env "$TARGET"
+log "deployed $config --env $TARGET"
