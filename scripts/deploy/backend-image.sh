@@ -9,6 +9,7 @@
 #   TARGET, GITHUB_SHA, IMAGE_REPO (ghcr.io/<owner>/contact-list-cache-backend),
 #   REGISTRY_USERNAME and REGISTRY_PASSWORD (from the environment; the password goes to
 #   `podman login --password-stdin`, whose auth file skopeo reads too)
+# shellcheck source=scripts/deploy/lib.sh
 source "$(dirname "$0")/lib.sh"
 target
 need GITHUB_SHA IMAGE_REPO REGISTRY_USERNAME REGISTRY_PASSWORD

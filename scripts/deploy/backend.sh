@@ -11,6 +11,7 @@
 #
 #   TARGET, FLY_APP (the app for TARGET), FLY_API_TOKEN (from the environment: flyctl reads it
 #   there; the registry login gets it on stdin), IMAGE_REPO
+# shellcheck source=scripts/deploy/lib.sh
 source "$(dirname "$0")/lib.sh"
 target
 need FLY_APP FLY_API_TOKEN IMAGE_REPO

@@ -3,6 +3,7 @@
 # (scripts/check-wrangler.mjs --deploy: every var, secret and binding declared, [observability]
 # on in both, and no placeholder KV namespace id, which it names), and both bundle as
 # `wrangler deploy` would (--dry-run: no Cloudflare call).
+# shellcheck source=scripts/deploy/lib.sh
 source "$(dirname "$0")/lib.sh"
 target
 node scripts/check-wrangler.mjs --deploy "$TARGET"

@@ -13,6 +13,7 @@
 #
 #   SUPABASE_DB_URL   from the environment only (never expanded into a command line by the
 #                     workflow); Supabase's session pooler from GitHub's runners (db-url.mjs).
+# shellcheck source=scripts/deploy/lib.sh
 source "$(dirname "$0")/lib.sh"
 need SUPABASE_DB_URL
 node scripts/deploy/db-url.mjs SUPABASE_DB_URL

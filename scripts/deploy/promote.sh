@@ -5,6 +5,7 @@
 # or re-pushed, the digest stays the one tested.
 #
 #   TARGET, GITHUB_SHA, IMAGE_REPO, and the registry login made by backend-image.sh
+# shellcheck source=scripts/deploy/lib.sh
 source "$(dirname "$0")/lib.sh"
 target
 need GITHUB_SHA IMAGE_REPO

@@ -7,6 +7,7 @@
 #
 #   TARGET, and what the tiers' own steps need: CLOUDFLARE_API_TOKEN, CLOUDFLARE_ACCOUNT_ID for
 #   the workers; FLY_API_TOKEN, FLY_APP for the backend.
+# shellcheck source=scripts/deploy/lib.sh
 source "$(dirname "$0")/lib.sh"
 target
 [ -s "$DEPLOY_STATE/moved" ] || { log "this run moved no tier"; exit 0; }

@@ -10,6 +10,7 @@
 # The build is the one the test command made (scripts/build-worker.sh; wrangler's [build] finds
 # it current). The workflow checks the config first, before any tier moves (check.sh: a
 # placeholder KV namespace id fails the run naming it).
+# shellcheck source=scripts/deploy/lib.sh
 source "$(dirname "$0")/lib.sh"
 target
 tier=${1:-}
