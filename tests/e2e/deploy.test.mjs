@@ -12,7 +12,7 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { after, describe, test } from "node:test";
 import { observability, placeholderNamespaces } from "../../scripts/check-wrangler.mjs";
-import { ROOT, freePort, newStack } from "../../scripts/stack.mjs";
+import { ROOT, freePort, newStack, waitFor } from "../../scripts/stack.mjs";
 import { liveWorker } from "../../scripts/stack/services.mjs";
 import { seed, sqlOn, stack } from "./harness.mjs";
 import { deployedVersion, workerName } from "./local-wrangler.mjs";
@@ -182,5 +182,29 @@ describe("the deploy's configuration checks (scripts/check-wrangler.mjs)", () =>
     assert.match(observability({ a: on, b: "[observability]\nenabled = true\nhead_sampling_rate = 0.1\n" }).join(), /\[observability\] in b .* differs from a's/);
     assert.match(observability({ a: on, b: 'name = "x"\n' }).join(), /b has no \[observability\] block/);
     assert.match(observability({ a: `${on}[env.production.observability]\nenabled = false\n` }).join(), /\[env\.production\.observability\] differs/);
+  });
+});
+
+describe("the dashboard and the alert rules (docs/operations/)", () => {
+  test("name only metrics that the stack's worker and backend expose", async () => {
+    const exposed = new Set();
+    const scrape = async (url, token) => {
+      const res = await fetch(url, { headers: token ? { Authorization: `Bearer ${token}` } : {} });
+      assert.equal(res.status, 200, url);
+      for (const m of (await res.text()).matchAll(/^# TYPE (\S+) /gm)) exposed.add(m[1]);
+    };
+    // Change capture's gauges appear once the backend has measured its backlog (about 1 s).
+    await waitFor("the backend's change capture gauges", async () => {
+      await scrape(`${stack.urls.backend}/metrics`, stack.secrets.BACKEND_METRICS_TOKEN);
+      return exposed.has("contact_cache_backend_change_capture_lag_milliseconds");
+    });
+    await scrape(`${stack.urls.worker}/metrics?format=prometheus`);
+    const dir = join(ROOT, "docs", "operations");
+    const named = new Set();
+    for (const file of ["grafana-dashboard.json", "alerts.yml"]) {
+      for (const m of readFileSync(join(dir, file), "utf8").matchAll(/\b(contact_cache_[a-z_]+)\b/g)) named.add(m[1]);
+    }
+    assert.ok(named.size > 20, `${named.size} metrics named`);
+    assert.deepEqual([...named].filter((name) => !exposed.has(name)), []);
   });
 });
