@@ -208,3 +208,44 @@ describe("the dashboard and the alert rules (docs/operations/)", () => {
     assert.deepEqual([...named].filter((name) => !exposed.has(name)), []);
   });
 });
+
+describe("after a restore: the applied marks purged (scripts/deploy/purge-applied-marks.sh)", () => {
+  const persist = mkdtempSync(join(ROOT, "target", "wrangler-state-"));
+  const pieces = newStack();
+  after(async () => {
+    await pieces.stop();
+    rmSync(persist, { recursive: true, force: true });
+  });
+
+  test("a change numbered below a workspace's mark is skipped until the marks are purged, then applied", async () => {
+    // The worker on the KV namespace that `wrangler --env production --local --persist-to` reads.
+    const serve = () => pieces.startMiniflare({
+      bindings: stack.bindings,
+      kvPersist: join(persist, "v3", "kv"),
+      app: { kvNamespaces: { CONTACT_CACHE: "00000000000000000000000000000002" } },
+    });
+    const [[id, workspace, board]] = sqlOn(stack.ports.postgres, "postgres")("select id, workspace_id, board_id from contacts order by id limit 1");
+    const post = async (url, seq) => {
+      const change = { type: "UPDATE", table: "contacts", schema: "public", record: { id, workspace_id: workspace, board_id: board, name: `restored ${seq}` }, old_record: null, outbox_seq: seq };
+      const res = await fetch(`${url}/api/cache/webhook`, { method: "POST", headers: { "Content-Type": "application/json", "X-Webhook-Secret": stack.secrets.WEBHOOK_SECRET }, body: JSON.stringify([change]) });
+      assert.equal(res.status, 200);
+      return (await res.json()).data;
+    };
+    let url = await serve();
+    assert.equal((await post(url, 5000)).ignored, undefined);
+    // The restored outbox numbers its changes from lower down: skipped as applied before.
+    assert.equal((await post(url, 12)).ignored, "change 12 was applied before");
+    await pieces.miniflare.dispose();
+
+    const res = step("scripts/deploy/purge-applied-marks.sh", [], { TARGET: "production", KV_PERSIST_TO: persist });
+    assert.equal(res.code, 0, res.out);
+    assert.match(res.out, /deleted 1 applied: marks from CONTACT_CACHE \(production\)/);
+
+    url = await serve();
+    assert.equal((await post(url, 13)).ignored, undefined);
+    await pieces.miniflare.dispose();
+    const again = step("scripts/deploy/purge-applied-marks.sh", [], { TARGET: "production", KV_PERSIST_TO: persist });
+    assert.equal(again.code, 0, again.out);
+    assert.match(again.out, /deleted 1 applied: marks/);
+  });
+});

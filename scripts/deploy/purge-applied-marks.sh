@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# After a database restore (docs/operations/runbooks/restore.md): deletes every `applied:<workspace>`
+# mark from the worker's KV namespace (CONTACT_CACHE) in TARGET. The restored outbox numbers its
+# changes again from below the marks, and the worker would skip each new change at or below its
+# workspace's mark as "applied before" for up to 7 days (the marks' expiry). Without the marks,
+# a redelivered change is applied twice, which only bumps a generation once more.
+#
+#   TARGET; CLOUDFLARE_API_TOKEN and CLOUDFLARE_ACCOUNT_ID from the environment (wrangler reads
+#   them there); KV_PERSIST_TO: instead of Cloudflare, wrangler's local storage in that directory
+#   (the test command's rehearsal, tests/e2e/deploy.test.mjs)
+#
+# Runs:
+#   wrangler kv key list --binding CONTACT_CACHE --env TARGET --prefix applied: --remote
+#   wrangler kv bulk delete <names.json> --binding CONTACT_CACHE --env TARGET --force --remote
+# shellcheck source=scripts/deploy/lib.sh
+source "$(dirname "$0")/lib.sh"
+target
+where=(--remote)
+[ -n "${KV_PERSIST_TO:-}" ] && where=(--local --persist-to "$KV_PERSIST_TO")
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+"$WRANGLER" kv key list --binding CONTACT_CACHE --env "$TARGET" --prefix applied: "${where[@]}" > "$work/keys.json"
+count=$(node -e '
+  const fs = require("node:fs");
+  const names = JSON.parse(fs.readFileSync(process.argv[1], "utf8")).map((k) => k.name);
+  if (names.some((n) => !n.startsWith("applied:"))) throw new Error("a listed key is not an applied: mark");
+  fs.writeFileSync(process.argv[2], JSON.stringify(names));
+  process.stdout.write(String(names.length));' "$work/keys.json" "$work/names.json")
+if [ "$count" -eq 0 ]; then
+  log "no applied: mark in CONTACT_CACHE ($TARGET)"
+  exit 0
+fi
+"$WRANGLER" kv bulk delete "$work/names.json" --binding CONTACT_CACHE --env "$TARGET" --force "${where[@]}" >&2
+log "deleted $count applied: marks from CONTACT_CACHE ($TARGET)"
