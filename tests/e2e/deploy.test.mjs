@@ -209,7 +209,7 @@ describe("the dashboard and the alert rules (docs/operations/)", () => {
   });
 });
 
-describe("after a restore: the applied marks purged (scripts/deploy/purge-applied-marks.sh)", () => {
+describe("after a restore: the applied marks purged (scripts/deploy/purge-kv.sh)", () => {
   const persist = mkdtempSync(join(ROOT, "target", "wrangler-state-"));
   const pieces = newStack();
   after(async () => {
@@ -237,15 +237,19 @@ describe("after a restore: the applied marks purged (scripts/deploy/purge-applie
     assert.equal((await post(url, 12)).ignored, "change 12 was applied before");
     await pieces.miniflare.dispose();
 
-    const res = step("scripts/deploy/purge-applied-marks.sh", [], { TARGET: "production", KV_PERSIST_TO: persist });
+    const res = step("scripts/deploy/purge-kv.sh", [], { TARGET: "production", KV_PERSIST_TO: persist });
     assert.equal(res.code, 0, res.out);
-    assert.match(res.out, /deleted 1 applied: marks from CONTACT_CACHE \(production\)/);
+    assert.match(res.out, /deleted 1 applied: keys from CONTACT_CACHE \(production\)/);
 
     url = await serve();
     assert.equal((await post(url, 13)).ignored, undefined);
     await pieces.miniflare.dispose();
-    const again = step("scripts/deploy/purge-applied-marks.sh", [], { TARGET: "production", KV_PERSIST_TO: persist });
-    assert.equal(again.code, 0, again.out);
-    assert.match(again.out, /deleted 1 applied: marks/);
+    // PREFIX= empties the namespace: the new mark, and the scope states and pages the changes wrote.
+    const everything = step("scripts/deploy/purge-kv.sh", [], { TARGET: "production", KV_PERSIST_TO: persist, PREFIX: "" });
+    assert.equal(everything.code, 0, everything.out);
+    const deleted = Number(everything.out.match(/deleted (\d+) keys from CONTACT_CACHE/)?.[1]);
+    assert.ok(deleted > 1, everything.out);
+    const none = step("scripts/deploy/purge-kv.sh", [], { TARGET: "production", KV_PERSIST_TO: persist, PREFIX: "" });
+    assert.match(none.out, /no keys in CONTACT_CACHE \(production\)/);
   });
 });
