@@ -31,6 +31,9 @@ target() {
   esac
 }
 
+# Registries want repository names in lower case; a GitHub owner may have capitals.
+if [ -n "${IMAGE_REPO:-}" ]; then IMAGE_REPO=${IMAGE_REPO,,}; fi
+
 DEPLOY_STATE=${DEPLOY_STATE:-${RUNNER_TEMP:+$RUNNER_TEMP/deploy-state}}
 DEPLOY_STATE=${DEPLOY_STATE:-target/deploy-state}
 mkdir -p "$DEPLOY_STATE"
