@@ -22,15 +22,20 @@ esac
 
 # The version serving now: the one at the highest percentage of the current deployment (none on
 # a worker's first deploy, which then has nothing to roll back to).
-if status=$("$WRANGLER" deployments status --config "$config" --env "$TARGET" --json 2>/dev/null); then
+# Only "this Worker does not exist" (Cloudflare's code 10007) means a first deploy; any other
+# failure (a token without access, the API down) stops here, before anything moved.
+if status=$("$WRANGLER" deployments status --config "$config" --env "$TARGET" --json 2>"$DEPLOY_STATE/$tier.status-error"); then
   previous=$(printf '%s' "$status" | node -e '
     let text = ""; process.stdin.on("data", (c) => (text += c)).on("end", () => {
       const versions = JSON.parse(text).versions ?? [];
       versions.sort((a, b) => b.percentage - a.percentage);
       process.stdout.write(versions[0]?.version_id ?? "");
     });')
-else
+elif grep -q -e '10007' -e 'does not exist' "$DEPLOY_STATE/$tier.status-error"; then
   previous=""
+else
+  cat "$DEPLOY_STATE/$tier.status-error" >&2
+  die "wrangler deployments status failed for $config --env $TARGET: nothing deployed"
 fi
 if [ -n "$previous" ]; then
   log "$config --env $TARGET serves version $previous"

@@ -160,6 +160,16 @@ describe("a worker deploy rolled back (scripts/deploy/worker.sh, rollback.sh)", 
     assert.equal(again.code, 0, again.out);
   });
 
+  test("a worker whose current version cannot be read is not deployed", () => {
+    const env = { TARGET: "staging", DEPLOY_STATE: join(work, "run-refused"), WRANGLER: join(ROOT, "tests", "e2e", "local-wrangler.mjs"), LOCAL_WRANGLER_STORE: store, LOCAL_WRANGLER_FAIL: "auth" };
+    const before = deployedVersion(store, main).id;
+    const res = step("scripts/deploy/worker.sh", ["main"], env);
+    assert.equal(res.code, 1);
+    assert.match(res.out, /Authentication error \[code: 10000\][\s\S]*FAILED: wrangler deployments status failed for wrangler.toml --env staging: nothing deployed/);
+    assert.equal(deployedVersion(store, main).id, before);
+    assert.equal(step("scripts/deploy/rollback.sh", [], env).out.includes("moved no tier"), true);
+  });
+
   test("a run that moved nothing rolls nothing back", () => {
     const res = step("scripts/deploy/rollback.sh", [], { TARGET: "staging", DEPLOY_STATE: join(work, "run-empty") });
     assert.equal(res.code, 0, res.out);

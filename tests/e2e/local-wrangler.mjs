@@ -11,6 +11,7 @@
 //                                          the current deployment, in Cloudflare's shape
 //                                          ({id, versions: [{version_id, percentage}]}); exit 1
 //                                          when the worker was never deployed
+//                                          (LOCAL_WRANGLER_FAIL=auth: fails as a refused token does)
 //   rollback <version-id> --config C --env E --message M --yes
 //                                          deploys that earlier version at 100% again; exit 1
 //                                          for a version never uploaded
@@ -74,6 +75,8 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     deploy(dir, id, { "workers/triggered_by": "deployment" });
     console.log(`Uploaded ${name}\nDeployed ${name}\nCurrent Version ID: ${id}`);
   } else if (args[0] === "deployments" && args[1] === "status") {
+    // LOCAL_WRANGLER_FAIL=auth: the API refuses the token, as Cloudflare's code 10000.
+    if (process.env.LOCAL_WRANGLER_FAIL === "auth") fail("A request to the Cloudflare API failed. Authentication error [code: 10000]");
     if (!existsSync(join(dir, "deployment.json"))) fail(`This Worker does not exist on your account. [code: 10007] (${name})`);
     console.log(readFileSync(join(dir, "deployment.json"), "utf8"));
   } else if (args[0] === "rollback") {
