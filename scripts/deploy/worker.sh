@@ -27,7 +27,8 @@ esac
 if status=$("$WRANGLER" deployments status --config "$config" --env "$TARGET" --json 2>"$DEPLOY_STATE/$tier.status-error"); then
   previous=$(printf '%s' "$status" | node -e '
     let text = ""; process.stdin.on("data", (c) => (text += c)).on("end", () => {
-      const versions = JSON.parse(text).versions ?? [];
+      // A worker with no deployment prints no object ("undefined").
+      const versions = /^\s*\{/.test(text) ? JSON.parse(text).versions ?? [] : [];
       versions.sort((a, b) => b.percentage - a.percentage);
       process.stdout.write(versions[0]?.version_id ?? "");
     });')
