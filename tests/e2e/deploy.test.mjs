@@ -12,7 +12,7 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { after, describe, test } from "node:test";
 import { observability, placeholderNamespaces } from "../../scripts/check-wrangler.mjs";
-import { ROOT, freePort, newStack, waitFor } from "../../scripts/stack.mjs";
+import { ROOT, freePort, newStack, psql, waitFor } from "../../scripts/stack.mjs";
 import { liveWorker } from "../../scripts/stack/services.mjs";
 import { seed, sqlOn, stack } from "./harness.mjs";
 import { deployedVersion, workerName } from "./local-wrangler.mjs";
@@ -36,7 +36,8 @@ const smokeEnv = (worker, extra = {}) => ({
 
 describe("migrations (scripts/deploy/migrations.sh)", () => {
   const pieces = newStack();
-  after(() => pieces.stop());
+  const reference = newStack();
+  after(() => Promise.all([pieces.stop(), reference.stop()]));
 
   test("apply every migration to a fresh database as the hosted `postgres`, record them as the Supabase CLI does, and apply none the second time", async () => {
     const pg = await pieces.startPostgres(); // the platform only (supabase-platform.sql), no migration
@@ -47,9 +48,11 @@ describe("migrations (scripts/deploy/migrations.sh)", () => {
     const query = sqlOn(pg.port, "postgres");
     const recorded = query("select version || '_' || name || '.sql' from supabase_migrations.schema_migrations order by version").map((r) => r[0]);
     assert.deepEqual(recorded, files);
-    // The same schema as the stack's database, which psql migrated file by file.
-    const shape = "select (select count(*) from pg_class where relnamespace = 'public'::regnamespace), (select count(*) from pg_proc where pronamespace = 'public'::regnamespace), (select count(*) from pg_policy), (select count(*) from pg_trigger where not tgisinternal)";
-    assert.deepEqual(query(shape), sqlOn(stack.ports.postgres, "postgres")(shape));
+    // The same schema as a database migrated by psql file by file, as the stack migrates its own.
+    const other = await reference.startPostgres();
+    for (const file of files) await psql(other.port, { file: join(ROOT, "supabase", "migrations", file) });
+    const shape = "select (select string_agg(relname || ':' || relkind::text, ',' order by relname) from pg_class where relnamespace = 'public'::regnamespace), (select string_agg(proname, ',' order by proname) from pg_proc where pronamespace = 'public'::regnamespace), (select count(*) from pg_policy), (select count(*) from pg_trigger where not tgisinternal)";
+    assert.deepEqual(query(shape), sqlOn(other.port, "postgres")(shape));
     assert.deepEqual(query("select distinct pg_get_userbyid(relowner) from pg_class where relnamespace = 'public'::regnamespace"), [["postgres"]]);
     const second = step("scripts/deploy/migrations.sh", [], env);
     assert.equal(second.code, 0, second.out);
