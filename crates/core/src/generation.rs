@@ -114,6 +114,22 @@ impl ScopeState {
     }
 }
 
+/// The least generation a list or counts request accepts: its `minGeneration` parameter (none
+/// when absent; a 400 naming it when malformed or given twice).
+pub fn min_generation(query_string: &str) -> Result<Option<Generation>, QueryError> {
+    const NAME: &str = "minGeneration";
+    let mut found = None;
+    for (name, value) in form_urlencoded::parse(query_string.trim_start_matches('?').as_bytes()) {
+        if name == NAME {
+            if found.is_some() {
+                return Err(QueryError::new(NAME, "minGeneration is given more than once"));
+            }
+            found = Some(Generation::parse(NAME, &value)?);
+        }
+    }
+    Ok(found)
+}
+
 /// How an invalidation treats the pages it supersedes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InvalidationMode {
@@ -288,6 +304,15 @@ mod tests {
             assert!(next > newest);
         }
         assert_eq!(Generation::after(&Generation::initial(), 0, 3), Generation::new(1, 3));
+    }
+
+    #[test]
+    fn min_generation_is_read_from_the_query_string_and_validated() {
+        assert_eq!(min_generation("filter=open&page=2").unwrap(), None);
+        assert_eq!(min_generation("?minGeneration=19a-00000001&page=1").unwrap(), Some(Generation::new(0x19a, 1)));
+        for bad in ["minGeneration=", "minGeneration=NOPE", "minGeneration=a%20b", "minGeneration=1&minGeneration=2"] {
+            assert_eq!(min_generation(bad).unwrap_err().field, "minGeneration", "{bad}");
+        }
     }
 
     #[test]
