@@ -17,8 +17,10 @@ use contact_list_cache_core::metrics::StateHomeCalls;
 use contact_list_cache_core::query::{BoardId, WorkspaceId};
 use contact_list_cache_core::time::UnixMillis;
 use serde_json::{json, Value};
-use std::collections::BTreeSet;
+use std::cell::RefCell;
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::rc::Rc;
+use std::task::{Poll, Waker};
 use worker::{js_sys, Context, Env};
 
 /// The boards an invalidation reaches.
@@ -126,8 +128,83 @@ pub async fn apply(env: &Env, ctx: &Context, upstreams: &Rc<Upstreams>, workspac
 }
 
 /// Attempts at writing the state home before an invalidation gives up (503): each one that
-/// fails lost to another invalidation of the workspace, which it then reads.
-const HOME_WRITE_ATTEMPTS: u32 = 5;
+/// fails lost to another isolate's invalidation of the workspace, which it then reads.
+const HOME_WRITE_ATTEMPTS: u32 = 8;
+
+/// The turns of each workspace's invalidations in this isolate: the next ticket, the one being
+/// served, the wakers of those waiting, and the tickets given up before their turn.
+#[derive(Default)]
+struct Turns {
+    next: u64,
+    serving: u64,
+    waiting: HashMap<u64, Waker>,
+    abandoned: HashSet<u64>,
+}
+
+thread_local! {
+    static TURNS: RefCell<HashMap<String, Turns>> = RefCell::default();
+}
+
+/// One invalidation's turn at its workspace's state home in this isolate, from its ticket until
+/// dropped. Invalidations of one workspace in one isolate take turns, in the order they came,
+/// so they never race one another to the home (only other isolates' can make a write conflict).
+struct Turn {
+    workspace: String,
+    ticket: u64,
+}
+
+impl Turn {
+    async fn take(workspace: &WorkspaceId) -> Turn {
+        let workspace = workspace.to_string();
+        let ticket = TURNS.with(|turns| {
+            let mut turns = turns.borrow_mut();
+            let turns = turns.entry(workspace.clone()).or_default();
+            turns.next += 1;
+            turns.next - 1
+        });
+        let turn = Turn { workspace, ticket };
+        std::future::poll_fn(|cx| turn.served(cx.waker())).await;
+        turn
+    }
+
+    fn served(&self, waker: &Waker) -> Poll<()> {
+        TURNS.with(|turns| {
+            let mut turns = turns.borrow_mut();
+            let turns = turns.get_mut(&self.workspace).expect("a workspace with a ticket out has turns");
+            if turns.serving == self.ticket {
+                Poll::Ready(())
+            } else {
+                turns.waiting.insert(self.ticket, waker.clone());
+                Poll::Pending
+            }
+        })
+    }
+}
+
+impl Drop for Turn {
+    /// Hands the turn to the next ticket not given up, or marks this one given up if its turn
+    /// has not come.
+    fn drop(&mut self) {
+        TURNS.with(|turns| {
+            let mut all = turns.borrow_mut();
+            let Some(turns) = all.get_mut(&self.workspace) else { return };
+            turns.waiting.remove(&self.ticket);
+            if turns.serving != self.ticket {
+                turns.abandoned.insert(self.ticket);
+                return;
+            }
+            turns.serving += 1;
+            while turns.abandoned.remove(&turns.serving) {
+                turns.serving += 1;
+            }
+            if turns.serving == turns.next {
+                all.remove(&self.workspace);
+            } else if let Some(waker) = turns.waiting.remove(&turns.serving) {
+                waker.wake();
+            }
+        });
+    }
+}
 
 /// One scope to move to a new generation: its state's key and, when the invalidation says which
 /// contacts it updated in place, its carry record's key, its filter and those updates. Without
@@ -149,7 +226,13 @@ async fn bump(env: &Env, upstreams: &Rc<Upstreams>, workspace: &WorkspaceId, bum
     let unavailable = |err: String| AppError::Unavailable(format!("writing generations: {err}"));
     let keys: Vec<&str> = bumps.iter().flat_map(|bump| std::iter::once(bump.key.as_str()).chain(bump.carry.as_ref().map(|(key, _, _)| key.as_str()))).collect();
     let before = trace.home_calls();
-    for _ in 0..HOME_WRITE_ATTEMPTS {
+    let _turn = Turn::take(workspace).await;
+    for attempt in 0..HOME_WRITE_ATTEMPTS {
+        if attempt > 0 {
+            // Lost to another isolate: wait a little, at random, before reading again.
+            let pause = 10.0 + js_sys::Math::random() * f64::from(10 << attempt.min(5));
+            worker::Delay::from(std::time::Duration::from_millis(pause as u64)).await;
+        }
         trace.home_read();
         let snapshot = home::read(env, upstreams, workspace, &keys).await.map_err(unavailable)?;
         let now = runtime::now();

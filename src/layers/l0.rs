@@ -41,16 +41,18 @@ impl Cache for L0Page {
     }
 }
 
-/// What L0 holds, for `/metrics`: entries and bytes, against the budget.
+/// What L0 holds, for `/metrics`: pages and their bytes, against the budget; and the scope
+/// states the isolate keeps (`home`, a budget of their own, kept with L0 off too).
 pub fn usage(limits: L0Limits) -> Value {
-    let (pages, page_bytes) = PAGES.with(|pages| (pages.borrow().len(), pages.borrow().bytes()));
+    let (pages, bytes) = PAGES.with(|pages| (pages.borrow().len(), pages.borrow().bytes()));
     let (states, state_bytes) = crate::layers::home::usage();
     json!({
         "enabled": limits.enabled(),
         "keep_ms": limits.keep_ms,
         "max_bytes": limits.max_bytes,
         "pages": pages,
+        "bytes": bytes,
         "states": states,
-        "bytes": page_bytes + state_bytes,
+        "state_bytes": state_bytes,
     })
 }
