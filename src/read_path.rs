@@ -153,8 +153,9 @@ pub struct PageRead {
 
 /// Who a page is read for.
 pub enum Reader<'a> {
-    /// A caller, through the gate.
-    Caller(&'a Access),
+    /// A caller, through the gate: `ctx` runs what waits for after the response (a kept state
+    /// read again), `min` is the least generation they accept (`minGeneration`).
+    Caller { access: &'a Access, ctx: &'a Context, min: Option<&'a Generation> },
     /// Nobody waiting: a page refreshed ahead of its readers, for a user who read it recently.
     /// Only the backend's fallback, which checks membership in SQL, reads it from the database.
     /// With no user's token, the backend answers its Redis copy and its fallback sealed with
@@ -170,25 +171,27 @@ impl PageRead {
     /// state cannot be read, or the home has nothing as new as `min`, no cache is read or written.
     pub async fn open(
         env: &Env,
-        ctx: Option<&Context>,
         upstreams: &Rc<Upstreams>,
         reader: Reader<'_>,
         query: ContactQuery,
         mode: Mode,
-        min: Option<&Generation>,
         trace: &Trace,
     ) -> Result<Self, AppError> {
         let store = kv::store(env).map_err(|_| SettingError::Missing { name: KV_BINDING })?;
         let (workspace, user) = match &reader {
-            Reader::Caller(access) => (&access.workspace, &access.caller.user_id),
+            Reader::Caller { access, .. } => (&access.workspace, &access.caller.user_id),
             Reader::Ahead { workspace, user } => (*workspace, *user),
         };
+        let (ctx, min) = match &reader {
+            Reader::Caller { ctx, min, .. } => (Some(*ctx), *min),
+            Reader::Ahead { .. } => (None, None),
+        };
         let acting = match &reader {
-            Reader::Caller(access) => Acting::Caller(access.caller.token.clone()),
+            Reader::Caller { access, .. } => Acting::Caller(access.caller.token.clone()),
             Reader::Ahead { .. } => Acting::Ahead,
         };
         // L0 serves callers who accept cached pages; refresh-ahead always reads KV.
-        let l0 = (upstreams.l0.enabled() && mode == Mode::Normal && matches!(reader, Reader::Caller(_))).then_some(upstreams.l0);
+        let l0 = (upstreams.l0.enabled() && mode == Mode::Normal && matches!(reader, Reader::Caller { .. })).then_some(upstreams.l0);
         let key = Scope::List(query.filter).generation_key(workspace, &query.board_id);
         let (state, newest) = match home::scope_state(env, ctx, upstreams, workspace, &key, min, trace).await {
             Ok(known) if min.is_none_or(|min| known.newest >= *min) => (Some(known.state), Some(known.newest)),
@@ -223,7 +226,7 @@ impl PageRead {
         let fallback = state
             .as_ref()
             .and_then(|s| s.fallback(now, upstreams.staleness_bound_ms))
-            .filter(|(previous, _)| matches!(reader, Reader::Caller(_)) && min.is_none_or(|min| *previous >= min));
+            .filter(|(previous, _)| matches!(reader, Reader::Caller { .. }) && min.is_none_or(|min| *previous >= min));
         let superseded_generation = fallback.map(|(previous, _)| previous.clone());
         let superseded = match fallback {
             Some((previous, _)) if upstreams.kv_cache_enabled => vec![EdgeCache::Kv(kv_page(kv_list_key(workspace, user, &query, previous)))],
@@ -247,7 +250,7 @@ impl PageRead {
             })));
         }
         let membership = match reader {
-            Reader::Caller(access) => {
+            Reader::Caller { access, .. } => {
                 let total = (query.is_narrowed() && state.is_some()).then(|| kv_page(kv_total_key(workspace, user, &query, &keyed)));
                 let supabase = SupabasePage { upstreams: Rc::clone(upstreams), caller: access.caller.clone(), workspace: workspace.clone(), query, total };
                 sources.push(EdgeSource::Supabase(Box::new(supabase)));

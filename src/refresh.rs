@@ -172,7 +172,7 @@ async fn refresh_lists(env: &Env, upstreams: &Rc<Upstreams>, workspace: &Workspa
 
 async fn refresh_page(env: &Env, upstreams: &Rc<Upstreams>, workspace: &WorkspaceId, user: &UserId, query: ContactQuery) {
     let trace = Trace::default();
-    match PageRead::open(env, None, upstreams, Reader::Ahead { workspace, user }, query, Mode::Normal, None, &trace).await {
+    match PageRead::open(env, upstreams, Reader::Ahead { workspace, user }, query, Mode::Normal, &trace).await {
         Ok(page) => page.refresh().await,
         Err(err) => worker::console_warn!("refresh-ahead of a page skipped: {err}"),
     }

@@ -28,7 +28,7 @@ pub async fn list(req: &Request, env: &Env, ctx: &Context, edge: &Edge, board: &
     if mode == Mode::Bypass {
         upstreams.limiters.admit(Action::FreshRead, &access.caller.user_id, &access.workspace, &edge.trace).await?;
     }
-    let page = PageRead::open(env, Some(ctx), upstreams, Reader::Caller(&access), query.clone(), mode, min.as_ref(), &edge.trace).await?;
+    let page = PageRead::open(env, upstreams, Reader::Caller { access: &access, ctx, min: min.as_ref() }, query.clone(), mode, &edge.trace).await?;
     let key = page.key().to_owned();
     refresh::record_page(ctx, upstreams, &key, &access.workspace, &access.caller.user_id, &query);
     let (served, generation) = page.read(ctx, &edge.trace).await?;
