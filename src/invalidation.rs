@@ -15,12 +15,11 @@ use contact_list_cache_core::filter::Filter;
 use contact_list_cache_core::generation::{counts_generation_key, Generation, InvalidationMode, Scope, ScopeState};
 use contact_list_cache_core::metrics::StateHomeCalls;
 use contact_list_cache_core::query::{BoardId, WorkspaceId};
-use contact_list_cache_core::time::UnixMillis;
+use contact_list_cache_core::time::{Runtime, UnixMillis};
 use serde_json::{json, Value};
 use std::cell::RefCell;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::rc::Rc;
-use std::task::{Poll, Waker};
 use worker::{js_sys, Context, Env};
 
 /// The boards an invalidation reaches.
@@ -132,18 +131,21 @@ pub async fn apply(env: &Env, ctx: &Context, upstreams: &Rc<Upstreams>, workspac
 const HOME_WRITE_ATTEMPTS: u32 = 8;
 
 /// The turns of each workspace's invalidations in this isolate: the next ticket, the one being
-/// served, the wakers of those waiting, and the tickets given up before their turn.
+/// served, and the tickets given up before their turn.
 #[derive(Default)]
 struct Turns {
     next: u64,
     serving: u64,
-    waiting: HashMap<u64, Waker>,
     abandoned: HashSet<u64>,
 }
 
 thread_local! {
     static TURNS: RefCell<HashMap<String, Turns>> = RefCell::default();
 }
+
+/// How often a waiting invalidation looks whether its turn came, on its own timer (a request
+/// never waits on another request's I/O: workerd cancels it as hung).
+const TURN_POLL_MS: u32 = 2;
 
 /// One invalidation's turn at its workspace's state home in this isolate, from its ticket until
 /// dropped. Invalidations of one workspace in one isolate take turns, in the order they came,
@@ -163,21 +165,14 @@ impl Turn {
             turns.next - 1
         });
         let turn = Turn { workspace, ticket };
-        std::future::poll_fn(|cx| turn.served(cx.waker())).await;
+        while !turn.served() {
+            Workerd.sleep(TURN_POLL_MS).await;
+        }
         turn
     }
 
-    fn served(&self, waker: &Waker) -> Poll<()> {
-        TURNS.with(|turns| {
-            let mut turns = turns.borrow_mut();
-            let turns = turns.get_mut(&self.workspace).expect("a workspace with a ticket out has turns");
-            if turns.serving == self.ticket {
-                Poll::Ready(())
-            } else {
-                turns.waiting.insert(self.ticket, waker.clone());
-                Poll::Pending
-            }
-        })
+    fn served(&self) -> bool {
+        TURNS.with(|turns| turns.borrow().get(&self.workspace).is_some_and(|turns| turns.serving == self.ticket))
     }
 }
 
@@ -188,7 +183,6 @@ impl Drop for Turn {
         TURNS.with(|turns| {
             let mut all = turns.borrow_mut();
             let Some(turns) = all.get_mut(&self.workspace) else { return };
-            turns.waiting.remove(&self.ticket);
             if turns.serving != self.ticket {
                 turns.abandoned.insert(self.ticket);
                 return;
@@ -199,8 +193,6 @@ impl Drop for Turn {
             }
             if turns.serving == turns.next {
                 all.remove(&self.workspace);
-            } else if let Some(waker) = turns.waiting.remove(&turns.serving) {
-                waker.wake();
             }
         });
     }
