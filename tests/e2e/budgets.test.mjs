@@ -1,7 +1,8 @@
 // Time budgets at the edge: a KV read that never answers is given up after KV_TIMEOUT_MS and
-// the read goes on without it (the page from Redis or the database, SQL's rows), whether it is
-// the scope's state or the page itself. The worker's KV binding here is wrapped by a small
-// worker whose reads of chosen keys never settle.
+// the read goes on without it (the page from Redis or the database, SQL's rows); a read of the
+// scope's state from the state home that never answers is given up after the same budget. The
+// worker's KV binding here is wrapped by a small worker whose reads of chosen keys never
+// settle, and its LIVE binding (the state home) by one whose reads of chosen states never do.
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { newStack } from "../../scripts/stack.mjs";
@@ -11,19 +12,29 @@ const WS = seed.workspace(1);
 const BOARD = seed.board(1, 3);
 const ME = seed.user(6); // member of workspace 1
 
-/** A KV binding over the real namespace whose reads of pages 17 rows long, and of the `closed`
- * lists' generation, never settle. */
+/** A KV binding over the real namespace whose reads of pages 17 rows long never settle. */
 const HANGING_KV = `
   const never = () => new Promise(() => {});
   export default function (env) {
     return {
-      get: (key, ...args) => (key.startsWith("gen:") && key.endsWith(":closed") ? never() : env.REAL.get(key, ...args)),
+      get: (...args) => env.REAL.get(...args),
       getWithMetadata: (key, ...args) => (key.includes("pageSize=17&") ? never() : env.REAL.getWithMetadata(key, ...args)),
       list: (...args) => env.REAL.list(...args),
       delete: (...args) => env.REAL.delete(...args),
       put: (...args) => env.REAL.put(...args),
     };
   }`;
+
+/** The live worker (the state home) behind a worker whose reads of the `closed` lists' state
+ * never settle. */
+const HANGING_HOME = `
+  export default {
+    async fetch(request, env) {
+      const body = await request.text();
+      if (new URL(request.url).pathname.endsWith("/read") && body.includes(':closed"')) return new Promise(() => {});
+      return env.REAL.fetch(request.url, { method: request.method, headers: request.headers, body });
+    },
+  };`;
 
 describe("time budgets", () => {
   const pieces = newStack();
@@ -33,8 +44,9 @@ describe("time budgets", () => {
       extraWorkers: [
         // A wrapped binding takes its compatibility date from the worker using it.
         { name: "hanging-kv", script: HANGING_KV, kvNamespaces: { REAL: "contact-cache" }, compatibilityDate: undefined },
+        { name: "hanging-home", script: HANGING_HOME, serviceBindings: { REAL: "contact-list-cache-live" } },
       ],
-      app: { kvNamespaces: {}, wrappedBindings: { CONTACT_CACHE: { scriptName: "hanging-kv" } } },
+      app: { kvNamespaces: {}, wrappedBindings: { CONTACT_CACHE: { scriptName: "hanging-kv" } }, serviceBindings: { LIVE: "hanging-home" } },
     });
   });
   after(() => pieces.stop());
@@ -61,7 +73,9 @@ describe("time budgets", () => {
   });
 
   test("a scope state that never answers is given up: the caches are skipped, the database answers", async () => {
+    const started = Date.now();
     assert.equal(await read("closed", 20), "200 MISS/DATABASE");
+    assert.ok(Date.now() - started < 5000, "given up after the budget");
     assert.equal(await read("closed", 20), "200 MISS/DATABASE");
   });
 });

@@ -5,6 +5,7 @@ import { createCipheriv, randomBytes } from "node:crypto";
 import { request } from "node:http";
 import { userToken, signJwt } from "../../scripts/jwt.mjs";
 import { psql, psqlArgs, runSync } from "../../scripts/stack.mjs";
+import { liveWorker } from "../../scripts/stack/services.mjs";
 export { seed } from "../../scripts/seed-ids.mjs";
 
 if (!process.env.CONTACT_LIST_CACHE_STACK) {
@@ -40,9 +41,33 @@ export const ownSupabase = (pieces, overrides = {}) =>
   pieces.startSupabase({ jwtSecret: stack.secrets.SUPABASE_JWT_SECRET, signing: stack.signing, pgPort: stack.ports.postgres, ...overrides });
 
 /** The worker in a Miniflare of the test's own in `pieces`, with the stack's bindings and
- * `bindings` over them; `miniflare` holds startMiniflare's other options. Resolves to its URL. */
-export const ownWorker = (pieces, bindings = {}, miniflare = {}) =>
-  pieces.startMiniflare({ ...miniflare, bindings: { ...stack.bindings, ...bindings } });
+ * `bindings` over them, and the live worker beside it (its state home and live channel, bound
+ * as LIVE, as in the stack); `miniflare` holds startMiniflare's other options. Resolves to its URL. */
+export function ownWorker(pieces, bindings = {}, { app = {}, extraWorkers = [], ...miniflare } = {}) {
+  const live = liveWorker();
+  const workers = extraWorkers.some((w) => w.name === live.name) ? extraWorkers : [live, ...extraWorkers];
+  const withLive = { ...app, serviceBindings: { LIVE: live.name, ...app.serviceBindings } };
+  return pieces.startMiniflare({ ...miniflare, app: withLive, extraWorkers: workers, bindings: { ...stack.bindings, ...bindings } });
+}
+
+/** The state home of `workspace` (the live worker's Durable Object) in the Miniflare `mf` of a
+ * test's own: `read(keys)` answers `{version, newest, values}`; `put(values)` writes values as
+ * the worker does (conditioned on the version just read, keeping the newest generation) and
+ * answers the status. */
+export function stateHome(mf, workspace) {
+  const call = async (action, body) => {
+    const live = await mf.getWorker("contact-list-cache-live");
+    const res = await live.fetch(`http://live/state/${workspace}/${action}`, { method: "POST", body: JSON.stringify(body) });
+    return { status: res.status, json: res.status === 200 ? await res.json() : await res.text() };
+  };
+  return {
+    read: async (keys) => (await call("read", { keys })).json,
+    async put(values) {
+      const { version, newest } = await this.read([]);
+      return (await call("write", { version, newest, values })).status;
+    },
+  };
+}
 
 /** An access token for the user with id `sub`, signed with the project's JWT secret. */
 export function tokenFor(sub, extra = {}) {

@@ -21,7 +21,7 @@ describe("the benchmark's JavaScript KV hit", () => {
   let url;
   before(async () => {
     url = await ownWorker(pieces, {}, {
-      extraWorkers: [{ name: "js-hit", modules: true, scriptPath: join(ROOT, "bench", "js-hit", "worker.mjs"), bindings: stack.bindings, routes: [`${JS_HOST}/*`] }],
+      extraWorkers: [{ name: "js-hit", modules: true, scriptPath: join(ROOT, "bench", "js-hit", "worker.mjs"), bindings: stack.bindings, routes: [`${JS_HOST}/*`], serviceBindings: { LIVE: "contact-list-cache-live" } }],
     });
   });
   after(() => pieces.stop());
