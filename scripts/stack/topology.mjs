@@ -21,7 +21,10 @@
 //   location's isolates) keeping every read result, "not found" included, for cacheTtl from the
 //   read; a put or delete made in the location replaces its copy at once; a location's read that
 //   misses its copy (and its put or delete) goes to the shared namespace after the location's
-//   round trip. Each isolate's CONTACT_CACHE is a wrapped binding (`kv-wrap-<l>`) that looks
+//   round trip. KV "operates diligently to update the cached values by refreshing from upper tier
+//   caches and central data stores before cache expires in the background" (how-kv-works): a copy
+//   read in its last quarter is refreshed in the background, so a hot key never waits a round
+//   trip, and is still up to cacheTtl old. Each isolate's CONTACT_CACHE is a wrapped binding (`kv-wrap-<l>`) that looks
 //   like a KV namespace and calls the location's cache worker by RPC.
 // - Workers run in many isolates per location; a request lands on any of them.
 //   -> `loc<l>-iso<i>`: I workers of the same build per location (separate memory: L0, scope
@@ -58,15 +61,25 @@ export default class extends WorkerEntrypoint {
     const copy = copies.get(key);
     if (copy && copy.until > now) {
       stats.hits++;
+      // A copy read again in its last quarter is refreshed from the central store in the
+      // background, as KV does for hot keys; it is what the location serves until then.
+      if (copy.until - now < copy.ttl / 4 && !copy.refreshing) {
+        copy.refreshing = true;
+        this.ctx.waitUntil(this.fill(key, copy.ttl, writes.get(key) ?? 0));
+      }
       return { value: copy.value, metadata: copy.metadata, cached: true };
     }
     stats.misses++;
-    const asked = writes.get(key) ?? 0;
+    const { value, metadata } = await this.fill(key, this.ttlMs(cacheTtl), writes.get(key) ?? 0);
+    return { value, metadata, cached: false };
+  }
+  /** Reads the central store (a round trip away) and keeps the result for ttl ms, unless this
+   * location wrote the key meanwhile (its own write is what it sees). */
+  async fill(key, ttl, writesBefore) {
     await sleep(this.rtt);
     const { value, metadata } = await this.env.REAL.getWithMetadata(key, "arrayBuffer");
-    // A write made here meanwhile is what this location sees, not the older value read.
-    if ((writes.get(key) ?? 0) === asked) copies.set(key, { value, metadata: metadata ?? null, until: Date.now() + this.ttlMs(cacheTtl) });
-    return { value, metadata: metadata ?? null, cached: false };
+    if ((writes.get(key) ?? 0) === writesBefore) copies.set(key, { value, metadata: metadata ?? null, ttl, until: Date.now() + ttl });
+    return { value, metadata: metadata ?? null };
   }
   async write(key, value, options) {
     stats.puts++;
@@ -74,7 +87,7 @@ export default class extends WorkerEntrypoint {
     writes.set(key, (writes.get(key) ?? 0) + 1);
     await this.env.REAL.put(key, value, options ?? {});
     await sleep(this.rtt / 2);
-    copies.set(key, { value, metadata: options?.metadata ?? null, until: Date.now() + this.ttlMs() });
+    copies.set(key, { value, metadata: options?.metadata ?? null, ttl: this.ttlMs(), until: Date.now() + this.ttlMs() });
   }
   async remove(key) {
     stats.deletes++;
@@ -82,7 +95,7 @@ export default class extends WorkerEntrypoint {
     writes.set(key, (writes.get(key) ?? 0) + 1);
     await this.env.REAL.delete(key);
     await sleep(this.rtt / 2);
-    copies.set(key, { value: null, metadata: null, until: Date.now() + this.ttlMs() });
+    copies.set(key, { value: null, metadata: null, ttl: this.ttlMs(), until: Date.now() + this.ttlMs() });
   }
   async list(options) {
     await sleep(this.rtt);
