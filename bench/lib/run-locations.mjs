@@ -158,7 +158,7 @@ function locationResults({ settings, stack, runs, probe, queries, topQueries, se
     date,
     startedAt: startedAt.toISOString(),
     totalSeconds: (Date.now() - startedAt.getTime()) / 1000,
-    command: `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(" ")}` : ""}`,
+    command: `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).map((a) => (/[\s']/.test(a) ? JSON.stringify(a) : a)).join(" ")}` : ""}`,
     note: settings.note ?? null,
     machine: machine(),
     versions: versions(),

@@ -24,6 +24,26 @@ const BOUND_MS = 1000; // the worker's staleness bound (STALENESS_BOUND_MS, its 
 const DEADLINE_MS = 3 * (BOUND_MS + REMOTE_RTT_MS);
 const CONSUMER = "locations_test";
 
+/** A worker standing in for ours in the topology's isolates, to watch the model itself: its KV
+ * binding, its round trips and its isolate. */
+const PROBE = `
+const isolate = crypto.randomUUID();
+export default {
+  async fetch(request, env) {
+    const url = new URL(request.url);
+    const key = url.searchParams.get("key");
+    const started = Date.now();
+    let value = null;
+    if (url.pathname === "/put") await env.CONTACT_CACHE.put(key, url.searchParams.get("value"), { metadata: { t: 1 } });
+    if (url.pathname === "/get") value = await env.CONTACT_CACHE.get(key, url.searchParams.has("ttl") ? { type: "text", cacheTtl: Number(url.searchParams.get("ttl")) } : "text");
+    if (url.pathname === "/meta") value = await env.CONTACT_CACHE.getWithMetadata(key, "text");
+    if (url.pathname === "/delete") await env.CONTACT_CACHE.delete(key);
+    if (url.pathname === "/origin") value = (await fetch(url.searchParams.get("url"))).status;
+    if (url.pathname === "/live") value = (await env.LIVE.fetch("http://live/")).status;
+    return Response.json({ value, ms: Date.now() - started, isolate });
+  },
+};`;
+
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const sqlAsync = async (command) => (await psql(stack.ports.postgres, { command })).trim();
 
@@ -59,6 +79,66 @@ async function list(url, query, extra = {}) {
 const brief = (text) => (text.length > 300 ? `${text.slice(0, 300)}…` : text);
 
 const shows = (answer, id, name) => answer.status === 200 && answer.json?.data?.contacts?.some((c) => c.id === id && c.name === name);
+
+describe("the topology's model (a stand-in worker, cacheTtl 3 s)", () => {
+  const pieces = newStack();
+  let topology;
+  before(async () => {
+    topology = await pieces.startTopology({
+      bindings: {},
+      topology: { locations: 3, isolates: 2, cacheTtlSeconds: 3 },
+      worker: { script: PROBE, scriptPath: undefined, rootPath: undefined, modulesRules: undefined, ratelimits: undefined },
+    });
+  });
+  after(() => pieces.stop());
+  const at = async (l, path) => (await fetch(`${topology.locations[l - 1].url}${path}`)).json();
+
+  test("a location sees its own write at once, another once its cached copy (a \"not found\" too) expires", async () => {
+    const key = `model-${Date.now()}`;
+    assert.equal((await at(2, `/get?key=${key}`)).value, null);
+    await at(1, `/put?key=${key}&value=v1`);
+    assert.equal((await at(1, `/get?key=${key}`)).value, "v1", "the writing location");
+    assert.equal((await at(2, `/get?key=${key}`)).value, null, "another location keeps its \"not found\"");
+    assert.equal((await at(3, `/get?key=${key}`)).value, "v1", "a location that had no copy reads the central store");
+    await sleep(3200);
+    assert.equal((await at(2, `/get?key=${key}`)).value, "v1", "its copy expired");
+    assert.deepEqual((await at(2, `/meta?key=${key}`)).value, { value: "v1", metadata: { t: 1 }, cacheStatus: "HIT" });
+    assert.equal((await at(1, `/get?key=${key}`)).value, "v1"); // a fresh copy in location 1
+    await at(2, `/delete?key=${key}`);
+    assert.equal((await at(2, `/get?key=${key}`)).value, null, "a delete is seen at once where it was made");
+    assert.equal((await at(1, `/get?key=${key}`)).value, "v1", "and not elsewhere before the copy expires");
+  });
+
+  test("a caller's cacheTtl is honoured, raised to Cloudflare's minimum of 30 s", async () => {
+    const key = `model-ttl-${Date.now()}`;
+    await at(1, `/put?key=${key}&value=v1`);
+    assert.equal((await at(3, `/get?key=${key}&ttl=5`)).value, "v1"); // kept 30 s, not 5 or 3
+    await at(1, `/put?key=${key}&value=v2`);
+    await sleep(5500);
+    assert.equal((await at(3, `/get?key=${key}`)).value, "v1", "still the copy read with cacheTtl 5 (30 s)");
+    assert.equal((await at(2, `/get?key=${key}`)).value, "v2");
+  });
+
+  test("a remote location waits a round trip for the central store, the origin and the live worker; location 1 does not", async () => {
+    const key = `model-rtt-${Date.now()}`;
+    const backend = encodeURIComponent(`${stack.urls.backend}/health`);
+    for (const path of [`/get?key=${key}`, `/origin?url=${backend}`, "/live"]) {
+      const remote = await at(2, path);
+      assert.ok(remote.ms >= REMOTE_RTT_MS, `${path} from location 2 took ${remote.ms} ms`);
+    }
+    const near = await at(1, `/origin?url=${backend}`);
+    assert.ok(near.ms < REMOTE_RTT_MS, `location 1 to the origin took ${near.ms} ms`);
+    assert.ok((await at(2, `/get?key=${key}`)).ms < REMOTE_RTT_MS, "a cached copy waits no round trip");
+  });
+
+  test("each location spreads requests over its isolates, which have separate memory", async () => {
+    const seen = new Set();
+    for (let i = 0; i < 4; i++) seen.add((await at(1, "/live")).isolate);
+    assert.equal(seen.size, 2);
+    const direct = await Promise.all(topology.locations[0].isolates.map(async (iso) => (await (await fetch(`${iso.url}/live`)).json()).isolate));
+    assert.deepEqual(new Set(direct), seen);
+  });
+});
 
 describe("fresh in every location (3 locations × 2 isolates, 80 ms, L0 on)", () => {
   const pieces = newStack();
