@@ -27,9 +27,10 @@ const CONSUMER = "locations_test";
 /** A worker standing in for ours in the topology's isolates, to watch the model itself: its KV
  * binding, its round trips and its isolate. */
 const PROBE = `
-const isolate = crypto.randomUUID();
+let isolate; // random values are not to be had at start-up
 export default {
   async fetch(request, env) {
+    isolate ??= crypto.randomUUID();
     const url = new URL(request.url);
     const key = url.searchParams.get("key");
     const started = Date.now();
