@@ -28,25 +28,19 @@ const QUERIES_PER_REQUEST = 1;
  * requests beyond the included ones, per million. */
 const DO_REQUEST_PRICE_PER_MILLION_USD = 0.15;
 
-/** The sum of the numbers under keys naming the state home (`home`) in a /metrics answer. */
-function homeRequests(value, under = false) {
-  if (typeof value === "number") return under ? value : 0;
-  if (!value || typeof value !== "object") return 0;
-  return Object.entries(value).reduce((sum, [k, v]) => sum + homeRequests(v, under || /home/i.test(k)), 0);
-}
-
-/** Each isolate's state-home requests as its /metrics counts them; null when none counts them. */
-async function stateHomeRequests(stack) {
-  let total = 0;
+/** The state-home calls every isolate's /metrics counts (`state_home: { reads, writes,
+ * conflicts }`, since the isolate started; a conflict is a refused write, counted in writes too);
+ * null when the worker counts none. */
+async function stateHomeCalls(stack) {
+  const total = { reads: 0, writes: 0, conflicts: 0 };
   let found = false;
   for (const loc of stack.topology.locations) {
     for (const iso of loc.isolates) {
       const res = await fetch(`${iso.url}/metrics`, { headers: stack.secrets.METRICS_TOKEN ? { Authorization: `Bearer ${stack.secrets.METRICS_TOKEN}` } : {} }).catch(() => null);
-      if (!res?.ok) continue;
-      const text = await res.text();
-      if (!/home/i.test(text)) continue;
+      const calls = res?.ok ? (await res.json().catch(() => null))?.state_home : null;
+      if (!calls) continue;
       found = true;
-      total += homeRequests(JSON.parse(text));
+      for (const k of Object.keys(total)) total[k] += Number(calls[k] ?? 0);
     }
   }
   return found ? total : null;
@@ -90,7 +84,7 @@ export async function runLocations(settings) {
     log(`mix in every location: ${settings.mixWarmupSeconds} s warm-up`);
     if (settings.mixWarmupSeconds > 0) await Promise.all(stack.topology.locations.map((loc) => wrkAt(loc.url, { seconds: settings.mixWarmupSeconds })));
 
-    const homeBefore = await stateHomeRequests(stack);
+    const homeBefore = await stateHomeCalls(stack);
     await resetQueryCounts(stack.ports.postgres);
     const writesSeconds = settings.writes / settings.writeRate;
     log(`mix in every location with ${settings.writes} writes at ${fmt.rate(settings.writeRate)} (about ${fmt.int(writesSeconds)} s), each followed in every location for at most ${settings.followMs / 1000} s`);
@@ -127,7 +121,7 @@ export async function runLocations(settings) {
     const seconds = (Date.now() - measured) / 1000;
     const queries = await contactQueries(stack.ports.postgres);
     const topQueries = await contactQueriesByRole(stack.ports.postgres);
-    const homeAfter = await stateHomeRequests(stack);
+    const homeAfter = await stateHomeCalls(stack);
 
     const results = locationResults({ settings, stack, runs, probe, queries, topQueries, seconds, boundMs, fill, pages: pages.size, homeBefore, homeAfter, startedAt });
     const outDir = resolve(ROOT, settings.out);
@@ -152,7 +146,9 @@ function locationResults({ settings, stack, runs, probe, queries, topQueries, se
   const fromCache = ["HIT/L0", "HIT/KV", "STALE/KV", "HIT/REDIS", "STALE/REDIS"].reduce((a, l) => a + labelled(l), 0);
   const proberReads = probe.locations.reduce((a, l) => a + l.answers, 0);
   const listRequests = total + proberReads;
-  const home = homeBefore === null || homeAfter === null ? null : homeAfter - homeBefore;
+  const home = homeBefore === null || homeAfter === null ? null
+    : Object.fromEntries(Object.keys(homeAfter).map((k) => [k, homeAfter[k] - homeBefore[k]]));
+  const homeRequests = home === null ? null : home.reads + home.writes;
   const date = startedAt.toISOString().slice(0, 10);
   return {
     date,
@@ -203,7 +199,7 @@ function locationResults({ settings, stack, runs, probe, queries, topQueries, se
     })),
     stateHome: home === null
       ? { requests: null, per1000Reads: null, note: "n/a: the worker's /metrics counts no state-home requests" }
-      : { requests: home, per1000Reads: (home / listRequests) * 1000, costPerMillionReadsUsd: (home / listRequests) * DO_REQUEST_PRICE_PER_MILLION_USD },
+      : { requests: homeRequests, ...home, per1000Reads: (homeRequests / listRequests) * 1000, costPerMillionReadsUsd: (homeRequests / listRequests) * DO_REQUEST_PRICE_PER_MILLION_USD },
   };
 }
 
@@ -237,7 +233,7 @@ export function locationsMarkdown(r) {
   for (const l of x.perLocation) lines.push(`| ${l.location} | ${fmt.int(l.requests)} | ${fmt.int(l.rps)} | ${fmt.ms(l.latencyMs.p50)} | ${fmt.ms(l.latencyMs.p99)} | ${l.errors} | ${Object.entries(l.tallies).sort((a, b) => b[1] - a[1]).map(([k, n]) => `${k} ${fmt.int(n)}`).join(", ")} |`);
   lines.push("", `Before the measurement, every page once in each location (all locations at once, ${FILL_CONNECTIONS} connections each): ${x.fill.map((f) => `location ${f.location} ${f.seconds.toFixed(0)} s`).join(", ")}; then ${r.settings.mixWarmupSeconds} s of the mix in every location.`);
   const s = r.stateHome;
-  lines.push("", "## The state home", "", s.requests === null ? `Requests per 1,000 reads: ${s.note}.` : `${fmt.int(s.requests)} requests for ${fmt.int(x.dbQueries.listRequests)} reads: ${s.per1000Reads.toFixed(2)} per 1,000 reads, $${s.costPerMillionReadsUsd.toFixed(4)} per million reads at Durable Objects' list price ($${DO_REQUEST_PRICE_PER_MILLION_USD} per million requests).`);
+  lines.push("", "## The state home", "", s.requests === null ? `Requests per 1,000 reads: ${s.note}.` : `${fmt.int(s.requests)} requests (${fmt.int(s.reads)} reads, ${fmt.int(s.writes)} writes of which ${fmt.int(s.conflicts)} refused for a stale version; all locations, during the measurement, invalidations included) for ${fmt.int(x.dbQueries.listRequests)} list reads: ${s.per1000Reads.toFixed(2)} per 1,000 reads, $${s.costPerMillionReadsUsd.toFixed(4)} per million reads at Durable Objects' list price ($${DO_REQUEST_PRICE_PER_MILLION_USD} per million requests).`);
   lines.push("", "## Versions", "", Object.entries(r.versions).map(([k, v]) => `- ${k}: ${v}`).join("\n"), "");
   return lines.join("\n");
 }
