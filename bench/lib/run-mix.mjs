@@ -197,6 +197,8 @@ function rateResults({ settings, writeRate, result, queries, topQueries, probe, 
       abandoned: probe.abandoned,
       details: probe.staleReads,
       failures: probe.failures,
+      // Every answer during the writes, judged against the prober's history of its writes.
+      duringWrites: probe.duringWrites,
     },
     // For the scenario table and its chart.
     servedAs: "cache (HIT or STALE)",
