@@ -14,7 +14,7 @@ cargo build --quiet --locked -p contact-list-cache-backend
 # The backend's image (static musl binary, FROM scratch); tests/e2e/image.test.mjs runs it as declared.
 bash scripts/build-image.sh >/dev/null
 bash scripts/build-worker.sh
-# The worker's wasm stays within the 500 KB gzipped target (README, Size).
+# The worker's wasm stays within the 500 KB gzipped target (docs/benchmarks.md, Size).
 wasm_gzipped=$(gzip -9c build/index_bg.wasm | wc -c)
 if [ "$wasm_gzipped" -gt 500000 ]; then
   echo "[test] build/index_bg.wasm is $wasm_gzipped bytes gzipped, over 500,000" >&2
