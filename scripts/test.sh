@@ -7,6 +7,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
 node scripts/check-wrangler.mjs
+# README and docs/: links, quoted bench results, README's targets = its results file's.
+node scripts/check-docs.mjs
+# The checker that holds every e2e answer of the worker to docs/openapi.yaml (tests/openapi/).
+node --test tests/openapi/
 cargo test --workspace --locked
 npm test --workspace client
 npm run build --workspace client
