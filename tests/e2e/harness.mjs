@@ -138,6 +138,37 @@ export function seal(keyring, cacheKey, plaintext) {
   return `v1.${kid}.${nonce.toString("base64url")}.${body.toString("base64url")}`;
 }
 
+/**
+ * A page as the worker stores and serves it (docs/openapi.yaml's ContactList), made recognisable
+ * by `marker`, the name of its one contact: for tests that plant a page in a cache and expect it
+ * served as planted (every answer of the worker is checked against the document).
+ */
+export function markedPage(marker, { cachedAt = new Date().toISOString(), page = 1 } = {}) {
+  const contact = {
+    id: "00000000-0000-4000-8000-00000000000a",
+    name: marker,
+    email: null,
+    phone: null,
+    conversation_status: "open",
+    priority: null,
+    last_message_time: null,
+    assigned_user_id: null,
+    board_column_id: null,
+    created_at: "2025-01-01T00:00:00+00:00",
+  };
+  return {
+    success: true,
+    data: {
+      contacts: [contact],
+      pagination: { page, pageSize: 50, total: 1, totalPages: 1, nextCursor: null, prevCursor: null },
+      filters: { filter: "all", search: "", assignedTo: "", columnId: "" },
+      sort: { sortBy: "created_at", sortOrder: "desc" },
+    },
+    cached_at: cachedAt,
+    cache_ttl: 180,
+  };
+}
+
 /** KV metadata saying a page was read from its source `secondsAgo` seconds ago. */
 export const storedAgo = (secondsAgo) => ({ metadata: { t: Date.now() - secondsAgo * 1000 }, expirationTtl: 3600 });
 
