@@ -15,6 +15,10 @@ shellcheck -x "${shell_scripts[@]}"
 promtool check rules docs/operations/alerts.yml
 promtool test rules docs/operations/alerts.test.yml
 node scripts/check-wrangler.mjs
+# README and docs/: links, quoted bench results, README's targets = its results file's.
+node scripts/check-docs.mjs
+# The checker that holds every e2e answer of the worker to docs/openapi.yaml (tests/openapi/).
+node --test tests/openapi/
 cargo test --workspace --locked
 npm test --workspace client
 npm run build --workspace client
@@ -22,7 +26,7 @@ cargo build --quiet --locked -p contact-list-cache-backend
 # The backend's image (static musl binary, FROM scratch); tests/e2e/image.test.mjs runs it as declared.
 bash scripts/build-image.sh >/dev/null
 bash scripts/build-worker.sh
-# The worker's wasm stays within the 500 KB gzipped target (README, Size).
+# The worker's wasm stays within the 500 KB gzipped target (docs/benchmarks.md, Size).
 wasm_gzipped=$(gzip -9c build/index_bg.wasm | wc -c)
 if [ "$wasm_gzipped" -gt 500000 ]; then
   echo "[test] build/index_bg.wasm is $wasm_gzipped bytes gzipped, over 500,000" >&2

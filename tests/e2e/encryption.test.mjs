@@ -10,7 +10,7 @@ import { join, sep } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { promisify } from "node:util";
 import { newStack, waitFor } from "../../scripts/stack.mjs";
-import { FILTERS, expectedPage, ownWorker, redisCli, seal, seed, sql, sqlLiteral, stack, stateHome, storedAgo, tokenFor } from "./harness.mjs";
+import { FILTERS, expectedPage, markedPage, ownWorker, redisCli, seal, seed, sql, sqlLiteral, stack, stateHome, storedAgo, tokenFor } from "./harness.mjs";
 
 const WS = seed.workspace(4);
 const BOARD = seed.board(4, 1);
@@ -111,7 +111,7 @@ describe("encryption at rest", () => {
     const query = "filter=low_priority&page=2";
     const probe = await list(query);
     const kvKey = probe.headers.get("x-cache-key");
-    const page = { success: true, data: { marker: "sealed-with-the-old-key" } };
+    const page = markedPage("sealed-with-the-old-key");
     await kv.put(kvKey, seal(oldKey, kvKey, JSON.stringify(page)), storedAgo(0));
     const res = await list(query);
     assert.equal(layer(res), "HIT/KV");

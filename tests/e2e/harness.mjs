@@ -163,8 +163,49 @@ export function seal(keyring, cacheKey, plaintext) {
   return `v1.${kid}.${nonce.toString("base64url")}.${body.toString("base64url")}`;
 }
 
+/**
+ * A page as the worker stores and serves it (docs/openapi.yaml's ContactList), made recognisable
+ * by `marker`, the name of its one contact: for tests that plant a page in a cache and expect it
+ * served as planted (every answer of the worker is checked against the document).
+ */
+export function markedPage(marker, { cachedAt = new Date().toISOString(), page = 1 } = {}) {
+  const contact = {
+    id: "00000000-0000-4000-8000-00000000000a",
+    name: marker,
+    email: null,
+    phone: null,
+    conversation_status: "open",
+    priority: null,
+    last_message_time: null,
+    assigned_user_id: null,
+    board_column_id: null,
+    created_at: "2025-01-01T00:00:00+00:00",
+  };
+  return {
+    success: true,
+    data: {
+      contacts: [contact],
+      pagination: { page, pageSize: 50, total: 1, totalPages: 1, nextCursor: null, prevCursor: null },
+      filters: { filter: "all", search: "", assignedTo: "", columnId: "" },
+      sort: { sortBy: "created_at", sortOrder: "desc" },
+    },
+    cached_at: cachedAt,
+    cache_ttl: 180,
+  };
+}
+
 /** KV metadata saying a page was read from its source `secondsAgo` seconds ago. */
 export const storedAgo = (secondsAgo) => ({ metadata: { t: Date.now() - secondsAgo * 1000 }, expirationTtl: 3600 });
+
+/**
+ * Checks an answer received without `fetch` against docs/openapi.yaml, as tests/openapi/preload.mjs
+ * checks fetch's (when it is loaded, as tests/run.mjs loads it): the error to fail with, or null.
+ */
+function checkedAgainstOpenApi(method, url, status, headers, body) {
+  const openapi = globalThis[Symbol.for("contact-list-cache.openapi")];
+  const problems = openapi?.checkAnswer(method, String(url), status, headers, body) ?? [];
+  return problems.length ? new openapi.OpenApiViolation(problems) : null;
+}
 
 /**
  * `fetch`, but on a new connection every time (no keep-alive pool): for tests that block the
@@ -179,7 +220,10 @@ export function fetchOnce(url, { headers = {}, timeoutMs = 15_000 } = {}) {
       res.on("error", reject);
       res.on("end", () => {
         const pairs = Object.entries(res.headers).map(([name, value]) => [name, Array.isArray(value) ? value.join(", ") : value]);
-        resolve(new Response(Buffer.concat(chunks), { status: res.statusCode, headers: pairs }));
+        const body = Buffer.concat(chunks);
+        const problems = checkedAgainstOpenApi("GET", url, res.statusCode, new Headers(pairs), body.toString("utf8"));
+        if (problems) return reject(problems);
+        resolve(new Response(body, { status: res.statusCode, headers: pairs }));
       });
     });
     req.setTimeout(timeoutMs, () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
@@ -200,14 +244,21 @@ export function websocketHandshake(url, protocols = [], headers = {}) {
       agent: false,
       headers: { Connection: "Upgrade", Upgrade: "websocket", "Sec-WebSocket-Version": "13", "Sec-WebSocket-Key": randomBytes(16).toString("base64"), ...offered, ...headers },
     });
+    const headersOf = (res) => new Headers(Object.entries(res.headers).map(([name, value]) => [name, Array.isArray(value) ? value.join(", ") : value]));
     req.on("upgrade", (res, socket) => {
       socket.destroy();
+      const problems = checkedAgainstOpenApi("GET", url, res.statusCode, headersOf(res), null);
+      if (problems) return reject(problems);
       resolve({ status: res.statusCode, headers: res.headers, body: null });
     });
     req.on("response", (res) => {
       let body = "";
       res.on("data", (chunk) => (body += chunk));
-      res.on("end", () => resolve({ status: res.statusCode, headers: res.headers, body: body ? JSON.parse(body) : null }));
+      res.on("end", () => {
+        const problems = checkedAgainstOpenApi("GET", url, res.statusCode, headersOf(res), body);
+        if (problems) return reject(problems);
+        resolve({ status: res.statusCode, headers: res.headers, body: body ? JSON.parse(body) : null });
+      });
     });
     req.on("error", reject);
     req.end();

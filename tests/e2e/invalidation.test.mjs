@@ -46,7 +46,7 @@ async function keysOf(base) {
 /** The filters whose key changed between `before` and `after`. */
 const changed = (before, after) => FILTERS.filter((filter) => before[filter] !== after[filter]);
 
-/** Which filters an event must refresh: the table in README.md, written out independently. */
+/** Which filters an event must refresh: the table in docs/invalidation-and-freshness.md, written out independently. */
 const EXPECTED = [
   [{ type: "contact:created", status: "Open", priority: "high", assigned_user_id: null, archived: false }, ["all", "open", "unassigned", "high_priority"]],
   [{ type: "contact:created", status: "Closed" }, ["all", "closed", "unassigned", "assigned_to_me", "high_priority", "medium_priority", "low_priority", "archived"]],

@@ -1,4 +1,4 @@
-// Durable change capture (README, Change capture): the triggers write each change to the outbox
+// Durable change capture (docs/change-capture.md): the triggers write each change to the outbox
 // in its transaction and the backend forwards it at least once. This file runs its own
 // PostgreSQL, backend and worker so it can SIGKILL the backend, restart PostgreSQL, and make the
 // webhook refuse: the backend posts through a pass-through proxy in this process that forwards

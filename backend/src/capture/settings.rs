@@ -3,7 +3,7 @@
 use contact_list_cache_core::settings::{parse_number, SettingError};
 use std::time::Duration;
 
-/// How change capture consumes the outbox (README, Change capture).
+/// How change capture consumes the outbox (docs/change-capture.md).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CaptureSettings {
     /// `CHANGE_CAPTURE_CONSUMER`: the cursor's name (default `backend`). Replicas sharing it take
