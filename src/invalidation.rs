@@ -5,7 +5,7 @@
 
 use crate::config::Upstreams;
 use crate::error::AppError;
-use crate::layers::home::{self, Known, Written};
+use crate::layers::home::{self, KnownStates, Written};
 use crate::layers::{backend, kv};
 use crate::metrics::Trace;
 use crate::refresh;
@@ -226,7 +226,7 @@ async fn bump(env: &Env, upstreams: &Rc<Upstreams>, workspace: &WorkspaceId, bum
             worker::Delay::from(std::time::Duration::from_millis(pause as u64)).await;
         }
         trace.home_read();
-        let snapshot = home::read(env, upstreams, workspace, &keys).await.map_err(unavailable)?;
+        let snapshot = home::read(env, upstreams, workspace, &keys, true).await.map_err(unavailable)?;
         let now = runtime::now();
         let next = Generation::after(&snapshot.newest, now.0, (js_sys::Math::random() * f64::from(u32::MAX)) as u32);
         let mut values = serde_json::Map::new();
@@ -241,15 +241,13 @@ async fn bump(env: &Env, upstreams: &Rc<Upstreams>, workspace: &WorkspaceId, bum
             }
             let state = state.bumped(next.clone(), since, mode.bound_ms(upstreams.staleness_bound_ms));
             values.insert(bump.key.clone(), state.format().into());
-            states.push((bump.key.as_str(), state));
+            states.push((bump.key.clone(), state));
         }
         let written = home::write(env, upstreams, workspace, snapshot.version, &next, values).await.map_err(unavailable)?;
         trace.home_write(matches!(written, Written::Conflict));
         if let Written::Done = written {
-            let read_at = runtime::now();
-            for (key, state) in states {
-                home::remember(upstreams, key, Known { state, newest: next.clone(), read_at });
-            }
+            // Every state as of the version read, and this write: the workspace's states as of `next`.
+            home::remember(upstreams, workspace, KnownStates::of(&snapshot, now).after(states, next.clone()));
             let after = trace.home_calls();
             let calls = StateHomeCalls { reads: after.reads - before.reads, writes: after.writes - before.writes, conflicts: after.conflicts - before.conflicts };
             return Ok((next, calls));

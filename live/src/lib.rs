@@ -9,8 +9,10 @@
 //!   the accepted WebSocket (101).
 //! - `POST /publish/{workspace}` with the invalidation as JSON: sent as is to every socket of
 //!   the workspace whose token has not expired; answers `{"delivered": n}`.
-//! - `POST /state/{workspace}/read` with `{"keys": [...]}`: the workspace's state home (see
-//!   below) answers `{"version": n, "newest": "<generation>", "values": {key: value or null}}`.
+//! - `POST /state/{workspace}/read` with `{"keys": [...], "prefix": "gen:"}` (the prefix
+//!   optional): the workspace's state home (see below) answers `{"version": n, "newest":
+//!   "<generation>", "values": {key: value or null}}`, with every value whose key starts with the
+//!   prefix too (the main worker reads all of a workspace's scope states in one call).
 //! - `POST /state/{workspace}/write` with `{"version": n, "newest": "<generation>", "values":
 //!   {key: value}}`: stores every value and the newest generation at once if the version is
 //!   still `n`, answering `{"version": n + 1}`; 409 when another write came first (read again).
@@ -35,7 +37,7 @@
 
 use serde::{Deserialize, Serialize};
 use worker::{
-    durable_object, event, js_sys, Context, Date, DurableObject, Env, Method, Request, Response, Result, ScheduledTime, State, WebSocket, WebSocketIncomingMessage,
+    durable_object, event, js_sys, Context, Date, DurableObject, Env, ListOptions, Method, Request, Response, Result, ScheduledTime, State, WebSocket, WebSocketIncomingMessage,
     WebSocketPair,
 };
 
@@ -94,8 +96,8 @@ impl DurableObject for WorkspaceChannel {
             let delivered = self.publish(&message).await?;
             Response::from_json(&serde_json::json!({ "delivered": delivered }))
         } else if path.starts_with("/state/") && path.ends_with("/read") {
-            let Ok(asked) = req.json::<ReadAsked>().await else { return Response::error("expected {\"keys\": [...]}", 400) };
-            Response::from_json(&self.read_states(asked.keys).await?)
+            let Ok(asked) = req.json::<ReadAsked>().await else { return Response::error("expected {\"keys\": [...], \"prefix\"?}", 400) };
+            Response::from_json(&self.read_states(asked).await?)
         } else if path.starts_with("/state/") && path.ends_with("/write") {
             let Ok(asked) = req.json::<WriteAsked>().await else { return Response::error("expected {\"version\", \"newest\", \"values\"}", 400) };
             match self.write_states(asked).await? {
@@ -202,6 +204,9 @@ const NEWEST: &str = "home:newest";
 #[derive(Deserialize)]
 struct ReadAsked {
     keys: Vec<String>,
+    /// Also every value whose key starts with this.
+    #[serde(default)]
+    prefix: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -220,14 +225,22 @@ struct Snapshot {
 }
 
 impl WorkspaceChannel {
-    /// The values at `keys` (null where none), with the version and newest generation they are
-    /// current as of.
-    async fn read_states(&self, keys: Vec<String>) -> Result<Snapshot> {
+    /// The values at `asked.keys` (null where none) and every value under `asked.prefix`, with the
+    /// version and newest generation they are current as of.
+    async fn read_states(&self, asked: ReadAsked) -> Result<Snapshot> {
         let storage = self.state.storage();
         let version = storage.get::<u64>(VERSION).await?.unwrap_or(0);
         let newest = storage.get::<String>(NEWEST).await?.unwrap_or_else(|| "0".to_owned());
         let mut values = serde_json::Map::new();
-        for key in keys {
+        if let Some(prefix) = &asked.prefix {
+            let listed = storage.list_with_options(ListOptions::new().prefix(prefix)).await?;
+            listed.for_each(&mut |value, key| {
+                if let (Some(key), Some(value)) = (key.as_string(), value.as_string()) {
+                    values.insert(key, serde_json::Value::String(value));
+                }
+            });
+        }
+        for key in asked.keys {
             let value = storage.get::<String>(&key).await?;
             values.insert(key, value.map_or(serde_json::Value::Null, serde_json::Value::String));
         }

@@ -4,10 +4,11 @@
 //! service binding), which serializes their writes: a write names the version it read and is
 //! refused (409) when another came first. Pages stay in KV, Redis and L0, keyed by generation.
 //!
-//! This isolate keeps each scope state it read, with the newest generation it came with, for at
-//! most the staleness bound (nothing with the bound at 0), and reads it again in the background
-//! once half the bound has passed, so a hit within the bound makes no extra round trip. A caller
-//! who names a generation newer than the one kept (`minGeneration`) has it read again at once.
+//! This isolate reads a workspace's scope states all at once, and keeps them, with the newest
+//! generation they came with, for at most the staleness bound (nothing with the bound at 0),
+//! reading them again in the background once half the bound has passed, so a hit within the
+//! bound makes no extra round trip. A caller who names a generation newer than the one kept
+//! (`minGeneration`) has them read again at once.
 
 use crate::config::{Upstreams, LIVE_BINDING};
 use crate::metrics::Trace;
@@ -21,11 +22,11 @@ use contact_list_cache_core::time::UnixMillis;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use std::cell::RefCell;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 use worker::{Context, Env, Method, Request, RequestInit};
 
-/// What the isolate's memory of scope states may weigh (about 400 bytes each).
+/// What the isolate's memory of scope states may weigh (about 170 bytes each).
 const KNOWN_BYTES: usize = 2 << 20;
 
 /// The workspace's state home as read: its version, its newest generation and the values asked
@@ -79,9 +80,14 @@ async fn call(env: &Env, upstreams: &Upstreams, workspace: &WorkspaceId, action:
     })
 }
 
-/// The values at `keys` in `workspace`'s home, with its version and newest generation.
-pub async fn read(env: &Env, upstreams: &Upstreams, workspace: &WorkspaceId, keys: &[&str]) -> Result<Snapshot, String> {
-    match call(env, upstreams, workspace, "read", json!({ "keys": keys }).to_string()).await? {
+/// The prefix of every scope state's key in a workspace's home (`gen:<workspace>:...`).
+const STATE_PREFIX: &str = "gen:";
+
+/// The values at `keys` in `workspace`'s home, with its version and newest generation; with
+/// `all_states`, every scope state of the workspace too.
+pub async fn read(env: &Env, upstreams: &Upstreams, workspace: &WorkspaceId, keys: &[&str], all_states: bool) -> Result<Snapshot, String> {
+    let asked = if all_states { json!({ "keys": keys, "prefix": STATE_PREFIX }) } else { json!({ "keys": keys }) };
+    match call(env, upstreams, workspace, "read", asked.to_string()).await? {
         (200, body) => serde_json::from_str(&body).map_err(|err| format!("the state home answered {err}")),
         (status, body) => Err(format!("the state home answered {status}: {body}")),
     }
@@ -97,25 +103,63 @@ pub async fn write(env: &Env, upstreams: &Upstreams, workspace: &WorkspaceId, ve
     }
 }
 
-/// A scope's state as this isolate knows it: with the workspace's newest generation when it was
-/// read, and when.
+/// A scope's state as this isolate knows it, with the workspace's newest generation when it was
+/// read.
 #[derive(Debug, Clone)]
 pub struct Known {
     pub state: ScopeState,
     pub newest: Generation,
+}
+
+/// Every scope state of a workspace as this isolate knows it (a scope with none is at its initial
+/// state; `None`: a state that does not parse), with the workspace's newest generation when they
+/// were read, and when. One read of the home brings them all, so a workspace read at least once
+/// every half bound is never waited on, whichever of its boards and filters are read.
+#[derive(Debug, Clone)]
+pub struct KnownStates {
+    states: HashMap<String, Option<ScopeState>>,
+    pub newest: Generation,
     pub read_at: UnixMillis,
 }
 
-impl Weigh for Known {
+impl KnownStates {
+    /// The workspace's scope states in `snapshot`, read at `read_at`.
+    pub fn of(snapshot: &Snapshot, read_at: UnixMillis) -> Self {
+        let states = snapshot.values.iter().filter(|(key, _)| key.starts_with(STATE_PREFIX)).map(|(key, value)| {
+            let state = value.as_str().map_or(Some(ScopeState::initial()), |raw| ScopeState::parse(raw).ok());
+            (key.clone(), state)
+        });
+        Self { states: states.collect(), newest: snapshot.newest.clone(), read_at }
+    }
+
+    /// These states after this isolate's own write of `written` as `newest`.
+    pub fn after(mut self, written: Vec<(String, ScopeState)>, newest: Generation) -> Self {
+        self.states.extend(written.into_iter().map(|(key, state)| (key, Some(state))));
+        self.newest = newest;
+        self
+    }
+
+    fn known(&self, key: &str) -> Result<Known, String> {
+        let state = match self.states.get(key) {
+            None => ScopeState::initial(),
+            Some(Some(state)) => state.clone(),
+            Some(None) => return Err(format!("the state at {key} does not parse")),
+        };
+        Ok(Known { state, newest: self.newest.clone() })
+    }
+}
+
+impl Weigh for KnownStates {
     fn weight(&self) -> usize {
-        // Three generations of at most 40 characters and two times.
-        136
+        // Per state: its key, two generations of at most 40 characters and a time.
+        64 + self.states.keys().map(|key| key.len() + 104).sum::<usize>()
     }
 }
 
 thread_local! {
-    static KNOWN: RefCell<L0<Known>> = RefCell::default();
-    /// The keys whose state is being read again in the background.
+    /// By workspace.
+    static KNOWN: RefCell<L0<KnownStates>> = RefCell::default();
+    /// The workspaces whose states are being read again in the background.
     static REVALIDATING: RefCell<HashSet<String>> = RefCell::default();
 }
 
@@ -123,29 +167,30 @@ fn limits(upstreams: &Upstreams) -> L0Limits {
     L0Limits { keep_ms: upstreams.staleness_bound_ms, max_bytes: KNOWN_BYTES }
 }
 
-/// Keeps `known` for `key` unless what is kept is newer (a background read that returns after
-/// this isolate's own invalidation).
-pub fn remember(upstreams: &Upstreams, key: &str, known: Known) {
+/// Keeps `known` for `workspace` unless what is kept is newer (a background read that returns
+/// after this isolate's own invalidation).
+pub fn remember(upstreams: &Upstreams, workspace: &WorkspaceId, known: KnownStates) {
     let limits = limits(upstreams);
     KNOWN.with(|kept| {
         let mut kept = kept.borrow_mut();
-        if kept.get(key, known.read_at, limits).is_none_or(|old| old.newest <= known.newest) {
-            kept.put(key, known, runtime::now(), limits);
+        if kept.get(workspace.as_str(), known.read_at, limits).is_none_or(|old| old.newest <= known.newest) {
+            kept.put(workspace.as_str(), known, runtime::now(), limits);
         }
     });
 }
 
-/// Reads the state at `key` from the home and keeps it.
-async fn fetch(env: &Env, upstreams: &Upstreams, workspace: &WorkspaceId, key: &str) -> Result<Known, String> {
-    let snapshot = read(env, upstreams, workspace, &[key]).await?;
-    let known = Known { state: snapshot.state(key)?, newest: snapshot.newest, read_at: runtime::now() };
-    remember(upstreams, key, known.clone());
+/// Reads every scope state of `workspace` from the home and keeps them.
+async fn fetch(env: &Env, upstreams: &Upstreams, workspace: &WorkspaceId) -> Result<KnownStates, String> {
+    let snapshot = read(env, upstreams, workspace, &[], true).await?;
+    let known = KnownStates::of(&snapshot, runtime::now());
+    remember(upstreams, workspace, known.clone());
     Ok(known)
 }
 
 /// The state of the scope at `key` in `workspace`: the one this isolate keeps if read within the
-/// bound and as new as `min`, else read from the home (counted in `trace`). Past half the bound
-/// the kept one is still used, and read again after the response (`ctx`, when given).
+/// bound and as new as `min`, else read from the home with every other state of the workspace
+/// (counted in `trace`). Past half the bound the kept one is still used, and the workspace's
+/// states read again after the response (`ctx`, when given).
 pub async fn scope_state(
     env: &Env,
     ctx: Option<&Context>,
@@ -156,24 +201,24 @@ pub async fn scope_state(
     trace: &Trace,
 ) -> Result<Known, String> {
     let now = runtime::now();
-    let kept = KNOWN.with(|kept| kept.borrow().get(key, now, limits(upstreams)));
+    let kept = KNOWN.with(|kept| kept.borrow().get(workspace.as_str(), now, limits(upstreams)));
     if let Some(known) = kept.filter(|known| min.is_none_or(|min| known.newest >= *min)) {
         if let Some(ctx) = ctx.filter(|_| now.since(known.read_at) >= upstreams.staleness_bound_ms / 2) {
-            if REVALIDATING.with(|keys| keys.borrow_mut().insert(key.to_owned())) {
+            if REVALIDATING.with(|spaces| spaces.borrow_mut().insert(workspace.as_str().to_owned())) {
                 trace.home_read();
-                let (env, upstreams, workspace, key) = (env.clone(), Rc::clone(upstreams), workspace.clone(), key.to_owned());
+                let (env, upstreams, workspace) = (env.clone(), Rc::clone(upstreams), workspace.clone());
                 ctx.wait_until(async move {
-                    if let Err(err) = fetch(&env, &upstreams, &workspace, &key).await {
-                        worker::console_warn!("revalidating a scope state: {err}");
+                    if let Err(err) = fetch(&env, &upstreams, &workspace).await {
+                        worker::console_warn!("revalidating a workspace's scope states: {err}");
                     }
-                    REVALIDATING.with(|keys| keys.borrow_mut().remove(&key));
+                    REVALIDATING.with(|spaces| spaces.borrow_mut().remove(workspace.as_str()));
                 });
             }
         }
-        return Ok(known);
+        return known.known(key);
     }
     trace.home_read();
-    fetch(env, upstreams, workspace, key).await
+    fetch(env, upstreams, workspace).await?.known(key)
 }
 
 /// What the isolate keeps, for `/metrics`: states and bytes.

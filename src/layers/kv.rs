@@ -220,7 +220,7 @@ impl Source for CarriedCopy {
     async fn read(&self, _mode: SourceMode) -> Result<Page, SourceError> {
         self.reads.set(self.reads.get() + 1);
         self.missing.replace(None);
-        let snapshot = home::read(&self.env, &self.upstreams, &self.workspace, &[&self.record_key]).await.map_err(failed)?;
+        let snapshot = home::read(&self.env, &self.upstreams, &self.workspace, &[&self.record_key], false).await.map_err(failed)?;
         let Some(record) = carry_record(&self.upstreams.keyring, &self.record_key, snapshot.value(&self.record_key)).await? else { return Err(SourceError::Declined) };
         // The newest start first: its page has the fewest updates to carry.
         for (index, (from, updates)) in record.starts(&self.current).into_iter().enumerate() {
