@@ -69,7 +69,7 @@ The scale run (only it runs when --scale is given; writes <date>-scale.md, .svg 
   --duration, --warmup, --connections, --threads, --out as above; --contacts and the mix's options do not apply
 
 The run across Cloudflare's topology (only it runs when --locations is given; writes <date>-locations.md and .json;
-docs/pending/topology.md):
+docs/benchmarks.md, "Across locations"):
   --locations 3         locations, each with its own model of KV's cache over the one KV namespace
   --isolates 2          isolates (copies of the worker) per location, behind its round-robin router
   --rtt 80ms            round trip from locations 2.. to the origin (backend, Supabase, the live worker); location 1: 0

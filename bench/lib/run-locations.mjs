@@ -225,7 +225,7 @@ export function locationsMarkdown(r) {
   const lines = [];
   lines.push(`# Benchmark across locations ${r.date}`, "");
   lines.push(`Measured on ${m.cores} cores (${m.cpu}), ${m.memoryGiB} GiB memory, ${m.os}; everything on loopback on this one machine${r.note ? `, ${r.note}` : ""}. Run started ${r.startedAt}, took ${fmt.int(r.totalSeconds)} s in all. Command: \`${r.command}\`.`, "");
-  lines.push(`Topology (scripts/stack/topology.mjs, docs/pending/topology.md): ${t.locations.length} locations × ${t.isolates} isolates of the worker in one Miniflare; each location's KV behind its model of KV's cache (results, "not found" included, kept cacheTtl = ${t.cacheTtlSeconds} s; a location sees its own writes at once); location 1 beside the origin, the others ${t.rttMs} ms (a round trip) from the backend, Supabase and the live worker. Staleness bound ${r.settings.boundMs} ms. Worker wasm ${fmt.int(r.wasm.worker.gzipped)} B gzipped.`, "");
+  lines.push(`Topology (scripts/stack/topology.mjs, docs/benchmarks.md): ${t.locations.length} locations × ${t.isolates} isolates of the worker in one Miniflare; each location's KV behind its model of KV's cache (results, "not found" included, kept cacheTtl = ${t.cacheTtlSeconds} s; a location sees its own writes at once); location 1 beside the origin, the others ${t.rttMs} ms (a round trip) from the backend, Supabase and the live worker. Staleness bound ${r.settings.boundMs} ms. Worker wasm ${fmt.int(r.wasm.worker.gzipped)} B gzipped.`, "");
   lines.push("## Targets (issue 26)", "", "Reported, not enforced: no test fails on them.", "");
   lines.push("| target | measured | met |", "| --- | --- | --- |");
   for (const t of locationTargets(r)) lines.push(`| ${t.target} | ${t.measured} | ${t.met ? "yes" : "**no**"} |`);

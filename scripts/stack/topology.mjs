@@ -2,7 +2,7 @@
 // Miniflare, over the one shared KV namespace, each location with its own model of KV's cache
 // and a round trip to whatever is central (the backend, Supabase/PostgREST, the live worker whose
 // Durable Object is the workspace's state home). Used by startStack({ topology }) and by tests
-// that start their own (tests/e2e/locations.test.mjs). docs/pending/topology.md says what it
+// that start their own (tests/e2e/locations.test.mjs). docs/benchmarks.md ("Across locations") says what it
 // models and why.
 //
 // What Cloudflare documents, and how each piece models it:

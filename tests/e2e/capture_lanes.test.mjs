@@ -1,4 +1,4 @@
-// Change capture that scales (docs/pending/change-capture.md): a workspace whose webhooks the
+// Change capture that scales (docs/change-capture.md): a workspace whose webhooks the
 // worker refuses holds only its own lane; a transaction naming 300 boards reaches the worker in
 // calls that fit one Worker invocation's KV operations, and every board's lists are invalidated;
 // a transaction-mode pooler URL is refused at start. This file runs its own PostgreSQL, backend

@@ -1,4 +1,4 @@
-// One request, followed end to end (docs/pending/tracing.md): the X-Request-ID a browser sends
+// One request, followed end to end (docs/observability.md, "Following one request"): the X-Request-ID a browser sends
 // is in the worker's log line for the request, in the backend's log line for the call the worker
 // made, and in PostgreSQL's own log of the statements run for it, by PostgREST (its
 // db-pre-request function) and by the backend (its transaction's application_name). The worker
