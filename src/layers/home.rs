@@ -5,9 +5,9 @@
 //! refused (409) when another came first. Pages stay in KV, Redis and L0, keyed by generation.
 //!
 //! This isolate reads a workspace's scope states all at once, and keeps them, with the newest
-//! generation they came with, for at most the staleness bound (nothing with the bound at 0),
-//! reading them again in the background once half the bound has passed, so a hit within the
-//! bound makes no extra round trip. A caller who names a generation newer than the one kept
+//! generation they came with, for at most half the staleness bound (nothing with the bound at 0;
+//! see `keep_ms`), reading them again in the background once half of that has passed, so a
+//! workspace read that often never waits for its states. A caller who names a generation newer than the one kept
 //! (`minGeneration`) has them read again at once.
 
 use crate::config::{Upstreams, LIVE_BINDING};
@@ -163,8 +163,16 @@ thread_local! {
     static REVALIDATING: RefCell<HashSet<String>> = RefCell::default();
 }
 
+/// How long states are kept: half the staleness bound. The bound runs from the change itself
+/// (its commit, for change capture), so the other half is left to what comes before a state is
+/// written: change capture's wake-up, its webhook, the write to the home, and the round trip of
+/// the read that brings the state here.
+fn keep_ms(upstreams: &Upstreams) -> u64 {
+    upstreams.staleness_bound_ms / 2
+}
+
 fn limits(upstreams: &Upstreams) -> L0Limits {
-    L0Limits { keep_ms: upstreams.staleness_bound_ms, max_bytes: KNOWN_BYTES }
+    L0Limits { keep_ms: keep_ms(upstreams), max_bytes: KNOWN_BYTES }
 }
 
 /// Keeps `known` for `workspace` unless what is kept is newer (a background read that returns
@@ -187,9 +195,9 @@ async fn fetch(env: &Env, upstreams: &Upstreams, workspace: &WorkspaceId) -> Res
     Ok(known)
 }
 
-/// The state of the scope at `key` in `workspace`: the one this isolate keeps if read within the
-/// bound and as new as `min`, else read from the home with every other state of the workspace
-/// (counted in `trace`). Past half the bound the kept one is still used, and the workspace's
+/// The state of the scope at `key` in `workspace`: the one this isolate keeps if read within
+/// `keep_ms` and as new as `min`, else read from the home with every other state of the workspace
+/// (counted in `trace`). Past half of `keep_ms` the kept one is still used, and the workspace's
 /// states read again after the response (`ctx`, when given).
 pub async fn scope_state(
     env: &Env,
@@ -203,7 +211,7 @@ pub async fn scope_state(
     let now = runtime::now();
     let kept = KNOWN.with(|kept| kept.borrow().get(workspace.as_str(), now, limits(upstreams)));
     if let Some(known) = kept.filter(|known| min.is_none_or(|min| known.newest >= *min)) {
-        if let Some(ctx) = ctx.filter(|_| now.since(known.read_at) >= upstreams.staleness_bound_ms / 2) {
+        if let Some(ctx) = ctx.filter(|_| now.since(known.read_at) >= keep_ms(upstreams) / 2) {
             if REVALIDATING.with(|spaces| spaces.borrow_mut().insert(workspace.as_str().to_owned())) {
                 trace.home_read();
                 let (env, upstreams, workspace) = (env.clone(), Rc::clone(upstreams), workspace.clone());
