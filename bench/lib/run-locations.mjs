@@ -11,14 +11,13 @@ import { join, relative, resolve } from "node:path";
 import { Worker } from "node:worker_threads";
 import { ROOT, startStack } from "../../scripts/stack.mjs";
 import { machine, versions, wasmSize } from "./machine.mjs";
-import { EXPONENTS, listPath, mixDrawer, pageKey, tokensFor } from "./mix.mjs";
+import { EXPONENTS, MIX_REQUESTS, mixFiles, tokensFor } from "./mix.mjs";
 import { spread } from "./history.mjs";
 import { fmt } from "./report.mjs";
 import { contactQueries, contactQueriesByRole, resetQueryCounts } from "./run.mjs";
 import { runWrk, writeRequests } from "./wrk.mjs";
 
 const log = (msg) => process.stderr.write(`[bench] ${msg}\n`);
-const MIX_REQUESTS = 20_000;
 /** Connections per location asking for every page once before the measurement. */
 const FILL_CONNECTIONS = 16;
 /** Database queries per list request without the cache: the committed runs measured 1.003
@@ -59,14 +58,7 @@ export async function runLocations(settings) {
     log(`stack ready after ${stack.timings.readySeconds.toFixed(0)} s: ${locations} locations × ${isolates} isolates, ${rttMs} ms to the origin from the remote ones, KV cacheTtl ${cacheTtlSeconds} s`);
     const boundMs = Number(stack.bindings.STALENESS_BOUND_MS ?? 1000);
     const tokens = tokensFor(stack.secrets.SUPABASE_JWT_SECRET);
-    const draws = Array.from({ length: MIX_REQUESTS }, mixDrawer(42));
-    const requests = draws.map((d) => ({ path: listPath(d), headers: { Authorization: `Bearer ${tokens.get(d.user)}`, "X-Workspace-ID": d.workspace } }));
-    const file = join(stack.dir, "mix.tsv");
-    writeRequests(file, requests);
-    const pages = new Map();
-    draws.forEach((d, i) => pages.has(pageKey(d)) || pages.set(pageKey(d), requests[i]));
-    const pagesFile = join(stack.dir, "mix-pages.tsv");
-    writeRequests(pagesFile, [...pages.values()]);
+    const { file, pagesFile, pages } = mixFiles(stack.dir, tokens, writeRequests);
     const perLocation = Math.max(1, Math.round(settings.mixConnections / locations));
     const wrkAt = (url, more) => runWrk({ url, file, connections: perLocation, threads: 1, ...more });
 
@@ -78,7 +70,7 @@ export async function runLocations(settings) {
       const t = Date.now();
       const run = await runWrk({ url: loc.url, file: pagesFile, seconds: 300, once: true, connections: FILL_CONNECTIONS, threads: 1 });
       const done = { location: loc.location, seconds: (Date.now() - t) / 1000, answers: run.requests, tallies: run.tallies };
-      log(`location ${loc.location}: each of ${fmt.int(pages.size)} pages once in ${done.seconds.toFixed(0)} s`);
+      log(`location ${loc.location}: each of ${fmt.int(pages)} pages once in ${done.seconds.toFixed(0)} s`);
       return done;
     }));
     log(`mix in every location: ${settings.mixWarmupSeconds} s warm-up`);
@@ -123,7 +115,7 @@ export async function runLocations(settings) {
     const topQueries = await contactQueriesByRole(stack.ports.postgres);
     const homeAfter = await stateHomeCalls(stack);
 
-    const results = locationResults({ settings, stack, runs, probe, queries, topQueries, seconds, boundMs, fill, pages: pages.size, homeBefore, homeAfter, startedAt });
+    const results = locationResults({ settings, stack, runs, probe, queries, topQueries, seconds, boundMs, fill, pages, homeBefore, homeAfter, startedAt });
     const outDir = resolve(ROOT, settings.out);
     mkdirSync(outDir, { recursive: true });
     const base = join(outDir, settings.name ?? `${results.date}-locations`);
