@@ -203,7 +203,7 @@ export class Stack extends Processes {
       PGRST_DB_POOL: "20",
       // Request tracing (supabase/migrations/20250127001200_request_tracing.sql): hosted Supabase
       // sets it in the database, which a plain PostgreSQL lets only a superuser do.
-      PGRST_DB_PRE_REQUEST: "public.trace_request",
+      PGRST_DB_PRE_REQUEST: "request_tracing.trace_request",
       PGRST_LOG_LEVEL: "warn",
     });
     const url = `http://127.0.0.1:${port}`;

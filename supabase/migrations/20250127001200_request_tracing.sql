@@ -9,10 +9,16 @@
 -- in-database configuration below (PostgREST reads its login role's `pgrst.*` settings at start
 -- and on `NOTIFY pgrst, 'reload config'`), which the project's `postgres` may set there. A plain
 -- PostgreSQL 15 lets only a superuser set a `pgrst.*` parameter on a role: there the migration
--- says so in a notice and PostgREST is given PGRST_DB_PRE_REQUEST=public.trace_request instead
+-- says so in a notice and PostgREST is given PGRST_DB_PRE_REQUEST=request_tracing.trace_request instead
 -- (the local stack does: scripts/stack/services.mjs).
 
-create function public.trace_request() returns void
+-- In a schema of its own, which PostgREST does not serve: the API roles may run it (PostgREST runs
+-- it as the request's role) but not call it through /rest/v1/rpc.
+create schema request_tracing;
+revoke all on schema request_tracing from public;
+grant usage on schema request_tracing to anon, authenticated, service_role;
+
+create function request_tracing.trace_request() returns void
   language plpgsql
   set search_path = ''
   as $$
@@ -28,14 +34,14 @@ $$;
 
 -- PostgREST calls it as the request's role. It sets only the caller's own application_name,
 -- for its own transaction.
-revoke all on function public.trace_request() from public;
-grant execute on function public.trace_request() to anon, authenticated, service_role;
+revoke all on function request_tracing.trace_request() from public;
+grant execute on function request_tracing.trace_request() to anon, authenticated, service_role;
 
 do $$
 begin
-  alter role authenticator set pgrst.db_pre_request to 'public.trace_request';
+  alter role authenticator set pgrst.db_pre_request to 'request_tracing.trace_request';
   notify pgrst, 'reload config';
 exception when insufficient_privilege then
-  raise notice 'pgrst.db_pre_request is not set (%): give PostgREST PGRST_DB_PRE_REQUEST=public.trace_request', sqlerrm;
+  raise notice 'pgrst.db_pre_request is not set (%): give PostgREST PGRST_DB_PRE_REQUEST=request_tracing.trace_request', sqlerrm;
 end
 $$;
