@@ -232,10 +232,12 @@ describe("after a restore: the applied marks purged (scripts/deploy/purge-kv.sh)
 
   test("a change numbered below a workspace's mark is skipped until the marks are purged, then applied", async () => {
     // The worker on the KV namespace that `wrangler --env production --local --persist-to` reads.
+    // With the live worker, whose Durable Object is the state home the webhook writes to.
     const serve = () => pieces.startMiniflare({
       bindings: stack.bindings,
       kvPersist: join(persist, "v3", "kv"),
-      app: { kvNamespaces: { CONTACT_CACHE: "00000000000000000000000000000002" } },
+      extraWorkers: [liveWorker()],
+      app: { kvNamespaces: { CONTACT_CACHE: "00000000000000000000000000000002" }, serviceBindings: { LIVE: liveWorker().name } },
     });
     const [[id, workspace, board]] = sqlOn(stack.ports.postgres, "postgres")("select id, workspace_id, board_id from contacts order by id limit 1");
     const post = async (url, seq) => {
@@ -257,11 +259,11 @@ describe("after a restore: the applied marks purged (scripts/deploy/purge-kv.sh)
     url = await serve();
     assert.equal((await post(url, 13)).ignored, undefined);
     await pieces.miniflare.dispose();
-    // PREFIX= empties the namespace: the new mark, and the scope states and pages the changes wrote.
+    // PREFIX= empties the namespace: here the new mark (scope states live in the state home).
     const everything = step("scripts/deploy/purge-kv.sh", [], { TARGET: "production", KV_PERSIST_TO: persist, PREFIX: "" });
     assert.equal(everything.code, 0, everything.out);
-    const deleted = Number(everything.out.match(/deleted (\d+) keys from CONTACT_CACHE/)?.[1]);
-    assert.ok(deleted > 1, everything.out);
+    const deleted = Number(everything.out.match(/deleted (\d+) keys? from CONTACT_CACHE/)?.[1]);
+    assert.ok(deleted >= 1, everything.out);
     const none = step("scripts/deploy/purge-kv.sh", [], { TARGET: "production", KV_PERSIST_TO: persist, PREFIX: "" });
     assert.match(none.out, /no keys in CONTACT_CACHE \(production\)/);
   });
