@@ -117,7 +117,8 @@ pub struct Known {
 /// every half bound is never waited on, whichever of its boards and filters are read.
 #[derive(Debug, Clone)]
 pub struct KnownStates {
-    states: HashMap<String, Option<ScopeState>>,
+    /// Shared: every read of a kept workspace takes a copy of this value.
+    states: Rc<HashMap<String, Option<ScopeState>>>,
     pub newest: Generation,
     pub read_at: UnixMillis,
 }
@@ -129,12 +130,12 @@ impl KnownStates {
             let state = value.as_str().map_or(Some(ScopeState::initial()), |raw| ScopeState::parse(raw).ok());
             (key.clone(), state)
         });
-        Self { states: states.collect(), newest: snapshot.newest.clone(), read_at }
+        Self { states: Rc::new(states.collect()), newest: snapshot.newest.clone(), read_at }
     }
 
     /// These states after this isolate's own write of `written` as `newest`.
     pub fn after(mut self, written: Vec<(String, ScopeState)>, newest: Generation) -> Self {
-        self.states.extend(written.into_iter().map(|(key, state)| (key, Some(state))));
+        Rc::make_mut(&mut self.states).extend(written.into_iter().map(|(key, state)| (key, Some(state))));
         self.newest = newest;
         self
     }
