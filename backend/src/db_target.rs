@@ -126,8 +126,8 @@ impl DbTarget {
 /// Supavisor's (and Supabase's former PgBouncer's) transaction-mode port.
 pub const TRANSACTION_POOLER_PORT: u16 = 6543;
 
-/// A transaction-mode pooler hands each transaction to any server connection: LISTEN, the change
-/// capture's session advisory lock and session settings would not hold, so such a URL is refused
+/// A transaction-mode pooler hands each transaction to any server connection: the change
+/// capture's session advisory lock and the session settings would not hold, so such a URL is refused
 /// at start. What can be told from the URL: the transaction pooler's port (6543) or a
 /// `pgbouncer=true` parameter (Prisma's and others' way of saying so).
 fn refuse_transaction_pooler(url: &str) -> Result<(), SettingError> {
@@ -150,7 +150,7 @@ fn refuse_transaction_pooler(url: &str) -> Result<(), SettingError> {
 fn transaction_pooler(what: String) -> SettingError {
     SettingError::Invalid {
         name: SETTING,
-        expected: "a direct connection or Supavisor's session mode (port 5432): a transaction-mode pooler loses LISTEN, \
+        expected: "a direct connection or Supavisor's session mode (port 5432): a transaction-mode pooler loses \
                    session locks and session settings"
             .into(),
         got: format!("{what}, a transaction-mode pooler"),

@@ -7,8 +7,8 @@
 // - the HS256 access token checked with WebCrypto against SUPABASE_JWT_SECRET, with the claims
 //   our worker requires (src/auth/token.rs): exp and nbf with 30 s leeway, aud and role
 //   `authenticated`, a UUID sub;
-// - membership vouched for by the token's app_metadata.workspace_ids, or asked of PostgREST
-//   (workspace_members, as the caller) once per user and workspace per isolate, kept 60 s
+// - membership asked of PostgREST (workspace_members, as the caller; the token's own claims are
+//   not trusted for it) once per user and workspace per isolate, kept 60 s
 //   (src/auth/membership.rs), concurrent checks sharing one request;
 // - the workspace's scope states read from its state home (the live worker's Durable Object,
 //   through the LIVE binding: `POST /state/<ws>/read` with the prefix `gen:`) and kept for the
@@ -169,14 +169,11 @@ async function authenticate(header, cfg) {
   if (!audiences.includes("authenticated")) throw unauthorized("token audience must be authenticated");
   if (claims.role !== "authenticated") throw unauthorized("token role must be authenticated");
   if (!UUID.test(claims.sub)) throw unauthorized("token subject is not a user id");
-  const workspaceIds = claims.app_metadata?.workspace_ids;
-  return { user: claims.sub.toLowerCase(), token, workspaceIds: Array.isArray(workspaceIds) ? workspaceIds : [] };
+  return { user: claims.sub.toLowerCase(), token };
 }
 
-/** src/auth/membership.rs: vouched for by the token, else PostgREST once per minute per user
- * and workspace in this isolate. */
+/** src/auth/membership.rs: PostgREST once per minute per user and workspace in this isolate. */
 async function isMember(caller, workspace, cfg) {
-  if (caller.workspaceIds.some((id) => typeof id === "string" && id.toLowerCase() === workspace)) return true;
   const key = `${caller.user}|${workspace}`;
   const known = memberships.get(key);
   if (known && Date.now() - known.at < MEMBERSHIP_TTL_MS) return known.member;

@@ -6,11 +6,12 @@
 //!
 //! Batches are cut to fit one Worker invocation. Platform rule relied on: a Worker invocation
 //! may make at most 1,000 KV operations (https://developers.cloudflare.com/kv/platform/limits/,
-//! "Operations/Worker invocation": 1000, `waitUntil` work included). The worker spends at most
-//! two reads and two writes per list scope it bumps (three tries per write when KV rejects one),
-//! up to ten list scopes per board: so a call names at most [`BATCH_MAX_BOARDS`] boards (at most
-//! 400 operations, 800 when every write is retried once), besides at most [`BATCH_MAX`] changes.
-//! A change that reaches every board of its workspace goes alone.
+//! "Operations/Worker invocation": 1000, `waitUntil` work included) and, on the Free plan, 50
+//! subrequests. The worker writes a call's scope states in one read and one conditional write of
+//! the workspace's state home (retried when another invalidation came first) and its applied mark
+//! in KV; what grows with the boards a call names is the refresh-ahead it schedules for their
+//! hot pages. So a call names at most [`BATCH_MAX_BOARDS`] boards, besides at most [`BATCH_MAX`]
+//! changes. A change that reaches every board of its workspace goes alone.
 
 use super::outbox::{Change, Reach};
 use std::collections::BTreeSet;
@@ -25,7 +26,7 @@ use tokio::task::JoinSet;
 const FIRST_RETRY: Duration = Duration::from_millis(100);
 /// The most changes in one webhook call (the worker's own limit per call is 100 events).
 pub const BATCH_MAX: usize = 100;
-/// The most boards one webhook call names (see the module doc for the KV operations per board).
+/// The most boards one webhook call names (see the module doc).
 pub const BATCH_MAX_BOARDS: usize = 10;
 
 /// Where changes go.
