@@ -7,10 +7,9 @@
 // acknowledged (when, which changes, and the KV operations the worker reports it made).
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { createServer } from "node:http";
 import { after, before, describe, test } from "node:test";
 import { backendEnv, newStack, psqlArgs, ROOT, waitFor } from "../../scripts/stack.mjs";
-import { ownBackend, ownWorker, seed, stack, stateHome } from "./harness.mjs";
+import { ownBackend, ownWorker, seed, stack, stateHome, webhookProxy } from "./harness.mjs";
 import { join } from "node:path";
 
 const REFUSED = seed.workspace(2);
@@ -30,45 +29,22 @@ function psqlAsync(port, query) {
   });
 }
 
-function webhookProxy(workerUrl) {
-  const proxy = { refused: new Set(), refusals: 0, calls: [], acked: new Map(), url: null };
-  const server = createServer(async (req, res) => {
-    const chunks = [];
-    for await (const chunk of req) chunks.push(chunk);
-    const body = Buffer.concat(chunks).toString();
-    const changes = JSON.parse(body);
-    const workspaces = new Set(changes.map((c) => (c.record ?? c.old_record)?.workspace_id));
-    if ([...workspaces].some((w) => proxy.refused.has(w))) {
-      proxy.refusals += 1;
-      res.writeHead(503, { "Content-Type": "application/json" }).end('{"success":false}');
-      return;
-    }
-    try {
-      const upstream = await fetch(`${workerUrl}/api/cache/webhook`, {
-        method: "POST",
-        headers: { "Content-Type": "application/json", "X-Webhook-Secret": req.headers["x-webhook-secret"] ?? "" },
-        body,
-      });
-      const text = await upstream.text();
-      if (upstream.ok) {
-        const data = JSON.parse(text).data;
-        const applied = data.applied ?? (data.operations ? [data] : []);
-        const kvOperations = applied.reduce((n, a) => n + a.operations.kv_reads + a.operations.kv_writes, 0);
-        const at = Date.now();
-        proxy.calls.push({ at, changes: changes.length, boards: new Set(applied.flatMap((a) => a.boards)).size, kvOperations });
-        for (const change of changes) proxy.acked.set(change.outbox_seq, at);
-      }
-      res.writeHead(upstream.status, { "Content-Type": "application/json" }).end(text);
-    } catch (err) {
-      res.writeHead(502).end(String(err));
-    }
-  });
-  proxy.start = () => new Promise((resolve) => server.listen(0, "127.0.0.1", () => {
-    proxy.url = `http://127.0.0.1:${server.address().port}`;
-    resolve(proxy);
-  }));
-  proxy.stop = () => new Promise((resolve) => server.close(resolve));
-  return proxy;
+/** What the proxy in front of the worker's webhook saw: each call the worker took (when, its
+ * changes, boards and KV operations) and when each change was acknowledged, by outbox sequence;
+ * a batch touching a workspace in `refused` is answered 503. */
+const lanes = { refused: new Set(), calls: [], acked: new Map() };
+
+function refuse(changes) {
+  return changes.some((c) => lanes.refused.has((c.record ?? c.old_record)?.workspace_id));
+}
+
+function acknowledge(changes, answer) {
+  const data = JSON.parse(answer).data;
+  const applied = data.applied ?? (data.operations ? [data] : []);
+  const kvOperations = applied.reduce((n, a) => n + a.operations.kv_reads + a.operations.kv_writes, 0);
+  const at = Date.now();
+  lanes.calls.push({ at, changes: changes.length, boards: new Set(applied.flatMap((a) => a.boards)).size, kvOperations });
+  for (const change of changes) lanes.acked.set(change.outbox_seq, at);
 }
 
 describe("change capture that scales", { timeout: 300_000 }, () => {
@@ -79,7 +55,7 @@ describe("change capture that scales", { timeout: 300_000 }, () => {
   before(async () => {
     pg = await pieces.startDatabase(20_000);
     const worker = await ownWorker(pieces);
-    proxy = await webhookProxy(worker).start();
+    proxy = await webhookProxy(worker, { refuse, accepted: acknowledge });
     await ownBackend(pieces, {
       databaseUrl: pg.url,
       env: {
@@ -104,12 +80,12 @@ describe("change capture that scales", { timeout: 300_000 }, () => {
   }
 
   test("a workspace whose webhooks are refused for 10 s delays another workspace's change by at most 1 s", async () => {
-    proxy.refused.add(REFUSED);
+    lanes.refused.add(REFUSED);
     const refusedFrom = Date.now();
     try {
       await refusedWorkspace(refusedFrom);
     } finally {
-      proxy.refused.delete(REFUSED);
+      lanes.refused.delete(REFUSED);
     }
   });
 
@@ -117,20 +93,20 @@ describe("change capture that scales", { timeout: 300_000 }, () => {
     // More of its changes than the old global in-flight cap (2,000) held: all on its lane or parked.
     const burst = await write(`update public.contacts set name = name || '.' where id in (select id from public.contacts where workspace_id = '${REFUSED}' order by id limit 3000)`);
     assert.equal(burst.seqs.length, 3000);
-    await waitFor("the worker refusing the workspace's batches", async () => proxy.refusals >= 3, 10_000);
+    await waitFor("the worker refusing the workspace's batches", async () => proxy.refused >= 3, 10_000);
     await new Promise((r) => setTimeout(r, 1500)); // its lane full, its other changes read and parked
     const other = await write(`update public.contacts set name = name || '!' where id = (select id from public.contacts where workspace_id = '${OTHER}' order by id limit 1)`);
     assert.equal(other.seqs.length, 1);
-    await waitFor("the other workspace's change acknowledged", async () => proxy.acked.has(other.seqs[0]), 15_000);
-    const delay = proxy.acked.get(other.seqs[0]) - other.committedAt;
+    await waitFor("the other workspace's change acknowledged", async () => lanes.acked.has(other.seqs[0]), 15_000);
+    const delay = lanes.acked.get(other.seqs[0]) - other.committedAt;
     assert.ok(Date.now() - refusedFrom < 10_000, "measured while the workspace was still refused");
     assert.ok(delay <= 1000, `the other workspace's change reached the worker ${delay} ms after its commit, while ${REFUSED} was refused`);
-    assert.ok(!burst.seqs.some((seq) => proxy.acked.has(seq)), "nothing of the refused workspace got through");
+    assert.ok(!burst.seqs.some((seq) => lanes.acked.has(seq)), "nothing of the refused workspace got through");
     // After its 10 s, the refused workspace's changes all arrive, in order, and the cursor passes them.
     await new Promise((r) => setTimeout(r, Math.max(0, refusedFrom + 10_000 - Date.now())));
-    proxy.refused.delete(REFUSED);
-    await waitFor("every change of the refused workspace acknowledged", async () => burst.seqs.every((seq) => proxy.acked.has(seq)), 60_000);
-    const times = burst.seqs.map((seq) => proxy.acked.get(seq));
+    lanes.refused.delete(REFUSED);
+    await waitFor("every change of the refused workspace acknowledged", async () => burst.seqs.every((seq) => lanes.acked.has(seq)), 60_000);
+    const times = burst.seqs.map((seq) => lanes.acked.get(seq));
     assert.deepEqual(times, [...times].sort((a, b) => a - b), "one workspace's changes are acknowledged in sequence order");
     await waitFor("the cursor past the burst", async () => {
       const [[cursor]] = await psqlAsync(pg.port, "select seq from public.contact_list_cache_cursor where consumer = 'backend'");
@@ -144,7 +120,7 @@ describe("change capture that scales", { timeout: 300_000 }, () => {
         insert into public.boards (workspace_id, name) select '${WIDE}', 'wide ' || i from generate_series(1, 300) as i returning id)
       insert into public.contacts (workspace_id, board_id, name) select '${WIDE}', id, 'wide contact' from b`);
     assert.equal(made.seqs.length, 300);
-    await waitFor("the new contacts delivered", async () => made.seqs.every((seq) => proxy.acked.has(seq)), 60_000);
+    await waitFor("the new contacts delivered", async () => made.seqs.every((seq) => lanes.acked.has(seq)), 60_000);
     const boards = (await psqlAsync(pg.port, `select id from public.boards where name like 'wide %' and workspace_id = '${WIDE}'`)).map(([id]) => id);
     assert.equal(boards.length, 300);
     // One transaction renaming a contact on each of the 300 boards: each board's `all` lists move
@@ -152,15 +128,15 @@ describe("change capture that scales", { timeout: 300_000 }, () => {
     const home = stateHome(pieces.miniflare, WIDE);
     const keys = boards.map((board) => `gen:${WIDE}:${board}:all`);
     const before = (await home.read(keys)).values;
-    const calls = proxy.calls.length;
+    const calls = lanes.calls.length;
     const renamed = await write(`update public.contacts set name = 'wide renamed' where workspace_id = '${WIDE}' and name = 'wide contact'`);
     assert.equal(renamed.seqs.length, 300);
-    await waitFor("the 300-board batch delivered", async () => renamed.seqs.every((seq) => proxy.acked.has(seq)), 60_000);
+    await waitFor("the 300-board batch delivered", async () => renamed.seqs.every((seq) => lanes.acked.has(seq)), 60_000);
     const after = (await home.read(keys)).values;
     for (const key of keys) {
       assert.ok(after[key] && after[key] !== before[key], `${key} moved to a new generation (before ${before[key]}, after ${after[key]})`);
     }
-    const used = proxy.calls.slice(calls);
+    const used = lanes.calls.slice(calls);
     const most = Math.max(...used.map((c) => c.kvOperations));
     assert.ok(most <= KV_OPERATIONS_PER_INVOCATION, `a webhook call made ${most} KV operations (calls: ${used.map((c) => `${c.changes} changes/${c.boards} boards/${c.kvOperations} ops`).join(", ")})`);
     assert.ok(used.every((c) => c.boards <= 10), "each call names at most 10 boards");

@@ -2,7 +2,7 @@
 // test's own made like the stack's, and helpers.
 import { spawnSync } from "node:child_process";
 import { createCipheriv, randomBytes } from "node:crypto";
-import { request } from "node:http";
+import { createServer, request } from "node:http";
 import { userToken, signJwt } from "../../scripts/jwt.mjs";
 import { psql, psqlArgs, runSync } from "../../scripts/stack.mjs";
 import { liveWorker } from "../../scripts/stack/services.mjs";
@@ -296,4 +296,46 @@ export async function readAnswer(res) {
     json = undefined;
   }
   return { status: res.status, headers: res.headers, text, json };
+}
+
+/**
+ * A pass-through proxy on loopback in front of `workerUrl`'s `/api/cache/webhook`, for change
+ * capture to post to: a batch that `refuse(changes)` says yes to is answered 503 instead (counted
+ * in `refused`); `accepted(changes, answer)` hears of each batch the worker took (2xx), with its
+ * answer's text. Resolves, once listening, to `{ url, refused, stop }`.
+ */
+export async function webhookProxy(workerUrl, { refuse = () => false, accepted = () => {} } = {}) {
+  const proxy = { url: null, refused: 0 };
+  const server = createServer(async (req, res) => {
+    const chunks = [];
+    for await (const chunk of req) chunks.push(chunk);
+    const body = Buffer.concat(chunks).toString();
+    let changes = [];
+    try {
+      changes = JSON.parse(body);
+    } catch {
+      // Not a batch: passed on for the worker to refuse.
+    }
+    if (Array.isArray(changes) && refuse(changes)) {
+      proxy.refused += 1;
+      res.writeHead(503, { "Content-Type": "application/json" }).end('{"success":false}');
+      return;
+    }
+    try {
+      const upstream = await fetch(`${workerUrl}/api/cache/webhook`, {
+        method: "POST",
+        headers: { "Content-Type": "application/json", "X-Webhook-Secret": req.headers["x-webhook-secret"] ?? "" },
+        body,
+      });
+      const text = await upstream.text();
+      if (upstream.ok) accepted(changes, text);
+      res.writeHead(upstream.status, { "Content-Type": "application/json" }).end(text);
+    } catch (err) {
+      res.writeHead(502).end(String(err));
+    }
+  });
+  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+  proxy.url = `http://127.0.0.1:${server.address().port}`;
+  proxy.stop = () => new Promise((resolve) => server.close(resolve));
+  return proxy;
 }
