@@ -83,7 +83,7 @@ impl Forwarder {
             .send()
             .await;
         match sent {
-            Ok(response) if response.status().is_success() => {}
+            Ok(response) if response.status().is_success() => self.status.clock_posted(reading.applied_through),
             Ok(response) => tracing::warn!(status = %response.status(), "change capture: the worker refused its clock"),
             Err(err) => tracing::warn!(error = %err, "change capture: the worker is unreachable for its clock"),
         }

@@ -50,6 +50,10 @@ pub struct CaptureStatus {
     pub webhook_failures: Counter,
     /// Delivered rows pruned from the outbox.
     pub pruned: Counter,
+    /// Posts of change capture's clock the worker took (see `capture::clock`).
+    pub clock_posts: Counter,
+    /// The clock as last taken by the worker (ms since the epoch; 0: never).
+    clock_at: AtomicU64,
 }
 
 /// How change capture is doing: `starting`, `up`, `standby` (another replica consumes),
@@ -70,11 +74,17 @@ pub struct CaptureReport {
     pub webhook_failures: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pruned: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub clock_posts: Option<u64>,
+    /// How far behind now the clock the worker last took is: past the staleness bound, the
+    /// workspaces' pages come from the database.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub clock_lag_ms: Option<u64>,
 }
 
 impl CaptureReport {
     pub fn not_configured() -> Self {
-        Self { status: "not_configured", cursor: None, undelivered: None, lag_ms: None, delivered: None, webhook_failures: None, pruned: None }
+        Self { status: "not_configured", cursor: None, undelivered: None, lag_ms: None, delivered: None, webhook_failures: None, pruned: None, clock_posts: None, clock_lag_ms: None }
     }
 
     /// Whether `/health` may say healthy.
@@ -90,6 +100,12 @@ impl CaptureStatus {
 
     pub fn phase(&self) -> Phase {
         Phase::from_u8(self.phase.load(Ordering::Relaxed))
+    }
+
+    /// The worker took the clock `at`.
+    pub fn clock_posted(&self, at: u64) {
+        self.clock_posts.increment();
+        self.clock_at.fetch_max(at, Ordering::Relaxed);
     }
 
     pub fn record_backlog(&self, backlog: Backlog, now: u64) {
@@ -118,6 +134,11 @@ impl CaptureStatus {
             delivered: Some(self.delivered.get()),
             webhook_failures: Some(self.webhook_failures.get()),
             pruned: Some(self.pruned.get()),
+            clock_posts: Some(self.clock_posts.get()),
+            clock_lag_ms: match self.clock_at.load(Ordering::Relaxed) {
+                0 => None,
+                at => Some(now.saturating_sub(at)),
+            },
         }
     }
 }

@@ -51,6 +51,8 @@ pub fn render(stats: &StatsSnapshot, capture: &CaptureReport) -> String {
         ("change_capture_delivered_total", "counter", "Changes the worker acknowledged since start.", capture.delivered),
         ("change_capture_webhook_failures_total", "counter", "Webhook calls that failed and were retried.", capture.webhook_failures),
         ("change_capture_pruned_total", "counter", "Delivered outbox rows pruned.", capture.pruned),
+        ("change_capture_clock_posts_total", "counter", "Posts of change capture's clock the worker took.", capture.clock_posts),
+        ("change_capture_clock_lag_milliseconds", "gauge", "How far behind now the clock the worker last took is; past the staleness bound the edge reads the database.", capture.clock_lag_ms),
     ];
     for (name, kind, help, value) in gauges {
         if let Some(value) = value {
@@ -75,6 +77,8 @@ mod tests {
             delivered: Some(41),
             webhook_failures: Some(3),
             pruned: Some(0),
+            clock_posts: Some(12),
+            clock_lag_ms: Some(180),
         };
         let text = render(&stats, &capture);
         assert!(text.contains("# TYPE contact_cache_backend_redis_hits_total counter\ncontact_cache_backend_redis_hits_total 3\n"), "{text}");
@@ -82,6 +86,7 @@ mod tests {
         assert!(text.contains("contact_cache_backend_change_capture_info{status=\"lagging\"} 1\n"));
         assert!(text.contains("# TYPE contact_cache_backend_change_capture_lag_milliseconds gauge\ncontact_cache_backend_change_capture_lag_milliseconds 6500\n"));
         assert!(text.contains("contact_cache_backend_change_capture_undelivered 7\n"));
+        assert!(text.contains("contact_cache_backend_change_capture_clock_lag_milliseconds 180\n"));
     }
 
     #[test]
