@@ -234,8 +234,8 @@ async function main() {
       }
       const mixWrk = { connections: settings.mixConnections, threads: Math.min(settings.threads, settings.mixConnections) };
       mix = await runMix(stack, settings, mixWrk, tokens, queriesPerRequest);
-      for (const { label, requests, rps, latencyMs, errors, servedAs, servedShare } of mix.rates) {
-        scenarios.push({ id: "mix", label, requests, rps, latencyMs, errors, servedAs, servedShare });
+      for (const { label, requests, rps, connections, latencyMs, wrkCorrectedMs, littlesLaw, errors, servedAs, servedShare } of mix.rates) {
+        scenarios.push({ id: "mix", label, requests, rps, connections, latencyMs, wrkCorrectedMs, littlesLaw, errors, servedAs, servedShare });
       }
     }
 

@@ -1,5 +1,6 @@
 // The benchmark's outputs: the tables printed to the terminal and bench/results/<date>.md (the
 // charts beside it are bench/lib/chart.mjs's).
+import { LITTLE_TOLERANCE } from "./wrk.mjs";
 
 const fmt = {
   int: (n) => Math.round(n).toLocaleString("en-US"),
@@ -12,15 +13,22 @@ const fmt = {
 };
 export { fmt };
 
-/** The scenario table's rows: scenario, req/s, p50, p95, p99, errors, p50 alone, workerd CPU
- * per request loaded and alone, served as. */
+/** Little's law's column: connections ÷ req/s (the mean it implies), the measured mean's ratio
+ * to it, and a flag when that is off by more than the tolerance. */
+const little = (l) => (l ? `${fmt.ms(l.expectedMs)} (${l.ratio.toFixed(2)})${l.ok ? "" : " **BROKEN**"}` : "—");
+
+/** The scenario table's rows: scenario, req/s, mean, p50, p95, p99, max (all from the same
+ * requests), Little's law, errors, p50 alone, workerd CPU per request loaded and alone, served as. */
 export function scenarioRows(scenarios) {
   return scenarios.map((s) => [
     s.label,
     fmt.int(s.rps),
+    fmt.ms(s.latencyMs.mean),
     fmt.ms(s.latencyMs.p50),
     fmt.ms(s.latencyMs.p95),
     fmt.ms(s.latencyMs.p99),
+    fmt.ms(s.latencyMs.max),
+    little(s.littlesLaw),
     fmt.int(s.errors),
     s.aloneMs ? fmt.ms(s.aloneMs.p50) : "—",
     fmt.micros(s.cpuUsPerRequest),
@@ -29,8 +37,14 @@ export function scenarioRows(scenarios) {
   ]);
 }
 
-const SCENARIO_HEADER = ["scenario", "req/s", "p50 ms", "p95 ms", "p99 ms", "errors", "alone p50 ms", "workerd CPU µs/req", "alone CPU µs/req", "served as"];
+const SCENARIO_HEADER = ["scenario", "req/s", "mean ms", "p50 ms", "p95 ms", "p99 ms", "max ms", "connections ÷ req/s ms (mean ÷ it)", "errors", "alone p50 ms", "workerd CPU µs/req", "alone CPU µs/req", "served as"];
 const TARGET_HEADER = ["target", "measured", "ratio to target", "met"];
+
+/** What the Scenarios section says of Little's law: the rows that break it, or that none does. */
+function brokenLittle(scenarios) {
+  const broken = scenarios.filter((x) => x.littlesLaw && !x.littlesLaw.ok);
+  return broken.length ? `: ${broken.map((x) => x.label).join(", ")}` : " (none here)";
+}
 
 /** Target rows: what, measured, ratio, met. */
 export function targetRows(targets) {
@@ -107,10 +121,11 @@ export function markdownReport(r, chartFile, ratesChartFile) {
   out.push(`Measured on ${m.cores} cores (${m.cpu}), ${m.memoryGiB} GiB memory, ${m.os}; everything on loopback on this one machine: `
     + `wrk, workerd (Miniflare), the backend (release build), Redis, PostgREST behind the local Supabase gateway, and PostgreSQL with ${fmt.int(s.contacts)} seeded contacts. `
     + `Each scenario: ${s.connections} connections on ${s.threads} wrk threads for ${s.durationSeconds} s after a ${s.warmupSeconds} s warm-up, then the same request on one connection for up to 2 s ("alone"); `
-    + (r.scenarios.some((x) => x.rounds) ? `${r.scenarios.filter((x) => x.rounds).map((x) => x.label).join(", ")} were measured side by side instead, in ${s.rounds} rounds, each round running each of them in turn for ${+(s.durationSeconds / s.rounds).toFixed(2)} s after a ${s.warmupSeconds} s warm-up (then alone); their req/s and percentiles are the medians of the rounds; ` : "")
+    + (r.scenarios.some((x) => x.rounds) ? `${r.scenarios.filter((x) => x.rounds).map((x) => x.label).join(", ")} were measured side by side instead, in ${s.rounds} rounds, each round running each of them in turn for ${+(s.durationSeconds / s.rounds).toFixed(2)} s after a ${s.warmupSeconds} s warm-up (then alone); their figures are their rounds taken together (all requests over all measured seconds; mean, percentiles and max from the rounds' latencies merged); ` : "")
     + `the mix on ${s.mixConnections ?? s.connections} connections for ${s.mixSeconds} s after a ${s.mixWarmupSeconds} s warm-up at each of ${s.writeRates.join(", ")} contact writes/s. `
     + `Run started ${r.startedAt}, took ${fmt.int(r.totalSeconds)} s in all.`, "");
-  out.push("## Scenarios", "", markdownTable(SCENARIO_HEADER, scenarioRows(r.scenarios), [1, 2, 3, 4, 5, 6, 7, 8]), "");
+  out.push("## Scenarios", "", markdownTable(SCENARIO_HEADER, scenarioRows(r.scenarios), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]), "");
+  out.push(`Each row's req/s, mean, percentiles and max describe the same requests: the latencies wrk measured, without the samples wrk 4 adds for coordinated omission (bench/lib/wrk.mjs). Little's law: with every connection one request in flight, the mean is connections ÷ req/s; a row whose mean is more than ${LITTLE_TOLERANCE * 100} % away from it is flagged **BROKEN**${brokenLittle(r.scenarios)}. What wrk itself would have reported (its made-up samples in), p99: ${r.scenarios.filter((x) => x.wrkCorrectedMs).map((x) => `${x.label} ${fmt.ms(x.wrkCorrectedMs.p99)} ms`).join(", ")}.`, "");
   out.push(`![requests per second and latency per scenario](${chartFile})`, "");
   out.push("## Targets", "", "Reported, not enforced: no test fails on them.", "", markdownTable(TARGET_HEADER, targetRows(r.targets)), "");
   if (r.mix) {

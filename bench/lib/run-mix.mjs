@@ -7,7 +7,7 @@ import { EXPONENTS, MIX_REQUESTS, mixFiles } from "./mix.mjs";
 import { SCENARIOS } from "./plan.mjs";
 import { fmt } from "./report.mjs";
 import { contactQueries, resetQueryCounts, contactQueriesByRole } from "./run.mjs";
-import { runWrk, writeRequests } from "./wrk.mjs";
+import { littlesLaw, runWrk, writeRequests } from "./wrk.mjs";
 
 const log = (msg) => process.stderr.write(`[bench] ${msg}\n`);
 
@@ -142,7 +142,10 @@ function rateResults({ settings, writeRate, result, queries, topQueries, probe, 
     seconds,
     requests: result.requests,
     rps: result.rps,
+    connections: result.connections,
     latencyMs: result.latencyMs,
+    wrkCorrectedMs: result.wrkCorrectedMs,
+    littlesLaw: littlesLaw(result),
     errors: result.errors,
     errorKinds: result.errorKinds,
     tallies: t,
