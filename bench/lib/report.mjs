@@ -1,6 +1,7 @@
 // The benchmark's outputs: the tables printed to the terminal and bench/results/<date>.md (the
 // charts beside it are bench/lib/chart.mjs's).
 import { LITTLE_TOLERANCE } from "./wrk.mjs";
+import { PRICES, SPEC_COSTS } from "./cost.mjs";
 
 const fmt = {
   int: (n) => Math.round(n).toLocaleString("en-US"),
@@ -155,6 +156,7 @@ export function markdownReport(r, chartFile, ratesChartFile) {
     const failed = r.mix.rates.flatMap((x) => x.freshness.failures.map((d) => `- at ${fmt.rate(x.writeRate)}: \`${d.path}\` (user ${d.user}) answered ${d.status} ${d.layer}`));
     if (failed.length) out.push("Checks not answered 200:", "", ...failed, "");
   }
+  out.push(...costSection(r));
   out.push("## Size and start-up", "");
   out.push(`- Worker wasm (\`${r.wasm.worker.file}\`, release, after wasm-opt): ${fmt.bytes(r.wasm.worker.raw)} raw, **${fmt.bytes(r.wasm.worker.gzipped)} gzipped** (gzip -9).`);
   if (r.wasm.floor) out.push(`- Floor worker wasm: ${fmt.bytes(r.wasm.floor.raw)} raw, ${fmt.bytes(r.wasm.floor.gzipped)} gzipped.`);
@@ -229,4 +231,36 @@ export function scaleMarkdownReport(r, chartFile, pages, paths) {
   out.push("## Versions", "", ...Object.entries(r.versions).map(([k, v]) => `- ${k}: ${v}`), "");
   out.push("## How each number is measured", "", "See `bench/README.md`. Command: `" + r.command + "`.", "");
   return out.join("\n");
+}
+
+const COST_HEADER = ["run", "reads", "Worker requests", "workerd CPU ms", "KV reads", "KV writes", "Durable Object requests", "Redis commands", "database statements", "$ per 1 M reads"];
+
+/** Operations per read and the price of a million reads, as a table row. */
+function costRow(label, cost) {
+  const o = cost.operations;
+  const n = (v, digits = 3) => (v === null ? "—" : v.toFixed(digits));
+  return [label, fmt.int(o.reads), n(o.workerRequests), n(o.cpuMs, 2), n(o.kvReads), n(o.kvWrites), n(o.durableObjectRequests), n(o.redisCommands), n(o.databaseStatements), o.workerRequests === null ? "— (no `/metrics`)" : `$${cost.perMillionReads.total.toFixed(2)}`];
+}
+
+/** The cost of a million list reads at each write rate of the mix (for README): "$x at 0 writes/s, …". */
+export function mixCostLine(rates) {
+  return rates.filter((x) => x.cost).map((x) => `$${x.cost.perMillionReads.total.toFixed(2)} at ${fmt.rate(x.writeRate)}`).join(", ");
+}
+
+/** The "Cost per million list reads" section: per scenario and per write rate of the mix. */
+function costSection(r) {
+  const rows = [...r.scenarios.filter((x) => x.cost && x.id !== "mix").map((x) => costRow(x.label, x.cost)), ...(r.mix?.rates ?? []).filter((x) => x.cost).map((x) => costRow(x.label, x.cost))];
+  if (!rows.length) return [];
+  const p = PRICES.perMillion;
+  const mix = r.mix ? mixCostLine(r.mix.rates) : "";
+  return [
+    "## Cost per million list reads", "",
+    ...(mix ? [`**The mix: ${mix}** (Cloudflare's items only; workerd's CPU is an upper bound, see below).`, ""] : []),
+    `Billable operations per request counted by the stack's own counters during each measured run (bench/lib/cost.mjs): the worker's \`/metrics\` \`totals\` (requests it served, every KV read and write it issued, its calls to the state home, the Durable Object), workerd's CPU time, Redis's INFO commandstats and pg_stat_statements (the benchmark's own SQL left out). For the mix, per list read answered (wrk's and the prober's); its Worker requests also hold the backend's webhook calls and the `+
+      `prober's polls. Priced at Cloudflare's list prices beyond the included amounts, read ${PRICES.readOn}: Worker requests $${p.workerRequests}/M and CPU $${p.cpuMs}/M ms (${PRICES.sources.workers}), KV reads $${p.kvReads.toFixed(2)}/M and writes $${p.kvWrites.toFixed(2)}/M (${PRICES.sources.kv}), Durable Object requests $${p.durableObjectRequests}/M (${PRICES.sources.durableObjects}; its duration, $12.50/M GB-s, not counted). `
+      + "workerd's CPU is that of the whole local runtime (Miniflare's emulated KV, the state home and the worker together), so it overstates what Cloudflare bills the worker; the JavaScript hit and the floors have no `/metrics`, so their KV and Durable Object columns are empty. Redis and the database are billed by the month, not per operation: counted, not priced.", "",
+    markdownTable(COST_HEADER, rows, [1, 2, 3, 4, 5, 6, 7, 8, 9]), "",
+    "The spec's cost table, beside it (SPEC.md, \"Cost Analysis\"):", "",
+    markdownTable(["layer", "cost"], SPEC_COSTS), "",
+  ];
 }
