@@ -120,7 +120,7 @@ export function markdownReport(r, chartFile, ratesChartFile) {
   const out = [];
   out.push(`# Benchmark ${r.date}`, "");
   out.push(`Measured on ${m.cores} cores (${m.cpu}), ${m.memoryGiB} GiB memory, ${m.os}; everything on loopback on this one machine: `
-    + `wrk, workerd (Miniflare), the backend (release build), Redis, PostgREST behind the local Supabase gateway, and PostgreSQL with ${fmt.int(s.contacts)} seeded contacts. `
+    + `wrk, workerd (Miniflare), the backend (release build), Redis, PostgREST behind the local Supabase gateway, and PostgreSQL with ${fmt.int(s.contacts)} seeded contacts${s.note ? ` (${s.note})` : ""}. `
     + `Each scenario: ${s.connections} connections on ${s.threads} wrk threads for ${s.durationSeconds} s after a ${s.warmupSeconds} s warm-up, then the same request on one connection for up to 2 s ("alone"); `
     + (r.scenarios.some((x) => x.rounds) ? `${r.scenarios.filter((x) => x.rounds).map((x) => x.label).join(", ")} were measured side by side instead, in ${s.rounds} rounds, each round running each of them in turn for ${+(s.durationSeconds / s.rounds).toFixed(2)} s after a ${s.warmupSeconds} s warm-up (then alone); their figures are their rounds taken together (all requests over all measured seconds; mean, percentiles and max from the rounds' latencies merged); ` : "")
     + `the mix on ${s.mixConnections ?? s.connections} connections for ${s.mixSeconds} s after a ${s.mixWarmupSeconds} s warm-up at each of ${s.writeRates.join(", ")} contact writes/s. `
