@@ -225,6 +225,12 @@ async fn bump(env: &Env, upstreams: &Rc<Upstreams>, workspace: &WorkspaceId, bum
             let pause = 10.0 + js_sys::Math::random() * f64::from(10 << attempt.min(5));
             worker::Delay::from(std::time::Duration::from_millis(pause as u64)).await;
         }
+        // Change capture's clock before the states, so this isolate knows how long to trust them.
+        if home::clock_due(upstreams, runtime::now()) {
+            trace.home_read();
+        }
+        let clock = home::clock_before(env, upstreams, runtime::now(), workspace).await.map_err(unavailable)?;
+        let read_at = runtime::now();
         trace.home_read();
         let snapshot = home::read(env, upstreams, workspace, &keys, true).await.map_err(unavailable)?;
         let now = runtime::now();
@@ -247,7 +253,7 @@ async fn bump(env: &Env, upstreams: &Rc<Upstreams>, workspace: &WorkspaceId, bum
         trace.home_write(matches!(written, Written::Conflict));
         if let Written::Done = written {
             // Every state as of the version read, and this write: the workspace's states as of `next`.
-            home::remember(upstreams, workspace, KnownStates::of(&snapshot, now).after(states, next.clone()));
+            home::remember(upstreams, workspace, KnownStates::of(&snapshot, read_at, clock, upstreams.staleness_bound_ms).after(states, next.clone()));
             let after = trace.home_calls();
             let calls = StateHomeCalls { reads: after.reads - before.reads, writes: after.writes - before.writes, conflicts: after.conflicts - before.conflicts };
             return Ok((next, calls));

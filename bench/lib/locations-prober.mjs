@@ -34,6 +34,8 @@ const perLocation = new Map(locations.map((l) => [l.location, {
   olderPolls: 0,
   olderDetails: [],
   delays: [],
+  homeLags: [],
+  homeToServed: [],
   unseen: 0,
   pollReads: 0,
   checkReads: 0,
@@ -63,8 +65,15 @@ async function read(loc, draw, kind) {
     if (kind === "poll") tally.olderPolls++;
     if (tally.olderDetails.length < 20) tally.olderDetails.push({ path: listPath(draw), kind, layer, generation, late: late.slice(0, 3) });
   }
-  return { contacts, layer };
+  return { contacts, layer, generation };
 }
+
+/** The time in a generation (milliseconds since the epoch, when it was made: see
+ * contact_list_cache_core::generation::Generation::after), null for one without. */
+const generationMillis = (generation) => {
+  const millis = generation ? Number.parseInt(generation.split("-")[0], 16) : Number.NaN;
+  return Number.isFinite(millis) && millis > 0 ? millis : null;
+};
 
 const target = writeTargets(7 + seedOffset);
 const sample = mixDrawer(4242 + seedOffset);
@@ -95,9 +104,17 @@ async function follow(loc, { id, page, committedAt }) {
       tally.unseen++;
       return;
     }
-    const { contacts } = await read(loc, page, "poll");
+    const { contacts, generation } = await read(loc, page, "poll");
     if (contacts && history.showsSince(contacts, id, committedAt)) {
-      tally.delays.push(Date.now() - committedAt);
+      const seenAt = Date.now();
+      tally.delays.push(seenAt - committedAt);
+      // Where the delay went: from the commit to the generation that carries it (change capture
+      // and the state home's write), and from there to this location serving it.
+      const made = generationMillis(generation);
+      if (made !== null) {
+        tally.homeLags.push(made - committedAt);
+        tally.homeToServed.push(seenAt - made);
+      }
       return;
     }
     await sleep(elapsed < 2000 ? 20 : elapsed < 10_000 ? 250 : 1000);

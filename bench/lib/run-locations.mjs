@@ -172,6 +172,8 @@ function locationResults({ settings, stack, runs, probe, queries, topQueries, se
         location: l.location,
         rttMs: l.rttMs,
         delayMs: spread(l.delays),
+        commitToGenerationMs: spread(l.homeLags),
+        generationToServedMs: spread(l.homeToServed),
         unseen: l.unseen,
       })),
     },
@@ -225,6 +227,12 @@ export function locationsMarkdown(r) {
   lines.push(`${r.writes.count} psql renames at ${r.settings.writeRate} a second while the mix ran in every location; each followed in every location (polling the written page at the location's URL, every 20 ms for 2 s, then every 250 ms to 10 s, then every second) until it showed the new name, for at most ${fmt.int(r.settings.followMs / 1000)} s. Delay: from the commit (PostgreSQL's clock) to the end of the first answer showing it.`, "");
   lines.push("| location | round trip ms | writes seen | p50 ms | p95 ms | p99 ms | max ms | not seen within the follow |", "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
   for (const l of r.writes.perLocation) lines.push(`| ${l.location} | ${l.rttMs} | ${l.delayMs?.count ?? 0} | ${ms(l.delayMs?.p50)} | ${ms(l.delayMs?.p95)} | ${ms(l.delayMs?.p99)} | ${ms(l.delayMs?.max)} | ${l.unseen} |`);
+  lines.push("", "Where the delay went, from the first answer showing each write: its generation is made when the new scope state is computed, just before the state home is written, so the commit to the generation is change capture (its wake-up, the webhook, the home's read), and the generation to the answer is the write to the home, the isolates' states and the miss that brings the new page.", "");
+  lines.push("| location | commit → generation p50 | p95 | p99 | max | generation → served p50 | p95 | p99 | max |", "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+  for (const l of r.writes.perLocation) {
+    const [a, b] = [l.commitToGenerationMs, l.generationToServedMs];
+    lines.push(`| ${l.location} | ${ms(a?.p50)} | ${ms(a?.p95)} | ${ms(a?.p99)} | ${ms(a?.max)} | ${ms(b?.p50)} | ${ms(b?.p95)} | ${ms(b?.p99)} | ${ms(b?.max)} |`);
+  }
   lines.push("", "## Answers older than the bound, during the writes", "");
   lines.push("Every answer the prober got (its polls of written pages and, per write, " + `${r.settings.checksPerWrite}` + " mix pages per location) judged against its history of its own writes: older than the bound when it shows a contact under a name a later write had replaced more than the bound plus the location's round trip before the request was sent (bench/lib/history.mjs). Given up (not judged): answers that were not 200 with a list, answers showing no contact the prober wrote (nothing to judge them by), answers showing a name the prober never gave.", "");
   lines.push("| location | allowance ms | answers | judged | older than the bound (polls + checks) | given up: failed | given up: no written contact | given up: unknown name | with X-Cache-Generation |", "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");

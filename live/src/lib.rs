@@ -16,6 +16,14 @@
 //! - `POST /state/{workspace}/write` with `{"version": n, "newest": "<generation>", "values":
 //!   {key: value}}`: stores every value and the newest generation at once if the version is
 //!   still `n`, answering `{"version": n + 1}`; 409 when another write came first (read again).
+//! - `POST /clock/read` answers change capture's clock, `{"applied_through": ms or null,
+//!   "behind": {workspace: ms}}`; `POST /clock/write` with such a reading replaces it unless the
+//!   one kept is later. Every change committed before `applied_through` (PostgreSQL's clock,
+//!   milliseconds since the epoch) has reached its workspace's state home, but in the workspaces
+//!   `behind` names, where every change before their own time has. It lives in one object of its
+//!   own (named `capture-clock`, which no workspace id can be), in memory: the backend posts it up
+//!   to ten times a second. The main worker trusts the scope states it reads only until this
+//!   clock plus the staleness bound.
 //!
 //! The state home: the object is also where the main worker keeps what must be fresh in every
 //! location, its workspace's scope states (`gen:` keys) and carry records (sealed by the main
@@ -58,11 +66,17 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
     let workspace = match (req.method(), segments.as_slice()) {
         (Method::Get, ["connect", workspace]) | (Method::Post, ["publish", workspace] | ["state", workspace, "read" | "write"]) => (*workspace).to_owned(),
+        (Method::Post, ["clock", "read" | "write"]) => CLOCK_OBJECT.to_owned(),
         _ => return Response::error("not found", 404),
     };
     let channel = env.durable_object(CHANNELS_BINDING)?.id_from_name(&workspace)?.get_stub()?;
     channel.fetch_with_request(req).await
 }
+
+/// The object that keeps change capture's clock (not a workspace id: those are UUIDs).
+const CLOCK_OBJECT: &str = "capture-clock";
+/// Its storage key, set once change capture first posts.
+const CLOCK_RUNS: &str = "clock:runs";
 
 /// What a socket carries through hibernation: whose it is and until when.
 #[derive(Serialize, Deserialize)]
@@ -75,6 +89,9 @@ struct Member {
 #[durable_object]
 pub struct WorkspaceChannel {
     state: State,
+    /// Change capture's clock (only in the `capture-clock` object): in memory, posted up to ten
+    /// times a second, so not written to storage each time (see `clock`).
+    clock: std::cell::RefCell<Option<ClockReading>>,
 }
 
 impl DurableObject for WorkspaceChannel {
@@ -84,7 +101,7 @@ impl DurableObject for WorkspaceChannel {
             Ok(pair) => state.set_websocket_auto_response(&pair),
             Err(err) => worker::console_error!("the ping auto-response could not be set: {err:?}"),
         }
-        Self { state }
+        Self { state, clock: std::cell::RefCell::new(None) }
     }
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {
@@ -95,6 +112,21 @@ impl DurableObject for WorkspaceChannel {
             let message = req.text().await?;
             let delivered = self.publish(&message).await?;
             Response::from_json(&serde_json::json!({ "delivered": delivered }))
+        } else if path == "/clock/read" {
+            Response::from_json(&self.clock().await?)
+        } else if path == "/clock/write" {
+            let Ok(asked) = req.json::<ClockReading>().await else { return Response::error("expected {\"applied_through\": ms, \"behind\": {}}", 400) };
+            let later = self.clock.borrow().as_ref().is_some_and(|kept| kept.applied_through >= asked.applied_through);
+            if later {
+                return Response::from_json(&self.clock().await?);
+            }
+            let first = self.clock.borrow().is_none();
+            if first && self.state.storage().get::<bool>(CLOCK_RUNS).await?.is_none() {
+                self.state.storage().put(CLOCK_RUNS, true).await?;
+            }
+            let answer = Response::from_json(&asked);
+            *self.clock.borrow_mut() = Some(asked);
+            answer
         } else if path.starts_with("/state/") && path.ends_with("/read") {
             let Ok(asked) = req.json::<ReadAsked>().await else { return Response::error("expected {\"keys\": [...], \"prefix\"?}", 400) };
             Response::from_json(&self.read_states(asked).await?)
@@ -209,6 +241,14 @@ struct ReadAsked {
     prefix: Option<String>,
 }
 
+/// Change capture's clock as the backend posts it (through the main worker, which checked it).
+#[derive(Clone, Serialize, Deserialize)]
+struct ClockReading {
+    applied_through: Option<f64>,
+    #[serde(default)]
+    behind: serde_json::Map<String, serde_json::Value>,
+}
+
 #[derive(Deserialize)]
 struct WriteAsked {
     version: u64,
@@ -225,6 +265,18 @@ struct Snapshot {
 }
 
 impl WorkspaceChannel {
+    /// Change capture's clock as kept (only in the `capture-clock` object). After a restart of
+    /// the object, until the next post: time 0 if change capture ever posted here (nothing
+    /// trusted for those few milliseconds), none if it never did.
+    async fn clock(&self) -> Result<ClockReading> {
+        let kept = self.clock.borrow().clone();
+        if let Some(kept) = kept {
+            return Ok(kept);
+        }
+        let ran = self.state.storage().get::<bool>(CLOCK_RUNS).await?.is_some();
+        Ok(ClockReading { applied_through: ran.then_some(0.0), behind: serde_json::Map::new() })
+    }
+
     /// The values at `asked.keys` (null where none) and every value under `asked.prefix`, with the
     /// version and newest generation they are current as of.
     async fn read_states(&self, asked: ReadAsked) -> Result<Snapshot> {

@@ -4,7 +4,7 @@
 use crate::audit::Note;
 use crate::auth;
 use crate::config::KV_BINDING;
-use crate::layers::kv;
+use crate::layers::{home, kv};
 use crate::edge::Edge;
 use crate::error::AppError;
 use crate::invalidation::{self, Boards, Target, Targets};
@@ -120,6 +120,12 @@ pub async fn webhook(mut req: Request, env: &Env, ctx: &Context, edge: &Edge) ->
     // capture does): one invalidation per workspace.
     let changes: Vec<RowChange> = match json_body::<Value>(&mut req, BodyLimit::Webhook).await? {
         Value::Array(changes) => changes.into_iter().map(change).collect::<Result<_, _>>()?,
+        // Change capture's clock (see `home::advance_clock`), not a change.
+        Value::Object(clock) if clock.contains_key(CLOCK_FIELD) => {
+            let reading = clock_reading(&clock)?;
+            let kept = home::advance_clock(env, config.upstreams()?, reading).await.map_err(|err| AppError::Unavailable(format!("change capture's clock: {err}")))?;
+            return Ok(Response::from_json(&json!({"success": true, "data": kept}))?);
+        }
         one => vec![change(one)?],
     };
     let mut by_workspace: Vec<(WorkspaceId, Vec<(&RowChange, Event)>)> = Vec::new();
@@ -176,6 +182,31 @@ pub async fn webhook(mut req: Request, env: &Env, ctx: &Context, edge: &Edge) ->
         _ => json!({"applied": applied, "ignored": ignored}),
     };
     Ok(Response::from_json(&json!({"success": true, "data": data}))?)
+}
+
+/// The field of change capture's clock in a webhook call: `{"applied_through": ms, "behind":
+/// {workspace: ms}}` (the backend's `capture::clock::Reading`).
+const CLOCK_FIELD: &str = "applied_through";
+/// The most workspaces a clock reading may name as behind (the backend names at most 100).
+const CLOCK_MAX_BEHIND: usize = 1_000;
+
+/// Change capture's clock as posted, checked: a time, and workspaces behind it with earlier ones.
+fn clock_reading(clock: &serde_json::Map<String, Value>) -> Result<Value, QueryError> {
+    let time = |field: &str, value: Option<&Value>| value.and_then(Value::as_u64).ok_or_else(|| QueryError::new(field, format!("{field} must be a time in milliseconds since the epoch")));
+    let applied_through = time(CLOCK_FIELD, clock.get(CLOCK_FIELD))?;
+    let mut behind = serde_json::Map::new();
+    match clock.get("behind") {
+        None => {}
+        Some(Value::Object(listed)) if listed.len() <= CLOCK_MAX_BEHIND => {
+            for (workspace, at) in listed {
+                let workspace = WorkspaceId::parse("behind", workspace)?;
+                let at = time("behind", Some(at))?.min(applied_through);
+                behind.insert(workspace.to_string(), at.into());
+            }
+        }
+        Some(_) => return Err(QueryError::new("behind", format!("behind must map at most {CLOCK_MAX_BEHIND} workspace ids to times"))),
+    }
+    Ok(json!({ CLOCK_FIELD: applied_through, "behind": behind }))
 }
 
 /// The audit note of one workspace's share of a webhook call: every scope and board it touches

@@ -5,16 +5,19 @@
 //! refused (409) when another came first. Pages stay in KV, Redis and L0, keyed by generation.
 //!
 //! This isolate reads a workspace's scope states all at once, and keeps them, with the newest
-//! generation they came with, for at most half the staleness bound (nothing with the bound at 0;
-//! see `keep_ms`), reading them again in the background once half of that has passed, so a
-//! workspace read that often never waits for its states. A caller who names a generation newer than the one kept
-//! (`minGeneration`) has them read again at once.
+//! generation they came with, as long as they may be trusted: until change capture's clock (read
+//! before them) plus the staleness bound (`states_fresh_until`), reading them again in the
+//! background once less than half the bound is left, so a workspace read that often never waits
+//! for its states. When change capture is behind by more than the bound, no state can be trusted:
+//! the read fails, and the caller's page comes from the database, no cache read or written. A
+//! caller who names a generation newer than the one kept (`minGeneration`) has them read again at
+//! once.
 
 use crate::config::{Upstreams, LIVE_BINDING};
 use crate::metrics::Trace;
 use crate::runtime::{self, within};
 use contact_list_cache_core::engine::LayerError;
-use contact_list_cache_core::generation::{Generation, ScopeState};
+use contact_list_cache_core::generation::{states_fresh_until, Generation, ScopeState};
 use contact_list_cache_core::l0::{L0Limits, Weigh, L0};
 use contact_list_cache_core::layer::CacheLayer;
 use contact_list_cache_core::query::WorkspaceId;
@@ -65,11 +68,16 @@ pub enum Written {
 /// One call to the workspace's home; its status and body. Within KV's budget: the home is read
 /// where KV was, on every path that needs a state.
 async fn call(env: &Env, upstreams: &Upstreams, workspace: &WorkspaceId, action: &str, body: String) -> Result<(u16, String), String> {
+    call_path(env, upstreams, &format!("state/{workspace}/{action}"), body).await
+}
+
+/// One call to the live worker at `path` (the state home's or change capture's clock).
+async fn call_path(env: &Env, upstreams: &Upstreams, path: &str, body: String) -> Result<(u16, String), String> {
     let live = env.service(LIVE_BINDING).map_err(|_| format!("no {LIVE_BINDING} binding for the state home"))?;
     let exchange = async {
         let mut init = RequestInit::new();
         init.with_method(Method::Post).with_body(Some(body.into()));
-        let request = Request::new_with_init(&format!("https://live/state/{workspace}/{action}"), &init).map_err(|err| LayerError::failed(CacheLayer::Kv, err))?;
+        let request = Request::new_with_init(&format!("https://live/{path}"), &init).map_err(|err| LayerError::failed(CacheLayer::Kv, err))?;
         let mut response = live.fetch_request(request).await.map_err(|err| LayerError::failed(CacheLayer::Kv, err))?;
         let text = response.text().await.map_err(|err| LayerError::failed(CacheLayer::Kv, err))?;
         Ok((response.status_code(), text))
@@ -121,16 +129,20 @@ pub struct KnownStates {
     states: Rc<HashMap<String, Option<ScopeState>>>,
     pub newest: Generation,
     pub read_at: UnixMillis,
+    /// Until when they may be served (see `states_fresh_until`).
+    pub fresh_until: UnixMillis,
 }
 
 impl KnownStates {
-    /// The workspace's scope states in `snapshot`, read at `read_at`.
-    pub fn of(snapshot: &Snapshot, read_at: UnixMillis) -> Self {
+    /// The workspace's scope states in `snapshot`, read at `read_at` (the request sent then),
+    /// after change capture's clock was read as `clock`.
+    pub fn of(snapshot: &Snapshot, read_at: UnixMillis, clock: Option<UnixMillis>, bound_ms: u64) -> Self {
         let states = snapshot.values.iter().filter(|(key, _)| key.starts_with(STATE_PREFIX)).map(|(key, value)| {
             let state = value.as_str().map_or(Some(ScopeState::initial()), |raw| ScopeState::parse(raw).ok());
             (key.clone(), state)
         });
-        Self { states: Rc::new(states.collect()), newest: snapshot.newest.clone(), read_at }
+        let fresh_until = states_fresh_until(read_at, clock, bound_ms);
+        Self { states: Rc::new(states.collect()), newest: snapshot.newest.clone(), read_at, fresh_until }
     }
 
     /// These states after this isolate's own write of `written` as `newest`.
@@ -157,23 +169,91 @@ impl Weigh for KnownStates {
     }
 }
 
+/// Change capture's clock as this isolate last read it, and when the read was answered: every
+/// change committed before `applied_through` had reached the state home when it was read
+/// (`None`: change capture has never run), but in the workspaces `behind` names, where every
+/// change committed before their own time had.
+#[derive(Clone)]
+struct ClockReading {
+    applied_through: Option<UnixMillis>,
+    behind: Rc<HashMap<String, u64>>,
+    received_at: UnixMillis,
+}
+
+impl ClockReading {
+    fn of(&self, workspace: &WorkspaceId) -> Option<UnixMillis> {
+        let through = self.applied_through?;
+        Some(self.behind.get(workspace.as_str()).map_or(through, |at| UnixMillis(*at).min(through)))
+    }
+}
+
 thread_local! {
     /// By workspace.
     static KNOWN: RefCell<L0<KnownStates>> = RefCell::default();
     /// The workspaces whose states are being read again in the background.
     static REVALIDATING: RefCell<HashSet<String>> = RefCell::default();
+    static CLOCK: RefCell<Option<ClockReading>> = const { RefCell::new(None) };
 }
 
-/// How long states are kept: half the staleness bound. The bound runs from the change itself
-/// (its commit, for change capture), so the other half is left to what comes before a state is
-/// written: change capture's wake-up, its webhook, the write to the home, and the round trip of
-/// the read that brings the state here.
-fn keep_ms(upstreams: &Upstreams) -> u64 {
-    upstreams.staleness_bound_ms / 2
-}
-
+/// States are never kept past the staleness bound (their own `fresh_until` is sooner).
 fn limits(upstreams: &Upstreams) -> L0Limits {
-    L0Limits { keep_ms: keep_ms(upstreams), max_bytes: KNOWN_BYTES }
+    L0Limits { keep_ms: upstreams.staleness_bound_ms, max_bytes: KNOWN_BYTES }
+}
+
+/// A clock reading is used for states read within a quarter of the bound of it; older, it is
+/// read again first.
+fn clock_reuse_ms(upstreams: &Upstreams) -> u64 {
+    upstreams.staleness_bound_ms / 4
+}
+
+/// A workspace whose states were read this recently and could not be trusted (change capture
+/// behind) is not read again for each request: its pages come from the database meanwhile.
+const BEHIND_RETRY_MS: u64 = 50;
+
+/// Change capture's clock: one read of its object (`/clock/read` on the live worker).
+async fn read_clock(env: &Env, upstreams: &Upstreams) -> Result<ClockReading, String> {
+    let (status, body) = call_path(env, upstreams, "clock/read", "{}".to_owned()).await?;
+    if status != 200 {
+        return Err(format!("change capture's clock answered {status}: {body}"));
+    }
+    let clock: Value = serde_json::from_str(&body).map_err(|err| format!("change capture's clock answered {err}"))?;
+    // 0: change capture runs and its clock is not known yet (nothing trusted).
+    let applied_through = clock.get("applied_through").and_then(Value::as_f64).map(|at| UnixMillis(at.max(0.0) as u64));
+    let behind = clock.get("behind").and_then(Value::as_object).map(|listed| listed.iter().filter_map(|(w, at)| Some((w.clone(), at.as_f64()? as u64))).collect()).unwrap_or_default();
+    Ok(ClockReading { applied_through, behind: Rc::new(behind), received_at: runtime::now() })
+}
+
+/// Moves change capture's clock forward to `reading` (checked by the webhook: the backend's
+/// change capture posts it). Answers the clock as kept after.
+pub async fn advance_clock(env: &Env, upstreams: &Upstreams, reading: Value) -> Result<Value, String> {
+    let (status, body) = call_path(env, upstreams, "clock/write", reading.to_string()).await?;
+    match serde_json::from_str::<Value>(&body) {
+        Ok(kept) if status == 200 => Ok(kept),
+        _ => Err(format!("change capture's clock answered {status}: {body}")),
+    }
+}
+
+/// Whether the next states read at `now` reads change capture's clock first (a call counted
+/// with the state home's reads).
+pub fn clock_due(upstreams: &Upstreams, now: UnixMillis) -> bool {
+    upstreams.staleness_bound_ms > 0 && CLOCK.with(|clock| clock.borrow().as_ref().is_none_or(|reading| now.since(reading.received_at) >= clock_reuse_ms(upstreams)))
+}
+
+/// Change capture's clock for `workspace` as read before `now`: the kept reading if recent
+/// enough, else read again (and kept).
+pub async fn clock_before(env: &Env, upstreams: &Upstreams, now: UnixMillis, workspace: &WorkspaceId) -> Result<Option<UnixMillis>, String> {
+    if upstreams.staleness_bound_ms == 0 {
+        // States are not kept: nothing to time.
+        return Ok(None);
+    }
+    let kept = CLOCK.with(|clock| clock.borrow().clone());
+    if let Some(reading) = kept.filter(|reading| now.since(reading.received_at) < clock_reuse_ms(upstreams)) {
+        return Ok(reading.of(workspace));
+    }
+    let reading = read_clock(env, upstreams).await?;
+    let at = reading.of(workspace);
+    CLOCK.with(|clock| *clock.borrow_mut() = Some(reading));
+    Ok(at)
 }
 
 /// Keeps `known` for `workspace` unless what is kept is newer (a background read that returns
@@ -188,18 +268,33 @@ pub fn remember(upstreams: &Upstreams, workspace: &WorkspaceId, known: KnownStat
     });
 }
 
-/// Reads every scope state of `workspace` from the home and keeps them.
+/// Reads change capture's clock (unless read lately), then every scope state of `workspace`
+/// from the home, and keeps them.
 async fn fetch(env: &Env, upstreams: &Upstreams, workspace: &WorkspaceId) -> Result<KnownStates, String> {
+    let clock = clock_before(env, upstreams, runtime::now(), workspace).await?;
+    let read_at = runtime::now();
     let snapshot = read(env, upstreams, workspace, &[], true).await?;
-    let known = KnownStates::of(&snapshot, runtime::now());
+    let known = KnownStates::of(&snapshot, read_at, clock, upstreams.staleness_bound_ms);
     remember(upstreams, workspace, known.clone());
     Ok(known)
 }
 
-/// The state of the scope at `key` in `workspace`: the one this isolate keeps if read within
-/// `keep_ms` and as new as `min`, else read from the home with every other state of the workspace
-/// (counted in `trace`). Past half of `keep_ms` the kept one is still used, and the workspace's
-/// states read again after the response (`ctx`, when given).
+/// `known`, if it may still be served at `now`; else why not. With the bound at 0, states are
+/// read for each request (none kept) and served as read.
+fn trusted(known: KnownStates, now: UnixMillis, bound_ms: u64) -> Result<KnownStates, String> {
+    if bound_ms == 0 || now < known.fresh_until {
+        return Ok(known);
+    }
+    let behind = now.since(known.fresh_until);
+    Err(format!("change capture is behind: states read {} ms ago are past the staleness bound by {behind} ms", now.since(known.read_at)))
+}
+
+/// The state of the scope at `key` in `workspace`: the one this isolate keeps while it may be
+/// trusted and if as new as `min`, else read from the home with every other state of the
+/// workspace (counted in `trace`). With less than half the bound of trust left, the kept one is
+/// still used, and the workspace's states read again after the response (`ctx`, when given).
+/// Fails when change capture is so far behind that the states read cannot be trusted: the caller
+/// then reads no cache.
 pub async fn scope_state(
     env: &Env,
     ctx: Option<&Context>,
@@ -211,10 +306,15 @@ pub async fn scope_state(
 ) -> Result<Known, String> {
     let now = runtime::now();
     let kept = KNOWN.with(|kept| kept.borrow().get(workspace.as_str(), now, limits(upstreams)));
-    if let Some(known) = kept.filter(|known| min.is_none_or(|min| known.newest >= *min)) {
-        if let Some(ctx) = ctx.filter(|_| now.since(known.read_at) >= keep_ms(upstreams) / 2) {
+    let kept = kept.filter(|known| min.is_none_or(|min| known.newest >= *min));
+    if let Some(known) = kept.clone().filter(|known| now < known.fresh_until) {
+        let left = known.fresh_until.since(now);
+        if let Some(ctx) = ctx.filter(|_| left < upstreams.staleness_bound_ms / 2) {
             if REVALIDATING.with(|spaces| spaces.borrow_mut().insert(workspace.as_str().to_owned())) {
                 trace.home_read();
+                if clock_due(upstreams, now) {
+                    trace.home_read();
+                }
                 let (env, upstreams, workspace) = (env.clone(), Rc::clone(upstreams), workspace.clone());
                 ctx.wait_until(async move {
                     if let Err(err) = fetch(&env, &upstreams, &workspace).await {
@@ -226,8 +326,16 @@ pub async fn scope_state(
         }
         return known.known(key);
     }
+    // Read just now and already past trust: change capture is behind; not read again per request.
+    if let Some(known) = kept.filter(|known| now.since(known.read_at) < BEHIND_RETRY_MS) {
+        return trusted(known, now, upstreams.staleness_bound_ms)?.known(key);
+    }
     trace.home_read();
-    fetch(env, upstreams, workspace).await?.known(key)
+    if clock_due(upstreams, now) {
+        trace.home_read();
+    }
+    let known = fetch(env, upstreams, workspace).await?;
+    trusted(known, runtime::now(), upstreams.staleness_bound_ms)?.known(key)
 }
 
 /// What the isolate keeps, for `/metrics`: states and bytes.

@@ -71,6 +71,25 @@ impl Forwarder {
     }
 }
 
+impl Forwarder {
+    /// Posts change capture's clock, `{"applied_through": ms, "behind": {workspace: ms}}`, once.
+    pub async fn post_clock(&self, reading: &super::clock::Reading) {
+        let sent = self
+            .client
+            .post(&self.url)
+            .header("X-Webhook-Secret", &self.secret)
+            .header("Content-Type", "application/json")
+            .body(serde_json::to_string(reading).expect("a clock reading serializes"))
+            .send()
+            .await;
+        match sent {
+            Ok(response) if response.status().is_success() => {}
+            Ok(response) => tracing::warn!(status = %response.status(), "change capture: the worker refused its clock"),
+            Err(err) => tracing::warn!(error = %err, "change capture: the worker is unreachable for its clock"),
+        }
+    }
+}
+
 /// An acknowledgement: the workspace whose lane delivered a batch, and the batch's sequences.
 pub type Ack = (String, Vec<i64>);
 

@@ -9,10 +9,13 @@
 //! [`LANE_MAX`] changes on its lane: beyond that its further changes are parked (only their
 //! sequences are kept, read again when its lane has room), so a workspace the worker refuses or
 //! KV throttles holds its own lane and nobody else's. It reconnects by itself, prunes delivered
-//! rows, and measures the backlog for `/health`. One consumer per cursor at a time: the others
+//! rows, and measures the backlog for `/health`. It also keeps change capture's clock (see
+//! [`clock`]) and posts it to the webhook (at most every `CHANGE_CAPTURE_CLOCK_MS`), so the worker knows
+//! until when the scope states it reads may be trusted. One consumer per cursor at a time: the others
 //! wait on a session advisory lock, which PostgreSQL releases when its holder's connection ends
 //! (so `DATABASE_URL` must not be a transaction-mode pooler: `crate::db_target`).
 
+pub mod clock;
 pub mod forward;
 pub mod outbox;
 pub mod progress;
@@ -22,6 +25,7 @@ pub mod status;
 
 use crate::layers::runtime::now;
 use anyhow::Context;
+use clock::Clock;
 use forward::{Ack, Forwarder, Lanes};
 use outbox::Change;
 use progress::Progress;
@@ -101,6 +105,9 @@ async fn session(client: &mut Client, forwarder: &Forwarder, settings: &CaptureS
     tracing::info!(consumer, cursor, wake_ms = settings.wake.as_millis() as u64, "change capture: consuming the outbox");
     forwarder.status.set_phase(Phase::Consuming);
     let (acks_sender, mut acks) = mpsc::unbounded_channel();
+    let (clock_sender, clock_posts) = tokio::sync::watch::channel(None);
+    let poster = tokio::spawn(post_clock(forwarder.clone(), clock_posts, settings.clock_every));
+    let _poster = AbortOnDrop(poster);
     let mut state = State {
         progress: Progress::new(cursor),
         stored: cursor,
@@ -108,8 +115,11 @@ async fn session(client: &mut Client, forwarder: &Forwarder, settings: &CaptureS
         room: Room::new(LANE_MAX),
         next_prune: Instant::now() + settings.prune_every,
         next_measure: Instant::now(),
+        clock: Clock::default(),
+        seen_through: cursor,
+        clock_sender,
     };
-    let mut seen = outbox::last_seq(client).await?;
+    let (mut seen, _) = outbox::last_seq(client).await?;
     let mut ticks = tokio::time::interval(settings.wake);
     ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
     loop {
@@ -128,9 +138,17 @@ async fn session(client: &mut Client, forwarder: &Forwarder, settings: &CaptureS
                     if Instant::now() >= poll_at {
                         break;
                     }
-                    let last = outbox::last_seq(client).await?;
+                    let (last, at) = outbox::last_seq(client).await?;
                     if last != seen {
                         seen = last;
+                        break;
+                    }
+                    if last <= state.progress.read_through() {
+                        state.clock.offer(at, last);
+                        state.tick_clock();
+                    } else {
+                        // Drawn and not read (a transaction still running, or rolled back): only
+                        // a read can move the clock past it.
                         break;
                     }
                 }
@@ -152,19 +170,35 @@ struct State {
     room: Room,
     next_prune: Instant,
     next_measure: Instant,
+    clock: Clock,
+    /// Every sequence up to here was taken, or seen by a complete read (and is on the clock's
+    /// books), or was not committed when read.
+    seen_through: i64,
+    clock_sender: tokio::sync::watch::Sender<Option<clock::Reading>>,
 }
 
 impl State {
     /// The worker acknowledged a batch of `workspace`'s.
     fn acknowledged(&mut self, (workspace, seqs): Ack) {
         self.room.done(&workspace, seqs.len());
+        self.clock.delivered(&workspace, &seqs);
         self.progress.delivered(seqs);
+        self.tick_clock();
+    }
+
+    /// Moves change capture's clock as far as what was read and delivered allows, and has it
+    /// posted.
+    fn tick_clock(&mut self) {
+        if let Some(reading) = self.clock.reading(self.seen_through) {
+            self.clock_sender.send_replace(Some(reading));
+        }
     }
 
     /// Sends changes just taken (in sequence order) to their lanes, parking those of a workspace
     /// whose lane is full or that has parked changes already (see [`Room`]).
     fn route(&mut self, changes: Vec<Change>) {
         for (workspace, changes) in forward::by_workspace(changes) {
+            self.clock.taken(&workspace, changes.iter().map(|change| change.seq));
             let sent = self.room.admit(&workspace, changes);
             if !sent.is_empty() {
                 self.lanes.send(&workspace, sent);
@@ -181,6 +215,7 @@ impl State {
             // (rows are pruned only at or below the cursor, which is below it).
             let gone: Vec<i64> = seqs.iter().copied().filter(|seq| !found.contains(seq)).collect();
             self.room.done(&workspace, gone.len());
+            self.clock.delivered(&workspace, &gone);
             self.progress.delivered(gone);
             if !changes.is_empty() {
                 self.lanes.send(&workspace, changes);
@@ -190,13 +225,16 @@ impl State {
     }
 
     /// One round: send parked changes there is room for, settle a gap, read what there is room
-    /// for, store the cursor, measure, prune.
+    /// for, move change capture's clock, store the cursor, measure, prune.
     async fn step(&mut self, client: &mut Client, forwarder: &Forwarder, settings: &CaptureSettings) -> anyhow::Result<()> {
         let consumer = settings.consumer.as_str();
         self.unpark(client).await?;
         // A gap is asked about at once (a rolled-back sequence is settled by then), and reads go
         // on past it when it is settled; a bounded number of rounds, so a step always ends.
         for _ in 0..MAX_READS_PER_STEP {
+            // Held at a gap, the outbox is still read once: what committed past it puts only
+            // its own workspaces behind on the clock (and what filled the gap is taken).
+            let mut held = false;
             if let Some(gap) = &self.progress.gap {
                 let waited = now().0.saturating_sub(gap.seen_at);
                 if outbox::settled(client, &gap.snapshot).await? {
@@ -205,7 +243,7 @@ impl State {
                     tracing::warn!(after = self.progress.read_through(), waited_ms = waited, "change capture: passing a gap whose transactions are still running");
                     self.progress.settle();
                 } else {
-                    break;
+                    held = true;
                 }
             }
             if self.progress.in_flight() >= MAX_TAKEN {
@@ -215,11 +253,22 @@ impl State {
             let seqs: Vec<i64> = read.changes.iter().map(|change| change.seq).collect();
             let complete = (seqs.len() as i64) < READ_BATCH;
             let taken = self.progress.take(&seqs, complete, &read.snapshot, now().0);
+            if complete {
+                // Seen and not taken (past a gap): committed, not delivered, their workspaces
+                // behind; a gap's own sequences were not committed when read.
+                for change in read.changes.iter().skip(taken) {
+                    self.clock.taken(&change.workspace, [change.seq]);
+                }
+                let seen = seqs.last().copied().unwrap_or_default().max(self.progress.read_through());
+                self.seen_through = self.seen_through.max(seen);
+                self.clock.offer(read.at, seen);
+            }
             self.route(read.changes.into_iter().take(taken).collect());
-            if complete && self.progress.gap.is_none() {
+            if held || complete && self.progress.gap.is_none() {
                 break;
             }
         }
+        self.tick_clock();
         let through = self.progress.delivered_through();
         if through > self.stored {
             outbox::advance(client, consumer, through).await?;
@@ -235,6 +284,25 @@ impl State {
             self.next_prune = Instant::now() + settings.prune_every;
         }
         Ok(())
+    }
+}
+
+/// Posts change capture's clock each time it moves, at most every `every`; a failed post is not
+/// retried (the next one carries a later time).
+async fn post_clock(forwarder: Forwarder, mut clock: tokio::sync::watch::Receiver<Option<clock::Reading>>, every: Duration) {
+    while clock.changed().await.is_ok() {
+        let Some(reading) = clock.borrow_and_update().clone() else { continue };
+        forwarder.post_clock(&reading).await;
+        tokio::time::sleep(every).await;
+    }
+}
+
+/// Ends a task when dropped (the clock's poster, with its connection's session).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

@@ -42,12 +42,18 @@ const SELECT_CHANGES: &str = "select seq, coalesce(payload->'record'->>'workspac
 /// The outbox sequence's last value (0 before its first): the triggers draw from it, so it moves
 /// when a change is written, committed or not yet. Watching it is the consumer's wake-up: no
 /// NOTIFY on the write path (supabase/migrations/20250127001100_change_capture_without_notify.sql).
-pub async fn last_seq(client: &Client) -> anyhow::Result<i64> {
+/// With the time it was asked (PostgreSQL's clock, milliseconds since the epoch): every change
+/// committed before then drew a sequence at or below it.
+pub async fn last_seq(client: &Client) -> anyhow::Result<(i64, u64)> {
     let row = client
-        .query_one("select coalesce(pg_sequence_last_value('public.contact_list_cache_outbox_seq_seq'::regclass), 0)", &[])
+        .query_one(
+            "select coalesce(pg_sequence_last_value('public.contact_list_cache_outbox_seq_seq'::regclass), 0), \
+             floor(extract(epoch from statement_timestamp()) * 1000)::bigint",
+            &[],
+        )
         .await
         .context("reading the outbox sequence")?;
-    Ok(row.get(0))
+    Ok((row.get(0), row.get::<_, i64>(1).max(0) as u64))
 }
 
 /// The changes with these sequences, in order (a parked workspace's, read again when its lane
@@ -64,6 +70,9 @@ pub async fn read_seqs(client: &Client, seqs: &[i64]) -> anyhow::Result<Vec<Chan
 pub struct Read {
     pub changes: Vec<Change>,
     pub snapshot: String,
+    /// When the snapshot was taken, about (milliseconds since the epoch, PostgreSQL's clock): no
+    /// later than the snapshot, so every change committed before it is in the snapshot.
+    pub at: u64,
 }
 
 /// What is not delivered yet, by the stored cursor.
@@ -111,14 +120,19 @@ pub async fn read(client: &mut Client, after: i64, limit: i64) -> anyhow::Result
         .start()
         .await
         .context("starting an outbox read")?;
-    let snapshot: String = transaction.query_one("select pg_current_snapshot()::text", &[]).await.context("reading the snapshot")?.get(0);
+    // The statement's time is taken before its snapshot: every change committed before it is seen.
+    let row = transaction
+        .query_one("select pg_current_snapshot()::text, floor(extract(epoch from statement_timestamp()) * 1000)::bigint", &[])
+        .await
+        .context("reading the snapshot")?;
+    let (snapshot, at): (String, i64) = (row.get(0), row.get(1));
     let rows = transaction
         .query(&format!("{SELECT_CHANGES} where seq > $1 order by seq limit $2"), &[&after, &limit])
         .await
         .context("reading the outbox")?;
     transaction.commit().await.context("ending an outbox read")?;
     let changes = rows.iter().map(Change::from_row).collect();
-    Ok(Read { changes, snapshot })
+    Ok(Read { changes, snapshot, at: at.max(0) as u64 })
 }
 
 /// Whether every transaction running at `snapshot` has ended (committed or rolled back).

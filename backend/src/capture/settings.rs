@@ -24,6 +24,10 @@ pub struct CaptureSettings {
     pub gap_wait: Duration,
     /// `CHANGE_CAPTURE_RETRY_MAX_MS`: the longest wait between two webhook tries (10000).
     pub retry_max: Duration,
+    /// `CHANGE_CAPTURE_CLOCK_MS`: the least time between two posts of change capture's clock
+    /// (100): the edge trusts its states until the clock plus the staleness bound, so this much
+    /// of the bound goes by between two posts.
+    pub clock_every: Duration,
 }
 
 impl CaptureSettings {
@@ -47,6 +51,7 @@ impl CaptureSettings {
             lag_degraded_ms: millis("CHANGE_CAPTURE_LAG_DEGRADED_MS", 60_000, 1)?,
             gap_wait: Duration::from_millis(millis("CHANGE_CAPTURE_GAP_WAIT_MS", 300_000, 1)?),
             retry_max: Duration::from_millis(millis("CHANGE_CAPTURE_RETRY_MAX_MS", 10_000, 10)?),
+            clock_every: Duration::from_millis(millis("CHANGE_CAPTURE_CLOCK_MS", 100, 10)?),
         })
     }
 }
@@ -65,7 +70,7 @@ mod tests {
     fn defaults_apply_and_bad_values_name_their_setting() {
         let defaults = settings(&[]).unwrap();
         assert_eq!((defaults.consumer.as_str(), defaults.poll, defaults.lag_degraded_ms), ("backend", Duration::from_secs(1), 60_000));
-        assert_eq!(defaults.wake, Duration::from_millis(50));
+        assert_eq!((defaults.wake, defaults.clock_every), (Duration::from_millis(50), Duration::from_millis(100)));
         let err = settings(&[("CHANGE_CAPTURE_POLL_MS", "soon")]).unwrap_err();
         assert!(err.to_string().contains("CHANGE_CAPTURE_POLL_MS"), "{err}");
         let err = settings(&[("CHANGE_CAPTURE_CONSUMER", "a b")]).unwrap_err();

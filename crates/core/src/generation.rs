@@ -228,9 +228,43 @@ impl fmt::Display for Generation {
     }
 }
 
+/// Until when scope states read from the state home may be trusted, as a time in milliseconds
+/// since the epoch (compared with the isolate's clock; Supabase's and Cloudflare's are both kept
+/// by NTP).
+///
+/// The staleness bound runs from a change's commit. States read at `read_at` hold every change
+/// that reached the home by then; change capture's clock, `applied_through` (read before the
+/// states), says every change committed before it had reached the home. So no change they lack
+/// is older than the bound until `applied_through + bound`: that long, and no longer, they may be
+/// served, however far change capture lags. Without a clock (change capture has never run:
+/// every change comes through `POST /api/cache/invalidate`, which writes the home before it
+/// answers), half the bound from the read, the other half left to the read's own round trip
+/// and the change's way to the home. With the bound at 0, never.
+pub fn states_fresh_until(read_at: UnixMillis, applied_through: Option<UnixMillis>, bound_ms: u64) -> UnixMillis {
+    match applied_through {
+        _ if bound_ms == 0 => read_at,
+        Some(clock) => UnixMillis(clock.0.min(read_at.0) + bound_ms),
+        None => UnixMillis(read_at.0 + bound_ms / 2),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn states_are_trusted_until_change_capture_clock_plus_the_bound() {
+        let at = UnixMillis;
+        // Change capture 150 ms behind the read: trusted 850 ms after it.
+        assert_eq!(states_fresh_until(at(10_000), Some(at(9_850)), 1_000), at(10_850));
+        // Change capture 1.5 s behind: already past, whenever the states were read.
+        assert!(states_fresh_until(at(10_000), Some(at(8_500)), 1_000) < at(10_000));
+        // A clock ahead of the read (skew) never lengthens the trust past the bound from the read.
+        assert_eq!(states_fresh_until(at(10_000), Some(at(10_400)), 1_000), at(11_000));
+        // No change capture: half the bound from the read; with the bound at 0, never.
+        assert_eq!(states_fresh_until(at(10_000), None, 1_000), at(10_500));
+        assert_eq!(states_fresh_until(at(10_000), Some(at(10_000)), 0), at(10_000));
+    }
 
     const WS: &str = "668953d2-25f2-b4fd-7d72-1e8cf024a277";
     const BOARD: &str = "b6495e04-5abb-e13f-48ee-5435e1e75895";
