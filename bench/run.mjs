@@ -58,6 +58,8 @@ const USAGE = `usage: npm run bench -- [options]
   --contacts 100000     contacts seeded
   --only a,b            scenarios to run: ${Object.keys(SCENARIOS).join(",")}
   --out bench/results   where the results go (relative to the checkout, or absolute)
+  --name NAME           the results' file name (default <date>)
+  --note TEXT           said after the machine's description (e.g. that it was shared)
 
 The scale run (only it runs when --scale is given; writes <date>-scale.md, .svg and .json):
   --scale 100000,1000000  seed sizes: a stack for each, one after the other; on each, four pages of board 1
@@ -129,7 +131,7 @@ function options(argv) {
     process.exit(0);
   }
   if (values.locations !== undefined) return locationsOptions(values);
-  for (const name of ["isolates", "rtt", "cache-ttl", "writes", "follow", "name", "note"]) {
+  for (const name of ["isolates", "rtt", "cache-ttl", "writes", "follow"]) {
     if (values[name] !== undefined) throw new Error(`--${name} is the run across locations': give it with --locations`);
   }
   const scale = values.scale === undefined ? null : values.scale.split(",").map((s) => Math.round(positive(s.trim(), "scale")));
@@ -158,6 +160,8 @@ function options(argv) {
     contacts: Math.round(positive(values.contacts ?? "100000", "contacts")),
     only,
     out: values.out,
+    name: values.name,
+    note: values.note,
     ...(scale ? { scale, aloneSeconds: seconds(values.alone ?? "5s", "alone") } : {}),
   };
 }
@@ -234,8 +238,8 @@ async function main() {
       }
       const mixWrk = { connections: settings.mixConnections, threads: Math.min(settings.threads, settings.mixConnections) };
       mix = await runMix(stack, settings, mixWrk, tokens, queriesPerRequest);
-      for (const { label, requests, rps, latencyMs, errors, servedAs, servedShare } of mix.rates) {
-        scenarios.push({ id: "mix", label, requests, rps, latencyMs, errors, servedAs, servedShare });
+      for (const { label, requests, rps, connections, latencyMs, wrkCorrectedMs, littlesLaw, errors, servedAs, servedShare } of mix.rates) {
+        scenarios.push({ id: "mix", label, requests, rps, connections, latencyMs, wrkCorrectedMs, littlesLaw, errors, servedAs, servedShare });
       }
     }
 
@@ -257,10 +261,11 @@ async function main() {
     };
     const outDir = resolve(ROOT, settings.out); // relative to the checkout, or absolute
     mkdirSync(outDir, { recursive: true });
-    const base = join(outDir, date);
+    const base = join(outDir, settings.name ?? date);
     writeFileSync(`${base}.svg`, scenarioChart(results));
     if (mix) writeFileSync(`${base}-rates.svg`, ratesChart(results));
-    writeFileSync(`${base}.md`, markdownReport(results, `${date}.svg`, `${date}-rates.svg`));
+    const name = settings.name ?? date;
+    writeFileSync(`${base}.md`, markdownReport(results, `${name}.svg`, `${name}-rates.svg`));
     writeFileSync(`${base}.json`, `${JSON.stringify(results, null, 2)}\n`);
     console.log(`\n${consoleReport(results)}\n`);
     const shown = relative(ROOT, base).startsWith("..") ? base : relative(ROOT, base);

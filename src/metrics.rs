@@ -17,6 +17,14 @@ const CAPACITY: usize = 50_000;
 
 thread_local! {
     static RECORDER: RefCell<Recorder> = RefCell::new(Recorder::new(now(), WINDOW_MS, CAPACITY));
+    /// Requests recorded and the state home calls they made, since the isolate started.
+    static TOTALS: Cell<(u64, StateHomeCalls)> = Cell::new((0, StateHomeCalls::default()));
+}
+
+/// Requests recorded and the state home calls they made since this isolate started: counters
+/// that, unlike the window, can be read twice and subtracted (the benchmark's cost per read).
+pub fn totals() -> (u64, StateHomeCalls) {
+    TOTALS.with(Cell::get)
 }
 
 /// What one request did, filled in by the handlers as they go.
@@ -175,6 +183,11 @@ impl Trace {
             database_queries: self.database_queries.get(),
             state_home: self.state_home.get(),
         };
+        TOTALS.with(|totals| {
+            let (requests, home) = totals.get();
+            let calls = sample.state_home;
+            totals.set((requests + 1, StateHomeCalls { reads: home.reads + calls.reads, writes: home.writes + calls.writes, conflicts: home.conflicts + calls.conflicts }));
+        });
         RECORDER.with(|recorder| recorder.borrow_mut().record(sample));
     }
 }

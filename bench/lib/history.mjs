@@ -48,6 +48,33 @@ export class History {
     return { judged, late, unknown };
   }
 
+  /**
+   * Counts one answer in `counts` (from `answerCounts`): every answer, those carrying a
+   * generation, those given up (not a 200 list: `contacts` null; no contact the prober wrote; a
+   * name it never gave), those judged, and those older than the allowance. Returns the late
+   * contacts of an answer older than the allowance, else null (the caller keeps what it wants of
+   * such an answer).
+   */
+  tally(counts, { contacts, sentAt, allowanceMs, generation }) {
+    counts.answers++;
+    if (generation) counts.withGeneration++;
+    if (!contacts) {
+      counts.givenUp.failed++;
+      return null;
+    }
+    const verdict = this.judge(contacts, sentAt, allowanceMs);
+    if (verdict.judged === 0) counts.givenUp.noWrittenContact++;
+    else if (verdict.unknown > 0) counts.givenUp.unknownName++;
+    else {
+      counts.judged++;
+      if (verdict.late.length > 0) {
+        counts.older++;
+        return verdict.late;
+      }
+    }
+    return null;
+  }
+
   /** Whether an answer shows `id` as written at `at` or later. */
   showsSince(contacts, id, at) {
     const names = this.rows.get(id);
@@ -56,6 +83,11 @@ export class History {
     const index = names.findLastIndex((entry) => entry.name === shown.name);
     return index >= 0 && names[index].at >= at;
   }
+}
+
+/** The counts `History.tally` keeps. */
+export function answerCounts() {
+  return { answers: 0, judged: 0, older: 0, givenUp: { failed: 0, noWrittenContact: 0, unknownName: 0 }, withGeneration: 0 };
 }
 
 export function percentile(values, p) {

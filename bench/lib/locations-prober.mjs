@@ -15,7 +15,7 @@
 //     with its reason.
 import { parentPort, workerData } from "node:worker_threads";
 import { seed } from "../../scripts/seed-ids.mjs";
-import { History } from "./history.mjs";
+import { History, answerCounts } from "./history.mjs";
 import { listPath, membersOf, mixDrawer, writeTargets } from "./mix.mjs";
 
 const { pgPort, locations, tokens, writeRate, writes: writeCount, boundMs, checksPerWrite, followMs, runId, seedOffset } = workerData;
@@ -30,13 +30,9 @@ const perLocation = new Map(locations.map((l) => [l.location, {
   location: l.location,
   rttMs: l.rttMs,
   allowanceMs: boundMs + l.rttMs,
-  answers: 0,
-  judged: 0,
-  older: 0,
+  ...answerCounts(),
   olderPolls: 0,
   olderDetails: [],
-  givenUp: { failed: 0, noWrittenContact: 0, unknownName: 0 },
-  withGeneration: 0,
   delays: [],
   homeLags: [],
   homeToServed: [],
@@ -62,24 +58,12 @@ async function read(loc, draw, kind) {
   } catch (err) {
     layer = `failed: ${err.cause?.code ?? err.message}`;
   }
-  tally.answers++;
   tally[kind === "poll" ? "pollReads" : "checkReads"]++;
-  if (generation) tally.withGeneration++;
   const contacts = status === 200 ? body?.data?.contacts ?? null : null;
-  if (!contacts) {
-    tally.givenUp.failed++;
-    return { contacts: null, layer, generation };
-  }
-  const verdict = history.judge(contacts, sentAt, tally.allowanceMs);
-  if (verdict.judged === 0) tally.givenUp.noWrittenContact++;
-  else if (verdict.unknown > 0) tally.givenUp.unknownName++;
-  else {
-    tally.judged++;
-    if (verdict.late.length > 0) {
-      tally.older++;
-      if (kind === "poll") tally.olderPolls++;
-      if (tally.olderDetails.length < 20) tally.olderDetails.push({ path: listPath(draw), kind, layer, generation, late: verdict.late.slice(0, 3) });
-    }
+  const late = history.tally(tally, { contacts, sentAt, allowanceMs: tally.allowanceMs, generation });
+  if (late) {
+    if (kind === "poll") tally.olderPolls++;
+    if (tally.olderDetails.length < 20) tally.olderDetails.push({ path: listPath(draw), kind, layer, generation, late: late.slice(0, 3) });
   }
   return { contacts, layer, generation };
 }

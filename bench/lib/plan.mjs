@@ -8,6 +8,7 @@ import { seed } from "../../scripts/seed-ids.mjs";
 import { ROOT, builtWorker, freePort, startStack } from "../../scripts/stack.mjs";
 import { liveWorker } from "../../scripts/stack/services.mjs";
 import { fmt } from "./report.mjs";
+import { LITTLE_TOLERANCE } from "./wrk.mjs";
 
 export const SCENARIOS = {
   floor: "1. Floor (constant JSON)",
@@ -197,6 +198,15 @@ export function targets(byId, mix, wasm) {
   versus("kv", "kv-js", "KV hit: ours ÷ JavaScript, L0 off ≥ 1", 1);
   versus("kv-l0", "kv-js", "KV hit with the L0 on ÷ JavaScript ≥ 2", 2);
   versus("floor", "floor-js", "floor: ours ÷ the JavaScript floor (reported)", null);
+  // Issue 29: the tails against the JavaScript hit's, measured in the same rounds.
+  const tail = (ours, most, name) => {
+    if (!byId[ours] || !byId["kv-js"]) return;
+    const [a, b] = [byId[ours].latencyMs.p99, byId["kv-js"].latencyMs.p99];
+    const ratio = a / b;
+    out.push({ name, measured: `p99 ${fmt.ms(a)} against ${fmt.ms(b)} ms = ${ratio.toFixed(2)}×`, ratio: (ratio / most).toFixed(2), met: ratio <= most });
+  };
+  tail("kv", 1.5, "KV hit p99, L0 off ≤ 1.5 × the JavaScript hit's p99");
+  tail("kv-l0", 1, "KV hit p99 with the L0 on ≤ the JavaScript hit's p99");
   if (database && postgrest) {
     const signed = (ms) => `${ms >= 0 ? "+" : ""}${ms.toFixed(2)} ms`;
     const diff = database.latencyMs.p50 - postgrest.latencyMs.p50;
@@ -216,6 +226,18 @@ export function targets(byId, mix, wasm) {
     }
     const f = rate.freshness;
     out.push({ name: `${at}: 0 answers older than the bound (${f.boundMs} ms)`, measured: `${f.staleReads} of ${f.checked} checked`, ratio: "—", met: f.checked > 0 ? f.staleReads === 0 : null });
+  }
+  // Issue 29: every scenario's req/s and mean latency agree (connections ÷ req/s = mean).
+  const scenarios = [...Object.values(byId), ...(mix?.rates ?? [])].filter((x) => x.littlesLaw);
+  if (scenarios.length) {
+    const broken = scenarios.filter((x) => !x.littlesLaw.ok);
+    const worst = scenarios.reduce((w, x) => (Math.abs(x.littlesLaw.ratio - 1) > Math.abs(w.littlesLaw.ratio - 1) ? x : w));
+    out.push({
+      name: `Little's law: mean latency = connections ÷ req/s within ${LITTLE_TOLERANCE * 100} %, every scenario`,
+      measured: `${scenarios.length - broken.length} of ${scenarios.length} within${broken.length ? `; broken: ${broken.map((x) => `${x.label} ${x.littlesLaw.ratio.toFixed(2)}`).join(", ")}` : `; furthest ${worst.label} ${worst.littlesLaw.ratio.toFixed(2)}`}`,
+      ratio: `${worst.littlesLaw.ratio.toFixed(2)} (furthest)`,
+      met: broken.length === 0,
+    });
   }
   out.push({ name: "gzipped wasm ≤ 500 KB (500,000 B)", measured: fmt.bytes(wasm.worker.gzipped), ratio: (wasm.worker.gzipped / 500_000).toFixed(2), met: wasm.worker.gzipped <= 500_000 });
   return out;

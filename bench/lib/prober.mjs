@@ -16,7 +16,7 @@
 // leave it out.
 import { parentPort, workerData } from "node:worker_threads";
 import { seed } from "../../scripts/seed-ids.mjs";
-import { History } from "./history.mjs";
+import { History, answerCounts } from "./history.mjs";
 import { listPath, membersOf, mixDrawer, writeTargets } from "./mix.mjs";
 
 const { pgPort, workerUrl, tokens, writeRate, boundMs, checksPerWrite, pollMs, unloadedWrites, runId, seedOffset } = workerData;
@@ -41,23 +41,12 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, Math.max(0, ms)));
 
 const history = new History();
 /** Every answer during the writes, judged against the history: see the top of this file. */
-const duringWrites = { answers: 0, judged: 0, older: 0, givenUp: { failed: 0, noWrittenContact: 0, unknownName: 0 }, withGeneration: 0, details: [] };
+const duringWrites = { ...answerCounts(), details: [] };
 
 function judge(draw, { status, body, layer, generation }, sentAt) {
-  duringWrites.answers++;
-  if (generation) duringWrites.withGeneration++;
-  const contacts = status === 200 ? body?.data?.contacts : null;
-  if (!contacts) return void duringWrites.givenUp.failed++;
-  const verdict = history.judge(contacts, sentAt, boundMs);
-  if (verdict.judged === 0) duringWrites.givenUp.noWrittenContact++;
-  else if (verdict.unknown > 0) duringWrites.givenUp.unknownName++;
-  else {
-    duringWrites.judged++;
-    if (verdict.late.length > 0) {
-      duringWrites.older++;
-      if (duringWrites.details.length < 20) duringWrites.details.push({ path: listPath(draw), layer, generation, late: verdict.late.slice(0, 3) });
-    }
-  }
+  const contacts = status === 200 ? body?.data?.contacts ?? null : null;
+  const late = history.tally(duringWrites, { contacts, sentAt, allowanceMs: boundMs, generation });
+  if (late && duringWrites.details.length < 20) duringWrites.details.push({ path: listPath(draw), layer, generation, late: late.slice(0, 3) });
 }
 
 /** One list request through the worker: its status, JSON body (null if none) and label; judged. */

@@ -1,5 +1,7 @@
 // The benchmark's outputs: the tables printed to the terminal and bench/results/<date>.md (the
 // charts beside it are bench/lib/chart.mjs's).
+import { LITTLE_TOLERANCE } from "./wrk.mjs";
+import { PRICES, SPEC_COSTS } from "./cost.mjs";
 
 const fmt = {
   int: (n) => Math.round(n).toLocaleString("en-US"),
@@ -12,15 +14,22 @@ const fmt = {
 };
 export { fmt };
 
-/** The scenario table's rows: scenario, req/s, p50, p95, p99, errors, p50 alone, workerd CPU
- * per request loaded and alone, served as. */
+/** Little's law's column: connections ÷ req/s (the mean it implies), the measured mean's ratio
+ * to it, and a flag when that is off by more than the tolerance. */
+const little = (l) => (l ? `${fmt.ms(l.expectedMs)} (${l.ratio.toFixed(2)})${l.ok ? "" : " **BROKEN**"}` : "—");
+
+/** The scenario table's rows: scenario, req/s, mean, p50, p95, p99, max (all from the same
+ * requests), Little's law, errors, p50 alone, workerd CPU per request loaded and alone, served as. */
 export function scenarioRows(scenarios) {
   return scenarios.map((s) => [
     s.label,
     fmt.int(s.rps),
+    fmt.ms(s.latencyMs.mean),
     fmt.ms(s.latencyMs.p50),
     fmt.ms(s.latencyMs.p95),
     fmt.ms(s.latencyMs.p99),
+    fmt.ms(s.latencyMs.max),
+    little(s.littlesLaw),
     fmt.int(s.errors),
     s.aloneMs ? fmt.ms(s.aloneMs.p50) : "—",
     fmt.micros(s.cpuUsPerRequest),
@@ -29,8 +38,14 @@ export function scenarioRows(scenarios) {
   ]);
 }
 
-const SCENARIO_HEADER = ["scenario", "req/s", "p50 ms", "p95 ms", "p99 ms", "errors", "alone p50 ms", "workerd CPU µs/req", "alone CPU µs/req", "served as"];
+const SCENARIO_HEADER = ["scenario", "req/s", "mean ms", "p50 ms", "p95 ms", "p99 ms", "max ms", "connections ÷ req/s ms (mean ÷ it)", "errors", "alone p50 ms", "workerd CPU µs/req", "alone CPU µs/req", "served as"];
 const TARGET_HEADER = ["target", "measured", "ratio to target", "met"];
+
+/** What the Scenarios section says of Little's law: the rows that break it, or that none does. */
+function brokenLittle(scenarios) {
+  const broken = scenarios.filter((x) => x.littlesLaw && !x.littlesLaw.ok);
+  return broken.length ? `: ${broken.map((x) => x.label).join(", ")}` : " (none here)";
+}
 
 /** Target rows: what, measured, ratio, met. */
 export function targetRows(targets) {
@@ -105,12 +120,13 @@ export function markdownReport(r, chartFile, ratesChartFile) {
   const out = [];
   out.push(`# Benchmark ${r.date}`, "");
   out.push(`Measured on ${m.cores} cores (${m.cpu}), ${m.memoryGiB} GiB memory, ${m.os}; everything on loopback on this one machine: `
-    + `wrk, workerd (Miniflare), the backend (release build), Redis, PostgREST behind the local Supabase gateway, and PostgreSQL with ${fmt.int(s.contacts)} seeded contacts. `
+    + `wrk, workerd (Miniflare), the backend (release build), Redis, PostgREST behind the local Supabase gateway, and PostgreSQL with ${fmt.int(s.contacts)} seeded contacts${s.note ? ` (${s.note})` : ""}. `
     + `Each scenario: ${s.connections} connections on ${s.threads} wrk threads for ${s.durationSeconds} s after a ${s.warmupSeconds} s warm-up, then the same request on one connection for up to 2 s ("alone"); `
-    + (r.scenarios.some((x) => x.rounds) ? `${r.scenarios.filter((x) => x.rounds).map((x) => x.label).join(", ")} were measured side by side instead, in ${s.rounds} rounds, each round running each of them in turn for ${+(s.durationSeconds / s.rounds).toFixed(2)} s after a ${s.warmupSeconds} s warm-up (then alone); their req/s and percentiles are the medians of the rounds; ` : "")
+    + (r.scenarios.some((x) => x.rounds) ? `${r.scenarios.filter((x) => x.rounds).map((x) => x.label).join(", ")} were measured side by side instead, in ${s.rounds} rounds, each round running each of them in turn for ${+(s.durationSeconds / s.rounds).toFixed(2)} s after a ${s.warmupSeconds} s warm-up (then alone); their figures are their rounds taken together (all requests over all measured seconds; mean, percentiles and max from the rounds' latencies merged); ` : "")
     + `the mix on ${s.mixConnections ?? s.connections} connections for ${s.mixSeconds} s after a ${s.mixWarmupSeconds} s warm-up at each of ${s.writeRates.join(", ")} contact writes/s. `
     + `Run started ${r.startedAt}, took ${fmt.int(r.totalSeconds)} s in all.`, "");
-  out.push("## Scenarios", "", markdownTable(SCENARIO_HEADER, scenarioRows(r.scenarios), [1, 2, 3, 4, 5, 6, 7, 8]), "");
+  out.push("## Scenarios", "", markdownTable(SCENARIO_HEADER, scenarioRows(r.scenarios), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]), "");
+  out.push(`Each row's req/s, mean, percentiles and max describe the same requests: the latencies wrk measured, without the samples wrk 4 adds for coordinated omission (bench/lib/wrk.mjs). Little's law: with every connection one request in flight, the mean is connections ÷ req/s; a row whose mean is more than ${LITTLE_TOLERANCE * 100} % away from it is flagged **BROKEN**${brokenLittle(r.scenarios)}. What wrk itself would have reported (its made-up samples in), p99: ${r.scenarios.filter((x) => x.wrkCorrectedMs).map((x) => `${x.label} ${fmt.ms(x.wrkCorrectedMs.p99)} ms`).join(", ")}.`, "");
   out.push(`![requests per second and latency per scenario](${chartFile})`, "");
   out.push("## Targets", "", "Reported, not enforced: no test fails on them.", "", markdownTable(TARGET_HEADER, targetRows(r.targets)), "");
   if (r.mix) {
@@ -140,6 +156,7 @@ export function markdownReport(r, chartFile, ratesChartFile) {
     const failed = r.mix.rates.flatMap((x) => x.freshness.failures.map((d) => `- at ${fmt.rate(x.writeRate)}: \`${d.path}\` (user ${d.user}) answered ${d.status} ${d.layer}`));
     if (failed.length) out.push("Checks not answered 200:", "", ...failed, "");
   }
+  out.push(...costSection(r));
   out.push("## Size and start-up", "");
   out.push(`- Worker wasm (\`${r.wasm.worker.file}\`, release, after wasm-opt): ${fmt.bytes(r.wasm.worker.raw)} raw, **${fmt.bytes(r.wasm.worker.gzipped)} gzipped** (gzip -9).`);
   if (r.wasm.floor) out.push(`- Floor worker wasm: ${fmt.bytes(r.wasm.floor.raw)} raw, ${fmt.bytes(r.wasm.floor.gzipped)} gzipped.`);
@@ -214,4 +231,36 @@ export function scaleMarkdownReport(r, chartFile, pages, paths) {
   out.push("## Versions", "", ...Object.entries(r.versions).map(([k, v]) => `- ${k}: ${v}`), "");
   out.push("## How each number is measured", "", "See `bench/README.md`. Command: `" + r.command + "`.", "");
   return out.join("\n");
+}
+
+const COST_HEADER = ["run", "reads", "Worker requests", "workerd CPU ms", "KV reads", "KV writes", "Durable Object requests", "Redis commands", "database statements", "$ per 1 M reads"];
+
+/** Operations per read and the price of a million reads, as a table row. */
+function costRow(label, cost) {
+  const o = cost.operations;
+  const n = (v, digits = 3) => (v === null ? "—" : v.toFixed(digits));
+  return [label, fmt.int(o.reads), n(o.workerRequests), n(o.cpuMs, 2), n(o.kvReads), n(o.kvWrites), n(o.durableObjectRequests), n(o.redisCommands), n(o.databaseStatements), o.workerRequests === null ? "— (no `/metrics`)" : `$${cost.perMillionReads.total.toFixed(2)}`];
+}
+
+/** The cost of a million list reads at each write rate of the mix (for README): "$x at 0 writes/s, …". */
+export function mixCostLine(rates) {
+  return rates.filter((x) => x.cost).map((x) => `$${x.cost.perMillionReads.total.toFixed(2)} at ${fmt.rate(x.writeRate)}`).join(", ");
+}
+
+/** The "Cost per million list reads" section: per scenario and per write rate of the mix. */
+function costSection(r) {
+  const rows = [...r.scenarios.filter((x) => x.cost && x.id !== "mix").map((x) => costRow(x.label, x.cost)), ...(r.mix?.rates ?? []).filter((x) => x.cost).map((x) => costRow(x.label, x.cost))];
+  if (!rows.length) return [];
+  const p = PRICES.perMillion;
+  const mix = r.mix ? mixCostLine(r.mix.rates) : "";
+  return [
+    "## Cost per million list reads", "",
+    ...(mix ? [`**The mix: ${mix}** (Cloudflare's items only; workerd's CPU is an upper bound, see below).`, ""] : []),
+    `Billable operations per request counted by the stack's own counters during each measured run (bench/lib/cost.mjs): the worker's \`/metrics\` \`totals\` (requests it served, every KV read and write it issued, its calls to the state home, the Durable Object), workerd's CPU time, Redis's INFO commandstats and pg_stat_statements (the benchmark's own SQL left out). For the mix, per list read answered (wrk's and the prober's); its Worker requests also hold the backend's webhook calls and the `+
+      `prober's polls. Priced at Cloudflare's list prices beyond the included amounts, read ${PRICES.readOn}: Worker requests $${p.workerRequests}/M and CPU $${p.cpuMs}/M ms (${PRICES.sources.workers}), KV reads $${p.kvReads.toFixed(2)}/M and writes $${p.kvWrites.toFixed(2)}/M (${PRICES.sources.kv}), Durable Object requests $${p.durableObjectRequests}/M (${PRICES.sources.durableObjects}; its duration, $12.50/M GB-s, not counted). `
+      + "workerd's CPU is that of the whole local runtime (Miniflare's emulated KV, the state home and the worker together), so it overstates what Cloudflare bills the worker; the JavaScript hit and the floors have no `/metrics`, so their KV and Durable Object columns are empty. Redis and the database are billed by the month, not per operation: counted, not priced.", "",
+    markdownTable(COST_HEADER, rows, [1, 2, 3, 4, 5, 6, 7, 8, 9]), "",
+    "The spec's cost table, beside it (SPEC.md, \"Cost Analysis\"):", "",
+    markdownTable(["layer", "cost"], SPEC_COSTS), "",
+  ];
 }

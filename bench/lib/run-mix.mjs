@@ -7,7 +7,8 @@ import { EXPONENTS, MIX_REQUESTS, mixFiles } from "./mix.mjs";
 import { SCENARIOS } from "./plan.mjs";
 import { fmt } from "./report.mjs";
 import { contactQueries, resetQueryCounts, contactQueriesByRole } from "./run.mjs";
-import { runWrk, writeRequests } from "./wrk.mjs";
+import { littlesLaw, runWrk, writeRequests } from "./wrk.mjs";
+import { costPerMillion, counters, perRead } from "./cost.mjs";
 
 const log = (msg) => process.stderr.write(`[bench] ${msg}\n`);
 
@@ -97,13 +98,18 @@ async function runRate({ stack, settings, wrkOptions, tokens, file, writeRate, i
     log(`mix at ${fmt.rate(writeRate)}: ${settings.mixWarmupSeconds} s warm-up and ${settings.mixSeconds} s measured`);
     if (settings.mixWarmupSeconds > 0) await runWrk({ ...wrkOptions, url, file, seconds: settings.mixWarmupSeconds });
     await resetQueryCounts(stack.ports.postgres);
+    const before = await counters(stack, url);
     prober.postMessage("measure");
     const result = await runWrk({ ...wrkOptions, url, file, seconds: settings.mixSeconds });
+    const after = await counters(stack, url);
     const queries = await contactQueries(stack.ports.postgres);
     const topQueries = await contactQueriesByRole(stack.ports.postgres);
     prober.postMessage("stop");
     const probe = await probed;
     const rate = rateResults({ settings, writeRate, result, queries, topQueries, probe, queriesPerRequest, seconds: (Date.now() - started) / 1000 });
+    // Every list read the worker answered meanwhile: wrk's and the prober's.
+    const operations = perRead(before, after, result.requests + probe.measuredReads);
+    rate.cost = { operations, perMillionReads: costPerMillion(operations) };
     const d = rate.writes.delayMs;
     log(`  ${fmt.int(rate.rps)} req/s; cache-served ${fmt.pct(rate.cacheServed, 2)} (HIT ${fmt.pct(rate.hitOnly, 2)}); database queries reduced ${fmt.pct(rate.dbQueries.reduction, 1)}; `
       + `write → edge ${d ? `p50 ${fmt.int(d.p50)} ms, p99 ${fmt.int(d.p99)} ms` : "no writes"}; ${rate.freshness.staleReads} stale of ${rate.freshness.checked} checked`);
@@ -142,7 +148,10 @@ function rateResults({ settings, writeRate, result, queries, topQueries, probe, 
     seconds,
     requests: result.requests,
     rps: result.rps,
+    connections: result.connections,
     latencyMs: result.latencyMs,
+    wrkCorrectedMs: result.wrkCorrectedMs,
+    littlesLaw: littlesLaw(result),
     errors: result.errors,
     errorKinds: result.errorKinds,
     tallies: t,

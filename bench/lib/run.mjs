@@ -4,9 +4,10 @@
 import { join } from "node:path";
 import { newStack, psql } from "../../scripts/stack.mjs";
 import { withWorkerdCpu } from "./cpu.mjs";
+import { costPerMillion, counters, perRead } from "./cost.mjs";
 import { SCENARIOS, until } from "./plan.mjs";
 import { fmt } from "./report.mjs";
-import { runWrk, share, writeRequests } from "./wrk.mjs";
+import { latencyFigures, littlesLaw, mergeHistograms, runWrk, share, writeRequests } from "./wrk.mjs";
 
 const log = (msg) => process.stderr.write(`[bench] ${msg}\n`);
 
@@ -66,7 +67,7 @@ export async function resetQueryCounts(pgPort) {
 const servedAs = (p) => p.shown ?? [p.expect].flat().map((e) => e.split(" ")[1]).join(" or ");
 
 /** Writes the request of scenario `id` to its file and asks until it is answered as expected. */
-async function prepare(stack, id, p) {
+export async function prepare(stack, id, p) {
   const file = join(stack.dir, `${id}.tsv`);
   const request = typeof p.request === "function" ? await p.request() : p.request;
   writeRequests(file, [request]);
@@ -82,9 +83,11 @@ async function prepare(stack, id, p) {
 export async function runScenario(stack, id, p, settings, wrkOptions) {
   const label = p.label ?? SCENARIOS[id];
   log(`${label}: ${settings.warmupSeconds} s warm-up, ${settings.durationSeconds} s measured`);
-  const { file } = await prepare(stack, id, p);
+  const { file, request } = await prepare(stack, id, p);
   if (settings.warmupSeconds > 0) await runWrk({ ...wrkOptions, url: p.url, file, seconds: settings.warmupSeconds });
+  const before = p.countCost === false ? null : await counters(stack, p.url, request.headers.Host);
   const result = await withWorkerdCpu(() => runWrk({ ...wrkOptions, url: p.url, file, seconds: settings.durationSeconds }));
+  const cost = before && costOf(before, await counters(stack, p.url, request.headers.Host), result.requests);
   // Counted on one connection, the queries per request have nothing in flight to blur them.
   if (p.countQueries) {
     await new Promise((r) => setTimeout(r, 1000)); // what wrk left in flight finishes
@@ -95,11 +98,34 @@ export async function runScenario(stack, id, p, settings, wrkOptions) {
   const alone = await withWorkerdCpu(() => runWrk({ url: p.url, file, seconds: aloneSeconds, connections: 1, threads: 1 }));
   const queriesPerRequest = p.countQueries ? (await contactQueries(stack.ports.postgres)) / alone.requests : undefined;
   const shown = servedAs(p);
-  const scenario = { id, label, ...result, aloneMs: alone.latencyMs, aloneRequests: alone.requests, aloneCpuUsPerRequest: alone.cpuUsPerRequest, servedAs: shown, servedShare: share(result.tallies, (k) => [p.expect].flat().includes(k)), queriesPerRequest };
+  const { histogram, wrkHistogram, ...measured } = result;
+  const scenario = { id, label, ...measured, littlesLaw: littlesLaw(result), cost, aloneMs: alone.latencyMs, aloneRequests: alone.requests, aloneCpuUsPerRequest: alone.cpuUsPerRequest, servedAs: shown, servedShare: share(result.tallies, (k) => [p.expect].flat().includes(k)), queriesPerRequest };
   log(`  ${fmt.int(result.rps)} req/s, p50 ${fmt.ms(result.latencyMs.p50)} ms, p99 ${fmt.ms(result.latencyMs.p99)} ms, ${result.errors} errors, `
     + `${shown} ${fmt.pct(scenario.servedShare)}; alone p50 ${fmt.ms(alone.latencyMs.p50)} ms`
     + (queriesPerRequest === undefined ? "" : `; ${queriesPerRequest.toFixed(3)} queries on contacts per request`));
   return scenario;
+}
+
+/** The operations per request over rounds, each read before and after its measured run: the
+ * counters' differences summed as if one reading. */
+function roundsCost(runs) {
+  const sum = (pick) => runs.reduce((a, run) => (a === null || pick(run.after) === null || pick(run.before) === null ? null : a + pick(run.after) - pick(run.before)), 0);
+  const worker = (k) => (r) => r.worker?.[k] ?? null;
+  const zero = { worker: { requests: 0, kvReads: 0, kvWrites: 0, homeCalls: 0 }, cpuUs: 0, redis: 0, database: 0 };
+  const total = (k) => sum(worker(k));
+  const after = {
+    worker: runs.every((r) => r.before.worker && r.after.worker) ? { requests: total("requests") - (runs.length - 1), kvReads: total("kvReads"), kvWrites: total("kvWrites"), homeCalls: total("homeCalls") } : null,
+    cpuUs: sum((r) => r.cpuUs),
+    redis: sum((r) => r.redis) === null ? null : sum((r) => r.redis) - (runs.length - 1),
+    database: sum((r) => r.database),
+  };
+  return costOf(zero, after, runs.reduce((a, run) => a + run.requests, 0));
+}
+
+/** The operations per request between two readings of the counters and their price. */
+function costOf(before, after, requests) {
+  const operations = perRead(before, after, requests);
+  return { operations, perMillionReads: costPerMillion(operations) };
 }
 
 const median = (xs) => {
@@ -112,10 +138,11 @@ const median = (xs) => {
  * Scenarios measured side by side (`entries`: [id, plan] in the order they take turns): each is
  * asked until it answers as expected, then `settings.rounds` rounds run each in turn (every other
  * round in reverse order), a warm-up and its share of `--duration` (duration ÷ rounds), so what
- * drifts on the machine meanwhile
- * falls on all of them alike; last, each is measured alone on one connection. A scenario's req/s
- * and latency percentiles are the medians of its rounds' (each round's are kept in `rounds`), its
- * requests, errors and answers the sums.
+ * drifts on the machine meanwhile falls on all of them alike; last, each is measured alone on one
+ * connection. A scenario's figures are its rounds taken together, as one run: req/s is all its
+ * requests over all its measured seconds, the mean, percentiles and max come from its rounds'
+ * latency histograms merged, so they and the req/s describe the same requests (Little's law holds
+ * between them); requests, errors and answers are the sums. Each round's own are kept in `rounds`.
  */
 export async function runRounds(stack, entries, settings, wrkOptions) {
   const { rounds } = settings;
@@ -132,8 +159,9 @@ export async function runRounds(stack, entries, settings, wrkOptions) {
         await until(r.p.url, r.request, r.p.expect);
       }
       if (settings.warmupSeconds > 0) await runWrk({ ...wrkOptions, url: r.p.url, file: r.file, seconds: settings.warmupSeconds });
+      const before = await counters(stack, r.p.url, r.request.headers.Host);
       const result = await withWorkerdCpu(() => runWrk({ ...wrkOptions, url: r.p.url, file: r.file, seconds }));
-      r.runs.push(result);
+      r.runs.push({ ...result, before, after: await counters(stack, r.p.url, r.request.headers.Host) });
       log(`  round ${round} ${r.label}: ${fmt.int(result.rps)} req/s, p50 ${fmt.ms(result.latencyMs.p50)} ms, p99 ${fmt.ms(result.latencyMs.p99)} ms, ${result.errors} errors`);
     }
   }
@@ -147,25 +175,34 @@ export async function runRounds(stack, entries, settings, wrkOptions) {
     const errorKinds = {};
     for (const run of runs) for (const [k, n] of Object.entries(run.errorKinds)) errorKinds[k] = (errorKinds[k] ?? 0) + n;
     const shown = servedAs(p);
+    const requests = runs.reduce((a, run) => a + run.requests, 0);
+    const measuredSeconds = runs.reduce((a, run) => a + run.seconds, 0);
+    const together = {
+      connections: wrkOptions.connections,
+      rps: requests / measuredSeconds,
+      latencyMs: latencyFigures(mergeHistograms(runs.map((run) => run.histogram))),
+      wrkCorrectedMs: latencyFigures(mergeHistograms(runs.map((run) => run.wrkHistogram))),
+    };
     const scenario = {
       id,
       label,
-      requests: runs.reduce((a, run) => a + run.requests, 0),
-      seconds: runs.reduce((a, run) => a + run.seconds, 0),
-      rps: median(runs.map((run) => run.rps)),
+      requests,
+      seconds: measuredSeconds,
+      ...together,
+      littlesLaw: littlesLaw(together),
+      cost: roundsCost(runs),
       cpuUsPerRequest: runs.some((run) => run.cpuUsPerRequest === null) ? null : median(runs.map((run) => run.cpuUsPerRequest)),
-      latencyMs: Object.fromEntries(Object.keys(runs[0].latencyMs).map((k) => [k, median(runs.map((run) => run.latencyMs[k]))])),
       errors: runs.reduce((a, run) => a + run.errors, 0),
       errorKinds,
       tallies,
-      rounds: runs.map(({ rps, requests, seconds, latencyMs, errors, cpuUsPerRequest }) => ({ rps, requests, seconds, latencyMs, errors, cpuUsPerRequest })),
+      rounds: runs.map(({ rps, requests, seconds, latencyMs, errors, cpuUsPerRequest, connections }) => ({ rps, requests, seconds, latencyMs, errors, cpuUsPerRequest, littlesLaw: littlesLaw({ connections, rps, latencyMs }) })),
       aloneMs: alone.latencyMs,
       aloneRequests: alone.requests,
       aloneCpuUsPerRequest: alone.cpuUsPerRequest,
       servedAs: shown,
       servedShare: share(tallies, (k) => [p.expect].flat().includes(k)),
     };
-    log(`${label}: median ${fmt.int(scenario.rps)} req/s (rounds ${runs.map((run) => fmt.int(run.rps)).join(", ")}), p50 ${fmt.ms(scenario.latencyMs.p50)} ms, `
+    log(`${label}: ${fmt.int(scenario.rps)} req/s (rounds ${runs.map((run) => fmt.int(run.rps)).join(", ")}), mean ${fmt.ms(scenario.latencyMs.mean)} ms (Little: ${fmt.ms(scenario.littlesLaw.expectedMs)}), p50 ${fmt.ms(scenario.latencyMs.p50)} ms, p99 ${fmt.ms(scenario.latencyMs.p99)} ms, `
       + `${scenario.errors} errors, ${shown} ${fmt.pct(scenario.servedShare)}; alone p50 ${fmt.ms(alone.latencyMs.p50)} ms`
       + (Object.keys(tallies).length > 1 ? `; answers ${Object.entries(tallies).map(([k, n]) => `${k} ${fmt.int(n)}`).join(", ")}` : ""));
     scenarios.push(scenario);

@@ -95,13 +95,20 @@ function done(summary, latency, requests)
   for key, count in pairs(merged) do
     table.insert(parts, json_string(key) .. ":" .. count)
   end
+  -- The latency histogram as wrk holds it ([microseconds, count] pairs): wrk 4 has already added
+  -- its coordinated-omission samples to it, which bench/lib/wrk.mjs takes out again.
+  local histogram = {}
+  for i = 1, #latency do
+    local value, count = latency(i)
+    table.insert(histogram, string.format("[%d,%d]", value, count))
+  end
   local e = summary.errors
   io.write(string.format(
     'BENCH_RESULT {"requests":%d,"duration_us":%d,"bytes":%d,' ..
     '"errors":{"connect":%d,"read":%d,"write":%d,"status":%d,"timeout":%d},' ..
-    '"latency_us":{"p50":%d,"p95":%d,"p99":%d,"mean":%.1f,"max":%d},"tallies":{%s}}\n',
+    '"histogram":[%s],"tallies":{%s}}\n',
     summary.requests, summary.duration, summary.bytes,
     e.connect, e.read, e.write, e.status, e.timeout,
-    latency:percentile(50), latency:percentile(95), latency:percentile(99), latency.mean, latency.max,
+    table.concat(histogram, ","),
     table.concat(parts, ",")))
 end

@@ -72,6 +72,7 @@ pub fn get(req: &Request, edge: &Edge) -> Result<Response, AppError> {
             "layers": snapshot.layers,
             "latency": snapshot.latency,
             "state_home": snapshot.state_home,
+            "totals": totals(),
             "l0": l0_usage(edge),
             "audit": crate::audit::counts(),
             "rate_limited": rate_limited(),
@@ -124,6 +125,14 @@ pub async fn stats(req: &Request, edge: &Edge) -> Result<Response, AppError> {
     }))?;
     response.headers().set("Cache-Control", "no-store")?;
     Ok(response)
+}
+
+/// Counters since the isolate started, not a window: requests, the state home calls they made,
+/// and every KV read and write it issued.
+fn totals() -> Value {
+    let (requests, home) = metrics::totals();
+    let (kv_reads, kv_writes) = kv::calls();
+    json!({"requests": requests, "state_home": home, "kv_reads": kv_reads, "kv_writes": kv_writes})
 }
 
 /// Requests this isolate refused with 429 since it started, by limited action.

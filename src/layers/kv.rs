@@ -52,6 +52,18 @@ extern "C" {
 
 thread_local! {
     static BINDING: JsValue = JsValue::from_str(KV_BINDING);
+    /// KV reads and writes this isolate has issued since it started, whatever asked for them
+    /// (requests, write-backs after the response, refresh-ahead, probes): what KV bills.
+    static CALLS: std::cell::Cell<(u64, u64)> = const { std::cell::Cell::new((0, 0)) };
+}
+
+/// KV reads and writes this isolate has issued since it started (`/metrics`' `totals`).
+pub fn calls() -> (u64, u64) {
+    CALLS.with(std::cell::Cell::get)
+}
+
+fn called(reads: u64, writes: u64) {
+    CALLS.with(|calls| calls.set((calls.get().0 + reads, calls.get().1 + writes)));
 }
 
 /// The namespace of cached pages, as the runtime hands it over.
@@ -71,6 +83,7 @@ fn js(err: JsValue) -> LayerError {
 impl Namespace {
     /// The text at `key`, if any.
     async fn text(&self, key: &str) -> Result<Option<String>, LayerError> {
+        called(1, 0);
         Ok(JsFuture::from(self.get_promise(key, "text").map_err(js)?).await.map_err(js)?.as_string())
     }
 }
@@ -97,6 +110,7 @@ impl Cache for KvPage {
     /// The page and when it was read from its source (the epoch when unknown, which no
     /// freshness window accepts). An entry that does not open is refused, never served.
     async fn get(&self) -> Result<Option<Page>, LayerError> {
+        called(1, 0);
         match webcrypto::read_and_open(&self.store, &self.upstreams.keyring, &self.key).await {
             Ok(page) => Ok(page.map(|(body, read_at)| Page { body: PageBody::Opened(body), read_at })),
             Err(ReadError::Refused(err)) => Err(LayerError::Refused { layer: CacheLayer::Kv, reason: err.to_string() }),
@@ -152,6 +166,7 @@ async fn write(store: &Namespace, key: &str, value: &str, read_at: Option<UnixMi
     let metadata = if read_at.is_some() { METADATA_BYTES } else { 0 };
     let ttl = u64::from(ttl_seconds).max(PROBE_TTL_SECONDS);
     let t = read_at.map_or(-1.0, |at| at.0 as f64);
+    called(0, 1);
     JsFuture::from(kv_put(store, key, value, ttl as f64, t).map_err(js)?).await.map_err(js)?;
     let (bytes, now) = ((key.len() + value.len()) as u64 + metadata, runtime::now().0);
     WRITTEN.with(|ledger| ledger.borrow_mut().record(key, bytes, now + ttl * 1000, now));
