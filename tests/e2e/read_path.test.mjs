@@ -111,7 +111,11 @@ describe("headers", () => {
       return res;
     };
     keep(await list(stack.urls.worker, { query }));
-    await waitFor("a hit", async () => keep(await list(stack.urls.worker, { query })).headers.get("x-cache-status") === "HIT", 5000);
+    const hit = await waitFor("a hit", async () => {
+      const res = await list(stack.urls.worker, { query });
+      return res.headers.get("x-cache-status") === "HIT" && res;
+    }, 5000);
+    keep(hit);
     keep(await list(stack.urls.worker, { query, headers: { "Cache-Control": "no-cache" } }));
     const soft = await fetch(`${stack.urls.worker}/api/cache/invalidate`, {
       method: "POST",
