@@ -165,8 +165,10 @@ describe("writes made directly in PostgreSQL", () => {
     assert.equal(first.json.data.contacts[0].id, id);
     const [[seqBefore]] = sql("select coalesce(max(seq), 0) from contact_list_cache_outbox");
     try {
-      // Three transactions back to back, each its own commit (psql runs each -c alone).
-      for (const next of ["Order A", "Order B", "Order C"]) sql(`update contacts set name = '${next}' where id = '${id}'`);
+      // Three transactions back to back, each its own commit, in one session: change capture
+      // usually reads them together and delivers them in one call (the worker carries the page
+      // across each in turn), otherwise in calls one after another.
+      sql(["Order A", "Order B", "Order C"].map((next) => `begin; update contacts set name = '${next}' where id = '${id}'; commit;`).join(" "));
       const seqs = sql(`select seq from contact_list_cache_outbox where seq > ${seqBefore} order by seq`).map(([seq]) => Number(seq));
       assert.ok(seqs.length >= 3, `three changes in the outbox: ${seqs}`);
       // Wait for change capture to have delivered them all (the cursor past them), then for an
