@@ -119,9 +119,10 @@ export class Stack extends Processes {
   async startPostgres() {
     const bin = postgresBinDir();
     const data = join(this.dir, "pgdata");
-    const port = await freePort();
     if (process.getuid?.() === 0) await chown(this.dir, Number((await run("id", ["-u", "postgres"])).trim()), 0);
     await run(...asPostgresUser(`${bin}/initdb`, ["-D", data, "-U", SUPERUSER, "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8", "--no-sync"]));
+    // Picked once initdb is done, just before the server binds it.
+    const port = await freePort();
     // pg_stat_statements lets tests count the queries that reach the database.
     const opts = `-p ${port} -k ${this.dir} -c listen_addresses=127.0.0.1 -c timezone=UTC -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200 -c shared_preload_libraries=pg_stat_statements`;
     this.pg = { port, url: `postgres://postgres@127.0.0.1:${port}/postgres`, bin, data, opts };
