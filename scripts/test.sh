@@ -3,7 +3,8 @@
 # TypeScript client's unit and hook tests, lints the workflows, the shell scripts and the alert
 # rules, checks wrangler.toml declares what the worker reads,
 # builds the worker, the client and the backend's container image, bundles the worker as a
-# production deploy would (dry run) and runs the end-to-end suite against a real local stack.
+# production deploy would (dry run) and runs the end-to-end suite against a real local stack, then
+# the files that read, invalidate, carry and fault again with production's defaults.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
@@ -39,3 +40,6 @@ rm -rf "$dry_run"
 # The load test holds 1,000 connections open at once, on both ends of loopback.
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 node tests/run.mjs
+# Again with the worker as production runs it (wrangler.toml's [env.production.vars]: L0 on, the
+# default staleness bound), the files that read, invalidate, carry and fault, on a smaller seed.
+SEED_CONTACTS="${PRODUCTION_DEFAULTS_SEED_CONTACTS:-20000}" node tests/run.mjs --production-defaults read_path invalidation carry faults hangs

@@ -7,7 +7,7 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { anonKey, userToken } from "../jwt.mjs";
 import { seed } from "../seed-ids.mjs";
-import { freePort, log, track } from "./processes.mjs";
+import { holdPort, log, track } from "./processes.mjs";
 import { ROOT, SUPERUSER, Stack, liveWorker, psql } from "./services.mjs";
 
 /** An ES256 (P-256) and an RS256 key pair, as a Supabase project with asymmetric keys has. */
@@ -63,8 +63,11 @@ export async function startStack({
     const webhookSecret = randomBytes(24).toString("hex");
     const backendMetricsToken = randomBytes(24).toString("hex");
     const encryptionKey = `local1:${randomBytes(32).toString("base64")}`;
-    // The worker's port is chosen first so the backend's change capture knows where to post.
-    const port = worker === "wrangler" ? workerPort : await freePort();
+    // The worker's port is chosen first so the backend's change capture knows where to post, and
+    // held (a listening socket of this process) through the seed until the worker binds it.
+    const held = worker === "wrangler" ? null : await holdPort();
+    stack.onStop(() => held?.release());
+    const port = held?.port ?? workerPort;
     log(`temp dir ${stack.dir}`);
     const pg = await stack.startDatabase(contacts);
     const seedSeconds = (Date.now() - started) / 1000;
@@ -88,6 +91,8 @@ export async function startStack({
     const bindings = { ENVIRONMENT: "test", REDIS_ENABLED: "true", CORS_ALLOWED_ORIGINS: "*", ...secrets, ...overrides };
     let workerUrl = null;
     let topologyInfo = null;
+    // Let go of the port just before the worker binds it.
+    await held?.release();
     if (worker === "miniflare" && topology) {
       const started = await stack.startTopology({ bindings, port, topology });
       workerUrl = started.url;

@@ -22,6 +22,24 @@ export function freePort() {
   });
 }
 
+/**
+ * A TCP port on 127.0.0.1 held by a listening socket of this process until `release()`: for a
+ * server that must be named before it can start (the worker, whose URL the backend's change
+ * capture needs), so that no other process takes the port meanwhile. A connection made to it
+ * while held is reset at once, as a closed port would refuse it.
+ */
+export function holdPort() {
+  return new Promise((res, rej) => {
+    const server = createServer((socket) => socket.destroy());
+    server.unref();
+    server.on("error", rej);
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address();
+      res({ port, release: () => new Promise((done) => server.close(() => done())) });
+    });
+  });
+}
+
 /** Whether `port` on 127.0.0.1 can be listened on right now. */
 export function portIsFree(port) {
   return new Promise((res) => {

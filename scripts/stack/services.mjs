@@ -119,9 +119,10 @@ export class Stack extends Processes {
   async startPostgres() {
     const bin = postgresBinDir();
     const data = join(this.dir, "pgdata");
-    const port = await freePort();
     if (process.getuid?.() === 0) await chown(this.dir, Number((await run("id", ["-u", "postgres"])).trim()), 0);
     await run(...asPostgresUser(`${bin}/initdb`, ["-D", data, "-U", SUPERUSER, "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8", "--no-sync"]));
+    // Picked once initdb is done, just before the server binds it.
+    const port = await freePort();
     // pg_stat_statements lets tests count the queries that reach the database.
     const opts = `-p ${port} -k ${this.dir} -c listen_addresses=127.0.0.1 -c timezone=UTC -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200 -c shared_preload_libraries=pg_stat_statements`;
     this.pg = { port, url: `postgres://postgres@127.0.0.1:${port}/postgres`, bin, data, opts };
@@ -243,12 +244,21 @@ export class Stack extends Processes {
     return { nodes, url: nodes[0].url };
   }
 
-  /** The backend binary (on `port` when given, to restart it in place). */
+  /** The backend binary (on `port` when given, to restart it in place; else it binds port 0
+   * itself and the port is read from its "listening" log line: no window for another process to
+   * take a port picked in advance). */
   async startBackend({ env, port, ...options }) {
-    port ??= await freePort();
     const profile = process.env.BACKEND_PROFILE ?? "debug";
     const binary = join(ROOT, "target", profile, "contact-list-cache-backend");
-    const child = this.spawnService("backend", binary, [], backendEnv({ ...options, port, env }));
+    // Its "listening" line is logged at info, whatever RUST_LOG says of the rest.
+    const logged = port ? {} : { RUST_LOG: `${env?.RUST_LOG ?? process.env.RUST_LOG ?? "info"},contact_list_cache_backend::startup=info` };
+    const child = this.spawnService("backend", binary, [], backendEnv({ ...options, port: port ?? 0, env: { ...env, ...logged } }));
+    port ??= await waitFor("the backend's port", () => {
+      if (child.exitCode !== null) throw new Error(`the backend exited (${child.exitCode}): ${child.output().slice(-2000)}`);
+      const line = child.output().split("\n").find((l) => l.includes('"listening"'));
+      const bound = line && /"port":(\d+)/.exec(line);
+      return bound && Number(bound[1]);
+    });
     const url = `http://127.0.0.1:${port}`;
     await waitFor("the backend", async () => (await fetch(`${url}/health`)).ok);
     return { url, internalAuthKey: options.internalAuthKey, port, child };

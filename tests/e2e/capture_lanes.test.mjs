@@ -32,10 +32,16 @@ function psqlAsync(port, query) {
 /** What the proxy in front of the worker's webhook saw: each call the worker took (when, its
  * changes, boards and KV operations) and when each change was acknowledged, by outbox sequence;
  * a batch touching a workspace in `refused` is answered 503. */
-const lanes = { refused: new Set(), calls: [], acked: new Map() };
+const lanes = { refused: new Set(), calls: [], acked: new Map(), offered: new Set() };
+
+/** The most changes in one webhook call (BATCH_MAX in backend/src/capture/forward.rs). */
+const BATCH_MAX = 100;
 
 function refuse(changes) {
-  return changes.some((c) => lanes.refused.has((c.record ?? c.old_record)?.workspace_id));
+  const refused = changes.some((c) => lanes.refused.has((c.record ?? c.old_record)?.workspace_id));
+  // Back-pressure: every distinct change offered to the worker while it refused them.
+  if (refused) for (const c of changes) lanes.offered.add(c.outbox_seq);
+  return refused;
 }
 
 function acknowledge(changes, answer) {
@@ -102,6 +108,12 @@ describe("change capture that scales", { timeout: 300_000 }, () => {
     assert.ok(Date.now() - refusedFrom < 10_000, "measured while the workspace was still refused");
     assert.ok(delay <= 1000, `the other workspace's change reached the worker ${delay} ms after its commit, while ${REFUSED} was refused`);
     assert.ok(!burst.seqs.some((seq) => lanes.acked.has(seq)), "nothing of the refused workspace got through");
+    // Back-pressure: of the 3,000 waiting, only the lane's first call was ever offered, again and
+    // again (the oldest changes, at most one call's worth): a workspace's next call waits for the
+    // one before it to be taken. (How many the backend holds on the lane, 1,000, and parks beyond
+    // that, is its memory, not seen from here.)
+    const first = new Set(burst.seqs.slice(0, BATCH_MAX));
+    assert.ok(lanes.offered.size > 0 && [...lanes.offered].every((seq) => first.has(seq)), `${lanes.offered.size} distinct refused changes were offered, ${[...lanes.offered].filter((seq) => !first.has(seq)).length} beyond the first call's ${BATCH_MAX}`);
     // After its 10 s, the refused workspace's changes all arrive, in order, and the cursor passes them.
     await new Promise((r) => setTimeout(r, Math.max(0, refusedFrom + 10_000 - Date.now())));
     lanes.refused.delete(REFUSED);

@@ -138,7 +138,7 @@ describe("encryption at rest", () => {
       const [first] = (await cached.json()).data.contacts;
       const to = await invalidate();
       // Past the staleness bound, so that the page of `from` is not served as the answer.
-      await new Promise((resolve) => setTimeout(resolve, Number(stack.bindings.STALENESS_BOUND_MS ?? 1000) + 100));
+      await new Promise((resolve) => setTimeout(resolve, Number(stack.bindings.STALENESS_BOUND_MS ?? 1000) + 300));
       const [[row]] = sql(`select to_jsonb(c)::text from contacts c where id = '${first.id}'`);
       const record = JSON.stringify({ to, from, updates: [{ new: { ...JSON.parse(row), name: "Forged Carry" }, was: { name: first.name } }] });
       assert.equal(await stateHome(pieces.miniflare, WS).put({ [carryKey]: store(record) }), 200);

@@ -69,6 +69,16 @@ export function stateHome(mf, workspace) {
   };
 }
 
+/** Whether generation `a` (an `X-Cache-Generation`) is newer than `b`, in crates/core
+ * generation.rs's order: its milliseconds (hexadecimal, before the first `-`; 0 for the
+ * initial "0"), then its text. A missing one is older than any. */
+export function newer(a, b) {
+  if (!a) return false;
+  if (!b) return true;
+  const millis = (g) => parseInt(g.split("-")[0], 16) || 0;
+  return millis(a) !== millis(b) ? millis(a) > millis(b) : a > b;
+}
+
 /** An access token for the user with id `sub`, signed with the project's JWT secret. */
 export function tokenFor(sub, extra = {}) {
   return userToken(stack.secrets.SUPABASE_JWT_SECRET, { sub, email: `${sub}@example.test`, ...extra });

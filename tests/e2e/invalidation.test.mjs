@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { newStack, waitFor } from "../../scripts/stack.mjs";
-import { FILTERS, expectedPage, filterSql, ownWorker, redisCli, seed, sql, stack, tokenFor } from "./harness.mjs";
+import { FILTERS, expectedPage, filterSql, newer, ownWorker, redisCli, seed, sql, sqlLiteral, stack, tokenFor } from "./harness.mjs";
 
 const WS = seed.workspace(3);
 const BOARD = seed.board(3, 1);
@@ -17,8 +17,22 @@ async function list(base, filter, { user = ME, extra = "" } = {}) {
   const res = await fetch(`${base}/api/boards/${BOARD}/contacts?filter=${filter}${extra}`, {
     headers: { Authorization: `Bearer ${tokenFor(user)}`, "X-Workspace-ID": WS },
   });
-  return { status: res.status, cache: `${res.headers.get("x-cache-status")}/${res.headers.get("x-cache-layer")}`, key: res.headers.get("x-cache-key"), json: await res.json() };
+  return {
+    status: res.status,
+    cache: `${res.headers.get("x-cache-status")}/${res.headers.get("x-cache-layer")}`,
+    key: res.headers.get("x-cache-key"),
+    generation: res.headers.get("x-cache-generation"),
+    json: await res.json(),
+  };
 }
+
+/** An answer that is current as of a generation newer than `than`: not a superseded copy
+ * (STALE), which a list or counts answer may be for a moment after an invalidation. */
+const currentAfter = (answer, than) => answer.status === 200 && !answer.cache.startsWith("STALE") && newer(answer.generation, than);
+
+/** A first page's label that means "served from a cache of the edge": KV, or the isolate's L0
+ * in front of it when L0 is on (the production-defaults pass). */
+const FROM_EDGE = ["HIT/KV", "HIT/L0"];
 
 async function post(base, path, body, { user = ME, headers = {} } = {}) {
   const res = await fetch(`${base}${path}`, {
@@ -32,7 +46,7 @@ async function post(base, path, body, { user = ME, headers = {} } = {}) {
 /** Reads every filter's first page until each is served from KV. */
 async function warmAll(base) {
   for (const filter of FILTERS) {
-    await waitFor(`${filter} cached`, async () => (await list(base, filter)).cache === "HIT/KV", 5000);
+    await waitFor(`${filter} cached`, async () => FROM_EDGE.includes((await list(base, filter)).cache), 5000);
   }
 }
 
@@ -103,25 +117,76 @@ describe("events refresh exactly the affected lists", () => {
 describe("writes made directly in PostgreSQL", () => {
   const visible = (check) => waitFor("the change at the edge", check, 2000);
 
+  // Each write is waited on by what it must do to the edge (a generation newer than the last
+  // answer's, served by a layer under it, not a superseded STALE copy); the rows are then checked
+  // once against SQL. A write whose invalidation never happens times out here instead of
+  // passing on a page that happens to look right.
+  const fresher = (filter, than) =>
+    visible(async () => {
+      const answer = await list(stack.urls.worker, filter);
+      return currentAfter(answer, than) && answer;
+    });
+  const exactly = (answer, filter) =>
+    assert.deepEqual(answer.json.data.contacts.map((c) => c.id), expectedPage({ workspace: WS, board: BOARD, me: ME, filter }).ids, `${filter} (${answer.cache}, ${answer.generation})`);
+
   test("an UPDATE, an INSERT and a DELETE run with psql become visible through the worker within 2 s", async () => {
     await warmAll(stack.urls.worker);
     const [[id]] = sql(`select id from contacts where board_id = '${BOARD}' and not archived order by created_at desc, id desc limit 1`);
+    let last = (await list(stack.urls.worker, "all")).generation;
     sql(`update contacts set name = 'Renamed By Psql' where id = '${id}'`);
-    await visible(async () => (await list(stack.urls.worker, "all")).json.data.contacts[0].name === "Renamed By Psql");
+    const renamed = await fresher("all", last);
+    exactly(renamed, "all");
+    assert.equal(renamed.json.data.contacts[0].name, "Renamed By Psql");
 
+    last = renamed.generation;
     const [[newId]] = sql(
       `insert into contacts (workspace_id, board_id, name, email, conversation_status, priority, created_at)
        values ('${WS}', '${BOARD}', 'Inserted By Psql', 'psql@example.test', 'Open', 'high', now() + interval '1 day') returning id`,
     );
     // Each list has its own bound: the open list may still be served stale for a moment after
     // the high-priority one is fresh.
-    await visible(async () => (await list(stack.urls.worker, "high_priority")).json.data.contacts[0]?.id === newId);
-    await visible(async () => (await list(stack.urls.worker, "open")).json.data.contacts[0]?.id === newId);
+    for (const filter of ["high_priority", "open"]) {
+      const inserted = await fresher(filter, last);
+      exactly(inserted, filter);
+      assert.equal(inserted.json.data.contacts[0].id, newId, filter);
+    }
 
+    last = (await list(stack.urls.worker, "all")).generation;
     sql(`delete from contacts where id = '${newId}'`);
-    await visible(async () => !(await list(stack.urls.worker, "all")).json.data.contacts.some((c) => c.id === newId));
-    const page = await list(stack.urls.worker, "all");
-    assert.deepEqual(page.json.data.contacts.map((c) => c.id), expectedPage({ workspace: WS, board: BOARD, me: ME }).ids);
+    const deleted = await fresher("all", last);
+    exactly(deleted, "all");
+    assert.ok(!deleted.json.data.contacts.some((c) => c.id === newId), "the deleted row is gone");
+  });
+
+  test("a workspace's changes apply in commit order: renamed A, B, C in three transactions, C is served and generations only grow", async () => {
+    await warmAll(stack.urls.worker);
+    const [[id, name]] = sql(`select id, name from contacts where board_id = '${BOARD}' and not archived order by created_at desc, id desc limit 1`);
+    const first = await list(stack.urls.worker, "all");
+    assert.equal(first.json.data.contacts[0].id, id);
+    const [[seqBefore]] = sql("select coalesce(max(seq), 0) from contact_list_cache_outbox");
+    try {
+      // Three transactions back to back, each its own commit, in one session: change capture
+      // usually reads them together and delivers them in one call (the worker carries the page
+      // across each in turn), otherwise in calls one after another.
+      sql(["Order A", "Order B", "Order C"].map((next) => `begin; update contacts set name = '${next}' where id = '${id}'; commit;`).join(" "));
+      const seqs = sql(`select seq from contact_list_cache_outbox where seq > ${seqBefore} order by seq`).map(([seq]) => Number(seq));
+      assert.ok(seqs.length >= 3, `three changes in the outbox: ${seqs}`);
+      // Wait for change capture to have delivered them all (the cursor past them), then for an
+      // answer current after them (newer than before, not a superseded copy); every answer on
+      // the way is kept, to check that generations never go back.
+      await waitFor("the three changes delivered", () => Number(sql("select seq from contact_list_cache_cursor where consumer = 'backend'")[0]?.[0] ?? 0) >= seqs.at(-1), 5000);
+      const seen = [first.generation];
+      const last = await visible(async () => {
+        const answer = await list(stack.urls.worker, "all");
+        if (answer.generation) seen.push(answer.generation);
+        return currentAfter(answer, first.generation) && answer;
+      });
+      assert.equal(last.json.data.contacts[0].name, "Order C", `${last.cache}, ${last.generation}`);
+      exactly(last, "all");
+      for (let i = 1; i < seen.length; i++) assert.ok(!newer(seen[i - 1], seen[i]), `generations went back: ${seen[i - 1]} then ${seen[i]}`);
+    } finally {
+      sql(`update contacts set name = ${sqlLiteral(name)} where id = '${id}'`);
+    }
   });
 
   test("favoriting in the database refreshes the favorites list", async () => {
@@ -131,9 +196,12 @@ describe("writes made directly in PostgreSQL", () => {
        and not exists (select 1 from contact_favorites f where f.contact_id = c.id and f.user_id = '${ME}')
        order by created_at desc limit 1`,
     );
+    const last = (await list(stack.urls.worker, "favorites")).generation;
     sql(`insert into contact_favorites (user_id, contact_id, workspace_id) values ('${ME}', '${id}', '${WS}')`);
-    await visible(async () => (await list(stack.urls.worker, "favorites")).json.data.contacts.some((c) => c.id === id));
-    assert.equal((await list(stack.urls.worker, "closed")).cache, "HIT/KV", "other lists stay cached");
+    const favorites = await fresher("favorites", last);
+    exactly(favorites, "favorites");
+    assert.ok(favorites.json.data.contacts.some((c) => c.id === id));
+    assert.ok(FROM_EDGE.includes((await list(stack.urls.worker, "closed")).cache), "other lists stay cached");
   });
 
   test("the webhook takes Supabase Database Webhook payloads and refuses a wrong secret", async () => {
@@ -153,25 +221,33 @@ describe("counts at the edge", () => {
   const counts = async () => {
     const res = await fetch(`${stack.urls.worker}/api/workspaces/${WS}/counts`, { headers: { Authorization: `Bearer ${tokenFor(ME)}` } });
     assert.equal(res.status, 200);
-    return (await res.json()).data.counts;
+    return { status: res.status, cache: `${res.headers.get("x-cache-status")}/${res.headers.get("x-cache-layer")}`, generation: res.headers.get("x-cache-generation"), counts: (await res.json()).data.counts };
   };
+  /** Every filter's count, as SQL gives it now. */
+  const sqlCounts = () =>
+    Object.fromEntries(FILTERS.map((filter) => [filter, Number(sql(`select count(*) from contacts c where c.workspace_id = '${WS}' and ${filterSql(filter, ME)}`)[0][0])]));
+  /** The counts once they are current as of a generation newer than `than` (not STALE). */
+  const countsAfter = (than) =>
+    waitFor("counts refreshed", async () => {
+      const answer = await counts();
+      return currentAfter(answer, than) && answer;
+    }, 2000);
 
   test("the caller's counts equal SQL and follow a direct database write", async () => {
     const before = await counts();
-    for (const filter of FILTERS) {
-      const [[n]] = sql(`select count(*) from contacts c where c.workspace_id = '${WS}' and ${filterSql(filter, ME)}`);
-      assert.equal(before[filter], Number(n), filter);
-    }
+    assert.deepEqual(before.counts, sqlCounts(), before.cache);
     const [[id]] = sql(
       `insert into contacts (workspace_id, board_id, name, conversation_status, priority)
        values ('${WS}', '${BOARD}', 'Counted By Psql', 'Open', 'low') returning id`,
     );
-    await waitFor("counts refreshed", async () => (await counts()).open === before.open + 1, 2000);
-    const after = await counts();
-    assert.equal(after.low_priority, before.low_priority + 1);
-    assert.equal(after.closed, before.closed);
+    const after = await countsAfter(before.generation);
+    assert.deepEqual(after.counts, sqlCounts(), `${after.cache}, ${after.generation}`);
+    assert.equal(after.counts.open, before.counts.open + 1);
+    assert.equal(after.counts.low_priority, before.counts.low_priority + 1);
+    assert.equal(after.counts.closed, before.counts.closed);
     sql(`delete from contacts where id = '${id}'`);
-    await waitFor("counts refreshed again", async () => (await counts()).open === before.open, 2000);
+    const again = await countsAfter(after.generation);
+    assert.deepEqual(again.counts, before.counts, `${again.cache}, ${again.generation}`);
   });
 
   test("a non-member gets 403", async () => {
@@ -287,7 +363,7 @@ describe("cache warming", () => {
     assert.equal(res.status, 200, JSON.stringify(res.json));
     assert.deepEqual(res.json.data.warmed.map((w) => w.filter), ["all", "open", "unassigned", "assigned_to_me"]);
     for (const filter of ["all", "open", "unassigned", "assigned_to_me"]) {
-      await waitFor(`${filter} warmed`, async () => (await list(stack.urls.worker, filter)).cache === "HIT/KV", 3000);
+      await waitFor(`${filter} warmed`, async () => FROM_EDGE.includes((await list(stack.urls.worker, filter)).cache), 3000);
     }
     // Not warmed: the page of the superseded generation (within the staleness bound) or a miss.
     assert.ok(["STALE/KV", "MISS/DATABASE"].includes((await list(stack.urls.worker, "closed")).cache), "only the common queries are warmed");

@@ -189,9 +189,36 @@ describe("metrics and logs over a known mix", () => {
       const dir = join(ROOT, "tests", "artifacts");
       mkdirSync(dir, { recursive: true });
       await page.screenshot({ path: join(dir, "dashboard.png"), fullPage: true });
+      // The page's policy holds in the browser: nothing from another origin is fetched, run or shown.
+      const violated = await page.evaluate(async (elsewhere) => {
+        const seen = [];
+        document.addEventListener("securitypolicyviolation", (e) => seen.push(e.effectiveDirective));
+        const fetched = await fetch(`${elsewhere}/data`).then(() => "fetched", () => "refused");
+        const script = document.createElement("script");
+        script.src = `${elsewhere}/x.js`;
+        document.body.append(script);
+        const img = document.createElement("img");
+        img.src = `${elsewhere}/x.png`;
+        document.body.append(img);
+        await new Promise((r) => setTimeout(r, 300));
+        return { fetched, directives: [...new Set(seen)].sort() };
+      }, "http://127.0.0.2:9");
+      assert.deepEqual(violated, { fetched: "refused", directives: ["connect-src", "img-src", "script-src-elem"] });
     } finally {
       await browser.close();
     }
+  });
+
+  test("the dashboard's Content-Security-Policy is exactly the page's needs: its own inline script and style, /metrics on its origin", async () => {
+    const res = await fetch(`${worker}/dashboard`);
+    assert.equal(res.status, 200);
+    // The page is self-contained (src/handlers/dashboard.html): one inline script and one inline
+    // style, no external asset; so nothing else may load, and it may call only its own origin.
+    assert.equal(res.headers.get("content-security-policy"), "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; img-src data:");
+    assert.equal(res.headers.get("cache-control"), "no-store");
+    const html = await res.text();
+    assert.doesNotMatch(html, /<(script|link|img|iframe)[^>]+(src|href)=/i, "no external asset for the policy to allow");
+    assert.doesNotMatch(html, /\son[a-z]+=/i, "no inline event handler attributes");
   });
 
   test("METRICS_TOKEN protects /metrics", async () => {

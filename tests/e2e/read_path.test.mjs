@@ -98,6 +98,41 @@ describe("headers", () => {
     assert.deepEqual(b.json, a.json);
   });
 
+  test("every list and counts answer is Cache-Control: private, no-store, from a cache or not", async () => {
+    // A page no cache has (MISS), the same from KV or L0 (HIT), asked fresh (BYPASS), and after a
+    // soft invalidation the superseded copy (STALE); the caller's counts asked fresh, then cached.
+    const query = "filter=open&sortBy=name&page=6";
+    const seen = new Map();
+    const keep = (res) => {
+      const label = cacheHeaders(res).join("/");
+      assert.equal(res.status, 200, `${label}: ${res.text.slice(0, 200)}`);
+      assert.equal(res.headers.get("cache-control"), "private, no-store", label);
+      seen.set(label.split("/")[0], res.headers.get("cache-control"));
+      return res;
+    };
+    keep(await list(stack.urls.worker, { query }));
+    const hit = await waitFor("a hit", async () => {
+      const res = await list(stack.urls.worker, { query });
+      return res.headers.get("x-cache-status") === "HIT" && res;
+    }, 5000);
+    keep(hit);
+    keep(await list(stack.urls.worker, { query, headers: { "Cache-Control": "no-cache" } }));
+    const soft = await fetch(`${stack.urls.worker}/api/cache/invalidate`, {
+      method: "POST",
+      headers: { Authorization: `Bearer ${tokenFor(USER1)}`, "Content-Type": "application/json" },
+      body: JSON.stringify({ workspace_id: WS1, board_id: BOARD, filter: "open", mode: "soft" }),
+    });
+    assert.equal(soft.status, 200);
+    keep(await list(stack.urls.worker, { query }));
+    assert.deepEqual([...seen.keys()].sort(), ["BYPASS", "HIT", "MISS", "STALE"], "each kind of answer was seen");
+    const counts = (headers = {}) => fetch(`${stack.urls.worker}/api/workspaces/${WS1}/counts`, { headers: { Authorization: `Bearer ${tokenFor(USER1)}`, ...headers } });
+    for (const res of [await counts({ "Cache-Control": "no-cache" }), await counts()]) {
+      assert.equal(res.status, 200);
+      assert.equal(res.headers.get("cache-control"), "private, no-store", `counts ${res.headers.get("x-cache-status")}`);
+      await res.body.cancel();
+    }
+  });
+
   test("Cache-Control: no-cache bypasses the caches and refreshes them", async () => {
     const query = "filter=high_priority&page=3";
     await list(stack.urls.worker, { query });
@@ -124,14 +159,22 @@ describe("the layers in turn, with their own worker and backend", () => {
     const first = await list(worker, { query });
     assert.deepEqual(cacheHeaders(first), ["MISS", "DATABASE"]);
     assertMatchesSql(first, { filter: "unassigned", sortBy: "last_message_time", page: 2 }, "first");
-    await waitFor("KV write-back", async () => (await list(worker, { query })).headers.get("x-cache-layer") === "KV", 5000);
-    const second = await list(worker, { query });
+    const second = await waitFor("KV write-back", async () => {
+      const res = await list(worker, { query });
+      return res.headers.get("x-cache-layer") === "KV" && res;
+    }, 5000);
     assert.deepEqual(cacheHeaders(second), ["HIT", "KV"]);
     assert.deepEqual(second.json, first.json);
 
     await kv.delete(first.headers.get("x-cache-key"));
-    const third = await list(worker, { query });
+    // With L0 on (the production-defaults pass) the isolate keeps its copy for at most the
+    // staleness bound; the first answer not from it comes from Redis.
+    const third = await waitFor("an answer from below L0", async () => {
+      const res = await list(worker, { query });
+      return res.headers.get("x-cache-layer") !== "L0" && res;
+    }, 5000);
     assert.deepEqual(cacheHeaders(third), ["HIT", "REDIS"]);
+    for (const res of [first, second, third]) assert.equal(res.headers.get("cache-control"), "private, no-store", cacheHeaders(res).join("/"));
     assert.deepEqual(third.json, first.json);
     await waitFor("KV refilled from Redis", async () => (await list(worker, { query })).headers.get("x-cache-layer") === "KV", 5000);
   });
@@ -180,7 +223,8 @@ describe("isolation between workspaces", () => {
     assert.equal(other.json.data.pagination.total, 0);
     assert.notEqual(other.headers.get("x-cache-key"), mine.headers.get("x-cache-key"));
     const colleague = await list(stack.urls.worker, { query, user: USER6 });
-    assert.deepEqual(cacheHeaders(colleague), ["HIT", "KV"]);
+    assert.equal(colleague.headers.get("x-cache-status"), "HIT", "the shared entry, from KV (or L0 in front of it)");
+    assert.equal(colleague.headers.get("x-cache-key"), mine.headers.get("x-cache-key"));
     assert.deepEqual(colleague.json.data.contacts, mine.json.data.contacts);
   });
 
