@@ -346,6 +346,11 @@ export async function webhookProxy(workerUrl, { refuse = () => false, accepted =
   });
   await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
   proxy.url = `http://127.0.0.1:${server.address().port}`;
-  proxy.stop = () => new Promise((resolve) => server.close(resolve));
+  // Change capture posts its clock every 100 ms on a kept-alive connection: cut it, or close
+  // would wait for it for ever.
+  proxy.stop = () => new Promise((resolve) => {
+    server.close(resolve);
+    server.closeAllConnections();
+  });
   return proxy;
 }
