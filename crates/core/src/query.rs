@@ -254,6 +254,29 @@ impl SearchTerm {
         })
     }
 
+    /// For a term without a trigram whose characters are all ASCII: its distinct lower-cased
+    /// pairs of adjacent characters (the character itself for a one-character term), sorted.
+    /// Every contact that matches the term case-insensitively has all of them in one of its
+    /// fields, lower-cased, so they narrow a search through the index of those pairs
+    /// (`search_grams`, supabase/migrations/20250127001000_short_search.sql) beside its own
+    /// match. `None` otherwise: a term with a trigram has the trigram indexes, and a non-ASCII
+    /// character's lower case may differ between Rust and the database's locale.
+    pub fn short_grams(&self) -> Option<Vec<String>> {
+        if self.has_trigram() || !self.0.is_ascii() {
+            return None;
+        }
+        let lower = self.0.to_ascii_lowercase();
+        let mut grams: Vec<String> = if lower.len() == 1 {
+            vec![lower]
+        } else {
+            // ASCII: every byte is a character, so each window of two is a pair of them.
+            (0..lower.len() - 1).map(|i| lower[i..i + 2].to_owned()).collect()
+        };
+        grams.sort_unstable();
+        grams.dedup();
+        Some(grams)
+    }
+
     /// `None` for an empty (or all-blank) term.
     fn parse(raw: &str) -> Result<Option<Self>, QueryError> {
         let term = raw.trim();

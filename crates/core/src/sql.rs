@@ -57,7 +57,16 @@ fn condition_sql(params: &mut Params, condition: &Condition) -> String {
         // whole); the list is walked instead, as the worker's path does.
         Condition::Search(term) => {
             let pattern = params.text(like_pattern(term.as_str()));
-            format!("(coalesce(c.name, '') ilike {pattern} or coalesce(c.email, '') ilike {pattern} or coalesce(c.phone, '') ilike {pattern})")
+            let matches = format!("(coalesce(c.name, '') ilike {pattern} or coalesce(c.email, '') ilike {pattern} or coalesce(c.phone, '') ilike {pattern})");
+            // Narrowed by the index of lower-cased pairs (20250127001000_short_search.sql) when
+            // the term has them; the planner reads it when few contacts hold them.
+            match term.short_grams() {
+                Some(grams) => format!(
+                    "public.contact_search_grams(c.name, c.email, c.phone) @> {}::text[] and {matches}",
+                    params.text(crate::postgrest::array_literal(&grams))
+                ),
+                None => matches,
+            }
         }
     }
 }
@@ -258,8 +267,13 @@ mod tests {
         let (ws, me) = ids();
         let short = contact_page(&ws, &me, &ContactQuery::parse(BOARD, "search=zq").unwrap(), None);
         assert!(short.text.contains("(coalesce(c.name, '') ilike $4::text or coalesce(c.email, '') ilike $4::text or coalesce(c.phone, '') ilike $4::text)"), "{}", short.text);
+        assert!(short.text.contains("public.contact_search_grams(c.name, c.email, c.phone) @> $5::text::text[] and (coalesce"), "{}", short.text);
+        assert_eq!(short.params[3..], ["%zq%", r#"{"zq"}"#]);
         let long = contact_page(&ws, &me, &ContactQuery::parse(BOARD, "search=smith").unwrap(), None);
         assert!(long.text.contains("(c.name ilike $4::text or c.email ilike $4::text or c.phone ilike $4::text)"), "{}", long.text);
+        assert!(!long.text.contains("contact_search_grams"), "a trigram term has the trigram indexes");
+        let accented = contact_page(&ws, &me, &ContactQuery::parse(BOARD, "search=%C3%A9").unwrap(), None);
+        assert!(!accented.text.contains("contact_search_grams"), "a non-ASCII short term walks the list");
     }
 
     #[test]
