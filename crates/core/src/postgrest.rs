@@ -2,7 +2,7 @@
 //! the same [`Condition`]s as the SQL translation, so both paths list the same rows.
 
 use crate::cursor::{Direction, Rows, Run};
-use crate::query::{Condition, ContactQuery, SearchTerm, SortField, SortOrder, UserId};
+use crate::query::{Condition, ContactQuery, SortField, SortOrder, UserId};
 
 /// The columns a listed contact has, in the envelope's order.
 pub const CONTACT_COLUMNS: &str = "id,name,email,phone,conversation_status,priority,last_message_time,\
