@@ -28,7 +28,14 @@
 -- 1,000,000 contacts on 2 shared cores). On a live project, build it `concurrently` by hand
 -- first, under this name: `if not exists` keeps it.
 
-create or replace function public.contact_search_grams(name text, email text, phone text)
+-- The function lives in a schema of its own, which PostgREST does not serve: in `public` it would
+-- be callable as /rest/v1/rpc/contact_search_grams. A view's functions are checked against the
+-- caller, so `authenticated` (which reads the view) may use the schema and execute it.
+create schema if not exists search_support;
+revoke all on schema search_support from public;
+grant usage on schema search_support to authenticated, service_role;
+
+create or replace function search_support.contact_search_grams(name text, email text, phone text)
   returns text[]
   language sql
   immutable
@@ -40,23 +47,21 @@ as $$
        lateral (values (substr(v, i, 1)), (substr(v, i, 2))) as s(g)
 $$;
 
-comment on function public.contact_search_grams(text, text, text) is
+comment on function search_support.contact_search_grams(text, text, text) is
   'The distinct 1- and 2-character substrings of lower(name), lower(email) and lower(phone), each field apart: the key of contacts_search_grams_idx (see 20250127001000_short_search.sql).';
 
--- Called through the view by the caller's role (a view's functions are checked against the
--- caller), so `authenticated` keeps EXECUTE; `anon` never reads the view.
-revoke all on function public.contact_search_grams(text, text, text) from public, anon;
-grant execute on function public.contact_search_grams(text, text, text) to authenticated, service_role;
+revoke all on function search_support.contact_search_grams(text, text, text) from public;
+grant execute on function search_support.contact_search_grams(text, text, text) to authenticated, service_role;
 
 create index if not exists contacts_search_grams_idx
-  on public.contacts using gin (public.contact_search_grams(name, email, phone));
+  on public.contacts using gin (search_support.contact_search_grams(name, email, phone));
 
 -- The view the worker's searches read (20250127000900), with the index's expression as a column
 -- PostgREST can filter on (`search_grams=cs.{…}`); the planner matches it to the index. Appended
 -- last, so `create or replace` keeps the view's columns, grants and options.
 create or replace view public.contacts_searchable
   with (security_invoker = false, security_barrier = false)
-  as select c.*, public.contact_search_grams(c.name, c.email, c.phone) as search_grams
+  as select c.*, search_support.contact_search_grams(c.name, c.email, c.phone) as search_grams
      from public.contacts c
      where c.workspace_id in (select public.current_user_workspace_ids());
 

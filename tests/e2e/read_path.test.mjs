@@ -1,11 +1,12 @@
 // The worker's GET /api/boards/{boardId}/contacts end to end: bodies equal SQL for every filter,
 // sort and order; the cache layers in turn; failing layers skipped; isolation; tokens; 400s and
-// hostile search terms.
+// hostile search terms; 1- and 2-character searches (through the index of character pairs) equal
+// SQL at the worker's database path and the backend's fallback.
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { newStack, waitFor } from "../../scripts/stack.mjs";
 import { signJwt, signJwtWith } from "../../scripts/jwt.mjs";
-import { FILTERS, expectedPage, ownBackend, ownSupabase, ownWorker, sameRows, seed, stack, tokenFor } from "./harness.mjs";
+import { FILTERS, expectedPage, ownBackend, ownSupabase, ownWorker, sameRows, seed, sql, sqlLiteral, stack, tokenFor } from "./harness.mjs";
 
 const WS1 = seed.workspace(1);
 const WS5 = seed.workspace(5);
@@ -294,4 +295,78 @@ describe("hostile search terms", () => {
       if (/^[a-z]+$/i.test(term)) assert.ok(!res.headers.get("x-cache-key").toLowerCase().includes(term.toLowerCase()), "no term in a key");
     });
   }
+});
+
+describe("1- and 2-character searches", () => {
+  /** Board 1's contacts whose field `column`, lower-cased, holds `term` lower-cased. */
+  const holders = (column, term) => Number(sql(`select count(*) from contacts where workspace_id = '${WS1}' and board_id = '${BOARD}' and not archived and position(lower(${sqlLiteral(term)}) in lower(coalesce(${column}, ''))) > 0`)[0][0]);
+  /** A term of `length` ASCII characters that no field of board 1 holds, so the no-match case is real. */
+  const absent = (candidates) => {
+    const term = candidates.find((t) => ["name", "email", "phone"].every((column) => holders(column, t) === 0));
+    assert.ok(term, `one of ${candidates.join(" ")} matches nothing on board 1`);
+    return term;
+  };
+  let terms;
+  before(() => {
+    const oneAbsent = absent([..."qxzjQ#~^&!"]);
+    const twoAbsent = absent(["zq", "qz", "xq", "Qj", "~!", "jj"]);
+    // Matches only in emails, only in phones, and in names: each checked against the data, so the
+    // test cannot pass by covering less than it says.
+    const emailOnly = ["@", "@E", "."];
+    const phoneOnly = ["+", "+1"];
+    for (const t of emailOnly) assert.ok(holders("email", t) > 0 && holders("name", t) === 0 && holders("phone", t) === 0, `${t}: email only`);
+    for (const t of phoneOnly) assert.ok(holders("phone", t) > 0 && holders("name", t) === 0 && holders("email", t) === 0, `${t}: phone only`);
+    assert.ok(holders("phone", "55") > 0 && holders("email", "55") > 0, "55 in phones and emails");
+    terms = [
+      ["no match, 1 character", oneAbsent], ["no match, 2 characters", twoAbsent],
+      ...emailOnly.map((t) => ["email only", t]), ...phoneOnly.map((t) => ["phone only", t]), ["phones and emails", "55"], ["digit", "7"],
+      ["many", "a"], ["many, upper case", "A"], ["name, mixed case", "eM"], ["a space", "n "], ["rarer pair", "yk"],
+      ["LIKE's wildcard", "%"], ["LIKE's escape", "\\"], ["a quote", '"'], ["a comma", ","], ["a brace", "{"], ["non-ASCII", "é"],
+    ];
+  });
+
+  /** The backend's fallback, as the worker asks it (the internal key and the user's token). */
+  const fallback = async (query) => {
+    const headers = { "X-Internal-Auth": stack.secrets.INTERNAL_AUTH_KEY, "X-Workspace-ID": WS1, Authorization: `Bearer ${tokenFor(USER1)}`, "Cache-Control": "no-cache" };
+    const res = await fetch(`${stack.urls.backend}/api/boards/${BOARD}/contacts?${query}`, { headers });
+    const text = await res.text();
+    return { status: res.status, text, json: JSON.parse(text) };
+  };
+
+  test("each equals SQL's case-insensitive substring match on name, email and phone, at the worker and at the backend", async () => {
+    for (const [kind, term] of terms) {
+      for (const [sortBy, sortOrder] of [["created_at", "desc"], ["name", "asc"]]) {
+        const query = new URLSearchParams({ search: term, pageSize: "100", sortBy, sortOrder }).toString();
+        const expected = expectedPage({ workspace: WS1, board: BOARD, me: USER1, search: term, pageSize: 100, sortBy, sortOrder });
+        if (kind.startsWith("no match")) assert.equal(expected.total, 0, `${term}: SQL finds nothing`);
+        else assert.ok(expected.total > 0, `${kind} ${JSON.stringify(term)}: SQL finds some`);
+        const label = `${kind} ${JSON.stringify(term)} ${sortBy} ${sortOrder}`;
+        const edge = await list(stack.urls.worker, { query, headers: { "Cache-Control": "no-cache" } });
+        assert.equal(edge.status, 200, `${label}: ${edge.text.slice(0, 200)}`);
+        assert.deepEqual(cacheHeaders(edge), ["BYPASS", "DATABASE"], label);
+        assert.deepEqual(edge.json.data.contacts.map((c) => c.id), expected.ids, `${label}: the worker's ids`);
+        assert.ok(sameRows(edge.json.data.contacts, expected.rows), `${label}: every field`);
+        assert.equal(edge.json.data.pagination.total, expected.total, `${label}: the worker's total`);
+        const backend = await fallback(query);
+        assert.equal(backend.status, 200, `${label}: ${backend.text.slice(0, 200)}`);
+        assert.deepEqual(backend.json.data.contacts.map((c) => c.id), expected.ids, `${label}: the fallback's ids`);
+        assert.equal(backend.json.data.pagination.total, expected.total, `${label}: the fallback's total`);
+      }
+    }
+  });
+
+  test("another workspace's contacts never match, whatever they hold", async () => {
+    // User 2 is a member of workspace 2 only: asking workspace 1 is refused, and its own search
+    // lists workspace 2's contacts alone.
+    const refused = await list(stack.urls.worker, { user: USER2, query: "search=a", headers: { "Cache-Control": "no-cache" } });
+    assert.equal(refused.status, 403, refused.text);
+    const WS2 = seed.workspace(2);
+    const board = seed.board(2, 1);
+    const own = await list(stack.urls.worker, { user: USER2, workspace: WS2, board, query: "search=a&pageSize=100", headers: { "Cache-Control": "no-cache" } });
+    assert.equal(own.status, 200, own.text);
+    const expected = expectedPage({ workspace: WS2, board, me: USER2, search: "a", pageSize: 100 });
+    assert.ok(expected.total > 0);
+    assert.deepEqual(own.json.data.contacts.map((c) => c.id), expected.ids);
+    assert.equal(own.json.data.pagination.total, expected.total);
+  });
 });

@@ -62,7 +62,7 @@ fn condition_sql(params: &mut Params, condition: &Condition) -> String {
             // the term has them; the planner reads it when few contacts hold them.
             match term.short_grams() {
                 Some(grams) => format!(
-                    "public.contact_search_grams(c.name, c.email, c.phone) @> {}::text[] and {matches}",
+                    "search_support.contact_search_grams(c.name, c.email, c.phone) @> {}::text[] and {matches}",
                     params.text(crate::postgrest::array_literal(&grams))
                 ),
                 None => matches,
@@ -267,7 +267,7 @@ mod tests {
         let (ws, me) = ids();
         let short = contact_page(&ws, &me, &ContactQuery::parse(BOARD, "search=zq").unwrap(), None);
         assert!(short.text.contains("(coalesce(c.name, '') ilike $4::text or coalesce(c.email, '') ilike $4::text or coalesce(c.phone, '') ilike $4::text)"), "{}", short.text);
-        assert!(short.text.contains("public.contact_search_grams(c.name, c.email, c.phone) @> $5::text::text[] and (coalesce"), "{}", short.text);
+        assert!(short.text.contains("search_support.contact_search_grams(c.name, c.email, c.phone) @> $5::text::text[] and (coalesce"), "{}", short.text);
         assert_eq!(short.params[3..], ["%zq%", r#"{"zq"}"#]);
         let long = contact_page(&ws, &me, &ContactQuery::parse(BOARD, "search=smith").unwrap(), None);
         assert!(long.text.contains("(c.name ilike $4::text or c.email ilike $4::text or c.phone ilike $4::text)"), "{}", long.text);
