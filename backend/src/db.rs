@@ -76,9 +76,11 @@ impl Database {
         let mut config = target.config.clone();
         // UTC so timestamps encode exactly as PostgREST encodes them; a statement never outlives
         // the caller's patience; random pages costed as on SSDs, as for PostgREST's requests
-        // (supabase/migrations/20250127000900_keyset_and_search_indexes.sql), so both paths plan alike.
+        // (supabase/migrations/20250127000900_keyset_and_search_indexes.sql), so both paths plan alike;
+        // every execution of a cached statement planned for its own values, as for PostgREST's
+        // (20250127001000_short_search.sql: a generic plan reads a search's indexes whole).
         config
-            .options(format!("-c timezone=UTC -c statement_timeout={} -c random_page_cost=1.1", timeout.as_millis()))
+            .options(format!("-c timezone=UTC -c statement_timeout={} -c random_page_cost=1.1 -c plan_cache_mode=force_custom_plan", timeout.as_millis()))
             .connect_timeout(timeout)
             .application_name("contact-list-cache-backend");
         let manager = Manager::from_config(config, target.connector(), ManagerConfig { recycling_method: RecyclingMethod::Fast });

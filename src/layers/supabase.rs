@@ -144,6 +144,7 @@ async fn rows(upstreams: &Upstreams, caller: &Caller, request: &PostgrestQuery, 
             _ if name == "or" => builder.or(value.trim_start_matches('(').trim_end_matches(')')),
             Some(("eq", operand)) => builder.eq(name, operand),
             Some(("is", operand)) => builder.is(name, operand),
+            Some(("cs", operand)) => builder.cs(name, operand),
             _ => return Err(failed(format!("untranslatable filter {name}"))),
         };
     }
