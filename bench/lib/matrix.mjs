@@ -1,7 +1,8 @@
 // The scale run's matrix (issue 30): on board 1 of workspace 1, the worker's database path
 // (`Cache-Control: no-cache`, one request at a time, median of 5 after one unmeasured) for every
 // filter × sort × order at pages 1, 100 and 1,000 by number and by cursor, and searches with many,
-// few and no matches (and 1- and 2-character terms, which trigrams cannot serve).
+// few and no matches (and 1- and 2-character terms, which trigrams cannot serve: the index of
+// character pairs does, supabase/migrations/20250127001000_short_search.sql).
 import { request as httpRequest } from "node:http";
 import { seed } from "../../scripts/seed-ids.mjs";
 import { fmt, markdownTable } from "./report.mjs";
@@ -20,6 +21,7 @@ export const MATRIX_SEARCHES = [
   { term: "a", matches: "many, 1 character" },
   { term: "q", matches: "none, 1 character" },
   { term: "zq", matches: "none, 2 characters" },
+  { term: "o6", matches: "few, 2 characters" },
 ];
 /** Requests measured per cell (after one unmeasured). */
 const REPEAT = 5;
