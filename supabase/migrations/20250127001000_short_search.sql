@@ -24,7 +24,7 @@
 -- records, `select c.*`), and the array is computed on each insert and each update that is not
 -- HOT (name, email and phone already have trigram indexes, so which updates are HOT is unchanged).
 -- Plain `create index`, not `concurrently`: migrations run in
--- a transaction, so the build locks the table against writes while it runs (about 25 s at
+-- a transaction, so the build locks the table against writes while it runs (120–136 s at
 -- 1,000,000 contacts on 2 shared cores). On a live project, build it `concurrently` by hand
 -- first, under this name: `if not exists` keeps it.
 
