@@ -256,8 +256,8 @@ impl SearchTerm {
 
     /// For a term without a trigram whose characters are all ASCII: its distinct lower-cased
     /// pairs of adjacent characters (the character itself for a one-character term), sorted.
-    /// Every contact that matches the term case-insensitively has all of them in one of its
-    /// fields, lower-cased, so they narrow a search through the index of those pairs
+    /// A contact that matches the term case-insensitively has all of them in the field it
+    /// matches, lower-cased, so they narrow a search through the index of those pairs
     /// (`search_grams`, supabase/migrations/20250127001000_short_search.sql) beside its own
     /// match. `None` otherwise: a term with a trigram has the trigram indexes, and a non-ASCII
     /// character's lower case may differ between Rust and the database's locale.
