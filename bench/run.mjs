@@ -2,15 +2,22 @@
 // starts the local stack with the seeded contacts, runs each scenario with wrk on loopback (the
 // mix at each write rate) and writes bench/results/<date>.md, .svg, -rates.svg and .json. With
 // --scale, only the scale run: a stack per seed size, the database path and direct PostgREST for
-// four pages (bench/lib/scale.mjs), written to <date>-scale.md, .svg and .json.
+// four pages (bench/lib/scale.mjs), written to <date>-scale.md, .svg and .json. With --locations,
+// only the run across Cloudflare's topology (bench/lib/run-locations.mjs), written to
+// <date>-locations.md and .json.
 // bench/README.md says what each number means.
 //
 //   node bench/run.mjs [--duration 15s] [--warmup 2s] [--rounds 5] [--connections 32] [--threads 2]
 //                      [--mix-warmup 10s] [--mix-duration 30s] [--mix-connections 8]
 //                      [--write-rates 0,0.1,1,5 | --write-rate 1]
 //                      [--stale-bound 1000ms] [--contacts 100000] [--only floor,kv,...] [--out bench/results]
+//   node bench/run.mjs --writers [--clients 16] [--at tree,<git rev>] (bench/lib/writers.mjs: commits
+//                      per second of concurrent writers with change capture on and off)
 //   node bench/run.mjs --scale 100000,1000000 [--alone 5s] [--only database,postgrest,...]
 //                      [--duration 15s] [--warmup 2s] [--connections 32] [--threads 2] [--out bench/results]
+//   node bench/run.mjs --locations 3 --isolates 2 [--rtt 80ms] [--cache-ttl 60s] [--writes 100] [--write-rate 1]
+//                      [--follow 90s] [--mix-warmup 10s] [--mix-connections 8] [--checks-per-write 2]
+//                      [--contacts 100000] [--name <date>-locations] [--note "..."] [--out bench/results]
 //
 // This file is the command: its options and what it does with the results. bench/lib/plan.mjs
 // has the stack, the scenarios and the targets; bench/lib/run.mjs and run-mix.mjs run them.
@@ -28,6 +35,7 @@ import { runMix } from "./lib/run-mix.mjs";
 import { measureStartup, runRounds, runScenario } from "./lib/run.mjs";
 import { SCALE_CEILING_MS, SCALE_EXTRAS, SCALE_PAGES, SCALE_PATHS, runScale, scaleTargets } from "./lib/scale.mjs";
 import { MATRIX_CEILING_MS, matrixMarkdown, matrixMisses } from "./lib/matrix.mjs";
+import { runLocations } from "./lib/run-locations.mjs";
 
 const USAGE = `usage: npm run bench -- [options]
   --duration 15s        measured time of each of scenarios 1-6
@@ -58,7 +66,20 @@ The scale run (only it runs when --scale is given; writes <date>-scale.md, .svg 
                         and by cursor, and searches with many, few and no matches (bench/lib/matrix.mjs)
   --alone 5s            time of each read alone, on one connection (after --warmup and --duration under load)
   --only a,b            reads to run: ${Object.keys({ ...SCALE_PATHS, ...SCALE_EXTRAS }).join(",")} (default all)
-  --duration, --warmup, --connections, --threads, --out as above; --contacts and the mix's options do not apply`;
+  --duration, --warmup, --connections, --threads, --out as above; --contacts and the mix's options do not apply
+
+The run across Cloudflare's topology (only it runs when --locations is given; writes <date>-locations.md and .json;
+docs/benchmarks.md, "Across locations"):
+  --locations 3         locations, each with its own model of KV's cache over the one KV namespace
+  --isolates 2          isolates (copies of the worker) per location, behind its round-robin router
+  --rtt 80ms            round trip from locations 2.. to the origin (backend, Supabase, the live worker); location 1: 0
+  --cache-ttl 60s       how long a location keeps a KV read result (Cloudflare's default: 60 s)
+  --writes 100          psql renames under the mix, each followed in every location until served
+  --write-rate 1        their rate (writes/s)
+  --follow 90s          how long each write is followed in each location before it counts as not seen
+  --name NAME           the results' file name (default <date>-locations)
+  --note TEXT           said after the machine's description (e.g. that it was shared)
+  --mix-warmup, --mix-connections (split over the locations), --checks-per-write, --contacts, --out as above`;
 
 /** The worker's staleness bound when STALENESS_BOUND_MS is not set (src/config.rs). */
 const WORKER_STALENESS_BOUND_MS = 1000;
@@ -92,12 +113,24 @@ function options(argv) {
       scale: { type: "string" },
       alone: { type: "string" },
       out: { type: "string", default: "bench/results" },
+      locations: { type: "string" },
+      isolates: { type: "string" },
+      rtt: { type: "string" },
+      "cache-ttl": { type: "string" },
+      writes: { type: "string" },
+      follow: { type: "string" },
+      name: { type: "string" },
+      note: { type: "string" },
       help: { type: "boolean", short: "h", default: false },
     },
   });
   if (values.help) {
     console.log(USAGE);
     process.exit(0);
+  }
+  if (values.locations !== undefined) return locationsOptions(values);
+  for (const name of ["isolates", "rtt", "cache-ttl", "writes", "follow", "name", "note"]) {
+    if (values[name] !== undefined) throw new Error(`--${name} is the run across locations': give it with --locations`);
   }
   const scale = values.scale === undefined ? null : values.scale.split(",").map((s) => Math.round(positive(s.trim(), "scale")));
   if (scale && values.contacts !== undefined) throw new Error("--contacts and --scale: the scale run seeds each of --scale's sizes; give one of them");
@@ -129,8 +162,43 @@ function options(argv) {
   };
 }
 
+/** The options of the run across locations (--locations). */
+function locationsOptions(values) {
+  if (values.scale !== undefined) throw new Error("--locations and --scale are two runs: give one of them");
+  const whole = (text, name) => {
+    const n = Number(text);
+    if (!Number.isInteger(n) || n < 1) throw new Error(`--${name}: expected a whole number of at least 1, got ${text}`);
+    return n;
+  };
+  const rttMs = Math.round(seconds(values.rtt ?? "80ms", "rtt") * 1000);
+  const cacheTtlSeconds = seconds(values["cache-ttl"] ?? "60s", "cache-ttl");
+  if (values["write-rates"] !== undefined) throw new Error("--write-rates: the run across locations writes at one rate; give --write-rate");
+  return {
+    locations: true,
+    topology: { locations: whole(values.locations, "locations"), isolates: whole(values.isolates ?? "2", "isolates"), rttMs, cacheTtlSeconds },
+    writes: whole(values.writes ?? "100", "writes"),
+    writeRate: positive(values["write-rate"] ?? "1", "write-rate"),
+    followMs: Math.round(seconds(values.follow ?? "90s", "follow") * 1000),
+    mixWarmupSeconds: seconds(values["mix-warmup"], "mix-warmup"),
+    mixConnections: Math.round(positive(values["mix-connections"], "mix-connections")),
+    checksPerWrite: Math.max(0, Math.round(Number(values["checks-per-write"]))),
+    contacts: Math.round(positive(values.contacts ?? "100000", "contacts")),
+    name: values.name,
+    note: values.note,
+    out: values.out,
+  };
+}
+
 async function main() {
+  // The writers bench (bench/lib/writers.mjs) has options of its own and needs no built worker.
+  if (process.argv.includes("--writers")) return (await import("./lib/writers.mjs")).runWriters(process.argv.slice(2));
   const settings = options(process.argv.slice(2));
+  if (settings.locations) {
+    for (const file of ["build/index.js", "live/build/index.js", `target/${process.env.BACKEND_PROFILE ?? "debug"}/contact-list-cache-backend`]) {
+      if (!existsSync(join(ROOT, file))) throw new Error(`${file} is missing: run the benchmark with \`npm run bench\`, which builds it`);
+    }
+    return runLocations(settings);
+  }
   for (const file of ["build/index.js", "bench/floor/build/index.js", `target/${process.env.BACKEND_PROFILE ?? "debug"}/contact-list-cache-backend`]) {
     if (!existsSync(join(ROOT, file))) throw new Error(`${file} is missing: run the benchmark with \`npm run bench\`, which builds it`);
   }

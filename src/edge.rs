@@ -87,6 +87,11 @@ impl Edge {
         })
     }
 
+    /// `X-Request-ID`: the caller's valid one, else a new one.
+    pub fn request_id(&self) -> &str {
+        &self.request_id
+    }
+
     /// This isolate's configuration, or the error naming what is wrong with it.
     pub fn config(&self) -> std::result::Result<&Rc<Config>, AppError> {
         self.config.as_ref().map_err(|err| AppError::Config(err.clone()))

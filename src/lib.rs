@@ -31,6 +31,6 @@ fn start() {
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, ctx: Context) -> Result<web_sys::Response> {
     let edge = edge::Edge::begin(&req, &env)?;
-    let outcome = router::route(req, &env, &ctx, &edge).await;
+    let outcome = runtime::traced(edge.request_id(), router::route(req, &env, &ctx, &edge)).await;
     edge.finish(outcome, &env, &ctx)
 }

@@ -6,7 +6,7 @@ use crate::limits::Action;
 use crate::runtime::now;
 use contact_list_cache_core::engine::{Event, LayerError, Skip, Step};
 use contact_list_cache_core::layer::{CacheLayer, CacheStatus};
-use contact_list_cache_core::metrics::{Recorder, Sample, Snapshot};
+use contact_list_cache_core::metrics::{Recorder, Sample, Snapshot, StateHomeCalls};
 use contact_list_cache_core::query::{BoardId, WorkspaceId};
 use std::cell::{Cell, RefCell};
 
@@ -25,6 +25,7 @@ pub struct Trace {
     kv_operations: Cell<u32>,
     redis_operations: Cell<u32>,
     database_queries: Cell<u32>,
+    state_home: Cell<StateHomeCalls>,
     lookups: RefCell<Vec<(CacheLayer, bool)>>,
     answer: Cell<Option<(CacheStatus, CacheLayer)>>,
     failures: RefCell<Vec<String>>,
@@ -40,6 +41,22 @@ impl Trace {
 
     pub fn redis_operation(&self) {
         self.redis_operations.set(self.redis_operations.get() + 1);
+    }
+
+    /// A read of the state home.
+    pub fn home_read(&self) {
+        self.state_home.set(StateHomeCalls { reads: self.state_home.get().reads + 1, ..self.state_home.get() });
+    }
+
+    /// A conditional write to the state home, and whether it was refused for a stale version.
+    pub fn home_write(&self, conflict: bool) {
+        let calls = self.state_home.get();
+        self.state_home.set(StateHomeCalls { writes: calls.writes + 1, conflicts: calls.conflicts + u64::from(conflict), ..calls });
+    }
+
+    /// The state home calls so far.
+    pub fn home_calls(&self) -> StateHomeCalls {
+        self.state_home.get()
     }
 
     pub fn database_query(&self) {
@@ -156,6 +173,7 @@ impl Trace {
             kv_operations: self.kv_operations.get(),
             redis_operations: self.redis_operations.get(),
             database_queries: self.database_queries.get(),
+            state_home: self.state_home.get(),
         };
         RECORDER.with(|recorder| recorder.borrow_mut().record(sample));
     }

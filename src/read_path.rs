@@ -1,4 +1,4 @@
-//! One contact page's read path: the generation of its scope (read from KV first), its keys, and
+//! One contact page's read path: the generation of its scope (from the state home), its keys, and
 //! the core engine over the layers this deployment has: KV, then the backend's Redis; Supabase,
 //! then the backend's fallback. What the engine leaves for after the response (write-backs, a
 //! background refresh) runs in `ctx.wait_until`.
@@ -8,8 +8,9 @@ use crate::body::{Page, PageBody};
 use crate::config::{Upstreams, KV_BINDING};
 use crate::error::AppError;
 use crate::layers::backend::{Acting, Fallback, PageAtBackend, RedisCopy, Scoped};
+use crate::layers::home;
 use crate::layers::kv::{self, CarriedCopy, KvPage};
-use crate::layers::l0::{self, L0Page};
+use crate::layers::l0::L0Page;
 use crate::layers::supabase::SupabasePage;
 use crate::metrics::Trace;
 use crate::runtime::{self, Workerd};
@@ -17,7 +18,7 @@ use contact_list_cache_core::cache_key::{kv_list_key, kv_total_key, redis_list_k
 use contact_list_cache_core::carry::carry_key;
 use contact_list_cache_core::coalesce::Isolate;
 use contact_list_cache_core::engine::{
-    Cache, Engine, GenerationState, LayerError, Mode, ReadError, Request, Served, Shared, Source, SourceError, SourceMode,
+    Cache, Engine, Event, GenerationState, LayerError, Mode, ReadError, Request, Served, Shared, Source, SourceError, SourceMode,
 };
 use contact_list_cache_core::generation::{Generation, Scope};
 use contact_list_cache_core::layer::CacheLayer;
@@ -144,12 +145,17 @@ pub type PageEngine = Engine<EdgeCache, EdgeSource, Workerd, Isolate<Shared<Page
 pub struct PageRead {
     engine: PageEngine,
     request: Request,
+    /// The workspace's newest generation the state home confirmed with the scope's state.
+    newest: Option<Generation>,
+    /// The generation whose copy may be served stale.
+    superseded_generation: Option<Generation>,
 }
 
 /// Who a page is read for.
 pub enum Reader<'a> {
-    /// A caller, through the gate.
-    Caller(&'a Access),
+    /// A caller, through the gate: `ctx` runs what waits for after the response (a kept state
+    /// read again), `min` is the least generation they accept (`minGeneration`).
+    Caller { access: &'a Access, ctx: &'a Context, min: Option<&'a Generation> },
     /// Nobody waiting: a page refreshed ahead of its readers, for a user who read it recently.
     /// Only the backend's fallback, which checks membership in SQL, reads it from the database.
     /// With no user's token, the backend answers its Redis copy and its fallback sealed with
@@ -158,39 +164,41 @@ pub enum Reader<'a> {
 }
 
 impl PageRead {
-    /// Reads the state of the page's scope (KV, within its budget) and binds every layer to the
-    /// page's keys under its current generation, and KV also under the generation an
-    /// invalidation superseded, while the staleness bound allows it. When the state cannot be
-    /// read, no cache is read or written.
-    pub async fn open(env: &Env, upstreams: &Rc<Upstreams>, reader: Reader<'_>, query: ContactQuery, mode: Mode, trace: &Trace) -> Result<Self, AppError> {
+    /// Reads the state of the page's scope (kept by the isolate within the staleness bound, else
+    /// from the state home, and never older than `min`) and binds every layer to the page's keys
+    /// under its current generation, and KV also under the generation an invalidation
+    /// superseded, while the staleness bound allows it (and it is not older than `min`). When the
+    /// state cannot be read, or the home has nothing as new as `min`, no cache is read or written.
+    pub async fn open(
+        env: &Env,
+        upstreams: &Rc<Upstreams>,
+        reader: Reader<'_>,
+        query: ContactQuery,
+        mode: Mode,
+        trace: &Trace,
+    ) -> Result<Self, AppError> {
         let store = kv::store(env).map_err(|_| SettingError::Missing { name: KV_BINDING })?;
         let (workspace, user) = match &reader {
-            Reader::Caller(access) => (&access.workspace, &access.caller.user_id),
+            Reader::Caller { access, .. } => (&access.workspace, &access.caller.user_id),
             Reader::Ahead { workspace, user } => (*workspace, *user),
         };
+        let (ctx, min) = match &reader {
+            Reader::Caller { ctx, min, .. } => (Some(*ctx), *min),
+            Reader::Ahead { .. } => (None, None),
+        };
         let acting = match &reader {
-            Reader::Caller(access) => Acting::Caller(access.caller.token.clone()),
+            Reader::Caller { access, .. } => Acting::Caller(access.caller.token.clone()),
             Reader::Ahead { .. } => Acting::Ahead,
         };
         // L0 serves callers who accept cached pages; refresh-ahead always reads KV.
-        let l0 = (upstreams.l0.enabled() && mode == Mode::Normal && matches!(reader, Reader::Caller(_))).then_some(upstreams.l0);
+        let l0 = (upstreams.l0.enabled() && mode == Mode::Normal && matches!(reader, Reader::Caller { .. })).then_some(upstreams.l0);
         let key = Scope::List(query.filter).generation_key(workspace, &query.board_id);
-        let state = match l0.and_then(|limits| l0::state(&key, limits)) {
-            Some(state) => Some(state),
-            None => {
-                trace.kv_operation();
-                match kv::scope_state(&store, upstreams, &key).await {
-                    Ok(state) => {
-                        if let Some(limits) = l0 {
-                            l0::keep_state(&key, &state, limits);
-                        }
-                        Some(state)
-                    }
-                    Err(err) => {
-                        trace.failed(format!("KV generation read: {err}"));
-                        None
-                    }
-                }
+        let (state, newest) = match home::scope_state(env, ctx, upstreams, workspace, &key, min, trace).await {
+            Ok(known) if min.is_none_or(|min| known.newest >= *min) => (Some(known.state), Some(known.newest)),
+            Ok(known) => (None, Some(known.newest)),
+            Err(err) => {
+                trace.failed(format!("state home read: {err}"));
+                (None, None)
             }
         };
         let keyed = state.as_ref().map_or_else(Generation::initial, |s| s.current.clone());
@@ -215,7 +223,11 @@ impl PageRead {
         }
         // Soft invalidation: the page as it was before the scope's last invalidation, for a while.
         let now = runtime::now();
-        let fallback = state.as_ref().and_then(|s| s.fallback(now, upstreams.staleness_bound_ms)).filter(|_| matches!(reader, Reader::Caller(_)));
+        let fallback = state
+            .as_ref()
+            .and_then(|s| s.fallback(now, upstreams.staleness_bound_ms))
+            .filter(|(previous, _)| matches!(reader, Reader::Caller { .. }) && min.is_none_or(|min| *previous >= min));
+        let superseded_generation = fallback.map(|(previous, _)| previous.clone());
         let superseded = match fallback {
             Some((previous, _)) if upstreams.kv_cache_enabled => vec![EdgeCache::Kv(kv_page(kv_list_key(workspace, user, &query, previous)))],
             _ => Vec::new(),
@@ -225,6 +237,7 @@ impl PageRead {
         let mut sources = Vec::new();
         if upstreams.kv_cache_enabled && state.as_ref().is_some_and(|s| s.current.as_str() != Generation::INITIAL) {
             sources.push(EdgeSource::Carried(Box::new(CarriedCopy {
+                env: env.clone(),
                 store: store.clone(),
                 upstreams: Rc::clone(upstreams),
                 record_key: carry_key(workspace, &query.board_id, query.filter),
@@ -237,7 +250,7 @@ impl PageRead {
             })));
         }
         let membership = match reader {
-            Reader::Caller(access) => {
+            Reader::Caller { access, .. } => {
                 let total = (query.is_narrowed() && state.is_some()).then(|| kv_page(kv_total_key(workspace, user, &query, &keyed)));
                 let supabase = SupabasePage { upstreams: Rc::clone(upstreams), caller: access.caller.clone(), workspace: workspace.clone(), query, total };
                 sources.push(EdgeSource::Supabase(Box::new(supabase)));
@@ -254,7 +267,7 @@ impl PageRead {
             superseded_until: fallback.map(|(_, until)| until),
         };
         let engine = Engine { caches, superseded, sources, policy: upstreams.policy, runtime: Workerd, coalescer: runtime::reads() };
-        Ok(Self { engine, request })
+        Ok(Self { engine, request, newest, superseded_generation })
     }
 
     /// The page's KV key (`X-Cache-Key`).
@@ -270,9 +283,12 @@ impl PageRead {
         }
     }
 
-    /// Reads the page; the write-backs and refresh go on after the response.
-    pub async fn read(self, ctx: &Context, trace: &Trace) -> Result<Served<PageBody>, AppError> {
+    /// Reads the page; the write-backs and refresh go on after the response. With the page, the
+    /// generation as of which it is known current (`X-Cache-Generation`): the superseded one for
+    /// a superseded copy, else the newest known.
+    pub async fn read(self, ctx: &Context, trace: &Trace) -> Result<(Served<PageBody>, Option<Generation>), AppError> {
         let outcome = self.engine.read(&self.request).await;
+        let generation = if outcome.steps.iter().any(|step| step.event == Event::Superseded) { self.superseded_generation.clone() } else { self.newest.clone() };
         trace.steps(&outcome.steps);
         // A carried copy is one call that reads KV more than once (its record, then a page per
         // start tried): the calls were counted, the reads beyond them are counted here.
@@ -283,7 +299,7 @@ impl PageRead {
         }
         trace.writes(outcome.after.writes());
         if !outcome.after.is_empty() {
-            let Self { engine, request } = self;
+            let Self { engine, request, .. } = self;
             ctx.wait_until(async move {
                 for failure in engine.finish(&request, outcome.after).await {
                     worker::console_warn!("after the response: {failure}");
@@ -295,6 +311,6 @@ impl PageRead {
             unavailable => AppError::Unavailable(unavailable.to_string()),
         })?;
         trace.answered(served.status, served.layer);
-        Ok(served)
+        Ok((served, generation))
     }
 }

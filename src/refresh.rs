@@ -7,7 +7,7 @@
 
 use crate::config::Upstreams;
 use crate::layers::backend::{self, Acting, Read, Scoped};
-use crate::layers::kv;
+use crate::layers::home::{self, Known};
 use crate::metrics::Trace;
 use crate::read_path::{PageRead, Reader};
 use crate::runtime::{self, Workerd};
@@ -180,10 +180,9 @@ async fn refresh_page(env: &Env, upstreams: &Rc<Upstreams>, workspace: &Workspac
 
 /// Refreshes the counts of the users who read them recently, under the current generation.
 async fn refresh_counts(env: &Env, upstreams: &Rc<Upstreams>, workspace: &WorkspaceId) {
-    let (Ok(store), Ok(hot)) = (kv::store(env), backend::hot_reads(upstreams, workspace, "counts", upstreams.refresh_ahead_pages).await) else {
-        return;
-    };
-    let Ok(state) = kv::scope_state(&store, upstreams, &counts_generation_key(workspace)).await else { return };
+    let Ok(hot) = backend::hot_reads(upstreams, workspace, "counts", upstreams.refresh_ahead_pages).await else { return };
+    let key = counts_generation_key(workspace);
+    let Ok(Known { state, .. }) = home::scope_state(env, None, upstreams, workspace, &key, None, &Trace::default()).await else { return };
     for chunk in hot.chunks(CONCURRENCY) {
         let refreshes = chunk.iter().map(|(user, _)| {
             let scoped = Scoped { workspace: workspace.clone(), user: user.clone(), generation: state.current.clone(), acting: Acting::Ahead };

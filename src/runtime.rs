@@ -7,8 +7,10 @@ use contact_list_cache_core::engine::{self, LayerError, Shared};
 use contact_list_cache_core::layer::CacheLayer;
 use contact_list_cache_core::query::BoardId;
 use contact_list_cache_core::time::{Runtime, UnixMillis};
+use std::cell::RefCell;
 use std::future::{poll_fn, Future};
-use std::pin::Pin;
+use std::pin::{pin, Pin};
+use std::rc::Rc;
 use std::task::Poll;
 use std::time::Duration;
 
@@ -63,6 +65,31 @@ pub async fn all<F: Future>(futures: impl IntoIterator<Item = F>) -> Vec<F::Outp
         }
     })
     .await
+}
+
+thread_local! {
+    static REQUEST_ID: RefCell<Option<Rc<str>>> = const { RefCell::new(None) };
+}
+
+/// Runs `request` with `id` as [`request_id`] whenever it is polled (the isolate's requests run
+/// interleaved on one thread, so the id is swapped in and out around each poll, as a task-local
+/// would be). Work a request hands to `ctx.wait_until` runs outside it, without an id; a read
+/// coalesced with others' carries the id of the request that started it.
+pub async fn traced<F: Future>(id: &str, request: F) -> F::Output {
+    let id: Rc<str> = Rc::from(id);
+    let mut request = pin!(request);
+    poll_fn(|cx| {
+        let outer = REQUEST_ID.with(|current| current.replace(Some(Rc::clone(&id))));
+        let polled = request.as_mut().poll(cx);
+        REQUEST_ID.with(|current| *current.borrow_mut() = outer);
+        polled
+    })
+    .await
+}
+
+/// The `X-Request-ID` of the request being polled, if any: forwarded to the backend and PostgREST.
+pub fn request_id() -> Option<Rc<str>> {
+    REQUEST_ID.with(|current| current.borrow().clone())
 }
 
 thread_local! {

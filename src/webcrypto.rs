@@ -52,6 +52,10 @@ const fromBase64url = typeof Uint8Array.fromBase64 === 'function'
   : (text) => Uint8Array.from(atob(text.replace(/-/g, '+').replace(/_/g, '/')), (c) => c.charCodeAt(0));
 const encoder = new TextEncoder();
 
+export function held(value) {
+  return { getWithMetadata: async () => ({ value, metadata: null }) };
+}
+
 export async function read_sealed(namespace, cacheKey, keys) {
   const { value, metadata } = await namespace.getWithMetadata(cacheKey, 'text');
   if (typeof value !== 'string') return { state: 0 };
@@ -84,6 +88,9 @@ extern "C" {
     /// head is read by the rules of the core's `sealed`.
     #[wasm_bindgen(catch)]
     fn read_sealed(namespace: &js_sys::Object, cache_key: &str, keys: &js_sys::Map) -> Result<js_sys::Promise, JsValue>;
+
+    /// A sealed value already read (from the state home), in the shape `read_sealed` reads from.
+    fn held(value: &str) -> js_sys::Object;
 
     /// What `read_sealed` resolves to.
     type Read;
@@ -157,6 +164,15 @@ pub async fn read_and_open(namespace: &js_sys::Object, keyring: &Keyring, cache_
         3 => refused(OpenError::UnknownKey),
         4 => refused(OpenError::Forged),
         _ => refused(OpenError::Malformed),
+    }
+}
+
+/// `sealed`, a value sealed for `cache_key` read from elsewhere than KV, opened the way
+/// [`read_and_open`] opens KV's entries.
+pub async fn open(keyring: &Keyring, cache_key: &str, sealed: &str) -> Result<js_sys::Uint8Array, ReadError> {
+    match read_and_open(&held(sealed), keyring, cache_key).await? {
+        Some((body, _)) => Ok(body),
+        None => Err(ReadError::Refused(OpenError::Malformed)),
     }
 }
 

@@ -17,7 +17,9 @@ const files = readdirSync(join(ROOT, "tests", "e2e"))
 const stack = await startStack({ worker: "miniflare", contacts: Number(process.env.SEED_CONTACTS ?? 100_000), bindings: { L0_CACHE_MB: "0" } });
 const { stop, stack: _internal, ...shared } = stack;
 
-const runner = spawn(process.execPath, ["--test", "--test-concurrency=1", ...files], {
+// Every answer a test receives from a worker is checked against docs/openapi.yaml
+// (tests/openapi/preload.mjs, loaded into each test process).
+const runner = spawn(process.execPath, ["--import", "./tests/openapi/preload.mjs", "--test", "--test-concurrency=1", ...files], {
   cwd: ROOT,
   stdio: "inherit",
   env: { ...process.env, CONTACT_LIST_CACHE_STACK: JSON.stringify(shared) },

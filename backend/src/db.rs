@@ -3,10 +3,12 @@
 //! queries mean.
 
 use crate::db_target::{DbTarget, SslMode};
+use crate::tracing_id;
+use futures_util::future::join3;
 use contact_list_cache_core::envelope::Contact;
 use contact_list_cache_core::query::{ContactQuery, UserId, WorkspaceId};
 use contact_list_cache_core::sql::{self, SqlQuery};
-use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use deadpool_postgres::{Hook, HookError, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use std::time::{Duration, Instant};
 use tokio_postgres::tls::MakeTlsConnect;
 use tokio_postgres::types::ToSql;
@@ -24,6 +26,18 @@ pub async fn connect(url: &str) -> Result<(Client, DbConnection), DbError> {
         Some(message) => DbError::Misconfigured(message),
         None => DbError::Query(err),
     })
+}
+
+/// The backend's `application_name` outside a traced request (see `crate::tracing_id`).
+pub const APPLICATION_NAME: &str = "contact-list-cache-backend";
+
+/// The session settings every pooled connection gets, with SET once connected rather than as
+/// startup options (Supavisor drops startup options, and keeps a session's SETs in session mode):
+/// UTC so timestamps encode exactly as PostgREST encodes them; a statement never outlives the
+/// caller's patience; random pages costed as on SSDs, as for PostgREST's requests
+/// (supabase/migrations/20250127000900_keyset_and_search_indexes.sql), so both paths plan alike.
+pub fn session_settings(timeout: Duration) -> String {
+    format!("set timezone = 'UTC'; set statement_timeout = {}; set random_page_cost = 1.1", timeout.as_millis())
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -74,17 +88,14 @@ impl Database {
         };
         let target = DbTarget::parse(url)?;
         let mut config = target.config.clone();
-        // UTC so timestamps encode exactly as PostgREST encodes them; a statement never outlives
-        // the caller's patience; random pages costed as on SSDs, as for PostgREST's requests
-        // (supabase/migrations/20250127000900_keyset_and_search_indexes.sql), so both paths plan alike;
-        // every execution of a cached statement planned for its own values, as for PostgREST's
-        // (20250127001000_short_search.sql: a generic plan reads a search's indexes whole).
-        config
-            .options(format!("-c timezone=UTC -c statement_timeout={} -c random_page_cost=1.1 -c plan_cache_mode=force_custom_plan", timeout.as_millis()))
-            .connect_timeout(timeout)
-            .application_name("contact-list-cache-backend");
+        config.connect_timeout(timeout).application_name(APPLICATION_NAME);
         let manager = Manager::from_config(config, target.connector(), ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let settings = session_settings(timeout);
         let pool = Pool::builder(manager)
+            .post_create(Hook::async_fn(move |client, _| {
+                let settings = settings.clone();
+                Box::pin(async move { client.batch_execute(&settings).await.map_err(HookError::Backend) })
+            }))
             .max_size(max_connections)
             .runtime(Runtime::Tokio1)
             .wait_timeout(Some(timeout))
@@ -150,7 +161,18 @@ impl Database {
             let client = pool.get().await.map_err(|err| self.pool_error(err))?;
             let statement = client.prepare_cached(&query.text).await?;
             let params: Vec<&(dyn ToSql + Sync)> = query.params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
-            Ok(client.query_one(&statement, &params).await?)
+            let Some(id) = tracing_id::current() else {
+                return Ok(client.query_one(&statement, &params).await?);
+            };
+            // A traced request's statement runs in a transaction that names it, the three
+            // messages sent at once (one round trip): `begin` with the name, the statement,
+            // `commit` (a rollback when the statement failed). The id is `[A-Za-z0-9._-]` only.
+            let begin = format!("begin; select set_config('application_name', '{}', true)", tracing_id::application_name(&id));
+            let (began, row, ended) = join3(client.batch_execute(&begin), client.query_one(&statement, &params), client.batch_execute("commit")).await;
+            began?;
+            let row = row?;
+            ended?;
+            Ok(row)
         };
         tokio::time::timeout(self.timeout, call).await.map_err(|_| DbError::Timeout(self.timeout))?
     }

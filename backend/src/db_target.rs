@@ -63,6 +63,7 @@ impl DbTarget {
     /// `prefer`, or to `verify-full` when `sslrootcert` is given (`sslrootcert=system`: the built-in
     /// roots); `sslrootcert` with any other mode is refused rather than silently not checked.
     pub fn parse(url: &str) -> Result<Self, SettingError> {
+        refuse_transaction_pooler(url)?;
         let (rest, params) = take_tls_params(url);
         let ca = match params.root_cert.as_deref() {
             None | Some("system") => None,
@@ -85,6 +86,9 @@ impl DbTarget {
             expected: "a PostgreSQL URL (postgres://user:password@host:port/database)".into(),
             got: format!("{err}"),
         })?;
+        if config.get_ports().contains(&TRANSACTION_POOLER_PORT) {
+            return Err(transaction_pooler(format!("port {TRANSACTION_POOLER_PORT}")));
+        }
         config.ssl_mode(match mode {
             SslMode::Disable => WireMode::Disable,
             SslMode::Prefer => WireMode::Prefer,
@@ -116,6 +120,40 @@ impl DbTarget {
         let cause = err.source().map(|cause| cause.to_string()).unwrap_or_default();
         (text.contains("server does not support TLS") || cause.contains("server does not support TLS"))
             .then(|| format!("{SETTING}: the server does not offer TLS ({trust}; use sslmode=disable or prefer for a server without TLS)"))
+    }
+}
+
+/// Supavisor's (and Supabase's former PgBouncer's) transaction-mode port.
+pub const TRANSACTION_POOLER_PORT: u16 = 6543;
+
+/// A transaction-mode pooler hands each transaction to any server connection: the change
+/// capture's session advisory lock and the session settings would not hold, so such a URL is refused
+/// at start. What can be told from the URL: the transaction pooler's port (6543) or a
+/// `pgbouncer=true` parameter (Prisma's and others' way of saying so).
+fn refuse_transaction_pooler(url: &str) -> Result<(), SettingError> {
+    let words: Vec<&str> = match url.split_once('?') {
+        Some((_, query)) if url.starts_with("postgres://") || url.starts_with("postgresql://") => query.split('&').collect(),
+        Some(_) => Vec::new(),
+        None if url.starts_with("postgres://") || url.starts_with("postgresql://") => Vec::new(),
+        None => url.split_whitespace().collect(),
+    };
+    for word in words {
+        if let Some((key, value)) = word.split_once('=') {
+            if key.eq_ignore_ascii_case("pgbouncer") && !matches!(value.trim_matches('\'').to_ascii_lowercase().as_str(), "false" | "0" | "") {
+                return Err(transaction_pooler(format!("pgbouncer={value}")));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn transaction_pooler(what: String) -> SettingError {
+    SettingError::Invalid {
+        name: SETTING,
+        expected: "a direct connection or Supavisor's session mode (port 5432): a transaction-mode pooler loses \
+                   session locks and session settings"
+            .into(),
+        got: format!("{what}, a transaction-mode pooler"),
     }
 }
 
@@ -203,6 +241,21 @@ mod tests {
         assert_eq!(mode("postgres://u@h/db?sslrootcert=system"), Ok(SslMode::VerifyFull));
         let wire = DbTarget::parse("postgres://u@h/db?sslmode=verify-full").unwrap().config.get_ssl_mode();
         assert_eq!(wire, WireMode::Require);
+    }
+
+    #[test]
+    fn a_transaction_pooler_is_refused_naming_database_url_and_what_gave_it_away() {
+        for (url, named) in [
+            ("postgres://postgres.ref:hunter2@aws-0-eu-central-1.pooler.supabase.com:6543/postgres", "port 6543"),
+            ("postgres://u:hunter2@h:5432/db?pgbouncer=true", "pgbouncer=true"),
+            ("host=h port=6543 user=u password=hunter2 dbname=db", "port 6543"),
+        ] {
+            let err = DbTarget::parse(url).err().expect(url).to_string();
+            assert!(err.starts_with("DATABASE_URL") && err.contains(named) && err.contains("transaction-mode pooler"), "{err}");
+            assert!(!err.contains("hunter2"), "{err}");
+        }
+        assert!(DbTarget::parse("postgres://postgres.ref:p@aws-0-eu-central-1.pooler.supabase.com:5432/postgres").is_ok(), "session mode is fine");
+        assert!(DbTarget::parse("postgres://u@h/db?pgbouncer=false").is_err(), "tokio-postgres knows no pgbouncer parameter");
     }
 
     #[test]

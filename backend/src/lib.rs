@@ -16,3 +16,4 @@ pub mod startup;
 pub mod state;
 pub mod stats;
 pub mod tls;
+pub mod tracing_id;

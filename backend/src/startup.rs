@@ -124,6 +124,7 @@ fn router(state: Arc<AppState>) -> Router {
         .fallback(routes::not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(tower_http::trace::TraceLayer::new_for_http())
+        .layer(middleware::from_fn(crate::tracing_id::log_request))
         .with_state(state)
 }
 

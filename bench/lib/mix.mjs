@@ -1,5 +1,6 @@
 // The realistic mix: Zipf-distributed workspaces, users, boards, filters, sorts and pages over
 // the seed (supabase/seed.sql), drawn from a seeded generator so every run asks the same things.
+import { join } from "node:path";
 import { userToken } from "../../scripts/jwt.mjs";
 import { seed } from "../../scripts/seed-ids.mjs";
 
@@ -104,4 +105,21 @@ export function tokensFor(jwtSecret, ttlSeconds = 3 * 3600) {
     tokens.set(sub, userToken(jwtSecret, { sub, email: `user${n}@example.test`, ttlSeconds }));
   }
   return tokens;
+}
+
+/** The requests a mix replays: `MIX_REQUESTS` drawn from the Zipf distributions (seeded, so every
+ * run replays the same), each as `tokens`' user, written for wrk to `mix.tsv` in `dir`, and each
+ * distinct page once to `mix-pages.tsv` (to fill the caches before the measurement). */
+export const MIX_REQUESTS = 20_000;
+
+export function mixFiles(dir, tokens, writeRequests) {
+  const draws = Array.from({ length: MIX_REQUESTS }, mixDrawer(42));
+  const requests = draws.map((d) => ({ path: listPath(d), headers: { Authorization: `Bearer ${tokens.get(d.user)}`, "X-Workspace-ID": d.workspace } }));
+  const file = join(dir, "mix.tsv");
+  writeRequests(file, requests);
+  const pages = new Map();
+  draws.forEach((d, i) => pages.has(pageKey(d)) || pages.set(pageKey(d), requests[i]));
+  const pagesFile = join(dir, "mix-pages.tsv");
+  writeRequests(pagesFile, [...pages.values()]);
+  return { file, pagesFile, pages: pages.size };
 }

@@ -6,6 +6,7 @@ import { get as httpGet } from "node:http";
 import { join } from "node:path";
 import { seed } from "../../scripts/seed-ids.mjs";
 import { ROOT, builtWorker, freePort, startStack } from "../../scripts/stack.mjs";
+import { liveWorker } from "../../scripts/stack/services.mjs";
 import { fmt } from "./report.mjs";
 
 export const SCENARIOS = {
@@ -54,6 +55,10 @@ const jsWorker = (name, options) => ({ name, modules: true, scriptPath: join(ROO
  * the JavaScript floor and KV hit (bench/js-floor, bench/js-hit) with the worker's bindings. The
  * entry routes to them by Host header; all share the worker's KV namespace.
  */
+/** The state home every copy of the worker (and the JavaScript KV hit) reads scope states from:
+ * the stack's live worker, bound as LIVE as the stack binds it to the worker. */
+const HOME = { serviceBindings: { LIVE: liveWorker().name } };
+
 export async function startBenchStack(contacts) {
   const closedPort = await freePort(); // nothing listens there: Supabase is unreachable
   return startStack({
@@ -62,12 +67,12 @@ export async function startBenchStack(contacts) {
     backendEnv: { RUST_LOG: process.env.RUST_LOG ?? "warn" },
     extraWorkers: (bindings) => [
       builtWorker({ name: "floor", root: join(ROOT, "bench", "floor"), routes: [`${HOSTS.floor}/*`] }),
-      builtWorker({ name: "redis-only", bindings: { ...bindings, KV_CACHE_ENABLED: "false", ...L0.off }, routes: [`${HOSTS.redisOnly}/*`] }),
-      builtWorker({ name: "fallback", bindings: { ...bindings, SUPABASE_URL: `http://127.0.0.1:${closedPort}` }, routes: [`${HOSTS.fallback}/*`] }),
-      builtWorker({ name: "l0-off", bindings: { ...bindings, ...L0.off }, routes: [`${HOSTS.l0Off}/*`] }),
-      builtWorker({ name: "l0-on", bindings: { ...bindings, ...L0.on }, routes: [`${HOSTS.l0On}/*`] }),
+      builtWorker({ name: "redis-only", bindings: { ...bindings, KV_CACHE_ENABLED: "false", ...L0.off }, routes: [`${HOSTS.redisOnly}/*`], ...HOME }),
+      builtWorker({ name: "fallback", bindings: { ...bindings, SUPABASE_URL: `http://127.0.0.1:${closedPort}` }, routes: [`${HOSTS.fallback}/*`], ...HOME }),
+      builtWorker({ name: "l0-off", bindings: { ...bindings, ...L0.off }, routes: [`${HOSTS.l0Off}/*`], ...HOME }),
+      builtWorker({ name: "l0-on", bindings: { ...bindings, ...L0.on }, routes: [`${HOSTS.l0On}/*`], ...HOME }),
       jsWorker("js-floor", { routes: [`${HOSTS.jsFloor}/*`] }),
-      jsWorker("js-hit", { bindings, routes: [`${HOSTS.jsHit}/*`] }),
+      jsWorker("js-hit", { bindings, routes: [`${HOSTS.jsHit}/*`], ...HOME }),
     ],
   });
 }

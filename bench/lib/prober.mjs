@@ -16,6 +16,7 @@
 // leave it out.
 import { parentPort, workerData } from "node:worker_threads";
 import { seed } from "../../scripts/seed-ids.mjs";
+import { History } from "./history.mjs";
 import { listPath, membersOf, mixDrawer, writeTargets } from "./mix.mjs";
 
 const { pgPort, workerUrl, tokens, writeRate, boundMs, checksPerWrite, pollMs, unloadedWrites, runId, seedOffset } = workerData;
@@ -38,15 +39,40 @@ const sql = sqlOn(pgPort, "bench_prober");
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, Math.max(0, ms)));
 
-/** One list request through the worker: its status, JSON body (null if none) and label. */
+const history = new History();
+/** Every answer during the writes, judged against the history: see the top of this file. */
+const duringWrites = { answers: 0, judged: 0, older: 0, givenUp: { failed: 0, noWrittenContact: 0, unknownName: 0 }, withGeneration: 0, details: [] };
+
+function judge(draw, { status, body, layer, generation }, sentAt) {
+  duringWrites.answers++;
+  if (generation) duringWrites.withGeneration++;
+  const contacts = status === 200 ? body?.data?.contacts : null;
+  if (!contacts) return void duringWrites.givenUp.failed++;
+  const verdict = history.judge(contacts, sentAt, boundMs);
+  if (verdict.judged === 0) duringWrites.givenUp.noWrittenContact++;
+  else if (verdict.unknown > 0) duringWrites.givenUp.unknownName++;
+  else {
+    duringWrites.judged++;
+    if (verdict.late.length > 0) {
+      duringWrites.older++;
+      if (duringWrites.details.length < 20) duringWrites.details.push({ path: listPath(draw), layer, generation, late: verdict.late.slice(0, 3) });
+    }
+  }
+}
+
+/** One list request through the worker: its status, JSON body (null if none) and label; judged. */
 async function list(draw) {
+  const sentAt = Date.now();
+  let result;
   try {
     const res = await fetch(`${workerUrl}${listPath(draw)}`, { headers: { Authorization: `Bearer ${tokens[draw.user]}`, "X-Workspace-ID": draw.workspace } });
     const body = await res.json().catch(() => null);
-    return { status: res.status, body, layer: `${res.headers.get("x-cache-status")}/${res.headers.get("x-cache-layer")}` };
+    result = { status: res.status, body, layer: `${res.headers.get("x-cache-status")}/${res.headers.get("x-cache-layer")}`, generation: res.headers.get("x-cache-generation") };
   } catch (err) {
-    return { status: 0, body: null, layer: `failed: ${err.cause?.code ?? err.message}` };
+    result = { status: 0, body: null, layer: `failed: ${err.cause?.code ?? err.message}`, generation: null };
   }
+  judge(draw, result, sentAt);
+  return result;
 }
 
 /** Reads `draw` through the worker and compares it with the database. */
@@ -93,14 +119,16 @@ function write(i) {
   const { w, b, offset: drawn } = target();
   let offset = drawn;
   const where = `workspace_id = '${seed.workspace(w)}' and board_id = '${seed.board(w, b)}' and not archived`;
-  const pick = (at) => sql(`select id, conversation_status, coalesce(priority, '') from contacts where ${where} order by created_at desc, id desc offset ${at} limit 1`);
+  const pick = (at) => sql(`select id, conversation_status, coalesce(priority, ''), name from contacts where ${where} order by created_at desc, id desc offset ${at} limit 1`);
   let rows = pick(offset);
   if (rows.length === 0) rows = pick((offset = 0)); // a small seed's small board
-  const [[id, status, priority]] = rows;
+  const [[id, status, priority, before]] = rows;
+  history.know(id, before);
   const name = `Bench ${runId} ${i}`;
   const change = i % 4 === 1 ? `, conversation_status = '${status === "Open" ? "Closed" : "Open"}'`
     : i % 4 === 3 ? `, priority = ${priority === "high" ? "'low'" : "'high'"}` : "";
   const [[committedAt]] = sql(`update contacts set name = '${name}'${change}, updated_at = now() where id = '${id}' returning (extract(epoch from clock_timestamp()) * 1000)::bigint`);
+  history.wrote(id, name, Number(committedAt));
   const page = { w, workspace: seed.workspace(w), board: seed.board(w, b), user: seed.user(membersOf(w)[0]), params: { filter: "all", page: Math.floor(offset / 50) + 1 } };
   return { id, name, page, committedAt: Number(committedAt) };
 }
@@ -214,4 +242,4 @@ for (let j = 0; j < unloadedWrites; j++, i++) {
   unloaded.push(await seen(write(i)));
 }
 
-parentPort.postMessage({ writes, unloaded, ...tally, staleReads, failures, measuredReads, measuredWrites, elapsedMs });
+parentPort.postMessage({ writes, unloaded, ...tally, staleReads, failures, measuredReads, measuredWrites, elapsedMs, duringWrites });

@@ -129,6 +129,11 @@ export function markdownReport(r, chartFile, ratesChartFile) {
         + [["under the mix", x.writes.firstStaleMs], ["without load", x.writes.unloadedFirstStaleMs]].filter(([, d]) => d)
           .map(([when, d]) => `; ${when}, the first STALE answer to the polling came p50 ${fmt.int(d.p50)} ms, p95 ${fmt.int(d.p95)} ms after the commit (${d.count} writes)`).join("") + ".");
     }
+    const during = r.mix.rates.filter((x) => x.freshness.duringWrites && x.writeRate > 0).map((x) => {
+      const d = x.freshness.duringWrites;
+      return `- At ${fmt.rate(x.writeRate)}, during the writes (no quiet needed; bench/lib/history.mjs): ${fmt.int(d.answers)} answers, ${fmt.int(d.judged)} judged, **${fmt.int(d.older)} older than the bound**; given up: ${fmt.int(d.givenUp.failed)} not a 200 list, ${fmt.int(d.givenUp.noWrittenContact)} with no contact the prober wrote, ${fmt.int(d.givenUp.unknownName)} with a name it never gave.`;
+    });
+    if (during.length) out.push("", "Every answer the prober got during the writes (its polls and checks), judged against its history of its own writes: older than the bound when it shows a contact under a name a later write had replaced more than the bound before the request was sent:", "", ...during);
     out.push("");
     const stale = staleReadLines(r.mix.rates);
     if (stale.length) out.push("Stale reads:", "", ...stale, "");

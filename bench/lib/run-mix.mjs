@@ -2,9 +2,8 @@
 // (bench/lib/prober.mjs) writes and checks beside it, one rate after another on the same stack,
 // each turned into the numbers the report shows.
 import { randomBytes } from "node:crypto";
-import { join } from "node:path";
 import { Worker } from "node:worker_threads";
-import { EXPONENTS, listPath, mixDrawer, pageKey } from "./mix.mjs";
+import { EXPONENTS, MIX_REQUESTS, mixFiles } from "./mix.mjs";
 import { SCENARIOS } from "./plan.mjs";
 import { fmt } from "./report.mjs";
 import { contactQueries, resetQueryCounts, contactQueriesByRole } from "./run.mjs";
@@ -13,7 +12,6 @@ import { runWrk, writeRequests } from "./wrk.mjs";
 const log = (msg) => process.stderr.write(`[bench] ${msg}\n`);
 
 /** How many requests wrk replays in a loop; the longest asking for each page once may take. */
-const MIX_REQUESTS = 20_000;
 const MIX_MAX_FILL_SECONDS = 120;
 /** Writes timed one at a time after each rate's mix, with nothing else running. */
 const UNLOADED_WRITES = 10;
@@ -40,16 +38,9 @@ function spread(values) {
  */
 export async function runMix(stack, settings, wrkOptions, tokens, queriesPerRequest) {
   const url = stack.urls.worker;
-  const draws = Array.from({ length: MIX_REQUESTS }, mixDrawer(42));
-  const requests = draws.map((d) => ({ path: listPath(d), headers: { Authorization: `Bearer ${tokens.get(d.user)}`, "X-Workspace-ID": d.workspace } }));
-  const file = join(stack.dir, "mix.tsv");
-  writeRequests(file, requests);
-  const pages = new Map();
-  draws.forEach((d, i) => pages.has(pageKey(d)) || pages.set(pageKey(d), requests[i]));
-  const pagesFile = join(stack.dir, "mix-pages.tsv");
-  writeRequests(pagesFile, [...pages.values()]);
+  const { file, pagesFile, pages } = mixFiles(stack.dir, tokens, writeRequests);
 
-  log(`mix: ${fmt.int(MIX_REQUESTS)} requests over ${fmt.int(pages.size)} distinct pages`);
+  log(`mix: ${fmt.int(MIX_REQUESTS)} requests over ${fmt.int(pages)} distinct pages`);
   const settleMs = settings.staleBoundMs + 1000;
   const rates = [];
   for (const [index, writeRate] of settings.writeRates.entries()) {
@@ -64,7 +55,7 @@ export async function runMix(stack, settings, wrkOptions, tokens, queriesPerRequ
   return {
     label: SCENARIOS.mix,
     description: `${fmt.int(MIX_REQUESTS)} requests drawn from Zipf distributions over the seed (exponents ${Object.entries(EXPONENTS).map(([k, v]) => `${k} ${v}`).join(", ")}; `
-      + `bench/lib/mix.mjs), ${fmt.int(pages.size)} distinct cached pages among them. At each write rate in turn (${settings.writeRates.join(", ")} writes/s), `
+      + `bench/lib/mix.mjs), ${fmt.int(pages)} distinct cached pages among them. At each write rate in turn (${settings.writeRates.join(", ")} writes/s), `
       + `each page was asked for once (the first time ${rates[0]?.start.fillSeconds.toFixed(0)} s, then ${rates.slice(1).map((x) => `${x.start.fillSeconds.toFixed(0)} s`).join(", ") || "—"}), then wrk replayed the list in a loop, ${settings.mixWarmupSeconds} s of warm-up and ${settings.mixSeconds} s measured, `
       + `while the prober changed contacts in PostgreSQL at that rate (names; every second write also a status or priority), each followed until the worker served it; `
       + `for each write, the written page and ${settings.checksPerWrite} mix pages (at rate 0, one mix page a second) were compared with the database once their workspace was quiet `
@@ -72,7 +63,7 @@ export async function runMix(stack, settings, wrkOptions, tokens, queriesPerRequ
       + `After each rate, ${UNLOADED_WRITES} writes were timed one at a time with nothing else running, and the system was left alone ${settleMs / 1000} s before the next rate. `
       + `Hit rates and queries cover the measured ${settings.mixSeconds} s; writes, delays and checks the warm-up too.`,
     requests: MIX_REQUESTS,
-    distinct: pages.size,
+    distinct: pages,
     settleMs,
     unloadedWrites: UNLOADED_WRITES,
     rates,
@@ -197,6 +188,8 @@ function rateResults({ settings, writeRate, result, queries, topQueries, probe, 
       abandoned: probe.abandoned,
       details: probe.staleReads,
       failures: probe.failures,
+      // Every answer during the writes, judged against the prober's history of its writes.
+      duringWrites: probe.duringWrites,
     },
     // For the scenario table and its chart.
     servedAs: "cache (HIT or STALE)",

@@ -20,14 +20,17 @@ export function writeRequests(file, requests) {
 /**
  * Replays the requests in `file` against `url` for `seconds` with `connections` connections on
  * `threads` threads; with `once`, sends each request once and ends when all are answered
+ * (`seconds` is then the most it may take); with `until` (a promise), ends when it settles
  * (`seconds` is then the most it may take). Runs asynchronously: this process keeps serving the
  * local Supabase gateway.
  */
-export function runWrk({ url, file, seconds, connections, threads, once = false, timeoutSeconds = 10 }) {
+export function runWrk({ url, file, seconds, connections, threads, once = false, timeoutSeconds = 10, until }) {
   const args = ["-c", String(connections), "-t", String(threads), "-d", `${seconds}s`, "--timeout", `${timeoutSeconds}s`, "-s", SCRIPT, url, "--", file, String(threads), ...(once ? ["once"] : [])];
   return new Promise((resolve, reject) => {
     const child = spawn("wrk", args, { stdio: ["ignore", "pipe", "pipe"] });
     running.add(child);
+    const stop = () => running.has(child) && child.kill("SIGINT");
+    until?.then(stop, stop);
     let out = "";
     let err = "";
     child.stdout.on("data", (d) => {

@@ -61,6 +61,13 @@ export interface CacheInfo {
   source: "worker" | "fallback";
   /** The worker's `X-Request-ID`. */
   requestId: string | null;
+  /** The generation as of which the answer is current (`X-Cache-Generation`). */
+  generation: string | null;
+  /**
+   * Whether the answer is older than the generation the request asked for (`minGeneration`):
+   * the worker could not confirm the newer one. Read again soon, like a `STALE` answer.
+   */
+  behind: boolean;
 }
 
 /** An answer of the API with its cache information. */
@@ -78,6 +85,8 @@ export interface InvalidationSummary {
   boards: string[];
   scopes: string[];
   generation: string;
+  /** `hard`: the next read is the new data; `soft`: the superseded page may be served, `STALE`, within the bound. */
+  mode: "hard" | "soft";
   staleness_bound_ms: number;
   operations: Record<string, number>;
 }
@@ -94,6 +103,12 @@ export interface RequestOptions {
   workspaceId?: string;
   /** Skip the caches (`Cache-Control: no-cache`): the answer comes from the database. */
   fresh?: boolean;
+  /**
+   * The least generation the answer may be current as of (`minGeneration`). The client already
+   * asks for the newest generation it has seen for the workspace (its own invalidations, live
+   * pushes); this asks for a newer one still.
+   */
+  minGeneration?: string;
   /**
    * The user the answer is for (the query key's): when the signed-in user is now another one,
    * the request is not sent and fails with code `user_changed`, so one user's answer is never
@@ -196,7 +211,29 @@ const number = (value: string | null): number | null => {
   return Number.isFinite(parsed) ? parsed : null;
 };
 
-function cacheInfo(headers: Headers, roundTripMs: number, source: CacheInfo["source"]): CacheInfo {
+/**
+ * Orders two generations as the worker does: `0`, then `<millis hex>-<random hex>` by the
+ * millisecond part, then the rest. Negative when `a` is older.
+ */
+export function compareGenerations(a: string, b: string): number {
+  const millis = (g: string) => {
+    const head = g.split("-")[0] ?? "";
+    return /^[0-9a-f]{1,13}$/.test(head) ? Number.parseInt(head, 16) : 0;
+  };
+  const [ma, mb] = [millis(a), millis(b)];
+  if (ma !== mb) return ma < mb ? -1 : 1;
+  return a === b ? 0 : a < b ? -1 : 1;
+}
+
+/** The newer of two generations (either may be missing). */
+function newer(a: string | undefined, b: string | undefined): string | undefined {
+  if (a === undefined) return b;
+  if (b === undefined) return a;
+  return compareGenerations(a, b) >= 0 ? a : b;
+}
+
+function cacheInfo(headers: Headers, roundTripMs: number, source: CacheInfo["source"], asked?: string): CacheInfo {
+  const generation = headers.get("X-Cache-Generation");
   return {
     status: headers.get("X-Cache-Status") as CacheStatus | null,
     layer: headers.get("X-Cache-Layer") as CacheLayer | null,
@@ -208,6 +245,8 @@ function cacheInfo(headers: Headers, roundTripMs: number, source: CacheInfo["sou
     coalesced: headers.get("X-Cache-Coalesced") === "true",
     source,
     requestId: headers.get("X-Request-ID"),
+    generation,
+    behind: asked !== undefined && generation !== null && compareGenerations(generation, asked) < 0,
   };
 }
 
@@ -239,6 +278,12 @@ export class ContactListClient {
   private readonly subscribedBefore = new Set<string>();
   private readonly liveListeners = new Set<() => void>();
   private readonly userListeners = new Set<() => void>();
+  /**
+   * The newest generation this client has seen per workspace (its own invalidations, live
+   * pushes): every later read of the workspace asks for it (`minGeneration`), so it reads its
+   * own writes and what a push announced, from any location, never a copy from before them.
+   */
+  private readonly seen = new Map<string, string>();
 
   constructor(options: ContactListClientOptions) {
     this.options = options;
@@ -325,12 +370,32 @@ export class ContactListClient {
     return this.read<CountsResponse>(`/api/workspaces/${encodeURIComponent(workspaceId)}/counts`, { ...options, workspaceId });
   }
 
-  /** Invalidates the workspace's cached lists: one filter, the scopes of change events, or all. */
-  async invalidateCache(workspaceId: string, target: InvalidateTarget = {}, options: Pick<RequestOptions, "signal"> = {}): Promise<InvalidationSummary> {
+  /** The newest generation this client has seen for `workspaceId`, which its reads ask for. */
+  seenGeneration(workspaceId: string): string | undefined {
+    return this.seen.get(workspaceId);
+  }
+
+  /** Notes a generation of `workspaceId` (an invalidation's, a push's): later reads ask for it. */
+  noteGeneration(workspaceId: string, generation: string): void {
+    const known = newer(this.seen.get(workspaceId), generation);
+    if (known !== undefined) this.seen.set(workspaceId, known);
+  }
+
+  /**
+   * Invalidates the workspace's cached lists: one filter, the scopes of change events, or all.
+   * Hard unless `mode` is `soft`: this client's next reads of the workspace ask for the answer's
+   * generation, so they show the new data whichever location or isolate answers.
+   */
+  async invalidateCache(
+    workspaceId: string,
+    target: InvalidateTarget = {},
+    options: Pick<RequestOptions, "signal"> & { mode?: "hard" | "soft" } = {},
+  ): Promise<InvalidationSummary> {
     const body: Record<string, unknown> = { workspace_id: workspaceId };
     if (target.boardId) body.board_id = target.boardId;
     if ("filter" in target) body.filter = target.filter;
     if ("events" in target) body.events = target.events;
+    if (options.mode) body.mode = options.mode;
     const { envelope } = await this.request<{ success: boolean; data: InvalidationSummary }>(this.workerUrl, "/api/cache/invalidate", {
       method: "POST",
       headers: { "Content-Type": "application/json", "X-Workspace-ID": workspaceId },
@@ -338,6 +403,7 @@ export class ContactListClient {
       signal: options.signal,
       source: "worker",
     });
+    if (typeof envelope.data.generation === "string") this.noteGeneration(workspaceId, envelope.data.generation);
     return envelope.data;
   }
 
@@ -371,7 +437,14 @@ export class ContactListClient {
       this.channels.set(key, channel);
       this.subscribedBefore.add(key);
     }
-    return channel.add(handlers);
+    return channel.add({
+      ...handlers,
+      onInvalidate: (message) => {
+        // Before the handlers refetch: their reads ask for the pushed generation.
+        if (typeof message.generation === "string") this.noteGeneration(scope.workspaceId, message.generation);
+        handlers.onInvalidate?.(message);
+      },
+    });
   }
 
   /** The live channel of a user's workspace, if anything subscribed to it. */
@@ -393,19 +466,29 @@ export class ContactListClient {
     }
     const headers: Record<string, string> = { "X-Workspace-ID": workspaceId };
     if (options.fresh) headers["Cache-Control"] = "no-cache";
-    const init = { method: "GET", headers, signal: options.signal, token };
+    const minGeneration = newer(this.seen.get(workspaceId), options.minGeneration);
+    const asked = minGeneration === undefined ? path : `${path}${path.includes("?") ? "&" : "?"}minGeneration=${encodeURIComponent(minGeneration)}`;
+    const init = { method: "GET", headers, signal: options.signal, token, minGeneration };
     try {
-      return await this.request<T>(this.workerUrl, path, { ...init, source: "worker" });
+      return await this.request<T>(this.workerUrl, asked, { ...init, source: "worker" });
     } catch (err) {
       if (!this.fallbackUrl || !(err instanceof ContactListError) || !err.isUnavailable) throw err;
-      return this.request<T>(this.fallbackUrl, path, { ...init, source: "fallback" });
+      return this.request<T>(this.fallbackUrl, asked, { ...init, source: "fallback" });
     }
   }
 
   private async request<T>(
     base: string,
     path: string,
-    init: { method: string; headers: Record<string, string>; body?: string; signal: AbortSignal | undefined; source: CacheInfo["source"]; token?: string | null },
+    init: {
+      method: string;
+      headers: Record<string, string>;
+      body?: string;
+      signal: AbortSignal | undefined;
+      source: CacheInfo["source"];
+      token?: string | null;
+      minGeneration?: string | undefined;
+    },
   ): Promise<CachedResult<T>> {
     const token = init.token !== undefined ? init.token : await this.token();
     const headers: Record<string, string> = { Accept: "application/json", ...init.headers };
@@ -454,6 +537,6 @@ export class ContactListClient {
         ...(requestId ? { requestId } : {}),
       });
     }
-    return { envelope: body as T, cache: cacheInfo(response.headers, roundTripMs, init.source) };
+    return { envelope: body as T, cache: cacheInfo(response.headers, roundTripMs, init.source, init.minGeneration) };
   }
 }

@@ -6,6 +6,7 @@ export {
   CACHE_STATUSES,
   ContactListClient,
   FRESHNESS,
+  compareGenerations,
   type CacheInfo,
   type CacheLayer,
   type CacheStatus,

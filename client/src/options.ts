@@ -34,12 +34,13 @@ const STALE_RETRY_MS = 250;
 
 /**
  * When to read a query again by itself: soon while the worker answers `STALE` (it served the
- * superseded page right after an invalidation, or a kept copy while its sources fail), and every
- * few seconds while the live channel is not up (pushes may be missed). Never while it is live.
+ * superseded page right after an invalidation, or a kept copy while its sources fail) or an
+ * answer older than the generation asked for (`behind`), and every few seconds while the live
+ * channel is not up (pushes may be missed). Never while it is live.
  */
 function refetchInterval<T extends CachedResult<unknown>>(client: ContactListClient, scope: ContactScope, query: Query<T, ContactListError, T, QueryKey>): number | false {
   const data = query.state.data;
-  if (data?.cache.status === "STALE") {
+  if (data?.cache.status === "STALE" || data?.cache.behind) {
     let streak = staleStreaks.get(query);
     if (!streak) staleStreaks.set(query, (streak = { since: query.state.dataUpdateCount }));
     return Math.min(STALE_RETRY_MS * 2 ** (query.state.dataUpdateCount - streak.since), 30_000);

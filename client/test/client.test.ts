@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, test, vi } from "vitest";
-import { ContactListClient, ContactListError } from "../src/index.js";
+import { ContactListClient, ContactListError, compareGenerations } from "../src/index.js";
 import { parseRetryAfter } from "../src/errors.js";
 import { fakeFetch, hitHeaders, json, listEnvelope, never } from "./support/fakes.js";
 
@@ -224,8 +224,65 @@ describe("counts and invalidation", () => {
     ]);
   });
 
+  test("an invalidation is hard unless asked soft", async () => {
+    const summary = { workspace_id: "ws-9", boards: [], scopes: ["open"], generation: "19a-00000001", mode: "soft", staleness_bound_ms: 1000, operations: {} };
+    const { fetch, calls } = fakeFetch(json(200, { success: true, data: summary }));
+    await client(fetch).invalidateCache("ws-9", { filter: "open" }, { mode: "soft" });
+    expect(JSON.parse(calls[0]?.body ?? "null")).toEqual({ workspace_id: "ws-9", filter: "open", mode: "soft" });
+  });
+
   test("a refused invalidation is a typed error", async () => {
     const { fetch } = fakeFetch(json(400, { success: false, error: { code: "invalid_parameter", message: "pattern must be within workspace_id's keys", field: "pattern" } }));
     await expect(client(fetch).invalidateCache("ws-9", { filter: "open" })).rejects.toMatchObject({ kind: "http", code: "invalid_parameter", field: "pattern" });
+  });
+});
+
+describe("read your writes and your pushes (minGeneration)", () => {
+  const summary = (generation: string) => ({ workspace_id: "ws-1", boards: [BOARD], scopes: ["open"], generation, mode: "hard", staleness_bound_ms: 1000, operations: {} });
+
+  test("after its own invalidation the client's reads of that workspace ask for its generation", async () => {
+    const { fetch, calls } = fakeFetch(
+      json(200, { success: true, data: summary("19a-00000002") }),
+      json(200, listEnvelope(), { "X-Cache-Generation": "19a-00000002" }),
+      json(200, listEnvelope()),
+      json(200, { success: true, data: { workspace_id: "ws-1", user_id: "u", counts: {} } }),
+    );
+    const c = client(fetch);
+    await c.invalidateCache("ws-1", { filter: "open" });
+    const read = await c.getContactList(BOARD, { filter: "open" });
+    expect(calls[1]?.url).toBe(`${WORKER}/api/boards/${BOARD}/contacts?filter=open&minGeneration=19a-00000002`);
+    expect(read.cache).toMatchObject({ generation: "19a-00000002", behind: false });
+    // Another workspace asks for nothing; the counts of this one ask too.
+    await c.getContactList(BOARD, {}, { workspaceId: "ws-2" });
+    expect(calls[2]?.url).toBe(`${WORKER}/api/boards/${BOARD}/contacts`);
+    await c.getCounts();
+    expect(calls[3]?.url).toBe(`${WORKER}/api/workspaces/ws-1/counts?minGeneration=19a-00000002`);
+  });
+
+  test("it asks for the newest generation it has seen, and a request may ask for a newer one", async () => {
+    const { fetch, calls } = fakeFetch(json(200, listEnvelope()));
+    const c = client(fetch);
+    c.noteGeneration("ws-1", "1a0-00000001");
+    c.noteGeneration("ws-1", "ff-ffffffff"); // older (0xff < 0x1a0): ignored
+    expect(c.seenGeneration("ws-1")).toBe("1a0-00000001");
+    await c.getContactList(BOARD);
+    await c.getContactList(BOARD, {}, { minGeneration: "1b0-00000000" });
+    await c.getContactList(BOARD, {}, { minGeneration: "10-00000000" });
+    expect(calls.map((call) => new URL(call.url).searchParams.get("minGeneration"))).toEqual(["1a0-00000001", "1b0-00000000", "1a0-00000001"]);
+  });
+
+  test("an answer older than the generation asked for is behind", async () => {
+    const { fetch } = fakeFetch(json(200, listEnvelope(), { "X-Cache-Generation": "19a-00000001" }));
+    const { cache } = await client(fetch).getContactList(BOARD, {}, { minGeneration: "19a-00000002" });
+    expect(cache).toMatchObject({ generation: "19a-00000001", behind: true });
+    const { cache: unasked } = await client(fetch).getContactList(BOARD);
+    expect(unasked.behind).toBe(false);
+  });
+
+  test("generations order by their millisecond part, numerically, then the rest", () => {
+    expect(compareGenerations("0", "1-00000000")).toBeLessThan(0);
+    expect(compareGenerations("ff-ffffffff", "100-00000000")).toBeLessThan(0);
+    expect(compareGenerations("100-00000002", "100-00000001")).toBeGreaterThan(0);
+    expect(compareGenerations("100-00000001", "100-00000001")).toBe(0);
   });
 });

@@ -368,18 +368,41 @@ describe("useLiveInvalidation", () => {
     const { calls, counts } = await seedQueries();
     const before = calls.length;
     act(() => {
-      for (let i = 0; i < 3; i++) FakeSocket.last().push({ type: "invalidated", workspace_id: "ws-1", boards: [BOARD], scopes: ["open"], generation: `g${2 + i}` });
+      for (let i = 0; i < 3; i++) FakeSocket.last().push({ type: "invalidated", workspace_id: "ws-1", boards: [BOARD], scopes: ["open"], generation: `19a-0000000${2 + i}` });
     });
     await waitFor(() => expect(calls.length).toBe(before + 1));
     await new Promise((r) => setTimeout(r, 50));
     expect(calls.length).toBe(before + 1);
     expect(new URL(calls.at(-1)?.url ?? "").pathname).toBe(`/api/boards/${BOARD}/contacts`);
-    expect(new URL(calls.at(-1)?.url ?? "").search).toBe("?filter=open");
+    // The refetch asks for the newest pushed generation: no location answers older.
+    expect(new URL(calls.at(-1)?.url ?? "").search).toBe("?filter=open&minGeneration=19a-00000004");
     expect(queryClient.getQueryState(contactKeys.list(SCOPE, BOARD, {}))?.isInvalidated).toBe(false);
     expect(queryClient.getQueryState(contactKeys.list(SCOPE, "b2", { filter: "open" }))?.isInvalidated).toBe(false);
     expect(queryClient.getQueryState(counts)?.isInvalidated).toBe(false);
     act(() => FakeSocket.last().push({ type: "invalidated", workspace_id: "ws-1", boards: [], scopes: ["counts"], generation: "g9" }));
     await waitFor(() => expect(queryClient.getQueryState(counts)?.isInvalidated).toBe(true));
+  });
+
+  test("after a push, an answer older than the pushed generation is asked again like STALE", async () => {
+    let behind = 1;
+    const { fetch, calls } = fakeFetch((call) => {
+      const asked = new URL(call.url).searchParams.get("minGeneration");
+      // The first answer to the refetch is older than asked (the worker could not confirm it).
+      const generation = asked === null ? "199-00000001" : behind-- > 0 ? "199-00000001" : asked;
+      return json(200, listEnvelope({ filter: "open", pageSize: 2, total: 5 }), { ...hitHeaders, "X-Cache-Generation": generation });
+    });
+    const { wrapper } = setup(fetch);
+    const { result } = renderHook(() => ({ live: useLiveInvalidation(), list: useContactList(BOARD, { filter: "open" }, { prefetchNext: false }) }), { wrapper });
+    await waitFor(() => expect(result.current.list.data).toBeDefined());
+    await waitFor(() => expect(FakeSocket.opened).toHaveLength(1));
+    act(() => FakeSocket.last().open());
+    await waitFor(() => expect(result.current.live).toBe("live"));
+    act(() => FakeSocket.last().push({ type: "invalidated", workspace_id: "ws-1", boards: [BOARD], scopes: ["open"], generation: "19a-00000002" }));
+    await waitFor(() => expect(result.current.list.data?.cache).toMatchObject({ generation: "19a-00000002", behind: false }), { timeout: 3000 });
+    const asked = calls.slice(1).map((call) => new URL(call.url).searchParams.get("minGeneration"));
+    expect(asked).toEqual(["19a-00000002", "19a-00000002"]);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(calls).toHaveLength(3);
   });
 
   test("after a reconnection every active query of the scope is read again", async () => {

@@ -9,6 +9,21 @@
 //!   the accepted WebSocket (101).
 //! - `POST /publish/{workspace}` with the invalidation as JSON: sent as is to every socket of
 //!   the workspace whose token has not expired; answers `{"delivered": n}`.
+//! - `POST /state/{workspace}/read` with `{"keys": [...], "prefix": "gen:"}` (the prefix
+//!   optional): the workspace's state home (see below) answers `{"version": n, "newest":
+//!   "<generation>", "values": {key: value or null}}`, with every value whose key starts with the
+//!   prefix too (the main worker reads all of a workspace's scope states in one call).
+//! - `POST /state/{workspace}/write` with `{"version": n, "newest": "<generation>", "values":
+//!   {key: value}}`: stores every value and the newest generation at once if the version is
+//!   still `n`, answering `{"version": n + 1}`; 409 when another write came first (read again).
+//!
+//! The state home: the object is also where the main worker keeps what must be fresh in every
+//! location, its workspace's scope states (`gen:` keys) and carry records (sealed by the main
+//! worker; opaque here), with the workspace's newest generation and a version counting the
+//! writes. A write is conditioned on the version its writer read, so two invalidations racing
+//! from two locations never lose one another: the second is refused and read again. The object
+//! runs one event at a time and holds further events while its storage is read or written (its
+//! input gate), so a check of the version and the write that follows are never interleaved.
 //!
 //! Keep-alive: the client sends `ping` every few seconds and expects `pong` before its next ping
 //! (it closes and reconnects otherwise, so a dead socket never shows "live"). The runtime answers
@@ -22,7 +37,7 @@
 
 use serde::{Deserialize, Serialize};
 use worker::{
-    durable_object, event, js_sys, Context, Date, DurableObject, Env, Method, Request, Response, Result, ScheduledTime, State, WebSocket, WebSocketIncomingMessage,
+    durable_object, event, js_sys, Context, Date, DurableObject, Env, ListOptions, Method, Request, Response, Result, ScheduledTime, State, WebSocket, WebSocketIncomingMessage,
     WebSocketPair,
 };
 
@@ -42,7 +57,7 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
     let path = req.path();
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
     let workspace = match (req.method(), segments.as_slice()) {
-        (Method::Get, ["connect", workspace]) | (Method::Post, ["publish", workspace]) => (*workspace).to_owned(),
+        (Method::Get, ["connect", workspace]) | (Method::Post, ["publish", workspace] | ["state", workspace, "read" | "write"]) => (*workspace).to_owned(),
         _ => return Response::error("not found", 404),
     };
     let channel = env.durable_object(CHANNELS_BINDING)?.id_from_name(&workspace)?.get_stub()?;
@@ -80,6 +95,15 @@ impl DurableObject for WorkspaceChannel {
             let message = req.text().await?;
             let delivered = self.publish(&message).await?;
             Response::from_json(&serde_json::json!({ "delivered": delivered }))
+        } else if path.starts_with("/state/") && path.ends_with("/read") {
+            let Ok(asked) = req.json::<ReadAsked>().await else { return Response::error("expected {\"keys\": [...], \"prefix\"?}", 400) };
+            Response::from_json(&self.read_states(asked).await?)
+        } else if path.starts_with("/state/") && path.ends_with("/write") {
+            let Ok(asked) = req.json::<WriteAsked>().await else { return Response::error("expected {\"version\", \"newest\", \"values\"}", 400) };
+            match self.write_states(asked).await? {
+                Some(version) => Response::from_json(&serde_json::json!({ "version": version })),
+                None => Response::error("the state changed since it was read", 409),
+            }
         } else {
             Response::error("not found", 404)
         }
@@ -169,6 +193,78 @@ impl WorkspaceChannel {
             Some(current) if current <= at => Ok(()),
             _ => storage.set_alarm(instant(at)).await,
         }
+    }
+}
+
+/// Storage keys of the state home's own bookkeeping (the main worker's keys start with `gen:`
+/// or `carry:`).
+const VERSION: &str = "home:version";
+const NEWEST: &str = "home:newest";
+
+#[derive(Deserialize)]
+struct ReadAsked {
+    keys: Vec<String>,
+    /// Also every value whose key starts with this.
+    #[serde(default)]
+    prefix: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct WriteAsked {
+    version: u64,
+    newest: String,
+    values: serde_json::Map<String, serde_json::Value>,
+}
+
+/// What a read of the state home answers.
+#[derive(Serialize)]
+struct Snapshot {
+    version: u64,
+    newest: String,
+    values: serde_json::Map<String, serde_json::Value>,
+}
+
+impl WorkspaceChannel {
+    /// The values at `asked.keys` (null where none) and every value under `asked.prefix`, with the
+    /// version and newest generation they are current as of.
+    async fn read_states(&self, asked: ReadAsked) -> Result<Snapshot> {
+        let storage = self.state.storage();
+        let version = storage.get::<u64>(VERSION).await?.unwrap_or(0);
+        let newest = storage.get::<String>(NEWEST).await?.unwrap_or_else(|| "0".to_owned());
+        let mut values = serde_json::Map::new();
+        if let Some(prefix) = &asked.prefix {
+            let listed = storage.list_with_options(ListOptions::new().prefix(prefix)).await?;
+            listed.for_each(&mut |value, key| {
+                if let (Some(key), Some(value)) = (key.as_string(), value.as_string()) {
+                    values.insert(key, serde_json::Value::String(value));
+                }
+            });
+        }
+        for key in asked.keys {
+            let value = storage.get::<String>(&key).await?;
+            values.insert(key, value.map_or(serde_json::Value::Null, serde_json::Value::String));
+        }
+        Ok(Snapshot { version, newest, values })
+    }
+
+    /// Stores `asked`'s values and newest generation, and the next version, in one write, if the
+    /// version is still the one its writer read; `None` (nothing written) otherwise.
+    async fn write_states(&self, asked: WriteAsked) -> Result<Option<u64>> {
+        let storage = self.state.storage();
+        if storage.get::<u64>(VERSION).await?.unwrap_or(0) != asked.version {
+            return Ok(None);
+        }
+        let next = asked.version + 1;
+        // A plain object (serde would make a JS Map, whose entries `put` does not see).
+        let values = js_sys::Object::new();
+        for (key, value) in asked.values {
+            let Some(value) = value.as_str() else { return Err("every value is a string".into()) };
+            js_sys::Reflect::set(&values, &key.into(), &value.into())?;
+        }
+        js_sys::Reflect::set(&values, &VERSION.into(), &(next as f64).into())?;
+        js_sys::Reflect::set(&values, &NEWEST.into(), &asked.newest.into())?;
+        storage.put_multiple_raw(values).await?;
+        Ok(Some(next))
     }
 }
 

@@ -40,6 +40,9 @@ export function newStack() {
  * @param {object} options.bindings the worker's bindings, over the stack's
  * @param {(bindings: object) => object[]} options.extraWorkers with `worker: "miniflare"`, the
  *   workers to run beside it in the same Miniflare (see builtWorker), given its bindings
+ * @param {object} options.topology with `worker: "miniflare"`, the worker in Cloudflare's topology
+ *   instead (scripts/stack/topology.mjs: `{ locations, isolates, rttMs, cacheTtlSeconds }`);
+ *   `urls.worker` is then location 1's and `topology.locations` has every location's and isolate's
  */
 export async function startStack({
   worker = "miniflare",
@@ -49,6 +52,7 @@ export async function startStack({
   backendEnv = {},
   bindings: overrides = {},
   extraWorkers = () => [],
+  topology,
 } = {}) {
   const stack = newStack();
   const started = Date.now();
@@ -83,7 +87,12 @@ export async function startStack({
     };
     const bindings = { ENVIRONMENT: "test", REDIS_ENABLED: "true", CORS_ALLOWED_ORIGINS: "*", ...secrets, ...overrides };
     let workerUrl = null;
-    if (worker === "miniflare") {
+    let topologyInfo = null;
+    if (worker === "miniflare" && topology) {
+      const started = await stack.startTopology({ bindings, port, topology });
+      workerUrl = started.url;
+      topologyInfo = { ...started.settings, locations: started.locations };
+    } else if (worker === "miniflare") {
       // The live channel's worker beside it, bound as LIVE.
       workerUrl = await stack.startMiniflare({
         bindings,
@@ -109,6 +118,7 @@ export async function startStack({
       demoUser,
       tokens: { demo: userToken(jwtSecret, { sub: demoUser.id, email: demoUser.email, ttlSeconds: 86_400 }) },
       timings: { seedSeconds, readySeconds: (Date.now() - started) / 1000 },
+      ...(topologyInfo ? { topology: topologyInfo } : {}),
     };
     return Object.assign(info, { stop: () => stack.stop(), stack });
   } catch (err) {

@@ -14,7 +14,7 @@ use contact_list_cache_core::applied::AppliedMark;
 use contact_list_cache_core::audit::{Actor, Operation};
 use contact_list_cache_core::carry::ContactUpdate;
 use contact_list_cache_core::filter::Filter;
-use contact_list_cache_core::generation::Scope;
+use contact_list_cache_core::generation::{InvalidationMode, Scope};
 use contact_list_cache_core::invalidation::{Event, KeyPattern, RowChange};
 use contact_list_cache_core::query::{BoardId, QueryError, WorkspaceId};
 use contact_list_cache_core::settings::SettingError;
@@ -40,6 +40,9 @@ struct InvalidateBody {
     event: Option<Value>,
     #[serde(default)]
     events: Option<Vec<Value>>,
+    /// `hard` (the default) or `soft`.
+    #[serde(default)]
+    mode: Option<String>,
 }
 
 /// The request's JSON body, at most `limit` bytes (413 beyond).
@@ -56,12 +59,15 @@ fn event(value: Value) -> Result<Event, AppError> {
     serde_json::from_value(value).map_err(|err| AppError::BadRequest(QueryError::new("event", format!("event is not valid: {err}"))))
 }
 
-/// `{workspace_id, board_id?, filter?, pattern?, event?, events?}`: with none of filter, pattern
-/// and events, every scope; on `board_id` only when given, else on every board of the workspace.
+/// `{workspace_id, board_id?, filter?, pattern?, event?, events?, mode?}`: with none of filter,
+/// pattern and events, every scope; on `board_id` only when given, else on every board of the
+/// workspace. Hard unless `mode` is `soft`: the caller's next read (with the answer's
+/// `generation` as `minGeneration`) is the new data, not a superseded page.
 pub async fn invalidate(mut req: Request, env: &Env, ctx: &Context, edge: &Edge) -> Result<Response, AppError> {
     let upstreams = edge.config()?.upstreams()?;
     let body: InvalidateBody = json_body(&mut req, BodyLimit::Command).await?;
     let workspace = WorkspaceId::parse("workspace_id", &body.workspace_id)?;
+    let mode = body.mode.as_deref().map_or(Ok(InvalidationMode::Hard), InvalidationMode::parse)?;
     let board = body.board_id.as_deref().map(|board| BoardId::parse("board_id", board)).transpose()?;
     let access = auth::authorize(&req, upstreams, workspace, &edge.trace).await?.confirmed()?;
     upstreams.limiters.admit(Action::Invalidate, &access.caller.user_id, &access.workspace, &edge.trace).await?;
@@ -93,7 +99,7 @@ pub async fn invalidate(mut req: Request, env: &Env, ctx: &Context, edge: &Edge)
     edge.trace.audit_scopes(scopes.iter().map(|scope| scope.as_str().to_owned()).collect());
     let boards = board.map_or(Boards::All, |board| Boards::These(BTreeSet::from([board])));
     let target = Target { scopes, boards, update: None, changed_at: None };
-    let data = invalidation::apply(env, ctx, upstreams, &workspace, vec![target], &edge.trace).await?;
+    let data = invalidation::apply(env, ctx, upstreams, &workspace, vec![target], mode, &edge.trace).await?;
     Ok(Response::from_json(&json!({"success": true, "data": data}))?)
 }
 
@@ -156,7 +162,7 @@ pub async fn webhook(mut req: Request, env: &Env, ctx: &Context, edge: &Edge) ->
             })
             .collect();
         edge.trace.audit(webhook_note(&workspace, &targets));
-        applied.push(invalidation::apply(env, ctx, config.upstreams()?, &workspace, targets, &edge.trace).await?);
+        applied.push(invalidation::apply(env, ctx, config.upstreams()?, &workspace, targets, InvalidationMode::Soft, &edge.trace).await?);
         if let Some(moved) = moved {
             edge.trace.kv_operation();
             if let Err(err) = kv::mark_applied(&store, &workspace, moved).await {

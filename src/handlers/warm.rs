@@ -44,8 +44,8 @@ pub async fn warm(mut req: Request, env: &Env, ctx: &Context, edge: &Edge) -> Re
             _ => AppError::BadRequest(err),
         })?;
         let filter = query.filter.as_str();
-        let page = PageRead::open(env, upstreams, Reader::Caller(&access), query, Mode::Bypass, &edge.trace).await?;
-        let served = page.read(ctx, &edge.trace).await?;
+        let page = PageRead::open(env, upstreams, Reader::Caller { access: &access, ctx, min: None }, query, Mode::Bypass, &edge.trace).await?;
+        let (served, _) = page.read(ctx, &edge.trace).await?;
         warmed.push(json!({"filter": filter, "page": 1, "source": served.layer.as_str()}));
     }
     Ok(Response::from_json(&json!({"success": true, "data": {"workspace_id": access.workspace, "warmed": warmed}}))?)

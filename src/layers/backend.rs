@@ -102,6 +102,9 @@ pub struct Labels {
 /// One call to the backend, with the cache labels of its answer.
 async fn call_labelled(upstreams: &Upstreams, method: Method, path: &str, headers: Headers, body: Option<String>, layer: CacheLayer) -> Result<(Answer, Labels), LayerError> {
     let failed = |err: worker::Error| LayerError::failed(layer, err);
+    if let Some(id) = crate::runtime::request_id() {
+        headers.set("X-Request-ID", &id).map_err(failed)?;
+    }
     let mut init = RequestInit::new();
     init.with_method(method).with_headers(headers).with_body(body.map(Into::into));
     let request = Request::new_with_init(&format!("{}{path}", upstreams.backend_url), &init).map_err(failed)?;

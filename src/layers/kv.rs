@@ -1,9 +1,10 @@
-//! Workers KV, the edge layer (`CONTACT_CACHE`): sealed pages and carry records (both hold
-//! contact rows), the generation markers of invalidation, the marks of applied database changes,
-//! and health probes (which hold no contact data, and are stored as they are).
+//! Workers KV, the edge layer (`CONTACT_CACHE`): sealed pages (which hold contact rows), the
+//! marks of applied database changes, and health probes (which hold no contact data, and are
+//! stored as they are). Scope states and carry records live in the state home (`home`).
 
 use crate::config::{Upstreams, KV_BINDING};
-use crate::runtime::{self, within};
+use crate::layers::home;
+use crate::runtime;
 use crate::webcrypto::{self, ReadError};
 use contact_list_cache_core::applied::{applied_key, AppliedMark};
 use contact_list_cache_core::cache_key::kv_list_key;
@@ -11,9 +12,8 @@ use contact_list_cache_core::capacity::{Estimate, WriteLedger};
 use contact_list_cache_core::carry::{carry, CarryRecord, Carried, ContactUpdate};
 use crate::body::{Page, PageBody};
 use contact_list_cache_core::engine::{Cache, LayerError, Source, SourceError, SourceMode};
-use contact_list_cache_core::filter::Filter;
 use contact_list_cache_core::freshness::Freshness;
-use contact_list_cache_core::generation::{Generation, ScopeState};
+use contact_list_cache_core::generation::Generation;
 use contact_list_cache_core::layer::CacheLayer;
 use contact_list_cache_core::query::{ContactQuery, UserId, WorkspaceId};
 use contact_list_cache_core::sealed::Keyring;
@@ -112,18 +112,20 @@ impl Cache for KvPage {
     }
 }
 
-/// `plaintext` sealed for `key` with the keyring's current key (`webcrypto::seal`): every KV
-/// value that may hold contact data (pages, totals, carry records) is written this way.
-async fn sealed_for(keyring: &Keyring, key: &str, plaintext: &str) -> Result<String, LayerError> {
+/// `plaintext` sealed for `key` with the keyring's current key (`webcrypto::seal`): every value
+/// that may hold contact data (pages, totals in KV, carry records in the state home) is written
+/// this way.
+pub async fn sealed_for(keyring: &Keyring, key: &str, plaintext: &str) -> Result<String, LayerError> {
     webcrypto::seal(keyring, key, plaintext).await.map_err(|err| failed(format!("sealing: {err}")))
 }
 
-/// The carry record at `key`, opened (`webcrypto::read_and_open`, the path pages are read by)
-/// and parsed. A record that does not open (tampered, moved, under an unknown key id, or stored
-/// unsealed by an earlier version) or does not parse is none: the page is then read below.
-async fn carry_record(store: &Namespace, keyring: &Keyring, key: &str) -> Result<Option<CarryRecord>, LayerError> {
-    match webcrypto::read_and_open(store, keyring, key).await {
-        Ok(opened) => Ok(opened.and_then(|(body, _)| serde_json::from_slice(&body.to_vec()).ok())),
+/// A carry record as the state home holds it (sealed for `key`), opened and parsed. A record that
+/// does not open (tampered, moved, under an unknown key id) or does not parse is none: the page
+/// is then read below.
+pub async fn carry_record(keyring: &Keyring, key: &str, sealed: Option<&str>) -> Result<Option<CarryRecord>, LayerError> {
+    let Some(sealed) = sealed else { return Ok(None) };
+    match webcrypto::open(keyring, key, sealed).await {
+        Ok(body) => Ok(serde_json::from_slice(&body.to_vec()).ok()),
         Err(ReadError::Refused(_)) => Ok(None),
         Err(ReadError::Runtime(err)) => Err(failed(err)),
     }
@@ -180,93 +182,12 @@ pub async fn mark_applied(store: &Namespace, workspace: &WorkspaceId, mark: Appl
     write(store, &applied_key(workspace), &mark.as_stored(), None, APPLIED_TTL_SECONDS).await
 }
 
-/// How long a generation key lives without being bumped: far longer than any cached page, so
-/// a page can never outlive the generation that made it reachable.
-const GENERATION_TTL_SECONDS: u32 = 86_400;
-/// Attempts at writing one generation (KV allows one write per second to a key).
-const GENERATION_WRITE_ATTEMPTS: u32 = 3;
-
-/// The state of the generation stored at `key` (the initial one when never bumped), within KV's
-/// budget.
-pub async fn scope_state(store: &Namespace, upstreams: &Upstreams, key: &str) -> Result<ScopeState, LayerError> {
-    match within(CacheLayer::Kv, upstreams.budgets().kv_ms, store.text(key)).await? {
-        None => Ok(ScopeState::initial()),
-        Some(raw) => ScopeState::parse(&raw).map_err(failed),
-    }
-}
-
-/// One scope to move to a new generation: its state's key and, when the invalidation says which
-/// contacts it updated in place, its carry record's key, its filter and those updates. Without
-/// them no record is written: the one stored leads to a generation no longer current, which
-/// carries nothing, and the next record starts from this generation.
-pub struct Bump {
-    pub key: String,
-    pub carry: Option<(String, Filter, Vec<ContactUpdate>)>,
-}
-
-/// Moves every scope of `bumps` to `next` at `now` (keeping, within `upstreams`' staleness bound,
-/// the generation it supersedes: see `ScopeState::bumped`) and rewrites its carry record (see
-/// `CarryRecord::after`), sealed, if it has one, all at once; a write KV rejects (its rate is one
-/// write per second per key) is retried after a second, twice. Returns the KV reads and writes
-/// made: at most two of each per scope, however many pages are cached.
-pub async fn bump(store: &Namespace, upstreams: &Upstreams, bumps: &[Bump], next: &Generation, now: UnixMillis) -> Result<(u32, u32), LayerError> {
-    let (keyring, bound_ms) = (&upstreams.keyring, upstreams.staleness_bound_ms);
-    let retention_seconds = upstreams.policy.freshness.retention_seconds();
-    let each = bumps.iter().map(|bump| async move {
-        let last_record = async {
-            match &bump.carry {
-                Some((key, _, _)) => carry_record(store, keyring, key).await,
-                None => Ok(None),
-            }
-        };
-        let (state, last_record) = futures_util::future::join(store.text(&bump.key), last_record).await;
-        let state = match state? {
-            Some(raw) => ScopeState::parse(&raw).unwrap_or_else(|_| ScopeState::initial()),
-            None => ScopeState::initial(),
-        };
-        let reads = 1 + u32::from(bump.carry.is_some());
-        let record = bump.carry.as_ref().map(|(key, filter, updates)| {
-            let record = CarryRecord::after(last_record.ok().flatten(), &state.current, next, *filter, updates);
-            (key, serde_json::to_string(&record).expect("a carry record serializes"))
-        });
-        let value = state.bumped(next.clone(), now, bound_ms).format();
-        // Both at once: a reader that sees the new generation before its record reads the page
-        // from the database, as without a record.
-        // The record is sealed once; a rejected write is retried with the same sealed value.
-        let record_write = async {
-            match &record {
-                Some((key, record)) => write_retrying(store, key, &sealed_for(keyring, key, record).await?, retention_seconds).await,
-                None => Ok(0),
-            }
-        };
-        let (record_writes, state_writes) = futures_util::future::join(record_write, write_retrying(store, &bump.key, &value, GENERATION_TTL_SECONDS)).await;
-        Ok::<_, LayerError>((reads, record_writes? + state_writes?))
-    });
-    let done = crate::runtime::all(each).await.into_iter().collect::<Result<Vec<(u32, u32)>, LayerError>>()?;
-    Ok(done.iter().fold((0, 0), |(r, w), (reads, writes)| (r + reads, w + writes)))
-}
-
-/// Writes `value` at `key`, retrying a rejected write after a second, twice; returns the writes.
-async fn write_retrying(store: &Namespace, key: &str, value: &str, ttl_seconds: u32) -> Result<u32, LayerError> {
-    let mut writes = 0;
-    loop {
-        writes += 1;
-        match write(store, key, value, None, ttl_seconds).await {
-            Ok(()) => return Ok(writes),
-            Err(err) if writes < GENERATION_WRITE_ATTEMPTS => {
-                worker::console_warn!("generation write retried: {err}");
-                worker::Delay::from(std::time::Duration::from_millis(1100)).await;
-            }
-            Err(err) => return Err(err),
-        }
-    }
-}
-
 /// A page of the current generation made from a KV copy of an earlier one, carried across the
 /// contact updates of the scope's carry record: a source that reads no database. Declines when
 /// there is no record leading to the current generation, no copy, a copy past stale-while-
 /// revalidate, or an update that may move contacts across the page.
 pub struct CarriedCopy {
+    pub env: Env,
     pub store: Namespace,
     pub upstreams: Rc<Upstreams>,
     pub record_key: String,
@@ -299,7 +220,8 @@ impl Source for CarriedCopy {
     async fn read(&self, _mode: SourceMode) -> Result<Page, SourceError> {
         self.reads.set(self.reads.get() + 1);
         self.missing.replace(None);
-        let Some(record) = carry_record(&self.store, &self.upstreams.keyring, &self.record_key).await? else { return Err(SourceError::Declined) };
+        let snapshot = home::read(&self.env, &self.upstreams, &self.workspace, &[&self.record_key], false).await.map_err(failed)?;
+        let Some(record) = carry_record(&self.upstreams.keyring, &self.record_key, snapshot.value(&self.record_key)).await? else { return Err(SourceError::Declined) };
         // The newest start first: its page has the fewest updates to carry.
         for (index, (from, updates)) in record.starts(&self.current).into_iter().enumerate() {
             match self.carried_from(from, updates).await? {

@@ -16,10 +16,16 @@ use futures_util::future::join;
 use postgrest::Postgrest;
 use std::rc::Rc;
 
+/// PostgREST for `caller`, with the request's `X-Request-ID` (its `db-pre-request` function puts
+/// it in `application_name`: supabase/migrations/20250127001200_request_tracing.sql).
 fn client(upstreams: &Upstreams, caller: &Caller) -> Postgrest {
-    Postgrest::new(upstreams.rest_url())
+    let client = Postgrest::new(upstreams.rest_url())
         .insert_header("apikey", upstreams.supabase_anon_key.expose())
-        .insert_header("Authorization", format!("Bearer {}", caller.token))
+        .insert_header("Authorization", format!("Bearer {}", caller.token));
+    match crate::runtime::request_id() {
+        Some(id) => client.insert_header("X-Request-ID", &*id),
+        None => client,
+    }
 }
 
 /// A failed call, without its URL: URLs carry the search term, which logs must never hold.

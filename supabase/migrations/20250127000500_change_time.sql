@@ -1,7 +1,7 @@
 -- Change capture stamps each change with when it was made (milliseconds since the epoch by the
 -- database's clock, just before the commit): the worker's staleness bound for the pages a change
--- supersedes runs from then, not from when the change reached it (README, Invalidation and
--- freshness).
+-- supersedes runs from then, not from when the change reached it (docs/invalidation-and-freshness.md,
+-- "Bounded soft invalidation").
 
 create or replace function public.notify_contact_list_cache() returns trigger
   language plpgsql

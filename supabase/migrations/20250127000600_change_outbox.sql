@@ -1,4 +1,4 @@
--- Durable change capture (README, Change capture): the triggers write each change to an outbox
+-- Durable change capture (docs/change-capture.md): the triggers write each change to an outbox
 -- table in the changing transaction, so a change exists exactly when its row change committed,
 -- whether or not anyone was listening. NOTIFY contact_list_cache stays, but only as a wake-up
 -- (its payload is 'outbox'; PostgreSQL folds a transaction's identical notifications into one):

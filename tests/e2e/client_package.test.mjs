@@ -1,6 +1,6 @@
 // The client as a user installs it: `npm pack` of client/ (its prepack builds dist/), the tarball
 // installed into a scratch Vite 7 + React app outside this repository, which type-checks with
-// `tsc` (the README's Frontend example too) and builds with `vite build` against it, then renders a board's first page in headless
+// `tsc` (docs/frontend.md's first example too) and builds with `vite build` against it, then renders a board's first page in headless
 // Chromium against the real stack, with the rows the API answers.
 //
 // The scratch app lives in the system's temp dir and keeps its node_modules between runs (only
@@ -109,14 +109,13 @@ createRoot(document.getElementById("root") as HTMLElement).render(
 });
 
 /**
- * The README's first Frontend example, as a module of the app (type-checked, not bundled): the
+ * docs/frontend.md's first example, as a module of the app (type-checked, not bundled): the
  * usage it shows compiles against the published types. `supabase` is the app's own client.
  */
 async function readmeExample() {
-  const readme = await readFile(join(ROOT, "README.md"), "utf8");
-  const frontend = readme.slice(readme.indexOf("\n## Frontend\n"));
+  const frontend = await readFile(join(ROOT, "docs", "frontend.md"), "utf8");
   const example = frontend.match(/```tsx\n([\s\S]*?)```/)?.[1];
-  assert.ok(example, "README's Frontend section opens with a tsx example");
+  assert.ok(example, "docs/frontend.md opens with a tsx example");
   const supabase = "declare const supabase: { auth: { getSession(): Promise<{ data: { session: { access_token: string } | null } }> } };\n";
   return supabase + example;
 }

@@ -1,4 +1,4 @@
-// Encryption at rest: pages and carry records in KV and pages in Redis are AES-256-GCM sealed,
+// Encryption at rest: pages in KV, carry records in the state home and pages in Redis are AES-256-GCM sealed,
 // bound to their cache key; tampered, moved or unknown-key entries are misses, never served;
 // rotated keys still read. After a mixed workload of reads, searches and writes, no KV or Redis
 // value holds a contact's name, email or phone, or a search term.
@@ -10,7 +10,7 @@ import { join, sep } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { promisify } from "node:util";
 import { newStack, waitFor } from "../../scripts/stack.mjs";
-import { FILTERS, expectedPage, ownWorker, redisCli, seal, seed, sql, sqlLiteral, stack, storedAgo, tokenFor } from "./harness.mjs";
+import { FILTERS, expectedPage, markedPage, ownWorker, redisCli, seal, seed, sql, sqlLiteral, stack, stateHome, storedAgo, tokenFor } from "./harness.mjs";
 
 const WS = seed.workspace(4);
 const BOARD = seed.board(4, 1);
@@ -111,7 +111,7 @@ describe("encryption at rest", () => {
     const query = "filter=low_priority&page=2";
     const probe = await list(query);
     const kvKey = probe.headers.get("x-cache-key");
-    const page = { success: true, data: { marker: "sealed-with-the-old-key" } };
+    const page = markedPage("sealed-with-the-old-key");
     await kv.put(kvKey, seal(oldKey, kvKey, JSON.stringify(page)), storedAgo(0));
     const res = await list(query);
     assert.equal(layer(res), "HIT/KV");
@@ -141,7 +141,7 @@ describe("encryption at rest", () => {
       await new Promise((resolve) => setTimeout(resolve, Number(stack.bindings.STALENESS_BOUND_MS ?? 1000) + 100));
       const [[row]] = sql(`select to_jsonb(c)::text from contacts c where id = '${first.id}'`);
       const record = JSON.stringify({ to, from, updates: [{ new: { ...JSON.parse(row), name: "Forged Carry" }, was: { name: first.name } }] });
-      await kv.put(carryKey, store(record), { expirationTtl: 3600 });
+      assert.equal(await stateHome(pieces.miniflare, WS).put({ [carryKey]: store(record) }), 200);
       const cachedKey = cached.headers.get("x-cache-key");
       assert.ok(cachedKey.endsWith(`&gen=${from}`));
       assert.equal(await kv.get(`${cachedKey.slice(0, -from.length)}${to}`), null, "no page 1 of the new generation before the read");
@@ -157,6 +157,19 @@ describe("encryption at rest", () => {
     };
     // Sealed with the current key, the record is carried: the refusals below are not for want of a record.
     assert.equal((await pageAfter(sealedNow))[0].name, "Forged Carry");
+    // The worker's own records are sealed too, in the state home (not in KV).
+    const row = { id: "00000000-0000-0000-0000-000000000001", workspace_id: WS, board_id: BOARD, board_column_id: null, conversation_status: "Open", priority: "low", assigned_user_id: null, archived: false };
+    const renamed = await fetch(`${worker}/api/cache/webhook`, {
+      method: "POST",
+      headers: { "X-Webhook-Secret": stack.secrets.WEBHOOK_SECRET, "Content-Type": "application/json" },
+      body: JSON.stringify({ type: "UPDATE", table: "contacts", schema: "public", record: { ...row, name: "Sealed Name" }, old_record: { ...row, name: "Before" } }),
+    });
+    assert.equal(renamed.status, 200, await renamed.text());
+    const keys = FILTERS.map((filter) => `carry:${WS}:${BOARD}:${filter}`);
+    const stored = Object.values((await stateHome(pieces.miniflare, WS).read(keys)).values).filter((value) => value !== null);
+    assert.ok(stored.length > 0, "the rename wrote carry records");
+    for (const value of stored) assert.ok(value.startsWith("v1.") && !value.includes("Sealed Name"), "a record the worker wrote is sealed");
+    assert.equal(await kv.get(carryKey), null, "no carry record in KV");
     for (const [what, store] of [
       ["unsealed (as an earlier version wrote it)", (record) => record],
       ["tampered", tampered],
@@ -262,7 +275,7 @@ describe("no contact data in the clear after a mixed workload", () => {
     // and the invalidation's audit record (in PostgreSQL, so in neither store).
     await waitFor("the audit record", async () => sql(`select count(*) from public.cache_audit_log where request_id = '${requestId}'`)[0][0] === "1", 5000);
     const kv = kvFiles(stack.dir);
-    assert.ok(kv.keys.includes(`carry:${WS}:${BOARD}:all`), "a carry record of the board's lists");
+    assert.ok(!kv.keys.includes(`carry:${WS}:`) && !kv.keys.includes(`gen:${WS}:`), "no carry record or scope state in KV (they are the state home's)");
     assert.ok(kv.values.length > 0 && kv.values.some(({ text }) => SEALED.test(text)), "KV's values are read");
     await waitFor("the reads records", async () => redisCli(stack.ports.redis, "exists", `readers:{${WS}}:${BOARD}:all`) === "1", 5000);
     const redis = await redisValues(stack.ports.redis);

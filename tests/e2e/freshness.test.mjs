@@ -1,6 +1,6 @@
 // Freshness under writes: an invalidation reaches only its board's lists; within the staleness
-// bound after it, the page it superseded may be served, labelled STALE, while one read per page
-// fetches the current one; strict mode (bound 0) never serves it; past the bound nothing
+// bound after a soft one (change capture, or the API's "mode": "soft"), the page it superseded
+// may be served, labelled STALE, while one read per page fetches the current one; strict mode (bound 0) never serves it; past the bound nothing
 // superseded is served; a burst of invalidations refreshes each hot page once. Database reads
 // are counted where they land, in PostgreSQL's pg_stat_statements.
 import assert from "node:assert/strict";
@@ -83,7 +83,7 @@ describe("bounded soft invalidation", () => {
     const before = await list(soft, board, query);
     sql("select pg_stat_statements_reset()");
     const invalidatedAt = Date.now();
-    await invalidate(soft, { board_id: board, filter: "unassigned" });
+    await invalidate(soft, { board_id: board, filter: "unassigned", mode: "soft" });
     const readers = await Promise.all(Array.from({ length: 50 }, () => list(soft, board, query)));
     for (const res of readers) {
       assert.equal(res.status, 200);
@@ -122,7 +122,7 @@ describe("bounded soft invalidation", () => {
     const board = seed.board(2, 3);
     const query = "filter=high_priority&page=3";
     await cached(soft, board, query);
-    await invalidate(soft, { board_id: board, filter: "high_priority" });
+    await invalidate(soft, { board_id: board, filter: "high_priority", mode: "soft" });
     await sleep(1100);
     assert.equal((await list(soft, board, query)).label, "MISS/DATABASE");
   });
@@ -149,7 +149,7 @@ describe("a refresh that fails", () => {
     await pieces.stopService(postgrest.child);
     await pieces.stopService(backend.child);
     const invalidatedAt = Date.now();
-    await invalidate(worker, { board_id: board, filter: "low_priority" });
+    await invalidate(worker, { board_id: board, filter: "low_priority", mode: "soft" });
     const answers = [];
     while (Date.now() - invalidatedAt < 1600) {
       answers.push({ at: Date.now() - invalidatedAt, ...(await list(worker, board, query)) });

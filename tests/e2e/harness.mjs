@@ -2,9 +2,10 @@
 // test's own made like the stack's, and helpers.
 import { spawnSync } from "node:child_process";
 import { createCipheriv, randomBytes } from "node:crypto";
-import { request } from "node:http";
+import { createServer, request } from "node:http";
 import { userToken, signJwt } from "../../scripts/jwt.mjs";
 import { psql, psqlArgs, runSync } from "../../scripts/stack.mjs";
+import { liveWorker } from "../../scripts/stack/services.mjs";
 export { seed } from "../../scripts/seed-ids.mjs";
 
 if (!process.env.CONTACT_LIST_CACHE_STACK) {
@@ -40,9 +41,33 @@ export const ownSupabase = (pieces, overrides = {}) =>
   pieces.startSupabase({ jwtSecret: stack.secrets.SUPABASE_JWT_SECRET, signing: stack.signing, pgPort: stack.ports.postgres, ...overrides });
 
 /** The worker in a Miniflare of the test's own in `pieces`, with the stack's bindings and
- * `bindings` over them; `miniflare` holds startMiniflare's other options. Resolves to its URL. */
-export const ownWorker = (pieces, bindings = {}, miniflare = {}) =>
-  pieces.startMiniflare({ ...miniflare, bindings: { ...stack.bindings, ...bindings } });
+ * `bindings` over them, and the live worker beside it (its state home and live channel, bound
+ * as LIVE, as in the stack); `miniflare` holds startMiniflare's other options. Resolves to its URL. */
+export function ownWorker(pieces, bindings = {}, { app = {}, extraWorkers = [], ...miniflare } = {}) {
+  const live = liveWorker();
+  const workers = extraWorkers.some((w) => w.name === live.name) ? extraWorkers : [live, ...extraWorkers];
+  const withLive = { ...app, serviceBindings: { LIVE: live.name, ...app.serviceBindings } };
+  return pieces.startMiniflare({ ...miniflare, app: withLive, extraWorkers: workers, bindings: { ...stack.bindings, ...bindings } });
+}
+
+/** The state home of `workspace` (the live worker's Durable Object) in the Miniflare `mf` of a
+ * test's own: `read(keys)` answers `{version, newest, values}`; `put(values)` writes values as
+ * the worker does (conditioned on the version just read, keeping the newest generation) and
+ * answers the status. */
+export function stateHome(mf, workspace) {
+  const call = async (action, body) => {
+    const live = await mf.getWorker("contact-list-cache-live");
+    const res = await live.fetch(`http://live/state/${workspace}/${action}`, { method: "POST", body: JSON.stringify(body) });
+    return { status: res.status, json: res.status === 200 ? await res.json() : await res.text() };
+  };
+  return {
+    read: async (keys) => (await call("read", { keys })).json,
+    async put(values) {
+      const { version, newest } = await this.read([]);
+      return (await call("write", { version, newest, values })).status;
+    },
+  };
+}
 
 /** An access token for the user with id `sub`, signed with the project's JWT secret. */
 export function tokenFor(sub, extra = {}) {
@@ -138,8 +163,49 @@ export function seal(keyring, cacheKey, plaintext) {
   return `v1.${kid}.${nonce.toString("base64url")}.${body.toString("base64url")}`;
 }
 
+/**
+ * A page as the worker stores and serves it (docs/openapi.yaml's ContactList), made recognisable
+ * by `marker`, the name of its one contact: for tests that plant a page in a cache and expect it
+ * served as planted (every answer of the worker is checked against the document).
+ */
+export function markedPage(marker, { cachedAt = new Date().toISOString(), page = 1 } = {}) {
+  const contact = {
+    id: "00000000-0000-4000-8000-00000000000a",
+    name: marker,
+    email: null,
+    phone: null,
+    conversation_status: "open",
+    priority: null,
+    last_message_time: null,
+    assigned_user_id: null,
+    board_column_id: null,
+    created_at: "2025-01-01T00:00:00+00:00",
+  };
+  return {
+    success: true,
+    data: {
+      contacts: [contact],
+      pagination: { page, pageSize: 50, total: 1, totalPages: 1, nextCursor: null, prevCursor: null },
+      filters: { filter: "all", search: "", assignedTo: "", columnId: "" },
+      sort: { sortBy: "created_at", sortOrder: "desc" },
+    },
+    cached_at: cachedAt,
+    cache_ttl: 180,
+  };
+}
+
 /** KV metadata saying a page was read from its source `secondsAgo` seconds ago. */
 export const storedAgo = (secondsAgo) => ({ metadata: { t: Date.now() - secondsAgo * 1000 }, expirationTtl: 3600 });
+
+/**
+ * Checks an answer received without `fetch` against docs/openapi.yaml, as tests/openapi/preload.mjs
+ * checks fetch's (when it is loaded, as tests/run.mjs loads it): the error to fail with, or null.
+ */
+function checkedAgainstOpenApi(method, url, status, headers, body) {
+  const openapi = globalThis[Symbol.for("contact-list-cache.openapi")];
+  const problems = openapi?.checkAnswer(method, String(url), status, headers, body) ?? [];
+  return problems.length ? new openapi.OpenApiViolation(problems) : null;
+}
 
 /**
  * `fetch`, but on a new connection every time (no keep-alive pool): for tests that block the
@@ -154,7 +220,10 @@ export function fetchOnce(url, { headers = {}, timeoutMs = 15_000 } = {}) {
       res.on("error", reject);
       res.on("end", () => {
         const pairs = Object.entries(res.headers).map(([name, value]) => [name, Array.isArray(value) ? value.join(", ") : value]);
-        resolve(new Response(Buffer.concat(chunks), { status: res.statusCode, headers: pairs }));
+        const body = Buffer.concat(chunks);
+        const problems = checkedAgainstOpenApi("GET", url, res.statusCode, new Headers(pairs), body.toString("utf8"));
+        if (problems) return reject(problems);
+        resolve(new Response(body, { status: res.statusCode, headers: pairs }));
       });
     });
     req.setTimeout(timeoutMs, () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
@@ -175,14 +244,21 @@ export function websocketHandshake(url, protocols = [], headers = {}) {
       agent: false,
       headers: { Connection: "Upgrade", Upgrade: "websocket", "Sec-WebSocket-Version": "13", "Sec-WebSocket-Key": randomBytes(16).toString("base64"), ...offered, ...headers },
     });
+    const headersOf = (res) => new Headers(Object.entries(res.headers).map(([name, value]) => [name, Array.isArray(value) ? value.join(", ") : value]));
     req.on("upgrade", (res, socket) => {
       socket.destroy();
+      const problems = checkedAgainstOpenApi("GET", url, res.statusCode, headersOf(res), null);
+      if (problems) return reject(problems);
       resolve({ status: res.statusCode, headers: res.headers, body: null });
     });
     req.on("response", (res) => {
       let body = "";
       res.on("data", (chunk) => (body += chunk));
-      res.on("end", () => resolve({ status: res.statusCode, headers: res.headers, body: body ? JSON.parse(body) : null }));
+      res.on("end", () => {
+        const problems = checkedAgainstOpenApi("GET", url, res.statusCode, headersOf(res), body);
+        if (problems) return reject(problems);
+        resolve({ status: res.statusCode, headers: res.headers, body: body ? JSON.parse(body) : null });
+      });
     });
     req.on("error", reject);
     req.end();
@@ -220,4 +296,46 @@ export async function readAnswer(res) {
     json = undefined;
   }
   return { status: res.status, headers: res.headers, text, json };
+}
+
+/**
+ * A pass-through proxy on loopback in front of `workerUrl`'s `/api/cache/webhook`, for change
+ * capture to post to: a batch that `refuse(changes)` says yes to is answered 503 instead (counted
+ * in `refused`); `accepted(changes, answer)` hears of each batch the worker took (2xx), with its
+ * answer's text. Resolves, once listening, to `{ url, refused, stop }`.
+ */
+export async function webhookProxy(workerUrl, { refuse = () => false, accepted = () => {} } = {}) {
+  const proxy = { url: null, refused: 0 };
+  const server = createServer(async (req, res) => {
+    const chunks = [];
+    for await (const chunk of req) chunks.push(chunk);
+    const body = Buffer.concat(chunks).toString();
+    let changes = [];
+    try {
+      changes = JSON.parse(body);
+    } catch {
+      // Not a batch: passed on for the worker to refuse.
+    }
+    if (Array.isArray(changes) && refuse(changes)) {
+      proxy.refused += 1;
+      res.writeHead(503, { "Content-Type": "application/json" }).end('{"success":false}');
+      return;
+    }
+    try {
+      const upstream = await fetch(`${workerUrl}/api/cache/webhook`, {
+        method: "POST",
+        headers: { "Content-Type": "application/json", "X-Webhook-Secret": req.headers["x-webhook-secret"] ?? "" },
+        body,
+      });
+      const text = await upstream.text();
+      if (upstream.ok) accepted(changes, text);
+      res.writeHead(upstream.status, { "Content-Type": "application/json" }).end(text);
+    } catch (err) {
+      res.writeHead(502).end(String(err));
+    }
+  });
+  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+  proxy.url = `http://127.0.0.1:${server.address().port}`;
+  proxy.stop = () => new Promise((resolve) => server.close(resolve));
+  return proxy;
 }

@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { ROOT, newStack, waitFor } from "../../scripts/stack.mjs";
-import { fetchOnce, ownWorker, seal, seed, stack, storedAgo, tokenFor } from "./harness.mjs";
+import { fetchOnce, markedPage, ownWorker, seal, seed, stack, storedAgo, tokenFor } from "./harness.mjs";
 
 const WS = seed.workspace(1);
 const BOARD = seed.board(1, 1);
@@ -21,7 +21,7 @@ describe("the benchmark's JavaScript KV hit", () => {
   let url;
   before(async () => {
     url = await ownWorker(pieces, {}, {
-      extraWorkers: [{ name: "js-hit", modules: true, scriptPath: join(ROOT, "bench", "js-hit", "worker.mjs"), bindings: stack.bindings, routes: [`${JS_HOST}/*`] }],
+      extraWorkers: [{ name: "js-hit", modules: true, scriptPath: join(ROOT, "bench", "js-hit", "worker.mjs"), bindings: stack.bindings, routes: [`${JS_HOST}/*`], serviceBindings: { LIVE: "contact-list-cache-live" } }],
     });
   });
   after(() => pieces.stop());
@@ -74,7 +74,7 @@ describe("the benchmark's JavaScript KV hit", () => {
     await waitFor("cached", async () => served(await ours(query)) === "200 HIT/KV", 10_000);
     const key = (await ours(query)).headers.get("x-cache-key");
     const kv = await pieces.miniflare.getKVNamespace("CONTACT_CACHE");
-    const body = JSON.stringify({ success: true, data: { contacts: [], marker: "aged" } });
+    const body = JSON.stringify(markedPage("aged"));
     await kv.put(key, seal(stack.secrets.CACHE_ENCRYPTION_KEY, key, body), storedAgo(190));
     const b = await answer(await js(query));
     const a = await answer(await ours(query)); // ours then refreshes the page after answering

@@ -50,7 +50,7 @@ describe("L0", () => {
   let small; // L0 on, 256 KB
   before(async () => {
     worker = await ownWorker(pieces, { L0_CACHE_MB: "32", STALENESS_BOUND_MS: "1000", REFRESH_AHEAD_PAGES: "0" }, {
-      extraWorkers: [builtWorker({ name: "peer", bindings: { ...stack.bindings, L0_CACHE_MB: "0" }, routes: [`${PEER}/*`] })],
+      extraWorkers: [builtWorker({ name: "peer", bindings: { ...stack.bindings, L0_CACHE_MB: "0" }, routes: [`${PEER}/*`], serviceBindings: { LIVE: "contact-list-cache-live" } })],
     });
     strict = await ownWorker(pieces, { L0_CACHE_MB: "32", STALENESS_BOUND_MS: "0" });
   });
@@ -70,7 +70,8 @@ describe("L0", () => {
     for (const answer of [old, ...again]) assert.equal(answer.text, fromKv.text);
     const expected = expectedPage({ workspace: WS, board: BOARD, me: ME, filter: "open", page: 1 });
     assert.deepEqual(JSON.parse(fromKv.text).data.contacts.map((c) => c.id), expected.ids);
-    // Invalidated through the peer isolate: this isolate's L0 does not hear of it.
+    // Invalidated through the peer isolate: this isolate's L0 does not hear of it (until it
+    // reads the scope's state again from the state home, within the bound).
     const invalidated = await call(worker, { method: "POST", path: "/api/cache/invalidate", host: PEER, body: { workspace_id: WS, board_id: BOARD, filter: "open" } });
     assert.equal(invalidated.status, 200, invalidated.text);
     const at = Date.now();

@@ -86,10 +86,15 @@ describe("metrics and logs over a known mix", () => {
       DATABASE: { hits: 0, misses: 0, served: 2 },
       "BACKEND-FALLBACK": { hits: 0, misses: 0, served: 0 },
     });
-    // a: generation, get, put; 3 KV hits: generation, get; Redis hit: generation, get, put;
-    // degraded: generation, get, put.
-    assert.equal(body.analytics.kvOperations, 15);
-    assert.equal(body.metrics.kv_operations, 15);
+    // a: get, put; 3 KV hits: get; Redis hit: get, put; degraded: get, put. (The scope's state
+    // is the state home's, not KV's.)
+    assert.equal(body.analytics.kvOperations, 9);
+    assert.equal(body.metrics.kv_operations, 9);
+    // The state home: read by the first list, then kept for the bound (read again, in the
+    // background, past half of it): at least one read, at most one per list answered; no writes.
+    const home = body.state_home;
+    assert.ok(home.reads >= 1 && home.reads <= 6, JSON.stringify(home));
+    assert.deepEqual([home.writes, home.conflicts], [0, 0]);
     // a: lookup, store; Redis hit: lookup; degraded: failed lookup, store.
     assert.equal(body.analytics.redisOperations, 5);
     // a: membership, page; degraded: page (membership is cached for a minute).
@@ -111,7 +116,9 @@ describe("metrics and logs over a known mix", () => {
     assert.equal(value("contact_cache_misses"), 2);
     assert.equal(value("contact_cache_errors"), 1);
     assert.equal(value("contact_cache_hit_ratio"), 0.67);
-    assert.equal(value("contact_cache_kv_operations"), 15);
+    assert.equal(value("contact_cache_kv_operations"), 9);
+    assert.equal(value("contact_cache_state_home_reads"), home.reads);
+    assert.equal(value("contact_cache_state_home_writes"), 0);
     assert.equal(value("contact_cache_redis_operations"), 5);
     assert.equal(value("contact_cache_database_queries"), 3);
     assert.equal(value("contact_cache_layer_hits", { layer: "KV" }), 3);

@@ -1,4 +1,4 @@
-// Durable change capture (README, Change capture): the triggers write each change to the outbox
+// Durable change capture (docs/change-capture.md): the triggers write each change to the outbox
 // in its transaction and the backend forwards it at least once. This file runs its own
 // PostgreSQL, backend and worker so it can SIGKILL the backend, restart PostgreSQL, and make the
 // webhook refuse: the backend posts through a pass-through proxy in this process that forwards
@@ -7,10 +7,9 @@
 // ground truth every phase checks against what the worker acknowledged.
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { createServer } from "node:http";
 import { after, before, describe, test } from "node:test";
 import { newStack, psqlArgs, waitFor } from "../../scripts/stack.mjs";
-import { ownBackend, ownWorker, seed, stack } from "./harness.mjs";
+import { ownBackend, ownWorker, seed, stack, webhookProxy } from "./harness.mjs";
 
 const WORKSPACES = [seed.workspace(1), seed.workspace(2)];
 
@@ -30,42 +29,15 @@ function psqlAsync(port, query, { script } = {}) {
   });
 }
 
-/** The pass-through proxy in front of the worker's webhook. */
-function webhookProxy(workerUrl) {
-  const proxy = { refusing: false, refused: 0, acked: new Map(), names: new Set(), url: null };
-  const server = createServer(async (req, res) => {
-    const chunks = [];
-    for await (const chunk of req) chunks.push(chunk);
-    const body = Buffer.concat(chunks).toString();
-    if (proxy.refusing) {
-      proxy.refused += 1;
-      res.writeHead(503, { "Content-Type": "application/json" }).end('{"success":false}');
-      return;
-    }
-    try {
-      const upstream = await fetch(`${workerUrl}/api/cache/webhook`, {
-        method: "POST",
-        headers: { "Content-Type": "application/json", "X-Webhook-Secret": req.headers["x-webhook-secret"] ?? "" },
-        body,
-      });
-      const text = await upstream.text();
-      if (upstream.ok) {
-        for (const change of JSON.parse(body)) {
-          proxy.acked.set(change.outbox_seq, (proxy.acked.get(change.outbox_seq) ?? 0) + 1);
-          if (change.record?.name) proxy.names.add(change.record.name);
-        }
-      }
-      res.writeHead(upstream.status, { "Content-Type": "application/json" }).end(text);
-    } catch (err) {
-      res.writeHead(502).end(String(err));
-    }
-  });
-  proxy.start = () => new Promise((resolve) => server.listen(0, "127.0.0.1", () => {
-    proxy.url = `http://127.0.0.1:${server.address().port}`;
-    resolve(proxy);
-  }));
-  proxy.stop = () => new Promise((resolve) => server.close(resolve));
-  return proxy;
+/** What the proxy in front of the worker's webhook saw: each change's acknowledgements by outbox
+ * sequence, the names the worker took; `refusing` makes it answer every batch 503. */
+const delivered = { refusing: false, acked: new Map(), names: new Set() };
+
+function acknowledge(changes) {
+  for (const change of changes) {
+    delivered.acked.set(change.outbox_seq, (delivered.acked.get(change.outbox_seq) ?? 0) + 1);
+    if (change.record?.name) delivered.names.add(change.record.name);
+  }
 }
 
 describe("durable change capture", { timeout: 300_000 }, () => {
@@ -85,7 +57,7 @@ describe("durable change capture", { timeout: 300_000 }, () => {
     assert.ok(contacts.length >= 200, `the seed has ${contacts.length} contacts in the two workspaces`);
     const worker = await ownWorker(pieces);
     kv = await pieces.miniflare.getKVNamespace("CONTACT_CACHE");
-    proxy = await webhookProxy(worker).start();
+    proxy = await webhookProxy(worker, { refuse: () => delivered.refusing, accepted: acknowledge });
     backendOptions = {
       databaseUrl: pg.url,
       env: {
@@ -124,7 +96,7 @@ describe("durable change capture", { timeout: 300_000 }, () => {
   async function allDelivered(marker) {
     const names = await committed(marker);
     assert.ok(names.length > 0, `some ${marker} writes committed`);
-    await waitFor(`every ${marker} change acknowledged`, async () => names.every((name) => proxy.names.has(name)), 60_000);
+    await waitFor(`every ${marker} change acknowledged`, async () => names.every((name) => delivered.names.has(name)), 60_000);
     const last = Number((await psqlAsync(pg.port, "select coalesce(max(seq), 0) from public.contact_list_cache_outbox"))[0][0]);
     await waitFor("the cursor at the last change and no backlog", async () => {
       const [[cursor]] = await psqlAsync(pg.port, "select seq from public.contact_list_cache_cursor where consumer = 'backend'");
@@ -141,7 +113,7 @@ describe("durable change capture", { timeout: 300_000 }, () => {
 
   test("a backend killed (SIGKILL) mid-burst of 200 writes delivers every change after its restart", async () => {
     const writes = burst("kill", 200, 0.008);
-    await waitFor("the burst under way", async () => proxy.names.size >= 20, 30_000);
+    await waitFor("the burst under way", async () => delivered.names.size >= 20, 30_000);
     await pieces.stopService(backend.child);
     const atKill = (await committed("kill")).length;
     assert.ok(atKill < 200, `the burst was still running when the backend died (${atKill} written)`);
@@ -153,7 +125,7 @@ describe("durable change capture", { timeout: 300_000 }, () => {
   });
 
   test("a webhook outage loses nothing, and the lag shows in /health and /metrics", async () => {
-    proxy.refusing = true;
+    delivered.refusing = true;
     await burst("outage", 40, 0);
     await waitFor("the webhook refused", async () => proxy.refused >= 3, 20_000);
     await waitFor("/health degraded by the lag", async () => {
@@ -174,14 +146,14 @@ describe("durable change capture", { timeout: 300_000 }, () => {
     assert.ok(sample("contact_cache_backend_change_capture_lag_milliseconds") > 1500, scraped);
     assert.ok(sample("contact_cache_backend_change_capture_undelivered") >= 40, scraped);
     assert.ok(sample("contact_cache_backend_change_capture_webhook_failures_total") >= 3, scraped);
-    proxy.refusing = false;
+    delivered.refusing = false;
     await allDelivered("outage");
     await waitFor("/health healthy again", async () => (await health()).status === "healthy", 20_000);
   });
 
   test("a PostgreSQL crash and restart mid-burst loses no committed change", async () => {
     const writes = burst("crash", 200, 0.02).catch(() => "interrupted");
-    await waitFor("the burst under way", async () => [...proxy.names].filter((n) => n.startsWith("crash:")).length >= 10, 30_000);
+    await waitFor("the burst under way", async () => [...delivered.names].filter((n) => n.startsWith("crash:")).length >= 10, 30_000);
     await pieces.haltPostgres();
     assert.equal(await writes, "interrupted", "psql lost its server mid-burst");
     await pieces.resumePostgres();
@@ -200,12 +172,12 @@ describe("durable change capture", { timeout: 300_000 }, () => {
     await psqlAsync(pg.port, null, { script: `begin; update public.contacts set name = 'gap:rolled-back' where id = '${contacts[1].id}'; rollback;` });
     await burst("gap", 5, 0);
     await new Promise((resolve) => setTimeout(resolve, 1000));
-    const early = [...proxy.names].filter((name) => name.startsWith("gap:"));
+    const early = [...delivered.names].filter((name) => name.startsWith("gap:"));
     assert.deepEqual(early, [], "nothing after the open transaction's sequence is delivered before it commits");
     await slow;
     const names = await allDelivered("gap");
     assert.equal(names.length, 6);
-    assert.ok(!proxy.names.has("gap:rolled-back"));
+    assert.ok(!delivered.names.has("gap:rolled-back"));
   });
 
   test("delivered rows are pruned from the outbox", async () => {

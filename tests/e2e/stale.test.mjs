@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { newStack, waitFor } from "../../scripts/stack.mjs";
-import { ownBackend, ownSupabase, ownWorker, seal, seed, stack, storedAgo, tokenFor } from "./harness.mjs";
+import { markedPage, ownBackend, ownSupabase, ownWorker, seal, seed, stack, storedAgo, tokenFor } from "./harness.mjs";
 
 const WS = seed.workspace(5);
 const BOARD = seed.board(5, 1);
@@ -32,7 +32,7 @@ describe("stale-while-revalidate and stale-if-error", () => {
   /** Plants a sealed page read from its source `secondsAgo` ago under the key `query` uses. */
   async function plant(query, secondsAgo, marker) {
     const key = (await list(`${query}&pageSize=1`)).headers.get("x-cache-key").replace("pageSize=1", "pageSize=50");
-    const page = { success: true, data: { marker }, cached_at: new Date(Date.now() - secondsAgo * 1000).toISOString().replace(/\.\d+Z$/, "Z"), cache_ttl: 180 };
+    const page = markedPage(marker, { page: Number(new URLSearchParams(query).get("page") ?? 1), cachedAt: new Date(Date.now() - secondsAgo * 1000).toISOString().replace(/\.\d+Z$/, "Z") });
     await kv.put(key, seal(stack.secrets.CACHE_ENCRYPTION_KEY, key, JSON.stringify(page)), storedAgo(secondsAgo));
     return { key, page };
   }

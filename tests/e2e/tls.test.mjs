@@ -127,7 +127,7 @@ describe("verified TLS", () => {
         env: { WORKER_WEBHOOK_URL: `http://127.0.0.1:${receiver.address().port}/api/cache/webhook`, WEBHOOK_SECRET: "tls-test-secret" },
       });
       await waitFor("change capture to consume", async () => log().includes("change capture: consuming the outbox"), 10_000);
-      // The consuming connection is the one holding the outbox's advisory lock (it also LISTENs).
+      // The consuming connection is the one holding the outbox's advisory lock.
       const consuming = await psql(pg.port, { command: "select s.ssl from pg_locks l join pg_stat_ssl s using (pid) where l.locktype = 'advisory' and l.granted" });
       assert.equal(consuming.trim(), "t", "change capture's connection is TLS");
       await psql(pg.port, { command: `update boards set name = name || ' (tls)' where id = '${BOARD}'` });

@@ -1,38 +1,47 @@
 //! Change capture, at least once: the triggers write every change to an outbox table in the
-//! changing transaction (supabase/migrations/20250127000600_change_outbox.sql) and NOTIFY
-//! `contact_list_cache` as a wake-up. This task reads the outbox after its stored cursor, in
-//! sequence order, on start, on each wake-up and every `poll`; forwards the changes per workspace
-//! (see [`forward`]); and moves the cursor only past changes the worker acknowledged (see
-//! [`progress`] for the gap rule). It reconnects by itself, prunes delivered rows, and measures
-//! the backlog for `/health`. One consumer per cursor at a time: the others wait on an advisory
-//! lock, which PostgreSQL releases when its holder's connection ends.
+//! changing transaction (supabase/migrations/20250127000600_change_outbox.sql), and nothing else:
+//! no NOTIFY, whose instance-wide lock at commit would serialize every writer
+//! (20250127001100_change_capture_without_notify.sql). This task watches the outbox's sequence
+//! every `wake` (one cheap query) and reads the outbox after its stored cursor, in sequence
+//! order, when the sequence moved, when the worker acknowledged something, and every `poll`;
+//! forwards the changes per workspace (see [`forward`]); and moves the cursor only past changes
+//! the worker acknowledged (see [`progress`] for the gap rule). Each workspace has at most
+//! [`LANE_MAX`] changes on its lane: beyond that its further changes are parked (only their
+//! sequences are kept, read again when its lane has room), so a workspace the worker refuses or
+//! KV throttles holds its own lane and nobody else's. It reconnects by itself, prunes delivered
+//! rows, and measures the backlog for `/health`. One consumer per cursor at a time: the others
+//! wait on a session advisory lock, which PostgreSQL releases when its holder's connection ends
+//! (so `DATABASE_URL` must not be a transaction-mode pooler: `crate::db_target`).
 
 pub mod forward;
 pub mod outbox;
 pub mod progress;
+pub mod room;
 pub mod settings;
 pub mod status;
 
 use crate::layers::runtime::now;
 use anyhow::Context;
-use forward::{Forwarder, Lanes};
-use futures_util::StreamExt;
+use forward::{Ack, Forwarder, Lanes};
+use outbox::Change;
 use progress::Progress;
+use room::Room;
 use settings::CaptureSettings;
 use status::Phase;
-use std::sync::Arc;
+use std::collections::HashSet;
 use std::time::Duration;
-use tokio::sync::{mpsc, Notify};
-use tokio::time::Instant;
-use tokio_postgres::{AsyncMessage, Client};
+use tokio::sync::mpsc;
+use tokio::time::{Instant, MissedTickBehavior};
+use tokio_postgres::Client;
 
-/// The NOTIFY channel the triggers wake the consumer on.
-pub const CHANNEL: &str = "contact_list_cache";
 /// Rows asked for per read.
 const READ_BATCH: i64 = 500;
-/// Reads pause while this many changes are taken and not yet acknowledged (an outage's backlog
-/// stays in the outbox, not in memory).
-const MAX_IN_FLIGHT: usize = 2_000;
+/// The most changes of one workspace on its lane (sent, not yet acknowledged); the rest of its
+/// changes wait parked. Memory: at most this many changes' JSON per workspace with changes.
+pub const LANE_MAX: usize = 1_000;
+/// Reads pause while this many changes are taken and not yet acknowledged, parked ones included
+/// (their sequences only): an outage's backlog stays in the outbox, not in memory.
+const MAX_TAKEN: usize = 100_000;
 /// Reads (and gap checks) in one round at most.
 const MAX_READS_PER_STEP: usize = 20;
 /// Delivered rows deleted per statement when pruning.
@@ -55,34 +64,24 @@ pub async fn run(database_url: String, forwarder: Forwarder, settings: CaptureSe
     }
 }
 
-/// One connection's life: LISTEN, take the consumer's lock, then read, forward and acknowledge
-/// until the connection ends.
+/// One connection's life: take the consumer's lock, then read, forward and acknowledge until the
+/// connection ends.
 async fn consume(database_url: &str, forwarder: &Forwarder, settings: &CaptureSettings, backoff: &mut Duration) -> anyhow::Result<()> {
-    let (mut client, mut connection) = crate::db::connect(database_url).await.context("connecting for change capture")?;
-    let wake = Arc::new(Notify::new());
-    let woken = Arc::clone(&wake);
-    let mut pump = tokio::spawn(async move {
-        let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
-        while let Some(message) = messages.next().await {
-            match message {
-                Ok(AsyncMessage::Notification(_)) => woken.notify_one(),
-                Ok(_) => {}
-                Err(err) => {
-                    tracing::warn!(error = %err, "change capture: connection error");
-                    return;
-                }
-            }
+    let (mut client, connection) = crate::db::connect(database_url).await.context("connecting for change capture")?;
+    let mut driver = tokio::spawn(async move {
+        if let Err(err) = connection.await {
+            tracing::warn!(error = %err, "change capture: connection error");
         }
     });
     let result = tokio::select! {
-        result = session(&mut client, &wake, forwarder, settings, backoff) => result,
-        _ = &mut pump => Ok(()),
+        result = session(&mut client, forwarder, settings, backoff) => result,
+        _ = &mut driver => Ok(()),
     };
-    pump.abort();
+    driver.abort();
     result
 }
 
-async fn session(client: &mut Client, wake: &Notify, forwarder: &Forwarder, settings: &CaptureSettings, backoff: &mut Duration) -> anyhow::Result<()> {
+async fn session(client: &mut Client, forwarder: &Forwarder, settings: &CaptureSettings, backoff: &mut Duration) -> anyhow::Result<()> {
     let consumer = settings.consumer.as_str();
     // The consumer's lock goes with this connection: PostgreSQL is to notice within about a
     // minute when this side vanishes without closing it (a partition), so a standby takes over.
@@ -90,7 +89,6 @@ async fn session(client: &mut Client, wake: &Notify, forwarder: &Forwarder, sett
         .batch_execute("set tcp_keepalives_idle = 30; set tcp_keepalives_interval = 10; set tcp_keepalives_count = 3")
         .await
         .context("setting keepalives")?;
-    client.batch_execute(&format!("LISTEN {CHANNEL}")).await.context("LISTEN")?;
     outbox::cursor(client, consumer).await?;
     let locked = "select pg_try_advisory_lock(hashtext('contact_list_cache_outbox'), hashtext($1))";
     while !client.query_one(locked, &[&consumer]).await.context("taking the consumer's lock")?.get::<_, bool>(0) {
@@ -100,27 +98,46 @@ async fn session(client: &mut Client, wake: &Notify, forwarder: &Forwarder, sett
     }
     *backoff = Duration::from_secs(1);
     let cursor = outbox::cursor(client, consumer).await?;
-    tracing::info!(channel = CHANNEL, consumer, cursor, "change capture: consuming the outbox");
+    tracing::info!(consumer, cursor, wake_ms = settings.wake.as_millis() as u64, "change capture: consuming the outbox");
     forwarder.status.set_phase(Phase::Consuming);
     let (acks_sender, mut acks) = mpsc::unbounded_channel();
     let mut state = State {
         progress: Progress::new(cursor),
         stored: cursor,
         lanes: Lanes::new(forwarder.clone(), acks_sender),
+        room: Room::new(LANE_MAX),
         next_prune: Instant::now() + settings.prune_every,
         next_measure: Instant::now(),
     };
+    let mut seen = outbox::last_seq(client).await?;
+    let mut ticks = tokio::time::interval(settings.wake);
+    ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
     loop {
         tokio::time::timeout(STEP_TIMEOUT, state.step(client, forwarder, settings))
             .await
             .map_err(|_| anyhow::anyhow!("a round took over {STEP_TIMEOUT:?}"))??;
-        tokio::select! {
-            () = wake.notified() => {}
-            Some(seqs) = acks.recv() => state.progress.delivered(seqs),
-            () = tokio::time::sleep(settings.poll) => {}
+        // Until something to do: an acknowledgement, the sequence moving, or the periodic poll.
+        let poll_at = Instant::now() + settings.poll;
+        loop {
+            tokio::select! {
+                Some(ack) = acks.recv() => {
+                    state.acknowledged(ack);
+                    break;
+                }
+                _ = ticks.tick() => {
+                    if Instant::now() >= poll_at {
+                        break;
+                    }
+                    let last = outbox::last_seq(client).await?;
+                    if last != seen {
+                        seen = last;
+                        break;
+                    }
+                }
+            }
         }
-        while let Ok(seqs) = acks.try_recv() {
-            state.progress.delivered(seqs);
+        while let Ok(ack) = acks.try_recv() {
+            state.acknowledged(ack);
         }
     }
 }
@@ -131,14 +148,52 @@ struct State {
     /// The cursor as stored.
     stored: i64,
     lanes: Lanes,
+    /// What is on each workspace's lane, and what waits parked.
+    room: Room,
     next_prune: Instant,
     next_measure: Instant,
 }
 
 impl State {
-    /// One round: settle a gap, read what there is room for, store the cursor, measure, prune.
+    /// The worker acknowledged a batch of `workspace`'s.
+    fn acknowledged(&mut self, (workspace, seqs): Ack) {
+        self.room.done(&workspace, seqs.len());
+        self.progress.delivered(seqs);
+    }
+
+    /// Sends changes just taken (in sequence order) to their lanes, parking those of a workspace
+    /// whose lane is full or that has parked changes already (see [`Room`]).
+    fn route(&mut self, changes: Vec<Change>) {
+        for (workspace, changes) in forward::by_workspace(changes) {
+            let sent = self.room.admit(&workspace, changes);
+            if !sent.is_empty() {
+                self.lanes.send(&workspace, sent);
+            }
+        }
+    }
+
+    /// Reads parked changes again for the lanes that have room.
+    async fn unpark(&mut self, client: &Client) -> anyhow::Result<()> {
+        for (workspace, seqs) in self.room.due(READ_BATCH as usize) {
+            let changes = outbox::read_seqs(client, &seqs).await?;
+            let found: HashSet<i64> = changes.iter().map(|change| change.seq).collect();
+            // A parked sequence that is gone cannot be delivered: it never existed for the worker
+            // (rows are pruned only at or below the cursor, which is below it).
+            let gone: Vec<i64> = seqs.iter().copied().filter(|seq| !found.contains(seq)).collect();
+            self.room.done(&workspace, gone.len());
+            self.progress.delivered(gone);
+            if !changes.is_empty() {
+                self.lanes.send(&workspace, changes);
+            }
+        }
+        Ok(())
+    }
+
+    /// One round: send parked changes there is room for, settle a gap, read what there is room
+    /// for, store the cursor, measure, prune.
     async fn step(&mut self, client: &mut Client, forwarder: &Forwarder, settings: &CaptureSettings) -> anyhow::Result<()> {
         let consumer = settings.consumer.as_str();
+        self.unpark(client).await?;
         // A gap is asked about at once (a rolled-back sequence is settled by then), and reads go
         // on past it when it is settled; a bounded number of rounds, so a step always ends.
         for _ in 0..MAX_READS_PER_STEP {
@@ -153,14 +208,14 @@ impl State {
                     break;
                 }
             }
-            if self.progress.in_flight() >= MAX_IN_FLIGHT {
+            if self.progress.in_flight() >= MAX_TAKEN {
                 break;
             }
             let read = outbox::read(client, self.progress.read_through(), READ_BATCH).await?;
             let seqs: Vec<i64> = read.changes.iter().map(|change| change.seq).collect();
             let complete = (seqs.len() as i64) < READ_BATCH;
             let taken = self.progress.take(&seqs, complete, &read.snapshot, now().0);
-            self.lanes.send(read.changes.into_iter().take(taken).collect());
+            self.route(read.changes.into_iter().take(taken).collect());
             if complete && self.progress.gap.is_none() {
                 break;
             }

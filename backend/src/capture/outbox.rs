@@ -2,15 +2,62 @@
 //! on the change capture's own connection.
 
 use anyhow::Context;
-use tokio_postgres::Client;
+use contact_list_cache_core::invalidation::RowChange;
+use tokio_postgres::{Client, Row};
 
-/// One change as read: its sequence, its workspace ("" when its rows name none) and its JSON as
-/// forwarded (the payload with `outbox_seq` added).
+/// One change as read: its sequence, its workspace ("" when its rows name none), its JSON as
+/// forwarded (the payload with `outbox_seq` added) and the boards it reaches.
 #[derive(Debug, Clone)]
 pub struct Change {
     pub seq: i64,
     pub workspace: String,
     pub json: String,
+    pub reach: Reach,
+}
+
+/// The boards a change reaches, as the worker will read it (`RowChange::boards`): what a
+/// webhook call costs the worker's invocation grows with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reach {
+    These(Vec<String>),
+    /// Every board of its workspace (a favorite names no board), or not known.
+    All,
+}
+
+impl Change {
+    fn from_row(row: &Row) -> Self {
+        let json: String = row.get(2);
+        let reach = match serde_json::from_str::<RowChange>(&json).ok().and_then(|change| change.boards()) {
+            Some(boards) => Reach::These(boards.iter().map(|board| board.as_str().to_owned()).collect()),
+            None => Reach::All,
+        };
+        Self { seq: row.get(0), workspace: row.get(1), json, reach }
+    }
+}
+
+/// The statement reading changes: sequence, workspace, forwarded JSON.
+const SELECT_CHANGES: &str = "select seq, coalesce(payload->'record'->>'workspace_id', payload->'old_record'->>'workspace_id', ''), \
+     (payload || jsonb_build_object('outbox_seq', seq))::text from public.contact_list_cache_outbox";
+
+/// The outbox sequence's last value (0 before its first): the triggers draw from it, so it moves
+/// when a change is written, committed or not yet. Watching it is the consumer's wake-up: no
+/// NOTIFY on the write path (supabase/migrations/20250127001100_change_capture_without_notify.sql).
+pub async fn last_seq(client: &Client) -> anyhow::Result<i64> {
+    let row = client
+        .query_one("select coalesce(pg_sequence_last_value('public.contact_list_cache_outbox_seq_seq'::regclass), 0)", &[])
+        .await
+        .context("reading the outbox sequence")?;
+    Ok(row.get(0))
+}
+
+/// The changes with these sequences, in order (a parked workspace's, read again when its lane
+/// has room; none of them can have been pruned: the cursor is below them).
+pub async fn read_seqs(client: &Client, seqs: &[i64]) -> anyhow::Result<Vec<Change>> {
+    let rows = client
+        .query(&format!("{SELECT_CHANGES} where seq = any($1) order by seq"), &[&seqs])
+        .await
+        .context("reading parked changes")?;
+    Ok(rows.iter().map(Change::from_row).collect())
 }
 
 /// A read: the rows after a sequence, in order, and the snapshot they were read in.
@@ -66,16 +113,11 @@ pub async fn read(client: &mut Client, after: i64, limit: i64) -> anyhow::Result
         .context("starting an outbox read")?;
     let snapshot: String = transaction.query_one("select pg_current_snapshot()::text", &[]).await.context("reading the snapshot")?.get(0);
     let rows = transaction
-        .query(
-            "select seq, coalesce(payload->'record'->>'workspace_id', payload->'old_record'->>'workspace_id', ''), \
-             (payload || jsonb_build_object('outbox_seq', seq))::text \
-             from public.contact_list_cache_outbox where seq > $1 order by seq limit $2",
-            &[&after, &limit],
-        )
+        .query(&format!("{SELECT_CHANGES} where seq > $1 order by seq limit $2"), &[&after, &limit])
         .await
         .context("reading the outbox")?;
     transaction.commit().await.context("ending an outbox read")?;
-    let changes = rows.iter().map(|row| Change { seq: row.get(0), workspace: row.get(1), json: row.get(2) }).collect();
+    let changes = rows.iter().map(Change::from_row).collect();
     Ok(Read { changes, snapshot })
 }
 

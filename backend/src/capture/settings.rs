@@ -3,12 +3,15 @@
 use contact_list_cache_core::settings::{parse_number, SettingError};
 use std::time::Duration;
 
-/// How change capture consumes the outbox (README, Change capture).
+/// How change capture consumes the outbox (docs/change-capture.md).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CaptureSettings {
     /// `CHANGE_CAPTURE_CONSUMER`: the cursor's name (default `backend`). Replicas sharing it take
     /// turns (one consumes, the others wait on its lock); another name reads every change again.
     pub consumer: String,
+    /// `CHANGE_CAPTURE_WAKE_MS`: how often the outbox's sequence is asked whether it moved (50):
+    /// the longest a new change waits before it is read, one cheap query each time.
+    pub wake: Duration,
     /// `CHANGE_CAPTURE_POLL_MS`: how often the outbox is read without a wake-up (1000).
     pub poll: Duration,
     /// `CHANGE_CAPTURE_PRUNE_MS`: how often delivered rows are deleted (30000).
@@ -38,6 +41,7 @@ impl CaptureSettings {
         }
         Ok(Self {
             consumer,
+            wake: Duration::from_millis(millis("CHANGE_CAPTURE_WAKE_MS", 50, 5)?),
             poll: Duration::from_millis(millis("CHANGE_CAPTURE_POLL_MS", 1000, 10)?),
             prune_every: Duration::from_millis(millis("CHANGE_CAPTURE_PRUNE_MS", 30_000, 10)?),
             lag_degraded_ms: millis("CHANGE_CAPTURE_LAG_DEGRADED_MS", 60_000, 1)?,
@@ -61,6 +65,7 @@ mod tests {
     fn defaults_apply_and_bad_values_name_their_setting() {
         let defaults = settings(&[]).unwrap();
         assert_eq!((defaults.consumer.as_str(), defaults.poll, defaults.lag_degraded_ms), ("backend", Duration::from_secs(1), 60_000));
+        assert_eq!(defaults.wake, Duration::from_millis(50));
         let err = settings(&[("CHANGE_CAPTURE_POLL_MS", "soon")]).unwrap_err();
         assert!(err.to_string().contains("CHANGE_CAPTURE_POLL_MS"), "{err}");
         let err = settings(&[("CHANGE_CAPTURE_CONSUMER", "a b")]).unwrap_err();

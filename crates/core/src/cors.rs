@@ -9,7 +9,7 @@ pub const ALLOW_HEADERS: &str =
     "Authorization, Content-Type, Cache-Control, X-Workspace-ID, X-Request-ID";
 /// Response headers a browser script may read: the cache diagnostics the frontend shows.
 pub const EXPOSE_HEADERS: &str =
-    "X-Cache-Status, X-Cache-Layer, X-Cache-Key, X-Cache-Coalesced, X-Response-Time, X-Worker-Location, X-Request-ID, Age";
+    "X-Cache-Status, X-Cache-Layer, X-Cache-Key, X-Cache-Coalesced, X-Cache-Generation, X-Response-Time, X-Worker-Location, X-Request-ID, Age";
 /// How long a browser may cache a preflight answer, in seconds.
 pub const MAX_AGE_SECONDS: u32 = 86_400;
 

@@ -114,9 +114,56 @@ impl ScopeState {
     }
 }
 
-/// A generation: an opaque token, `0` before the first invalidation. New ones are made from the
-/// clock and a random number by the caller ([`Generation::new`]), so concurrent invalidations
-/// never need to read before they write.
+/// The least generation a list or counts request accepts: its `minGeneration` parameter (none
+/// when absent; a 400 naming it when malformed or given twice).
+pub fn min_generation(query_string: &str) -> Result<Option<Generation>, QueryError> {
+    const NAME: &str = "minGeneration";
+    let mut found = None;
+    for (name, value) in form_urlencoded::parse(query_string.trim_start_matches('?').as_bytes()) {
+        if name == NAME {
+            if found.is_some() {
+                return Err(QueryError::new(NAME, "minGeneration is given more than once"));
+            }
+            found = Some(Generation::parse(NAME, &value)?);
+        }
+    }
+    Ok(found)
+}
+
+/// How an invalidation treats the pages it supersedes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InvalidationMode {
+    /// Nothing superseded is kept: the next read of the scope is its new data (an explicit
+    /// `POST /api/cache/invalidate`, by default).
+    Hard,
+    /// The superseded pages may be served, labelled stale, within the staleness bound (change
+    /// capture, or `"mode": "soft"`).
+    Soft,
+}
+
+impl InvalidationMode {
+    /// `hard` or `soft`.
+    pub fn parse(raw: &str) -> Result<Self, QueryError> {
+        match raw {
+            "hard" => Ok(Self::Hard),
+            "soft" => Ok(Self::Soft),
+            _ => Err(QueryError::new("mode", "mode must be hard or soft")),
+        }
+    }
+
+    /// The bound [`ScopeState::bumped`] keeps superseded pages within: none when hard.
+    pub fn bound_ms(self, staleness_bound_ms: u64) -> u64 {
+        match self {
+            Self::Hard => 0,
+            Self::Soft => staleness_bound_ms,
+        }
+    }
+}
+
+/// A generation, `0` before the first invalidation, else `<millis hex>-<random hex>`
+/// ([`Generation::new`]). Generations are ordered (see [`Ord`]): the state home issues each
+/// workspace's in increasing order ([`Generation::after`]), so a reader can tell whether what it
+/// holds is at least as new as a generation it was given.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Generation(String);
 
@@ -133,6 +180,20 @@ impl Generation {
         Self(format!("{now_millis:x}-{random:08x}"))
     }
 
+    /// The next generation after `newest`: made at `now_millis`, or at `newest`'s millisecond
+    /// plus one when the clock is not past it, so that it orders after `newest` whatever the
+    /// clocks of the isolates that issue them.
+    pub fn after(newest: &Generation, now_millis: u64, random: u32) -> Self {
+        Self::new(now_millis.max(newest.millis().saturating_add(1)), random)
+    }
+
+    /// The millisecond part (the hexadecimal digits before the first `-`); 0 for the initial
+    /// generation and for any token not made by [`Generation::new`].
+    pub fn millis(&self) -> u64 {
+        let head = self.0.split('-').next().unwrap_or_default();
+        u64::from_str_radix(head, 16).unwrap_or(0)
+    }
+
     /// Reads a stored or forwarded generation: 1 to 40 characters of `[0-9a-z-]`.
     pub fn parse(field: &str, raw: &str) -> Result<Self, QueryError> {
         let ok = !raw.is_empty() && raw.len() <= 40 && raw.bytes().all(|b| b.is_ascii_digit() || b.is_ascii_lowercase() || b == b'-');
@@ -145,6 +206,19 @@ impl Generation {
 
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+}
+
+/// Generations compare by their millisecond part, numerically, then by the rest of the token.
+impl Ord for Generation {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.millis().cmp(&other.millis()).then_with(|| self.0.cmp(&other.0))
+    }
+}
+
+impl PartialOrd for Generation {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
     }
 }
 
@@ -205,6 +279,47 @@ mod tests {
         assert_eq!(early.fallback(UnixMillis(10_500), 1_000), None);
         // Strict: nothing superseded is ever kept.
         assert_eq!(later.bumped(g(5), UnixMillis(11_100), 0), ScopeState { current: g(5), superseded: None });
+    }
+
+    #[test]
+    fn generations_order_by_their_millisecond_then_the_rest() {
+        let g = |raw: &str| Generation::parse("g", raw).unwrap();
+        assert!(Generation::initial() < Generation::new(1, 0));
+        // Numerically, not as text: 0xff < 0x100.
+        assert!(g("ff-ffffffff") < g("100-00000000"));
+        assert!(g("100-00000001") > g("100-00000000"));
+        assert_eq!(g("100-00000001").cmp(&g("100-00000001")), std::cmp::Ordering::Equal);
+        assert_eq!(g("zz").millis(), 0);
+        assert_eq!(g("194a7543020-00000001").millis(), 1_737_974_100_000);
+    }
+
+    #[test]
+    fn the_next_generation_orders_after_the_newest_whatever_the_clock() {
+        let newest = Generation::new(5_000, 9);
+        assert_eq!(Generation::after(&newest, 7_000, 1), Generation::new(7_000, 1));
+        // A clock behind the newest (another isolate's, or the same millisecond).
+        for now in [4_000, 5_000] {
+            let next = Generation::after(&newest, now, 0);
+            assert_eq!(next, Generation::new(5_001, 0));
+            assert!(next > newest);
+        }
+        assert_eq!(Generation::after(&Generation::initial(), 0, 3), Generation::new(1, 3));
+    }
+
+    #[test]
+    fn min_generation_is_read_from_the_query_string_and_validated() {
+        assert_eq!(min_generation("filter=open&page=2").unwrap(), None);
+        assert_eq!(min_generation("?minGeneration=19a-00000001&page=1").unwrap(), Some(Generation::new(0x19a, 1)));
+        for bad in ["minGeneration=", "minGeneration=NOPE", "minGeneration=a%20b", "minGeneration=1&minGeneration=2"] {
+            assert_eq!(min_generation(bad).unwrap_err().field, "minGeneration", "{bad}");
+        }
+    }
+
+    #[test]
+    fn an_invalidation_mode_is_hard_or_soft() {
+        assert_eq!(InvalidationMode::parse("hard").unwrap().bound_ms(1_000), 0);
+        assert_eq!(InvalidationMode::parse("soft").unwrap().bound_ms(1_000), 1_000);
+        assert_eq!(InvalidationMode::parse("HARD").unwrap_err().field, "mode");
     }
 
     #[test]

@@ -170,7 +170,7 @@ pub enum Event {
 }
 
 impl Event {
-    /// The generation scopes this event makes stale. This is the table in README.md.
+    /// The generation scopes this event makes stale. This is the table in docs/invalidation-and-freshness.md.
     pub fn scopes(&self) -> BTreeSet<Scope> {
         let lists = |filters: BTreeSet<Filter>| filters.into_iter().map(Scope::List).collect::<BTreeSet<_>>();
         let with_counts = |mut scopes: BTreeSet<Scope>| {

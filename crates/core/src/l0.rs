@@ -1,12 +1,13 @@
-//! L0: what one isolate keeps in its own memory of what it read from KV (pages, scope states),
-//! for at most the staleness bound after reading it, and within a byte budget. A request that
-//! finds its scope's state and its page here answers without any I/O. Since an isolate may keep
-//! a scope's state for up to the bound, an invalidation reaches an isolate's L0 answers at most
-//! the bound later: the same bound a superseded page is served within (0 = strict: nothing is
-//! kept). Entries leave in the order they came: the oldest is always the first to expire.
+//! L0: what one isolate keeps in its own memory of what it read (pages from KV; scope states
+//! from the state home, in a memory of their own), for at most the staleness bound after reading
+//! it, and within a byte budget. A request that finds its scope's state and its page here
+//! answers without any I/O. Since an isolate may keep a scope's state for up to the bound, an
+//! invalidation reaches an isolate's L0 answers at most the bound later (unless the request asks
+//! for a newer generation): the same bound a superseded page is served within (0 = strict:
+//! nothing is kept). Entries leave in the order they came: the oldest is always the first to
+//! expire.
 
 use crate::engine::{Body, StoredPage};
-use crate::generation::ScopeState;
 use crate::time::UnixMillis;
 use std::collections::{HashMap, VecDeque};
 
@@ -44,13 +45,6 @@ impl Weigh for String {
 impl<B: Body> Weigh for StoredPage<B> {
     fn weight(&self) -> usize {
         self.body.size() + 8
-    }
-}
-
-impl Weigh for ScopeState {
-    fn weight(&self) -> usize {
-        // Two generations of at most 40 characters and a time.
-        96
     }
 }
 

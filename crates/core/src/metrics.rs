@@ -23,6 +23,16 @@ pub struct Sample {
     pub kv_operations: u32,
     pub redis_operations: u32,
     pub database_queries: u32,
+    pub state_home: StateHomeCalls,
+}
+
+/// Calls to the state home (the workspace's Durable Object holding scope states and carry
+/// records): reads, conditional writes, and writes refused because another came first.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct StateHomeCalls {
+    pub reads: u64,
+    pub writes: u64,
+    pub conflicts: u64,
 }
 
 /// Samples of the last `window_ms`, at most `capacity` of them (the oldest are dropped first).
@@ -93,6 +103,7 @@ pub struct Snapshot {
     pub analytics: CacheAnalytics,
     pub layers: BTreeMap<&'static str, LayerCounts>,
     pub latency: Latency,
+    pub state_home: StateHomeCalls,
 }
 
 impl Recorder {
@@ -172,6 +183,11 @@ impl Recorder {
                 p95: percentile(&latencies, 95.0),
                 p99: percentile(&latencies, 99.0),
             },
+            state_home: StateHomeCalls {
+                reads: sum(|s| s.state_home.reads),
+                writes: sum(|s| s.state_home.writes),
+                conflicts: sum(|s| s.state_home.conflicts),
+            },
         }
     }
 }
@@ -220,6 +236,10 @@ pub fn prometheus(snapshot: &Snapshot, edge_location: &str) -> String {
     metric("contact_cache_kv_operations", "gauge", "Workers KV reads and writes in the window.", &one(a.kv_operations as f64));
     metric("contact_cache_redis_operations", "gauge", "Calls to the backend's Redis cache in the window.", &one(a.redis_operations as f64));
     metric("contact_cache_database_queries", "gauge", "Queries to Supabase or the backend fallback in the window.", &one(a.database_queries as f64));
+    let home = snapshot.state_home;
+    metric("contact_cache_state_home_reads", "gauge", "Reads of the state home (scope states, carry records) in the window.", &one(home.reads as f64));
+    metric("contact_cache_state_home_writes", "gauge", "Conditional writes to the state home in the window.", &one(home.writes as f64));
+    metric("contact_cache_state_home_conflicts", "gauge", "State home writes refused because another came first, in the window.", &one(home.conflicts as f64));
     let per_layer = |pick: fn(&LayerCounts) -> u64| -> Vec<(String, f64)> {
         snapshot.layers.iter().map(|(layer, c)| (format!("layer=\"{layer}\""), pick(c) as f64)).collect()
     };
@@ -273,6 +293,18 @@ mod tests {
         assert_eq!(snap.layers["REDIS"], LayerCounts { hits: 1, misses: 1, served: 1 });
         assert_eq!(snap.layers["DATABASE"], LayerCounts { hits: 0, misses: 0, served: 1 });
         assert_eq!(snap.latency, Latency { p50: 4.0, p95: 100.0, p99: 100.0 });
+    }
+
+    #[test]
+    fn state_home_calls_are_summed_over_the_window() {
+        let mut recorder = Recorder::new(UnixMillis(0), 300_000, 1000);
+        recorder.record(Sample { state_home: StateHomeCalls { reads: 2, writes: 1, conflicts: 1 }, ..sample(1000, 1, None) });
+        recorder.record(Sample { state_home: StateHomeCalls { reads: 1, ..StateHomeCalls::default() }, ..sample(2000, 1, None) });
+        let snap = recorder.snapshot(UnixMillis(3000));
+        assert_eq!(snap.state_home, StateHomeCalls { reads: 3, writes: 1, conflicts: 1 });
+        let text = prometheus(&snap, "SFO");
+        assert!(text.contains("contact_cache_state_home_reads{edge_location=\"SFO\"} 3\n"));
+        assert!(text.contains("contact_cache_state_home_conflicts{edge_location=\"SFO\"} 1\n"));
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! The worker (KV, the backend's Redis, Supabase, the backend's fallback) and the backend (Redis,
 //! PostgreSQL) drive this same engine.
 //!
-//! The rules, in the order a read meets them (README, "Where answers come from"):
+//! The rules, in the order a read meets them (docs/http-api.md, "Where answers come from"):
 //! 1. Caches are read only when the caller's membership is confirmed, the page's generation is
 //!    known and the caller did not ask for fresh data; otherwise each is skipped, with the reason.
 //! 2. A cached copy younger than the TTL is served (`HIT`). One past the TTL but within
