@@ -86,12 +86,5 @@ create or replace view public.contacts_searchable
 comment on view public.contacts_searchable is
   'public.contacts as row-level security lists them to the caller, without the security barrier, so searches can use the trigram indexes (20250127000900) and, as search_grams, the 1- and 2-character index (20250127001000).';
 
--- Every statement PostgREST runs as `authenticated` planned for its own values. PostgREST
--- prepares its statements and binds the filters' values, and after five executions of one
--- statement on a connection PostgreSQL may switch to a generic plan, made without the values:
--- for a search it chose the pairs' and trigram indexes read whole whatever the term, and after
--- five searches for `q` (no match) one for `a` (nearly every contact) took 23.6 s instead of
--- milliseconds at 1,000,000 contacts. Planning each execution costs about a millisecond. Set on
--- the role as 20250127000900 sets `random_page_cost` (PostgREST applies the impersonated role's
--- settings to each request); the backend's fallback sets it on its connections (backend/src/db.rs).
-alter role authenticated set plan_cache_mode = force_custom_plan;
+-- A search is planned for its own values (a generic plan reads these indexes whole): see
+-- 20250127001210_search_custom_plans.sql.

@@ -320,6 +320,10 @@ describe("1- and 2-character searches", () => {
     for (const t of emailOnly) assert.ok(holders("email", t) > 0 && holders("name", t) === 0 && holders("phone", t) === 0, `${t}: email only`);
     for (const t of phoneOnly) assert.ok(holders("phone", t) > 0 && holders("name", t) === 0 && holders("email", t) === 0, `${t}: phone only`);
     assert.ok(holders("phone", "55") > 0 && holders("email", "55") > 0, "55 in phones and emails");
+    // Both ways of counting a short term's list are taken (SearchTerm::COMMON_MATCHES = 1,000):
+    // through the pairs' index for a rare term, by one pass with the match alone for a common one.
+    assert.ok(expectedPage({ workspace: WS1, board: BOARD, me: USER1, search: "a" }).total >= 1000, "a is common on board 1");
+    assert.ok(expectedPage({ workspace: WS1, board: BOARD, me: USER1, search: rare }).total < 1000, `${rare} is rare on board 1`);
     terms = [
       ["no match, 1 character", oneAbsent], ["no match, 2 characters", twoAbsent],
       ...emailOnly.map((t) => ["email only", t]), ...phoneOnly.map((t) => ["phone only", t]), ["phones and emails", "55"], ["digit", "7"],
@@ -358,6 +362,18 @@ describe("1- and 2-character searches", () => {
         assert.equal(backend.json.data.pagination.total, expected.total, `${label}: the fallback's total`);
       }
     }
+  });
+
+  test("a search is planned for its own values, and no other read is", () => {
+    // What PostgREST does for each request: its role, the request's path, then its db-pre-request
+    // function (20250127001210_search_custom_plans.sql), in the request's transaction.
+    const mode = (path) =>
+      sql(`begin; set local role authenticated; select set_config('request.path', ${sqlLiteral(path)}, true); select request_tracing.trace_request(); select current_setting('plan_cache_mode')`).at(-1)[0];
+    assert.equal(mode("/contacts_searchable"), "force_custom_plan", "a search");
+    assert.equal(mode("/contacts"), "auto", "a list without a search");
+    assert.equal(mode("/contact_list_counts"), "auto", "a counter");
+    const [[settings]] = sql("select coalesce(array_to_string(rolconfig, ' '), '') from pg_roles where rolname = 'authenticated'");
+    assert.ok(!settings.includes("plan_cache_mode"), `the role itself keeps the default: ${settings}`);
   });
 
   test("another workspace's contacts never match, whatever they hold", async () => {

@@ -28,6 +28,35 @@ pub struct PostgrestQuery {
     pub reversed: bool,
 }
 
+impl PostgrestQuery {
+    /// For a search narrowed by its character pairs (`search_grams`), the probe that tells
+    /// whether its list is common (see [`crate::query::SearchTerm::COMMON_MATCHES`]): the
+    /// list's row at that rank, asked with the pairs, by offset; a row means common. `None`
+    /// for any other list.
+    pub fn common_probe(&self) -> Option<PostgrestQuery> {
+        self.filters.iter().any(|(name, _)| name == "search_grams").then(|| PostgrestQuery {
+            limit: 1,
+            offset: crate::query::SearchTerm::COMMON_MATCHES - 1,
+            runs: Vec::new(),
+            reversed: false,
+            ..self.clone()
+        })
+    }
+
+    /// The same list without the pairs' filter, read from the table: what a common term's list
+    /// is counted by (one pass over the list, with the match alone). `None` for a list without
+    /// the pairs' filter.
+    pub fn without_pairs(&self) -> Option<PostgrestQuery> {
+        self.filters.iter().any(|(name, _)| name == "search_grams").then(|| PostgrestQuery {
+            table: "contacts",
+            filters: self.filters.iter().filter(|(name, _)| name != "search_grams").cloned().collect(),
+            runs: Vec::new(),
+            reversed: false,
+            ..self.clone()
+        })
+    }
+}
+
 /// One keyset run as PostgREST parameters: an `and=(…)` filter and an `order`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeysetRequest {
@@ -255,6 +284,21 @@ mod tests {
         assert_eq!(grams("search=%2C").as_deref(), Some(r#"cs.{","}"#));
         let q = page("search=zq");
         assert_eq!(q.filters.iter().filter(|(name, _)| name == "or").count(), 1, "the match itself is unchanged");
+    }
+
+    #[test]
+    fn a_short_terms_list_is_probed_and_counted_without_its_pairs_when_common() {
+        let q = page("search=Q&filter=open&page=3");
+        let probe = q.common_probe().unwrap();
+        assert_eq!((probe.offset, probe.limit, probe.table), (999, 1, "contacts_searchable"));
+        assert_eq!(probe.filters, q.filters, "the probe asks the list with its pairs");
+        let plain = q.without_pairs().unwrap();
+        assert_eq!(plain.table, "contacts", "the match alone walks the list under row-level security");
+        assert_eq!(plain.filters, q.filters.iter().filter(|(name, _)| name != "search_grams").cloned().collect::<Vec<_>>());
+        assert!(plain.filters.iter().any(|(name, _)| name == "or"), "the match is kept");
+        assert_eq!(page("search=smith").common_probe(), None, "a trigram term is counted through the trigram indexes");
+        assert_eq!(page("search=%C3%A9").without_pairs(), None);
+        assert_eq!(page("filter=open").common_probe(), None);
     }
 
     #[test]
