@@ -122,7 +122,7 @@ proptest::proptest! {
     /// Every pair is in the lower-cased term, so a contact holding the term holds them all.
     #[test]
     fn short_grams_are_pieces_of_the_lower_cased_term(term in "[ -~]{1,8}") {
-        if let Some(Some(parsed)) = SearchTerm::parse(&term).ok() {
+        if let Ok(Some(parsed)) = SearchTerm::parse(&term) {
             let lower = parsed.as_str().to_ascii_lowercase();
             if let Some(grams) = parsed.short_grams() {
                 proptest::prop_assert!(!grams.is_empty());
