@@ -4,9 +4,9 @@
 // SQL at the worker's database path and the backend's fallback.
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { newStack, waitFor } from "../../scripts/stack.mjs";
+import { SUPERUSER, newStack, waitFor } from "../../scripts/stack.mjs";
 import { signJwt, signJwtWith } from "../../scripts/jwt.mjs";
-import { FILTERS, expectedPage, ownBackend, ownSupabase, ownWorker, sameRows, seed, sql, sqlLiteral, stack, tokenFor } from "./harness.mjs";
+import { FILTERS, expectedPage, ownBackend, ownSupabase, ownWorker, sameRows, seed, sql, sqlLiteral, sqlOn, stack, tokenFor } from "./harness.mjs";
 
 const WS1 = seed.workspace(1);
 const WS5 = seed.workspace(5);
@@ -374,6 +374,39 @@ describe("1- and 2-character searches", () => {
     assert.equal(mode("/contact_list_counts"), "auto", "a counter");
     const [[settings]] = sql("select coalesce(array_to_string(rolconfig, ' '), '') from pg_roles where rolname = 'authenticated'");
     assert.ok(!settings.includes("plan_cache_mode"), `the role itself keeps the default: ${settings}`);
+  });
+
+  test("through PostgREST, every search statement is planned for its values and a plain list's plan is reused", async () => {
+    // pg_stat_statements counts plannings beside executions once track_planning is on: a statement
+    // planned at every execution has plans = calls; one whose generic plan is reused has fewer.
+    // The platform's superuser (as on hosted Supabase, the project's `postgres` is none).
+    const admin = sqlOn(stack.ports.postgres, SUPERUSER);
+    admin("alter system set pg_stat_statements.track_planning = on");
+    admin("select pg_reload_conf()");
+    try {
+      await waitFor("track_planning on", async () => sql("show pg_stat_statements.track_planning")[0][0] === "on", 5000);
+      sql("select pg_stat_statements_reset()");
+      // One at a time, so PostgREST runs them on the same connection, where a generic plan would be
+      // chosen after five executions.
+      for (let i = 0; i < 12; i++) {
+        const res = await list(stack.urls.worker, { query: `search=q&sortBy=name&page=${1 + (i % 3)}`, headers: { "Cache-Control": "no-cache" } });
+        assert.equal(res.status, 200, res.text);
+      }
+      for (let i = 0; i < 40; i++) {
+        const res = await list(stack.urls.worker, { query: "filter=open&sortBy=name", headers: { "Cache-Control": "no-cache" } });
+        assert.equal(res.status, 200, res.text);
+      }
+      const counts = (like) => sql(`select coalesce(sum(calls), 0), coalesce(sum(plans), 0) from pg_stat_statements where query ilike ${sqlLiteral(like)} and query not ilike '%pg_stat_statements%'`)[0].map(Number);
+      const [searchCalls, searchPlans] = counts("%from \"public\".\"contacts_searchable\"%");
+      assert.ok(searchCalls >= 12, `the searches reached PostgREST's statements: ${searchCalls}`);
+      assert.equal(searchPlans, searchCalls, "each search execution was planned for its own values");
+      const [listCalls, listPlans] = counts("%from \"public\".\"contacts\"%conversation_status%");
+      assert.ok(listCalls >= 40, `the plain list reached PostgREST: ${listCalls}`);
+      assert.ok(listPlans < listCalls, `a plain list's cached plan is reused (${listPlans} plannings for ${listCalls} executions): no setting makes every request plan again`);
+    } finally {
+      admin("alter system reset pg_stat_statements.track_planning");
+      admin("select pg_reload_conf()");
+    }
   });
 
   test("another workspace's contacts never match, whatever they hold", async () => {
