@@ -148,7 +148,10 @@ async fn rows(upstreams: &Upstreams, caller: &Caller, request: &PostgrestQuery, 
     let offset = if run.is_some() { 0 } else { request.offset as usize };
     let (low, high) = (offset, offset + usize::from(limit) - 1);
     let order = run.map_or(&request.order, |run| &run.order);
-    let mut builder = client(upstreams, caller).from(request.table).select(&request.select).order(order.clone());
+    let mut builder = client(upstreams, caller).from(request.table).select(&request.select);
+    if !order.is_empty() {
+        builder = builder.order(order.clone());
+    }
     if count {
         builder = builder.exact_count();
     }

@@ -8,7 +8,7 @@ use crate::query::{Condition, ContactQuery, SortField, SortOrder, UserId};
 pub const CONTACT_COLUMNS: &str = "id,name,email,phone,conversation_status,priority,last_message_time,\
 assigned_user_id,board_column_id,created_at";
 
-/// One page request: `select`, filters as `(name, value)` pairs, `order`, `limit` and `offset`;
+/// One page request: `select`, filters as `(name, value)` pairs, `order` (empty: none), `limit` and `offset`;
 /// for a cursor page, the keyset runs to read in turn instead of an offset.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PostgrestQuery {
@@ -30,11 +30,13 @@ pub struct PostgrestQuery {
 
 impl PostgrestQuery {
     /// For a search narrowed by its character pairs (`search_grams`), the probe that tells
-    /// whether its list is common (see [`crate::query::SearchTerm::COMMON_MATCHES`]): the
-    /// list's row at that rank, asked with the pairs, by offset; a row means common. `None`
-    /// for any other list.
+    /// whether its list is common (see [`crate::query::SearchTerm::COMMON_MATCHES`]): a row
+    /// of the list at that rank, asked with the pairs, by offset and in no order (an order
+    /// would have the planner walk the list's index for a term of a few hundred matches, past
+    /// every contact that does not match); a row means common. `None` for any other list.
     pub fn common_probe(&self) -> Option<PostgrestQuery> {
         self.filters.iter().any(|(name, _)| name == "search_grams").then(|| PostgrestQuery {
+            order: String::new(),
             limit: 1,
             offset: crate::query::SearchTerm::COMMON_MATCHES - 1,
             runs: Vec::new(),
@@ -292,6 +294,7 @@ mod tests {
         let probe = q.common_probe().unwrap();
         assert_eq!((probe.offset, probe.limit, probe.table), (999, 1, "contacts_searchable"));
         assert_eq!(probe.filters, q.filters, "the probe asks the list with its pairs");
+        assert_eq!(probe.order, "", "in no order");
         let plain = q.without_pairs().unwrap();
         assert_eq!(plain.table, "contacts", "the match alone walks the list under row-level security");
         assert_eq!(plain.filters, q.filters.iter().filter(|(name, _)| name != "search_grams").cloned().collect::<Vec<_>>());
