@@ -297,7 +297,9 @@ async function scaleRun(settings, startedAt) {
   const paths = results.reads;
   const base = join(resolve(ROOT, out), `${date}-scale`);
   mkdirSync(resolve(ROOT, out), { recursive: true });
-  writeFileSync(`${base}.svg`, scaleChart(results, SCALE_PAGES, paths, SCALE_CEILING_MS));
+  // The chart plots the reads; a run of the matrix alone has none, and no chart.
+  const charted = sizes.some((size) => size.runs.length);
+  if (charted) writeFileSync(`${base}.svg`, scaleChart(results, SCALE_PAGES, paths, SCALE_CEILING_MS));
   const matrices = sizes.filter((s) => s.matrix).map((s) => matrixMarkdown(s.contacts, s.matrix)).join("\n");
   writeFileSync(`${base}.md`, `${scaleMarkdownReport(results, `${date}-scale.svg`, SCALE_PAGES, paths)}\n${matrices}`);
   writeFileSync(`${base}.json`, `${JSON.stringify(results, null, 2)}\n`);
@@ -307,7 +309,7 @@ async function scaleRun(settings, startedAt) {
     console.log(`matrix at ${fmt.int(size.contacts)}: ${misses.length ? `over ${MATRIX_CEILING_MS} ms: ${misses.join("; ")}` : "every cell held to the ceiling within it"}`);
   }
   const shown = relative(ROOT, base).startsWith("..") ? base : relative(ROOT, base);
-  log(`wrote ${shown}.md, .svg and .json in ${fmt.int(results.totalSeconds)} s`);
+  log(`wrote ${shown}.md${charted ? ", .svg" : ""} and .json in ${fmt.int(results.totalSeconds)} s`);
 }
 
 // On Ctrl-C (or SIGTERM, SIGHUP) scripts/stack.mjs stops every stack and exits; stopping here

@@ -65,7 +65,7 @@ pub struct Page {
 /// Writes `records` (validated) and prunes what is older than `retention_days`.
 pub async fn write(db: &Database, records: &[AuditRecord], retention_days: u32) -> Result<Written, DbError> {
     let params = vec![serde_json::to_string(records)?, retention_days.to_string()];
-    let row = db.query_one(&SqlQuery { text: WRITE.to_owned(), params }).await?;
+    let row = db.query_one(&SqlQuery { text: WRITE.to_owned(), params, custom_plan: false }).await?;
     Ok(Written { written: row.try_get(0)?, pruned: row.try_get(1)? })
 }
 
@@ -73,6 +73,6 @@ pub async fn write(db: &Database, records: &[AuditRecord], retention_days: u32) 
 pub async fn read(db: &Database, workspace: &WorkspaceId, caller: &UserId, limit: u32, before: Option<i64>) -> Result<Page, DbError> {
     let before = before.map(|id| id.to_string()).unwrap_or_default();
     let params = vec![workspace.to_string(), caller.to_string(), limit.to_string(), before];
-    let row = db.query_one(&SqlQuery { text: READ.to_owned(), params }).await?;
+    let row = db.query_one(&SqlQuery { text: READ.to_owned(), params, custom_plan: false }).await?;
     Ok(Page { admin: row.try_get(0)?, records: row.try_get(1)? })
 }

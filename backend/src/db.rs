@@ -118,7 +118,7 @@ impl Database {
     /// Round-trip time of `select 1`.
     pub async fn ping(&self) -> Result<Duration, DbError> {
         let started = Instant::now();
-        self.query_one(&SqlQuery { text: "select 1".into(), params: vec![] }).await?;
+        self.query_one(&SqlQuery { text: "select 1".into(), params: vec![], custom_plan: false }).await?;
         Ok(started.elapsed())
     }
 
@@ -161,13 +161,24 @@ impl Database {
             let client = pool.get().await.map_err(|err| self.pool_error(err))?;
             let statement = client.prepare_cached(&query.text).await?;
             let params: Vec<&(dyn ToSql + Sync)> = query.params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
-            let Some(id) = tracing_id::current() else {
+            let traced = tracing_id::current();
+            if traced.is_none() && !query.custom_plan {
                 return Ok(client.query_one(&statement, &params).await?);
-            };
-            // A traced request's statement runs in a transaction that names it, the three
-            // messages sent at once (one round trip): `begin` with the name, the statement,
-            // `commit` (a rollback when the statement failed). The id is `[A-Za-z0-9._-]` only.
-            let begin = format!("begin; select set_config('application_name', '{}', true)", tracing_id::application_name(&id));
+            }
+            // A traced request's statement, or a search, runs in a transaction of its own, the
+            // three messages sent at once (one round trip): `begin` with its settings, the
+            // statement, `commit` (a rollback when the statement failed). A traced one is named
+            // (the id is `[A-Za-z0-9._-]` only); a search is planned for its own values, as
+            // PostgREST's are (supabase/migrations/20250127001210_search_custom_plans.sql: a
+            // cached statement's generic plan can read the search indexes whole), and no other
+            // statement pays for planning again.
+            let mut begin = String::from("begin");
+            if let Some(id) = &traced {
+                begin.push_str(&format!("; select set_config('application_name', '{}', true)", tracing_id::application_name(id)));
+            }
+            if query.custom_plan {
+                begin.push_str("; set local plan_cache_mode = force_custom_plan");
+            }
             let (began, row, ended) = join3(client.batch_execute(&begin), client.query_one(&statement, &params), client.batch_execute("commit")).await;
             began?;
             let row = row?;

@@ -206,7 +206,8 @@ function growthTable(sizes, pages, paths) {
 export function scaleConsoleReport(r, pages, paths) {
   const growth = growthTable(r.sizes, pages, paths);
   const plain = (rows) => rows.map((row) => row.map((c) => String(c).replaceAll("`", "")));
-  return [textTable(SCALE_HEADER, plain(scaleRows(r.sizes, paths)), 3), textTable(growth.header, plain(growth.rows), 2), textTable(TARGET_HEADER, plain(targetRows(r.targets)), 2)].join("\n\n");
+  const tables = [[SCALE_HEADER, plain(scaleRows(r.sizes, paths)), 3], [growth.header, plain(growth.rows), 2], [TARGET_HEADER, plain(targetRows(r.targets)), 2]];
+  return tables.filter(([, rows]) => rows.length).map(([header, rows, right]) => textTable(header, rows, right)).join("\n\n");
 }
 
 /** bench/results/<date>-scale.md */
@@ -216,18 +217,26 @@ export function scaleMarkdownReport(r, chartFile, pages, paths) {
   const growth = growthTable(r.sizes, pages, paths);
   const out = [`# Scale benchmark ${r.date}`, ""];
   out.push(`Measured on ${m.cores} cores (${m.cpu}), ${m.memoryGiB} GiB memory, ${m.os}; everything on loopback on this one machine. `
-    + `For each seed size, a stack of its own; for each page of board 1 of workspace 1, as user 1, each read: ${s.connections} connections on ${s.threads} wrk threads for ${s.durationSeconds} s after a ${s.warmupSeconds} s warm-up ("loaded"), then one connection for ${s.aloneSeconds} s ("alone"). `
+    + (r.sizes.some((size) => size.runs.length)
+      ? `For each seed size, a stack of its own; for each page of board 1 of workspace 1, as user 1, each read: ${s.connections} connections on ${s.threads} wrk threads for ${s.durationSeconds} s after a ${s.warmupSeconds} s warm-up ("loaded"), then one connection for ${s.aloneSeconds} s ("alone"). `
+      : "For each seed size, a stack of its own, on which only the matrix ran (below). ")
     + `Run started ${r.startedAt}, took ${fmt.int(r.totalSeconds)} s in all.`, "");
   out.push("| contacts seeded | board 1's contacts | its lists' totals (counters) | seed | stack ready |", "| ---: | ---: | --- | ---: | ---: |");
   for (const size of r.sizes) {
     const lists = Object.entries(size.board.lists ?? {}).map(([k, v]) => `${k.replace(/^(assigned):.*/, "$1:user 1")} ${fmt.int(v)}`).join(", ");
     out.push(`| ${fmt.int(size.contacts)} | ${fmt.int(size.board.contacts)} | ${lists} | ${fmt.int(size.stack.seedSeconds)} s | ${fmt.int(size.stack.readySeconds)} s |`);
   }
-  out.push("", "Reads: " + Object.entries(paths).filter(([id]) => s.only.includes(id)).map(([id, label]) => `**${label}** (\`${id}\`)`).join(", ") + ". See `bench/README.md`, \"The scale run\".", "");
-  out.push("## Targets (issue 14)", "", "Reported, not enforced: no test fails on them.", "", markdownTable(TARGET_HEADER, targetRows(r.targets)), "");
-  out.push("## Miss latency against board size", "", `![miss latency against board size, per page](${chartFile})`, "");
-  out.push(markdownTable(growth.header, growth.rows, growth.header.map((_, i) => i).slice(2)), "");
-  out.push("## Every measurement", "", markdownTable(SCALE_HEADER, scaleRows(r.sizes, paths), [0, 3, 4, 5, 6, 7, 8, 9, 10]), "");
+  out.push("");
+  // A run of the matrix alone (`--only matrix`) has no reads: their sections are left out.
+  const reads = Object.entries(paths).filter(([id]) => s.only.includes(id));
+  if (reads.length) out.push("Reads: " + reads.map(([id, label]) => `**${label}** (\`${id}\`)`).join(", ") + ". See `bench/README.md`, \"The scale run\".", "");
+  if (r.targets.length) out.push("## Targets (issue 14)", "", "Reported, not enforced: no test fails on them.", "", markdownTable(TARGET_HEADER, targetRows(r.targets)), "");
+  if (growth.rows.length) {
+    out.push("## Miss latency against board size", "", `![miss latency against board size, per page](${chartFile})`, "");
+    out.push(markdownTable(growth.header, growth.rows, growth.header.map((_, i) => i).slice(2)), "");
+  }
+  const every = scaleRows(r.sizes, paths);
+  if (every.length) out.push("## Every measurement", "", markdownTable(SCALE_HEADER, every, [0, 3, 4, 5, 6, 7, 8, 9, 10]), "");
   out.push("## Versions", "", ...Object.entries(r.versions).map(([k, v]) => `- ${k}: ${v}`), "");
   out.push("## How each number is measured", "", "See `bench/README.md`. Command: `" + r.command + "`.", "");
   return out.join("\n");

@@ -85,15 +85,9 @@ impl SupabasePage {
             },
             None => None,
         };
-        let (contacts, counted) = match (known, request.runs.is_empty()) {
-            (Some(_), _) => (page_rows(upstreams, caller, &request).await?, None),
-            (None, true) => rows(upstreams, caller, &request, None, request.limit, true).await?,
-            // A keyset page's filters are not the list's: the list is counted by a request of
-            // its own (one row and the count), beside the page.
-            (None, false) => {
-                let (page, count) = join(page_rows(upstreams, caller, &request), rows(upstreams, caller, &request, None, 1, true)).await;
-                (page?, count?.1)
-            }
+        let (contacts, counted) = match known {
+            Some(_) => (page_rows(upstreams, caller, &request).await?, None),
+            None => page_and_count(upstreams, caller, &request).await?,
         };
         match (known, counted, &self.total) {
             (Some(total), _, _) => Ok((contacts, total)),
@@ -107,6 +101,25 @@ impl SupabasePage {
             (None, None, _) => Err(failed("PostgREST sent no total")),
         }
     }
+}
+
+/// One page and the count of its list. A search narrowed by its character pairs is counted
+/// through their index only when rare: probed beside the page by its row at
+/// `SearchTerm::COMMON_MATCHES`, a common one is counted by one pass with the match alone (see
+/// that constant). A keyset page's filters are not the list's: the list is counted by a request
+/// of its own (one row and the count), beside the page.
+async fn page_and_count(upstreams: &Upstreams, caller: &Caller, request: &PostgrestQuery) -> Result<(Vec<Contact>, Option<u64>), LayerError> {
+    if let (Some(probe), Some(plain)) = (request.common_probe(), request.without_pairs()) {
+        let (page, common) = join(page_rows(upstreams, caller, request), rows(upstreams, caller, &probe, None, 1, false)).await;
+        let (page, common) = (page?, !common?.0.is_empty());
+        let (_, total) = rows(upstreams, caller, if common { &plain } else { request }, None, 1, true).await?;
+        return Ok((page, total));
+    }
+    if request.runs.is_empty() {
+        return rows(upstreams, caller, request, None, request.limit, true).await;
+    }
+    let (page, count) = join(page_rows(upstreams, caller, request), rows(upstreams, caller, request, None, 1, true)).await;
+    Ok((page?, count?.1))
 }
 
 /// One page's rows: by offset, or for a cursor page run after run (see
@@ -135,7 +148,10 @@ async fn rows(upstreams: &Upstreams, caller: &Caller, request: &PostgrestQuery, 
     let offset = if run.is_some() { 0 } else { request.offset as usize };
     let (low, high) = (offset, offset + usize::from(limit) - 1);
     let order = run.map_or(&request.order, |run| &run.order);
-    let mut builder = client(upstreams, caller).from(request.table).select(&request.select).order(order.clone());
+    let mut builder = client(upstreams, caller).from(request.table).select(&request.select);
+    if !order.is_empty() {
+        builder = builder.order(order.clone());
+    }
     if count {
         builder = builder.exact_count();
     }
@@ -150,6 +166,7 @@ async fn rows(upstreams: &Upstreams, caller: &Caller, request: &PostgrestQuery, 
             _ if name == "or" => builder.or(value.trim_start_matches('(').trim_end_matches(')')),
             Some(("eq", operand)) => builder.eq(name, operand),
             Some(("is", operand)) => builder.is(name, operand),
+            Some(("cs", operand)) => builder.cs(name, operand),
             _ => return Err(failed(format!("untranslatable filter {name}"))),
         };
     }

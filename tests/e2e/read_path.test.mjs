@@ -1,11 +1,12 @@
 // The worker's GET /api/boards/{boardId}/contacts end to end: bodies equal SQL for every filter,
 // sort and order; the cache layers in turn; failing layers skipped; isolation; tokens; 400s and
-// hostile search terms.
+// hostile search terms; 1- and 2-character searches (through the index of character pairs) equal
+// SQL at the worker's database path and the backend's fallback.
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { newStack, waitFor } from "../../scripts/stack.mjs";
+import { SUPERUSER, newStack, waitFor } from "../../scripts/stack.mjs";
 import { signJwt, signJwtWith } from "../../scripts/jwt.mjs";
-import { FILTERS, expectedPage, ownBackend, ownSupabase, ownWorker, sameRows, seed, stack, tokenFor } from "./harness.mjs";
+import { FILTERS, expectedPage, ownBackend, ownSupabase, ownWorker, sameRows, seed, sql, sqlLiteral, sqlOn, stack, tokenFor } from "./harness.mjs";
 
 const WS1 = seed.workspace(1);
 const WS5 = seed.workspace(5);
@@ -338,4 +339,132 @@ describe("hostile search terms", () => {
       if (/^[a-z]+$/i.test(term)) assert.ok(!res.headers.get("x-cache-key").toLowerCase().includes(term.toLowerCase()), "no term in a key");
     });
   }
+});
+
+describe("1- and 2-character searches", () => {
+  /** Board 1's contacts whose field `column`, lower-cased, holds `term` lower-cased. */
+  const holders = (column, term) => Number(sql(`select count(*) from contacts where workspace_id = '${WS1}' and board_id = '${BOARD}' and not archived and position(lower(${sqlLiteral(term)}) in lower(coalesce(${column}, ''))) > 0`)[0][0]);
+  /** A term of `length` ASCII characters that no field of board 1 holds, so the no-match case is real. */
+  const absent = (candidates) => {
+    const term = candidates.find((t) => ["name", "email", "phone"].every((column) => holders(column, t) === 0));
+    assert.ok(term, `one of ${candidates.join(" ")} matches nothing on board 1`);
+    return term;
+  };
+  let terms;
+  before(() => {
+    const oneAbsent = absent([..."qxzjQ#~^&!"]);
+    // A pair few contacts hold (a letter then a digit: the end of a name in an email, then its number).
+    const rare = ["o6", "l8", "m5", "h8", "a2", "k5"].find((t) => holders("email", t) > 0);
+    assert.ok(rare, "a rare pair is in some email");
+    const twoAbsent = absent(["zq", "qz", "xq", "Qj", "~!", "jj"]);
+    // Matches only in emails, only in phones, and in names: each checked against the data, so the
+    // test cannot pass by covering less than it says.
+    const emailOnly = ["@", "@E", "."];
+    const phoneOnly = ["+", "+1"];
+    for (const t of emailOnly) assert.ok(holders("email", t) > 0 && holders("name", t) === 0 && holders("phone", t) === 0, `${t}: email only`);
+    for (const t of phoneOnly) assert.ok(holders("phone", t) > 0 && holders("name", t) === 0 && holders("email", t) === 0, `${t}: phone only`);
+    assert.ok(holders("phone", "55") > 0 && holders("email", "55") > 0, "55 in phones and emails");
+    // Both ways of counting a short term's list are taken (SearchTerm::COMMON_MATCHES = 1,000):
+    // through the pairs' index for a rare term, by one pass with the match alone for a common one.
+    assert.ok(expectedPage({ workspace: WS1, board: BOARD, me: USER1, search: "a" }).total >= 1000, "a is common on board 1");
+    assert.ok(expectedPage({ workspace: WS1, board: BOARD, me: USER1, search: rare }).total < 1000, `${rare} is rare on board 1`);
+    terms = [
+      ["no match, 1 character", oneAbsent], ["no match, 2 characters", twoAbsent],
+      ...emailOnly.map((t) => ["email only", t]), ...phoneOnly.map((t) => ["phone only", t]), ["phones and emails", "55"], ["digit", "7"],
+      ["many", "a"], ["many, upper case", "A"], ["name, mixed case", "eM"], ["a space inside", "n S"], ["few", rare],
+      // Quoting and escaping, and a non-ASCII term (read without the pairs): no contact holds these.
+      ["no match, LIKE's wildcard", "%"], ["no match, LIKE's escape", "\\"], ["no match, a quote", '"'], ["no match, a comma", ","],
+      ["no match, a brace", "{"], ["no match, non-ASCII", "é"],
+    ];
+  });
+
+  /** The backend's fallback, as the worker asks it (the internal key and the user's token). */
+  const fallback = async (query) => {
+    const headers = { "X-Internal-Auth": stack.secrets.INTERNAL_AUTH_KEY, "X-Workspace-ID": WS1, Authorization: `Bearer ${tokenFor(USER1)}`, "Cache-Control": "no-cache" };
+    const res = await fetch(`${stack.urls.backend}/api/boards/${BOARD}/contacts?${query}`, { headers });
+    const text = await res.text();
+    return { status: res.status, text, json: JSON.parse(text) };
+  };
+
+  test("each equals SQL's case-insensitive substring match on name, email and phone, at the worker and at the backend", async () => {
+    for (const [kind, term] of terms) {
+      for (const [sortBy, sortOrder] of [["created_at", "desc"], ["name", "asc"]]) {
+        const query = new URLSearchParams({ search: term, pageSize: "100", sortBy, sortOrder }).toString();
+        const expected = expectedPage({ workspace: WS1, board: BOARD, me: USER1, search: term, pageSize: 100, sortBy, sortOrder });
+        if (kind.startsWith("no match")) assert.equal(expected.total, 0, `${term}: SQL finds nothing`);
+        else assert.ok(expected.total > 0, `${kind} ${JSON.stringify(term)}: SQL finds some`);
+        const label = `${kind} ${JSON.stringify(term)} ${sortBy} ${sortOrder}`;
+        const edge = await list(stack.urls.worker, { query, headers: { "Cache-Control": "no-cache" } });
+        assert.equal(edge.status, 200, `${label}: ${edge.text.slice(0, 200)}`);
+        assert.deepEqual(cacheHeaders(edge), ["BYPASS", "DATABASE"], label);
+        assert.deepEqual(edge.json.data.contacts.map((c) => c.id), expected.ids, `${label}: the worker's ids`);
+        assert.ok(sameRows(edge.json.data.contacts, expected.rows), `${label}: every field`);
+        assert.equal(edge.json.data.pagination.total, expected.total, `${label}: the worker's total`);
+        const backend = await fallback(query);
+        assert.equal(backend.status, 200, `${label}: ${backend.text.slice(0, 200)}`);
+        assert.deepEqual(backend.json.data.contacts.map((c) => c.id), expected.ids, `${label}: the fallback's ids`);
+        assert.equal(backend.json.data.pagination.total, expected.total, `${label}: the fallback's total`);
+      }
+    }
+  });
+
+  test("a search is planned for its own values, and no other read is", () => {
+    // What PostgREST does for each request: its role, the request's path, then its db-pre-request
+    // function (20250127001210_search_custom_plans.sql), in the request's transaction.
+    const mode = (path) =>
+      sql(`begin; set local role authenticated; select set_config('request.path', ${sqlLiteral(path)}, true); select request_tracing.trace_request(); select current_setting('plan_cache_mode')`).at(-1)[0];
+    assert.equal(mode("/contacts_searchable"), "force_custom_plan", "a search");
+    assert.equal(mode("/contacts"), "auto", "a list without a search");
+    assert.equal(mode("/contact_list_counts"), "auto", "a counter");
+    const [[settings]] = sql("select coalesce(array_to_string(rolconfig, ' '), '') from pg_roles where rolname = 'authenticated'");
+    assert.ok(!settings.includes("plan_cache_mode"), `the role itself keeps the default: ${settings}`);
+  });
+
+  test("through PostgREST, every search statement is planned for its values and a plain list's plan is reused", async () => {
+    // pg_stat_statements counts plannings beside executions once track_planning is on: a statement
+    // planned at every execution has plans = calls; one whose generic plan is reused has fewer.
+    // The platform's superuser (as on hosted Supabase, the project's `postgres` is none).
+    const admin = sqlOn(stack.ports.postgres, SUPERUSER);
+    admin("alter system set pg_stat_statements.track_planning = on");
+    admin("select pg_reload_conf()");
+    try {
+      await waitFor("track_planning on", async () => sql("show pg_stat_statements.track_planning")[0][0] === "on", 5000);
+      sql("select pg_stat_statements_reset()");
+      // One at a time, so PostgREST runs them on the same connection, where a generic plan would be
+      // chosen after five executions.
+      for (let i = 0; i < 12; i++) {
+        const res = await list(stack.urls.worker, { query: `search=q&sortBy=name&page=${1 + (i % 3)}`, headers: { "Cache-Control": "no-cache" } });
+        assert.equal(res.status, 200, res.text);
+      }
+      for (let i = 0; i < 40; i++) {
+        const res = await list(stack.urls.worker, { query: "filter=open&sortBy=name", headers: { "Cache-Control": "no-cache" } });
+        assert.equal(res.status, 200, res.text);
+      }
+      const counts = (like) => sql(`select coalesce(sum(calls), 0), coalesce(sum(plans), 0) from pg_stat_statements where query ilike ${sqlLiteral(like)} and query not ilike '%pg_stat_statements%'`)[0].map(Number);
+      const [searchCalls, searchPlans] = counts("%from \"public\".\"contacts_searchable\"%");
+      assert.ok(searchCalls >= 12, `the searches reached PostgREST's statements: ${searchCalls}`);
+      assert.equal(searchPlans, searchCalls, "each search execution was planned for its own values");
+      const [listCalls, listPlans] = counts("%from \"public\".\"contacts\"%conversation_status%");
+      assert.ok(listCalls >= 40, `the plain list reached PostgREST: ${listCalls}`);
+      assert.ok(listPlans < listCalls, `a plain list's cached plan is reused (${listPlans} plannings for ${listCalls} executions): no setting makes every request plan again`);
+    } finally {
+      admin("alter system reset pg_stat_statements.track_planning");
+      admin("select pg_reload_conf()");
+    }
+  });
+
+  test("another workspace's contacts never match, whatever they hold", async () => {
+    // User 2 is a member of workspace 2 only: asking workspace 1 is refused, and its own search
+    // lists workspace 2's contacts alone.
+    const refused = await list(stack.urls.worker, { user: USER2, query: "search=a", headers: { "Cache-Control": "no-cache" } });
+    assert.equal(refused.status, 403, refused.text);
+    const WS2 = seed.workspace(2);
+    const board = seed.board(2, 1);
+    const own = await list(stack.urls.worker, { user: USER2, workspace: WS2, board, query: "search=a&pageSize=100", headers: { "Cache-Control": "no-cache" } });
+    assert.equal(own.status, 200, own.text);
+    const expected = expectedPage({ workspace: WS2, board, me: USER2, search: "a", pageSize: 100 });
+    assert.ok(expected.total > 0);
+    assert.deepEqual(own.json.data.contacts.map((c) => c.id), expected.ids);
+    assert.equal(own.json.data.pagination.total, expected.total);
+  });
 });

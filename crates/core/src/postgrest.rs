@@ -2,13 +2,13 @@
 //! the same [`Condition`]s as the SQL translation, so both paths list the same rows.
 
 use crate::cursor::{Direction, Rows, Run};
-use crate::query::{Condition, ContactQuery, SearchTerm, SortField, SortOrder, UserId};
+use crate::query::{Condition, ContactQuery, SortField, SortOrder, UserId};
 
 /// The columns a listed contact has, in the envelope's order.
 pub const CONTACT_COLUMNS: &str = "id,name,email,phone,conversation_status,priority,last_message_time,\
 assigned_user_id,board_column_id,created_at";
 
-/// One page request: `select`, filters as `(name, value)` pairs, `order`, `limit` and `offset`;
+/// One page request: `select`, filters as `(name, value)` pairs, `order` (empty: none), `limit` and `offset`;
 /// for a cursor page, the keyset runs to read in turn instead of an offset.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PostgrestQuery {
@@ -26,6 +26,37 @@ pub struct PostgrestQuery {
     /// full; the rows of all, in order, are the page, reversed when `reversed`.
     pub runs: Vec<KeysetRequest>,
     pub reversed: bool,
+}
+
+impl PostgrestQuery {
+    /// For a search narrowed by its character pairs (`search_grams`), the probe that tells
+    /// whether its list is common (see [`crate::query::SearchTerm::COMMON_MATCHES`]): a row
+    /// of the list at that rank, asked with the pairs, by offset and in no order (an order
+    /// would have the planner walk the list's index for a term of a few hundred matches, past
+    /// every contact that does not match); a row means common. `None` for any other list.
+    pub fn common_probe(&self) -> Option<PostgrestQuery> {
+        self.filters.iter().any(|(name, _)| name == "search_grams").then(|| PostgrestQuery {
+            order: String::new(),
+            limit: 1,
+            offset: crate::query::SearchTerm::COMMON_MATCHES - 1,
+            runs: Vec::new(),
+            reversed: false,
+            ..self.clone()
+        })
+    }
+
+    /// The same list without the pairs' filter, read from the table: what a common term's list
+    /// is counted by (one pass over the list, with the match alone). `None` for a list without
+    /// the pairs' filter.
+    pub fn without_pairs(&self) -> Option<PostgrestQuery> {
+        self.filters.iter().any(|(name, _)| name == "search_grams").then(|| PostgrestQuery {
+            table: "contacts",
+            filters: self.filters.iter().filter(|(name, _)| name != "search_grams").cloned().collect(),
+            runs: Vec::new(),
+            reversed: false,
+            ..self.clone()
+        })
+    }
 }
 
 /// One keyset run as PostgREST parameters: an `and=(…)` filter and an `order`.
@@ -60,6 +91,9 @@ pub fn contact_page(workspace: &crate::query::WorkspaceId, caller: &UserId, quer
                 let pattern = quote(&regex_literal(term.as_str()));
                 let any = ["name", "email", "phone"].map(|col| format!("{col}.imatch.{pattern}")).join(",");
                 filters.push(("or".into(), format!("({any})")));
+                if let Some(grams) = term.short_grams() {
+                    filters.push(("search_grams".into(), format!("cs.{}", array_literal(&grams))));
+                }
             }
         }
     }
@@ -68,9 +102,15 @@ pub fn contact_page(workspace: &crate::query::WorkspaceId, caller: &UserId, quer
         keyset.runs().iter().map(|run| keyset_request(query.sort_by, query.sort_order, run)).collect()
     });
     PostgrestQuery {
-        // A term without a trigram is read from the table: row-level security keeps the trigram
-        // indexes out of its plan, which then walks the list (a trigram index would be read whole).
-        table: if query.search.as_ref().is_some_and(SearchTerm::has_trigram) { "contacts_searchable" } else { "contacts" },
+        // A term with a trigram, or with the short-search pairs, is read through the view those
+        // indexes serve. Another (without a trigram, not ASCII) is read from the table: row-level
+        // security keeps the indexes out of its plan, which then walks the list (a trigram index
+        // would be read whole).
+        table: if query.search.as_ref().is_some_and(|term| term.has_trigram() || term.short_grams().is_some()) {
+            "contacts_searchable"
+        } else {
+            "contacts"
+        },
         select,
         filters,
         order: order(query.sort_by, query.sort_order),
@@ -153,6 +193,12 @@ pub fn regex_literal(term: &str) -> String {
     out
 }
 
+/// A PostgreSQL array literal of `values`, each double-quoted with `\` and `"` escaped, for
+/// PostgREST's `cs.` (`@>`).
+pub fn array_literal(values: &[String]) -> String {
+    format!("{{{}}}", values.iter().map(|v| quote(v)).collect::<Vec<_>>().join(","))
+}
+
 /// A value inside PostgREST's `or=(...)` syntax: double-quoted, with `\` and `"` escaped, so
 /// commas, parentheses and dots in it are data.
 pub fn quote(value: &str) -> String {
@@ -213,18 +259,49 @@ mod tests {
     #[test]
     fn search_terms_are_literal_whatever_they_contain() {
         let q = page("search=a%2Cb(c)%22d%27e.f*g%25h%5Ci_j");
-        let (name, value) = q.filters.last().unwrap();
+        let (name, value) = q.filters.iter().find(|(name, _)| name == "or").unwrap();
         assert_eq!(name, "or");
-        assert_eq!(q.table, "contacts", "a term without a trigram walks the list (under row-level security)");
+        assert_eq!(q.table, "contacts_searchable", "an ASCII term without a trigram is narrowed by its pairs");
         assert_eq!(page("search=smith").table, "contacts_searchable", "searches read through the view the trigram indexes serve");
-        assert_eq!(page("search=zq").table, "contacts");
-        assert_eq!(page("search=a.b-c").table, "contacts");
+        assert_eq!(page("search=zq").table, "contacts_searchable", "short ASCII terms read through the view the pairs' index serves");
+        assert_eq!(page("search=a.b-c").table, "contacts_searchable");
         assert_eq!(page("search=Zoë").table, "contacts_searchable");
+        assert_eq!(page("search=%C3%A9").table, "contacts", "a short non-ASCII term walks the list");
+        assert_eq!(page("search=%C3%A9").filters.iter().filter(|(name, _)| name == "search_grams").count(), 0);
         let pattern = r#""a\\,b\\(c\\)\\\"d\\'e\\.f\\*g\\%h\\\\i\\_j""#;
         assert_eq!(
             value,
             &format!("(name.imatch.{pattern},email.imatch.{pattern},phone.imatch.{pattern})")
         );
+    }
+
+    #[test]
+    fn short_terms_add_their_lower_cased_pairs() {
+        let grams = |query: &str| page(query).filters.into_iter().find(|(name, _)| name == "search_grams").map(|(_, value)| value);
+        assert_eq!(grams("search=Q").as_deref(), Some(r#"cs.{"q"}"#));
+        assert_eq!(grams("search=zQ").as_deref(), Some(r#"cs.{"zq"}"#));
+        assert_eq!(grams("search=aaa.a").as_deref(), None, "a trigram: the trigram indexes serve it");
+        assert_eq!(grams("search=a.A.").as_deref(), Some(r#"cs.{".a","a."}"#), "distinct pairs, sorted");
+        assert_eq!(grams("search=%22%5C").as_deref(), Some(r#"cs.{"\"\\"}"#), "quoted inside the array");
+        assert_eq!(grams("search=%2C").as_deref(), Some(r#"cs.{","}"#));
+        let q = page("search=zq");
+        assert_eq!(q.filters.iter().filter(|(name, _)| name == "or").count(), 1, "the match itself is unchanged");
+    }
+
+    #[test]
+    fn a_short_terms_list_is_probed_and_counted_without_its_pairs_when_common() {
+        let q = page("search=Q&filter=open&page=3");
+        let probe = q.common_probe().unwrap();
+        assert_eq!((probe.offset, probe.limit, probe.table), (999, 1, "contacts_searchable"));
+        assert_eq!(probe.filters, q.filters, "the probe asks the list with its pairs");
+        assert_eq!(probe.order, "", "in no order");
+        let plain = q.without_pairs().unwrap();
+        assert_eq!(plain.table, "contacts", "the match alone walks the list under row-level security");
+        assert_eq!(plain.filters, q.filters.iter().filter(|(name, _)| name != "search_grams").cloned().collect::<Vec<_>>());
+        assert!(plain.filters.iter().any(|(name, _)| name == "or"), "the match is kept");
+        assert_eq!(page("search=smith").common_probe(), None, "a trigram term is counted through the trigram indexes");
+        assert_eq!(page("search=%C3%A9").without_pairs(), None);
+        assert_eq!(page("filter=open").common_probe(), None);
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use crate::cursor::{Direction, Rows, Run};
 use crate::filter::Filter;
-use crate::query::{Condition, ContactQuery, SortField, SortOrder, UserId, WorkspaceId};
+use crate::query::{Condition, ContactQuery, SearchTerm, SortField, SortOrder, UserId, WorkspaceId};
 
 /// A statement with `$n` placeholders and its parameters, all bound as text (and cast in SQL),
 /// so no value is ever spliced into the statement.
@@ -11,6 +11,10 @@ use crate::query::{Condition, ContactQuery, SortField, SortOrder, UserId, Worksp
 pub struct SqlQuery {
     pub text: String,
     pub params: Vec<String>,
+    /// Whether the statement must be planned for its own values on every execution (a search:
+    /// a generic plan, made without them, can read the search indexes whole). The backend then
+    /// runs it with `plan_cache_mode = force_custom_plan` for that statement's transaction alone.
+    pub custom_plan: bool,
 }
 
 #[derive(Default)]
@@ -37,7 +41,9 @@ fn member_sql(params: &mut Params, workspace: &WorkspaceId, caller: &UserId) -> 
     )
 }
 
-fn condition_sql(params: &mut Params, condition: &Condition) -> String {
+/// `pairs`: whether a search without a trigram is narrowed by its character pairs (when it has
+/// them); without, the match alone walks the list.
+fn condition_sql(params: &mut Params, condition: &Condition, pairs: bool) -> String {
     match condition {
         Condition::Archived(archived) => format!("c.archived = {archived}"),
         Condition::Status(status) => format!("c.conversation_status = {}", params.text(status.as_str())),
@@ -57,7 +63,16 @@ fn condition_sql(params: &mut Params, condition: &Condition) -> String {
         // whole); the list is walked instead, as the worker's path does.
         Condition::Search(term) => {
             let pattern = params.text(like_pattern(term.as_str()));
-            format!("(coalesce(c.name, '') ilike {pattern} or coalesce(c.email, '') ilike {pattern} or coalesce(c.phone, '') ilike {pattern})")
+            let matches = format!("(coalesce(c.name, '') ilike {pattern} or coalesce(c.email, '') ilike {pattern} or coalesce(c.phone, '') ilike {pattern})");
+            // Narrowed by the index of lower-cased pairs (20250127001000_short_search.sql) when
+            // the term has them; the planner reads it when few contacts hold them.
+            match term.short_grams().filter(|_| pairs) {
+                Some(grams) => format!(
+                    "search_support.contact_search_grams(c.name, c.email, c.phone) @> {}::text[] and {matches}",
+                    params.text(crate::postgrest::array_literal(&grams))
+                ),
+                None => matches,
+            }
         }
     }
 }
@@ -140,15 +155,32 @@ pub fn contact_page(workspace: &WorkspaceId, caller: &UserId, query: &ContactQue
     let board = params.uuid(query.board_id.as_str());
     let mut conditions = vec![format!("c.workspace_id = $1::text::uuid"), format!("c.board_id = {board}")];
     for condition in query.conditions(caller) {
-        conditions.push(condition_sql(&mut params, &condition));
+        conditions.push(condition_sql(&mut params, &condition, true));
     }
     let filter = conditions.join(" and ");
+    let narrowed_by_pairs = query.search.as_ref().is_some_and(|term| term.short_grams().is_some());
     let total = match (query.counter(caller), known_total) {
         (Some(counter), _) => format!(
             "coalesce((select k.total from public.contact_list_counts k where k.workspace_id = $1::text::uuid and k.board_id = {board} and k.list = {}), 0)",
             params.text(counter)
         ),
         (None, Some(total)) => format!("{}::bigint", params.text(total.to_string())),
+        // Counted through the pairs' index only when fewer than COMMON_MATCHES contacts match
+        // (probed with the pairs, stopping there); a common term's list by one pass with the
+        // match alone (SearchTerm::COMMON_MATCHES). Each branch is an InitPlan, run only if taken.
+        (None, None) if narrowed_by_pairs => {
+            let common = SearchTerm::COMMON_MATCHES;
+            let mut plain = vec![format!("c.workspace_id = $1::text::uuid"), format!("c.board_id = {board}")];
+            for condition in query.conditions(caller) {
+                plain.push(condition_sql(&mut params, &condition, false));
+            }
+            format!(
+                "(select case when (select count(*) from (select 1 from public.contacts c where {filter} limit {common}) p) < {common} \
+                 then (select count(*) from public.contacts c where {filter}) \
+                 else (select count(*) from public.contacts c where {plain}) end)",
+                plain = plain.join(" and ")
+            )
+        }
         (None, None) => format!("(select count(*) from public.contacts c where {filter})"),
     };
     let limit = query.page_size.get();
@@ -179,7 +211,7 @@ pub fn contact_page(workspace: &WorkspaceId, caller: &UserId, query: &ContactQue
            coalesce((select json_agg({CONTACT_JSON} order by {page_order}) from ({rows}) p), '[]'::json)::text as contacts",
         page_order = order_sql("p", query.sort_by, query.sort_order),
     );
-    SqlQuery { text, params: params.0 }
+    SqlQuery { text, params: params.0, custom_plan: query.search.is_some() }
 }
 
 /// `select coalesce(json_agg(id), '[]')::text`: the ids of every board of `workspace`, as a JSON
@@ -187,14 +219,14 @@ pub fn contact_page(workspace: &WorkspaceId, caller: &UserId, query: &ContactQue
 pub fn boards(workspace: &WorkspaceId) -> SqlQuery {
     let mut params = Params::default();
     let workspace = params.uuid(workspace.as_str());
-    SqlQuery { text: format!("select coalesce(json_agg(b.id order by b.id), '[]'::json)::text from public.boards b where b.workspace_id = {workspace}"), params: params.0 }
+    SqlQuery { text: format!("select coalesce(json_agg(b.id order by b.id), '[]'::json)::text from public.boards b where b.workspace_id = {workspace}"), params: params.0, custom_plan: false }
 }
 
 /// `select <member bool>`: whether `caller` belongs to `workspace`.
 pub fn membership(workspace: &WorkspaceId, caller: &UserId) -> SqlQuery {
     let mut params = Params::default();
     let member = member_sql(&mut params, workspace, caller);
-    SqlQuery { text: format!("select {member}"), params: params.0 }
+    SqlQuery { text: format!("select {member}"), params: params.0, custom_plan: false }
 }
 
 /// Per-filter counts of a workspace for `caller`, as one row: `member bool` followed by one
@@ -211,7 +243,7 @@ pub fn contact_counts(workspace: &WorkspaceId, caller: &UserId) -> SqlQuery {
         "select {member} as member, {} from public.contact_list_counts k where k.workspace_id = $1::text::uuid",
         counts.join(", ")
     );
-    SqlQuery { text, params: params.0 }
+    SqlQuery { text, params: params.0, custom_plan: false }
 }
 
 #[cfg(test)]
@@ -258,8 +290,28 @@ mod tests {
         let (ws, me) = ids();
         let short = contact_page(&ws, &me, &ContactQuery::parse(BOARD, "search=zq").unwrap(), None);
         assert!(short.text.contains("(coalesce(c.name, '') ilike $4::text or coalesce(c.email, '') ilike $4::text or coalesce(c.phone, '') ilike $4::text)"), "{}", short.text);
+        assert!(short.text.contains("search_support.contact_search_grams(c.name, c.email, c.phone) @> $5::text::text[] and (coalesce"), "{}", short.text);
+        assert_eq!(short.params[3..5], ["%zq%", r#"{"zq"}"#]);
         let long = contact_page(&ws, &me, &ContactQuery::parse(BOARD, "search=smith").unwrap(), None);
         assert!(long.text.contains("(c.name ilike $4::text or c.email ilike $4::text or c.phone ilike $4::text)"), "{}", long.text);
+        assert!(!long.text.contains("contact_search_grams"), "a trigram term has the trigram indexes");
+        let counted = contact_page(&ws, &me, &ContactQuery::parse(BOARD, "search=zq").unwrap(), None);
+        assert!(
+            counted.text.contains("(select case when (select count(*) from (select 1 from public.contacts c where c.workspace_id = $1::text::uuid and c.board_id = $3::text::uuid and c.archived = false and search_support.contact_search_grams(c.name, c.email, c.phone) @> $5::text::text[] and (coalesce(c.name, '') ilike $4::text or coalesce(c.email, '') ilike $4::text or coalesce(c.phone, '') ilike $4::text) limit 1000) p) < 1000 then (select count(*) from public.contacts c where c.workspace_id = $1::text::uuid and c.board_id = $3::text::uuid and c.archived = false and search_support"),
+            "a short term's list is probed with its pairs: {}",
+            counted.text
+        );
+        assert!(
+            counted.text.contains("else (select count(*) from public.contacts c where c.workspace_id = $1::text::uuid and c.board_id = $3::text::uuid and c.archived = false and (coalesce(c.name, '') ilike $6::text or coalesce(c.email, '') ilike $6::text or coalesce(c.phone, '') ilike $6::text)) end)"),
+            "and counted with the match alone when common: {}",
+            counted.text
+        );
+        assert_eq!(counted.params[5], "%zq%");
+        assert!(counted.custom_plan && short.custom_plan && long.custom_plan, "a search is planned for its own values");
+        assert!(!contact_page(&ws, &me, &ContactQuery::parse(BOARD, "filter=open").unwrap(), None).custom_plan);
+        assert!(!long.text.contains("case when"), "a trigram term is counted through the trigram indexes");
+        let accented = contact_page(&ws, &me, &ContactQuery::parse(BOARD, "search=%C3%A9").unwrap(), None);
+        assert!(!accented.text.contains("contact_search_grams"), "a non-ASCII short term walks the list");
     }
 
     #[test]

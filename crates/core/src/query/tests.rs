@@ -106,3 +106,33 @@ fn extra_parameters_add_conditions() {
     let q = parse(&format!("filter=open&assignedTo={USER}&columnId={USER}&search=x")).unwrap();
     assert_eq!(q.conditions(&me).len(), 5);
 }
+
+#[test]
+fn a_short_ascii_term_needs_its_lower_cased_pairs() {
+    let grams = |term: &str| SearchTerm::parse(term).unwrap().unwrap().short_grams();
+    assert_eq!(grams("A"), Some(vec!["a".to_owned()]));
+    assert_eq!(grams(" Zq "), Some(vec!["zq".to_owned()]), "trimmed first");
+    assert_eq!(grams("a-a-"), Some(vec!["-a".to_owned(), "a-".to_owned()]));
+    assert_eq!(grams("abc"), None, "a trigram");
+    assert_eq!(grams("é"), None);
+    assert_eq!(grams("zé"), None);
+}
+
+proptest::proptest! {
+    /// Every pair is in the lower-cased term, so a contact holding the term holds them all.
+    #[test]
+    fn short_grams_are_pieces_of_the_lower_cased_term(term in "[ -~]{1,8}") {
+        if let Ok(Some(parsed)) = SearchTerm::parse(&term) {
+            let lower = parsed.as_str().to_ascii_lowercase();
+            if let Some(grams) = parsed.short_grams() {
+                proptest::prop_assert!(!grams.is_empty());
+                for gram in grams {
+                    proptest::prop_assert!(lower.contains(&gram) && (1..=2).contains(&gram.len()));
+                    proptest::prop_assert!(gram.len() == 2 || lower.len() == 1);
+                }
+            } else {
+                proptest::prop_assert!(parsed.has_trigram());
+            }
+        }
+    }
+}
