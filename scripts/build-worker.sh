@@ -21,9 +21,10 @@ inputs_hash() {
 }
 
 # worker-build keeps the wasm names section (function names in stack traces): a fifth of the
-# gzipped size. Panic messages still reach the logs without it.
+# gzipped size. Panic messages still reach the logs without it. Optimized for size once more
+# without the names (-Oz): about 3 KB less gzipped than worker-build's own pass.
 strip_names() {
-  "$WASM_OPT_BIN" "$1" -o "$1.stripped" --strip-debug --strip-producers \
+  "$WASM_OPT_BIN" "$1" -o "$1.stripped" -Oz --strip-debug --strip-producers \
     --enable-mutable-globals --enable-sign-ext --enable-nontrapping-float-to-int --enable-bulk-memory \
     --enable-multivalue --enable-reference-types --enable-exception-handling
   mv "$1.stripped" "$1"
