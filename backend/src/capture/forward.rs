@@ -72,8 +72,9 @@ impl Forwarder {
 }
 
 impl Forwarder {
-    /// Posts change capture's clock, `{"applied_through": ms, "behind": {workspace: ms}}`, once.
-    pub async fn post_clock(&self, reading: &super::clock::Reading) {
+    /// Posts change capture's clock, `{"applied_through": ms, "behind": {workspace: ms}}`, once;
+    /// why it failed, if it did.
+    pub async fn post_clock(&self, reading: &super::clock::Reading) -> Result<(), String> {
         let sent = self
             .client
             .post(&self.url)
@@ -83,9 +84,12 @@ impl Forwarder {
             .send()
             .await;
         match sent {
-            Ok(response) if response.status().is_success() => self.status.clock_posted(reading.applied_through),
-            Ok(response) => tracing::warn!(status = %response.status(), "change capture: the worker refused its clock"),
-            Err(err) => tracing::warn!(error = %err, "change capture: the worker is unreachable for its clock"),
+            Ok(response) if response.status().is_success() => {
+                self.status.clock_posted(reading.applied_through);
+                Ok(())
+            }
+            Ok(response) => Err(format!("the worker refused it: {}", response.status())),
+            Err(err) => Err(format!("the worker is unreachable: {err}")),
         }
     }
 }

@@ -288,11 +288,24 @@ impl State {
 }
 
 /// Posts change capture's clock each time it moves, at most every `every`; a failed post is not
-/// retried (the next one carries a later time).
+/// retried (the next one carries a later time). Logged when posts start failing and when they
+/// work again, not ten times a second.
 async fn post_clock(forwarder: Forwarder, mut clock: tokio::sync::watch::Receiver<Option<clock::Reading>>, every: Duration) {
+    let mut failing = false;
     while clock.changed().await.is_ok() {
         let Some(reading) = clock.borrow_and_update().clone() else { continue };
-        forwarder.post_clock(&reading).await;
+        match forwarder.post_clock(&reading).await {
+            Ok(()) if failing => {
+                failing = false;
+                tracing::info!("change capture: the worker takes its clock again");
+            }
+            Ok(()) => {}
+            Err(err) if !failing => {
+                failing = true;
+                tracing::warn!(error = err, "change capture: its clock was not taken (the edge reads the database past the staleness bound); retrying");
+            }
+            Err(_) => {}
+        }
         tokio::time::sleep(every).await;
     }
 }
