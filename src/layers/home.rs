@@ -242,12 +242,18 @@ pub fn clock_due(upstreams: &Upstreams, now: UnixMillis) -> bool {
 /// Change capture's clock for `workspace` as read before `now`: the kept reading if recent
 /// enough, else read again (and kept).
 pub async fn clock_before(env: &Env, upstreams: &Upstreams, now: UnixMillis, workspace: &WorkspaceId) -> Result<Option<UnixMillis>, String> {
-    if upstreams.staleness_bound_ms == 0 {
+    let bound = upstreams.staleness_bound_ms;
+    if bound == 0 {
         // States are not kept: nothing to time.
         return Ok(None);
     }
     let kept = CLOCK.with(|clock| clock.borrow().clone());
-    if let Some(reading) = kept.filter(|reading| now.since(reading.received_at) < clock_reuse_ms(upstreams)) {
+    // Reused while recent, unless it would leave states read now less than a quarter of the
+    // bound of trust: then read again, which may say change capture is further on.
+    let reusable = |reading: &ClockReading| {
+        now.since(reading.received_at) < clock_reuse_ms(upstreams) && reading.of(workspace).is_none_or(|at| states_fresh_until(now, Some(at), bound) > UnixMillis(now.0 + bound / 4))
+    };
+    if let Some(reading) = kept.filter(reusable) {
         return Ok(reading.of(workspace));
     }
     let reading = read_clock(env, upstreams).await?;
