@@ -74,9 +74,11 @@ pub struct Edge {
 impl Edge {
     pub fn begin(req: &Request, env: &Env) -> Result<Self> {
         let headers = req.headers();
+        let (started, trace) = (now(), Trace::default());
+        trace.asked(started);
         Ok(Self {
-            started: now(),
-            trace: Trace::default(),
+            started,
+            trace,
             location: req.cf().map(|cf| cf.colo()).filter(|colo| !colo.is_empty()).unwrap_or_else(|| "local".to_owned()),
             config: Config::load(env),
             request_id: request_id(headers.get("X-Request-ID")?.as_deref()),

@@ -2,6 +2,7 @@
 //! handlers and the read path fill: which caches were looked up, where the answer came from, what
 //! it cost.
 
+use contact_list_cache_core::time::UnixMillis;
 use crate::limits::Action;
 use crate::runtime::now;
 use contact_list_cache_core::engine::{Event, LayerError, Skip, Step};
@@ -40,9 +41,22 @@ pub struct Trace {
     board_id: RefCell<Option<String>>,
     workspace_id: RefCell<Option<String>>,
     audit: RefCell<Vec<crate::audit::Note>>,
+    /// When the request arrived (none for work nobody asked for): the staleness bound counts
+    /// from it.
+    asked_at: Cell<Option<UnixMillis>>,
 }
 
 impl Trace {
+    /// Marks when the request arrived.
+    pub fn asked(&self, at: UnixMillis) {
+        self.asked_at.set(Some(at));
+    }
+
+    /// When the request arrived, else `now`.
+    pub fn asked_at(&self, now: UnixMillis) -> UnixMillis {
+        self.asked_at.get().unwrap_or(now)
+    }
+
     pub fn kv_operation(&self) {
         self.kv_operations.set(self.kv_operations.get() + 1);
     }

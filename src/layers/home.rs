@@ -311,9 +311,12 @@ pub async fn scope_state(
     trace: &Trace,
 ) -> Result<Known, String> {
     let now = runtime::now();
+    // The bound counts from the request's arrival: every change committed more than the bound
+    // before it is shown (a request queued in a busy isolate is not made older by the wait).
+    let asked = trace.asked_at(now);
     let kept = KNOWN.with(|kept| kept.borrow().get(workspace.as_str(), now, limits(upstreams)));
     let kept = kept.filter(|known| min.is_none_or(|min| known.newest >= *min));
-    if let Some(known) = kept.clone().filter(|known| now < known.fresh_until) {
+    if let Some(known) = kept.clone().filter(|known| asked < known.fresh_until) {
         let left = known.fresh_until.since(now);
         if let Some(ctx) = ctx.filter(|_| left < upstreams.staleness_bound_ms / 2) {
             if REVALIDATING.with(|spaces| spaces.borrow_mut().insert(workspace.as_str().to_owned())) {
@@ -334,14 +337,14 @@ pub async fn scope_state(
     }
     // Read just now and already past trust: change capture is behind; not read again per request.
     if let Some(known) = kept.filter(|known| now.since(known.read_at) < BEHIND_RETRY_MS) {
-        return trusted(known, now, upstreams.staleness_bound_ms)?.known(key);
+        return trusted(known, asked, upstreams.staleness_bound_ms)?.known(key);
     }
     trace.home_read();
     if clock_due(upstreams, now) {
         trace.home_read();
     }
     let known = fetch(env, upstreams, workspace).await?;
-    trusted(known, runtime::now(), upstreams.staleness_bound_ms)?.known(key)
+    trusted(known, asked, upstreams.staleness_bound_ms)?.known(key)
 }
 
 /// What the isolate keeps, for `/metrics`: states and bytes.
