@@ -226,7 +226,7 @@ async fn bump(env: &Env, upstreams: &Rc<Upstreams>, workspace: &WorkspaceId, bum
             worker::Delay::from(std::time::Duration::from_millis(pause as u64)).await;
         }
         // Change capture's clock before the states, so this isolate knows how long to trust them.
-        if home::clock_due(upstreams, runtime::now()) {
+        if home::clock_due(upstreams, runtime::now(), workspace) {
             trace.home_read();
         }
         let clock = home::clock_before(env, upstreams, runtime::now(), workspace).await.map_err(unavailable)?;

@@ -233,27 +233,32 @@ pub async fn advance_clock(env: &Env, upstreams: &Upstreams, reading: Value) -> 
     }
 }
 
-/// Whether the next states read at `now` reads change capture's clock first (a call counted
-/// with the state home's reads).
-pub fn clock_due(upstreams: &Upstreams, now: UnixMillis) -> bool {
-    upstreams.staleness_bound_ms > 0 && CLOCK.with(|clock| clock.borrow().as_ref().is_none_or(|reading| now.since(reading.received_at) >= clock_reuse_ms(upstreams)))
+/// The kept clock reading, if states of `workspace` read at `now` may be timed by it: read
+/// within a quarter of the bound, and leaving them at least a quarter of the bound of trust
+/// (else it is read again, which may say change capture is further on). `None` with the bound
+/// at 0 too: states are not kept, nothing to time.
+fn reusable_clock(upstreams: &Upstreams, now: UnixMillis, workspace: &WorkspaceId) -> Option<ClockReading> {
+    let bound = upstreams.staleness_bound_ms;
+    let kept = CLOCK.with(|clock| clock.borrow().clone())?;
+    let recent = now.since(kept.received_at) < clock_reuse_ms(upstreams);
+    let lasting = kept.of(workspace).is_none_or(|at| states_fresh_until(now, Some(at), bound) > UnixMillis(now.0 + bound / 4));
+    (bound > 0 && recent && lasting).then_some(kept)
 }
 
-/// Change capture's clock for `workspace` as read before `now`: the kept reading if recent
-/// enough, else read again (and kept).
+/// Whether the next states of `workspace` read at `now` read change capture's clock first (a
+/// call counted with the state home's reads).
+pub fn clock_due(upstreams: &Upstreams, now: UnixMillis, workspace: &WorkspaceId) -> bool {
+    upstreams.staleness_bound_ms > 0 && reusable_clock(upstreams, now, workspace).is_none()
+}
+
+/// Change capture's clock for `workspace` as read before `now`: the kept reading if it may be
+/// reused (`reusable_clock`), else read again (and kept).
 pub async fn clock_before(env: &Env, upstreams: &Upstreams, now: UnixMillis, workspace: &WorkspaceId) -> Result<Option<UnixMillis>, String> {
-    let bound = upstreams.staleness_bound_ms;
-    if bound == 0 {
+    if upstreams.staleness_bound_ms == 0 {
         // States are not kept: nothing to time.
         return Ok(None);
     }
-    let kept = CLOCK.with(|clock| clock.borrow().clone());
-    // Reused while recent, unless it would leave states read now less than a quarter of the
-    // bound of trust: then read again, which may say change capture is further on.
-    let reusable = |reading: &ClockReading| {
-        now.since(reading.received_at) < clock_reuse_ms(upstreams) && reading.of(workspace).is_none_or(|at| states_fresh_until(now, Some(at), bound) > UnixMillis(now.0 + bound / 4))
-    };
-    if let Some(reading) = kept.filter(reusable) {
+    if let Some(reading) = reusable_clock(upstreams, now, workspace) {
         return Ok(reading.of(workspace));
     }
     let reading = read_clock(env, upstreams).await?;
@@ -321,7 +326,7 @@ pub async fn scope_state(
         if let Some(ctx) = ctx.filter(|_| left < upstreams.staleness_bound_ms / 2) {
             if REVALIDATING.with(|spaces| spaces.borrow_mut().insert(workspace.as_str().to_owned())) {
                 trace.home_read();
-                if clock_due(upstreams, now) {
+                if clock_due(upstreams, now, workspace) {
                     trace.home_read();
                 }
                 let (env, upstreams, workspace) = (env.clone(), Rc::clone(upstreams), workspace.clone());
@@ -340,7 +345,7 @@ pub async fn scope_state(
         return trusted(known, asked, upstreams.staleness_bound_ms)?.known(key);
     }
     trace.home_read();
-    if clock_due(upstreams, now) {
+    if clock_due(upstreams, now, workspace) {
         trace.home_read();
     }
     let known = fetch(env, upstreams, workspace).await?;

@@ -46,19 +46,17 @@ impl Forwarder {
         Self { url, secret, client, retry_max, status }
     }
 
+    /// One call to the worker's webhook with `body` (JSON), authenticated with the secret.
+    async fn post(&self, body: String) -> reqwest::Result<reqwest::Response> {
+        self.client.post(&self.url).header("X-Webhook-Secret", &self.secret).header("Content-Type", "application/json").body(body).send().await
+    }
+
     /// Posts a batch until the worker answers 2xx.
     async fn deliver(&self, batch: &[Change]) {
         let payload = format!("[{}]", batch.iter().map(|change| change.json.as_str()).collect::<Vec<_>>().join(","));
         let mut wait = FIRST_RETRY;
         for attempt in 1u64.. {
-            let sent = self
-                .client
-                .post(&self.url)
-                .header("X-Webhook-Secret", &self.secret)
-                .header("Content-Type", "application/json")
-                .body(payload.clone())
-                .send()
-                .await;
+            let sent = self.post(payload.clone()).await;
             match sent {
                 Ok(response) if response.status().is_success() => return,
                 Ok(response) => tracing::warn!(status = %response.status(), attempt, changes = batch.len(), "change capture: webhook refused a batch; retrying"),
@@ -75,14 +73,7 @@ impl Forwarder {
     /// Posts change capture's clock, `{"applied_through": ms, "behind": {workspace: ms}}`, once;
     /// why it failed, if it did.
     pub async fn post_clock(&self, reading: &super::clock::Reading) -> Result<(), String> {
-        let sent = self
-            .client
-            .post(&self.url)
-            .header("X-Webhook-Secret", &self.secret)
-            .header("Content-Type", "application/json")
-            .body(serde_json::to_string(reading).expect("a clock reading serializes"))
-            .send()
-            .await;
+        let sent = self.post(serde_json::to_string(reading).expect("a clock reading serializes")).await;
         match sent {
             Ok(response) if response.status().is_success() => {
                 self.status.clock_posted(reading.applied_through);
