@@ -93,7 +93,7 @@ pub async fn apply(env: &Env, ctx: &Context, upstreams: &Rc<Upstreams>, workspac
     if counts {
         bumps.push(Bump { key: counts_generation_key(workspace), carry: None });
     }
-    let (generation, calls) = bump(env, upstreams, workspace, &bumps, mode, since, trace).await?;
+    let (generation, calls, clock_reads) = bump(env, upstreams, workspace, &bumps, mode, since, trace).await?;
     let mut boards: Vec<&BoardId> = Vec::new();
     for (board, _, _) in &lists {
         if !boards.contains(&board) {
@@ -112,7 +112,7 @@ pub async fn apply(env: &Env, ctx: &Context, upstreams: &Rc<Upstreams>, workspac
         "generation": generation.as_str(),
         "staleness_bound_ms": upstreams.staleness_bound_ms,
         "mode": match mode { InvalidationMode::Hard => "hard", InvalidationMode::Soft => "soft" },
-        "operations": {"state_home_reads": calls.reads, "state_home_writes": calls.writes, "state_home_conflicts": calls.conflicts, "kv_reads": 0, "kv_writes": 0, "kv_lists": 0, "redis": 0},
+        "operations": {"state_home_reads": calls.reads, "clock_reads": clock_reads, "state_home_writes": calls.writes, "state_home_conflicts": calls.conflicts, "kv_reads": 0, "kv_writes": 0, "kv_lists": 0, "redis": 0},
     });
     // Refresh-ahead for the lists whose contacts may have moved; the others are carried from
     // their current pages when read.
@@ -213,11 +213,13 @@ struct Bump {
 /// `CarryRecord::after`), sealed: read from the state home, computed here, written back on the
 /// condition that nothing was written in between, else read again. Returns the generation and
 /// the calls made; this isolate knows the new states at once (other isolates within the bound,
-/// or at once when asked for the generation).
-async fn bump(env: &Env, upstreams: &Rc<Upstreams>, workspace: &WorkspaceId, bumps: &[Bump], mode: InvalidationMode, since: UnixMillis, trace: &Trace) -> Result<(Generation, StateHomeCalls), AppError> {
+/// or at once when asked for the generation). The calls' reads leave out change capture's clock,
+/// read when the kept reading is too old (`clock_due`): they are counted apart, last.
+async fn bump(env: &Env, upstreams: &Rc<Upstreams>, workspace: &WorkspaceId, bumps: &[Bump], mode: InvalidationMode, since: UnixMillis, trace: &Trace) -> Result<(Generation, StateHomeCalls, u64), AppError> {
     let unavailable = |err: String| AppError::Unavailable(format!("writing generations: {err}"));
     let keys: Vec<&str> = bumps.iter().flat_map(|bump| std::iter::once(bump.key.as_str()).chain(bump.carry.as_ref().map(|(key, _, _)| key.as_str()))).collect();
     let before = trace.home_calls();
+    let mut clock_reads = 0;
     let _turn = Turn::take(workspace).await;
     for attempt in 0..HOME_WRITE_ATTEMPTS {
         if attempt > 0 {
@@ -228,6 +230,7 @@ async fn bump(env: &Env, upstreams: &Rc<Upstreams>, workspace: &WorkspaceId, bum
         // Change capture's clock before the states, so this isolate knows how long to trust them.
         if home::clock_due(upstreams, runtime::now(), workspace) {
             trace.home_read();
+            clock_reads += 1;
         }
         let clock = home::clock_before(env, upstreams, runtime::now(), workspace).await.map_err(unavailable)?;
         let read_at = runtime::now();
@@ -255,8 +258,8 @@ async fn bump(env: &Env, upstreams: &Rc<Upstreams>, workspace: &WorkspaceId, bum
             // Every state as of the version read, and this write: the workspace's states as of `next`.
             home::remember(upstreams, workspace, KnownStates::of(&snapshot, read_at, clock, upstreams.staleness_bound_ms).after(states, next.clone()));
             let after = trace.home_calls();
-            let calls = StateHomeCalls { reads: after.reads - before.reads, writes: after.writes - before.writes, conflicts: after.conflicts - before.conflicts };
-            return Ok((next, calls));
+            let calls = StateHomeCalls { reads: after.reads - before.reads - clock_reads, writes: after.writes - before.writes, conflicts: after.conflicts - before.conflicts };
+            return Ok((next, calls, clock_reads));
         }
     }
     Err(unavailable(format!("{HOME_WRITE_ATTEMPTS} attempts lost to other invalidations of the workspace")))

@@ -79,7 +79,10 @@ describe("the generation write gives up", () => {
     const start = await counted();
     const res = await invalidate(CALM, CALM_ME);
     assert.equal(res.status, 200, JSON.stringify(res.json));
-    assert.deepEqual([res.json.data.operations.state_home_reads, res.json.data.operations.state_home_writes, res.json.data.operations.state_home_conflicts], [1, 1, 0]);
+    const { operations } = res.json.data;
+    assert.deepEqual([operations.state_home_reads, operations.state_home_writes, operations.state_home_conflicts], [1, 1, 0]);
+    // Change capture's clock is read first only when this isolate's reading is too old.
+    assert.ok([0, 1].includes(operations.clock_reads), `clock_reads ${operations.clock_reads}`);
     assert.equal((await counted()).refused, start.refused);
     const { newest } = await stateHome(pieces.miniflare, CALM).read([]);
     assert.equal(newest, res.json.data.generation, "the new generation is the home's newest");
