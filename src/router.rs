@@ -22,15 +22,13 @@ async fn others(req: Request, env: &Env, ctx: &Context, edge: &Edge, path: &str,
         (Method::Get | Method::Head, ["health"]) => health::get(&req, env, edge).await,
         (_, ["health"]) => Err(not_allowed("GET, HEAD, OPTIONS")),
         (Method::Get, ["metrics"]) => metrics::get(&req, edge),
-        (_, ["metrics"]) => Err(not_allowed("GET, OPTIONS")),
         (Method::Get, ["dashboard"]) => dashboard::get(),
         (Method::Get, ["api", "cache", "stats"]) => metrics::stats(&req, edge).await,
-        (_, ["api", "boards", _, "contacts"]) => Err(not_allowed("GET, OPTIONS")),
-        (_, ["api", "workspaces", _, "counts"]) => Err(not_allowed("GET, OPTIONS")),
         (Method::Get, ["api", "workspaces", workspace, "live"]) => live::connect(&req, env, edge, workspace).await,
-        (_, ["api", "workspaces", _, "live"]) => Err(not_allowed("GET, OPTIONS")),
         (Method::Get, ["api", "workspaces", workspace, "audit"]) => audit::list(&req, edge, workspace).await,
-        (_, ["api", "workspaces", _, "audit"]) => Err(not_allowed("GET, OPTIONS")),
+        (_, ["metrics" | "dashboard"] | ["api", "cache", "stats"] | ["api", "boards", _, "contacts"] | ["api", "workspaces", _, "counts" | "live" | "audit"]) => {
+            Err(not_allowed("GET, OPTIONS"))
+        }
         (Method::Post, ["api", "cache", "invalidate"]) => invalidate::invalidate(req, env, ctx, edge).await,
         (Method::Post, ["api", "cache", "webhook"]) => invalidate::webhook(req, env, ctx, edge).await,
         (Method::Post, ["api", "cache", "warm"]) => warm::warm(req, env, ctx, edge).await,

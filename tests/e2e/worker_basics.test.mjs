@@ -90,6 +90,25 @@ describe("errors", () => {
     assert.equal(body.success, false);
     assert.equal(body.error.code, "method_not_allowed");
   });
+
+  test("every route answers a wrong method with a JSON 405 and its Allow, not a 404", async () => {
+    const routes = [
+      ["DELETE", "/metrics", "GET, OPTIONS"],
+      ["POST", "/dashboard", "GET, OPTIONS"],
+      ["PUT", "/api/cache/stats", "GET, OPTIONS"],
+      ["POST", "/api/boards/b1/contacts", "GET, OPTIONS"],
+      ["PATCH", "/api/workspaces/w1/counts", "GET, OPTIONS"],
+      ["POST", "/api/workspaces/w1/audit", "GET, OPTIONS"],
+      ["GET", "/api/cache/invalidate", "POST, OPTIONS"],
+      ["GET", "/api/cache/warm", "POST, OPTIONS"],
+    ];
+    for (const [method, path, allow] of routes) {
+      const res = await fetch(`${worker}${path}`, { method });
+      assert.equal(res.status, 405, `${method} ${path}`);
+      assert.equal(res.headers.get("allow"), allow, `${method} ${path}`);
+      assert.equal((await res.json()).error.code, "method_not_allowed", `${method} ${path}`);
+    }
+  });
 });
 
 describe("CORS", () => {
