@@ -370,10 +370,11 @@ describe("cache warming", () => {
     for (const filter of ["all", "open", "unassigned", "assigned_to_me"]) {
       await waitFor(`${filter} warmed`, async () => FROM_EDGE.includes((await list(stack.urls.worker, filter)).cache), 3000);
     }
-    // Not warmed: the page of the superseded generation (within the staleness bound) or a miss.
-    // (with the L0 on, this isolate's own copy of it may be the superseded page).
-    const closed = (await list(stack.urls.worker, "closed")).cache;
-    assert.ok(["STALE/KV", "STALE/L0", "MISS/DATABASE"].includes(closed), `only the common queries are warmed; closed: ${closed}`);
+    // Not warmed: a page of another list that nothing has read, so the invalidation's
+    // refresh-ahead (of pages read in the last 10 s: `closed`'s first page is, by the tests above)
+    // does not bring it either: a miss.
+    const closed = (await list(stack.urls.worker, "closed", { extra: "&sortBy=name&sortOrder=asc&pageSize=17" })).cache;
+    assert.equal(closed, "MISS/DATABASE", "only the common queries are warmed");
   });
 
   test("warming needs a member and a valid board", async () => {
